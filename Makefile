@@ -1,0 +1,104 @@
+# lortensor: make run | make test | make check | make bench | make deps | make clean
+# BLAS=openblas (default when pkg-config finds it) or BLAS=none (built-in GEMM).
+CC      ?= cc
+CXX     ?= c++
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wdouble-promotion \
+           -Wvla -Wfloat-equal -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes
+CXXWARN := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wdouble-promotion \
+           -Wvla -Wcast-qual
+CFLAGS  ?= $(OPT) -g
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+HAVE_OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo yes)
+ifeq ($(origin BLAS),undefined)
+  BLAS := $(if $(HAVE_OPENBLAS),openblas,none)
+endif
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null)
+ifeq ($(BLAS),openblas)
+  RUN_CFLAGS := $(BLAS_CFLAGS)
+  RUN_LIBS   := $(BLAS_LIBS)
+else
+  RUN_CFLAGS := -DLORT_NO_BLAS
+  RUN_LIBS   :=
+endif
+
+TESTS    := $(basename $(notdir $(wildcard tests/test_*.c)))
+EXAMPLES := $(basename $(notdir $(wildcard examples/*.c)))
+B := build
+
+.PHONY: all run test test-blas test-noblas test-sanitize test-compile examples check bench deps clean
+all: examples
+
+# ---- quick start: the first example, no dependency beyond a C compiler --------------------
+run: $(B)/run/01_lora_linear
+	./$(B)/run/01_lora_linear
+$(B)/run/%: examples/%.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
+
+# ---- tests ----------------------------------------------------------------------------------
+# test: install dependencies, then every test: OpenBLAS and LORT_NO_BLAS builds, ASan+UBSan,
+# strict-warning compile tests (C99, C11, C++11, C++17), and every example.
+test: deps
+	$(MAKE) --no-print-directory check
+
+check: test-compile test-blas test-noblas test-sanitize examples
+	@echo "make check: all passed"
+
+$(B)/blas/%: tests/%.c tests/lort_test.h lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lcmocka -lm
+$(B)/noblas/%: tests/%.c tests/lort_test.h lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. -DLORT_NO_BLAS $< -o $@ -lcmocka -lm
+$(B)/asan/%: tests/%.c tests/lort_test.h lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+	  -fno-omit-frame-pointer $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_DEBUG $< -o $@ -lcmocka -lm
+
+test-blas: $(addprefix $(B)/blas/,$(TESTS))
+	@set -e; for t in $^; do echo "== $$t"; OPENBLAS_NUM_THREADS=1 ./$$t; done
+test-noblas: $(addprefix $(B)/noblas/,$(TESTS))
+	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
+test-sanitize: $(addprefix $(B)/asan/,$(TESTS))
+	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
+
+# The header alone under the strict warning set, as C and C++, with and without BLAS, plus
+# double inclusion and LORT_STATIC in two translation units.
+test-compile:
+	@mkdir -p $(B)/compile
+	$(CC) -std=c99 $(WARN) -Werror -I. $(BLAS_CFLAGS) -c tests/compile/impl.c -o $(B)/compile/c99.o
+	$(CC) -std=c11 $(WARN) -Werror -I. -DLORT_NO_BLAS -c tests/compile/impl.c -o $(B)/compile/c11.o
+	$(CXX) -std=c++11 $(CXXWARN) -Werror -I. $(BLAS_CFLAGS) -x c++ -c tests/compile/impl.c -o $(B)/compile/cxx11.o
+	$(CXX) -std=c++17 $(CXXWARN) -Werror -I. -DLORT_NO_BLAS -x c++ -c tests/compile/impl.c -o $(B)/compile/cxx17.o
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/static_a.c tests/compile/static_b.c -o $(B)/compile/static -lm
+	./$(B)/compile/static
+	@echo "test-compile: ok"
+
+examples: $(addprefix $(B)/examples/,$(EXAMPLES))
+	@set -e; for e in $^; do echo "== $$e"; OPENBLAS_NUM_THREADS=1 ./$$e; done
+$(B)/examples/%: examples/%.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
+
+# ---- benchmarks (not part of test) -----------------------------------------------------------
+bench: $(B)/bench/bench
+	./$(B)/bench/bench
+	@if command -v /usr/bin/python3 >/dev/null && /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	  /usr/bin/python3 bench/peer_torch.py; else echo "(PyTorch peer skipped: python3-torch not installed; make deps-bench)"; fi
+$(B)/bench/bench: bench/bench.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -O3 -march=native -g $(WARN) -I. $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
+
+# ---- dependencies (Debian) -------------------------------------------------------------------
+DEPS := build-essential pkg-config libopenblas-dev libcmocka-dev
+deps:
+	@if dpkg -s $(DEPS) >/dev/null 2>&1; then echo "deps: installed"; else \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEPS); fi
+deps-bench: deps
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-torch
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,109 @@
+/* Shared test utilities: cmocka includes, a test RNG, double-precision references that share
+   no code with lortensor.h, array comparison and finite differences. Each test program is one
+   translation unit that defines LORTENSOR_IMPLEMENTATION before including this file. */
+#ifndef LORT_TEST_H
+#define LORT_TEST_H
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lortensor.h"
+#define TR_FN static __attribute__((unused))
+
+/* ---- test RNG (independent of lort_rng) ---- */
+static uint64_t tr_state = 0x9e3779b97f4a7c15ull;
+TR_FN void tr_seed(uint64_t s) { tr_state = s * 0x9e3779b97f4a7c15ull + 1u; }
+TR_FN double tr_uniform(void) { /* [0,1) */
+    tr_state ^= tr_state << 13; tr_state ^= tr_state >> 7; tr_state ^= tr_state << 17;
+    return (double)(tr_state >> 11) * (1.0 / 9007199254740992.0);
+}
+TR_FN float tr_sym(void) { return (float)(2.0 * tr_uniform() - 1.0); } /* U(-1,1) */
+TR_FN void tr_fill(float *x, size_t count) { for (size_t i = 0; i < count; ++i) x[i] = tr_sym(); }
+TR_FN float *tr_alloc(size_t count) {
+    float *p = (float *)calloc(count ? count : 1, sizeof(float));
+    assert_non_null(p);
+    return p;
+}
+TR_FN float *tr_rand(size_t count) { float *p = tr_alloc(count); tr_fill(p, count); return p; }
+TR_FN double *td_alloc(size_t count) {
+    double *p = (double *)calloc(count ? count : 1, sizeof(double));
+    assert_non_null(p);
+    return p;
+}
+
+/* ---- double references ---- */
+/* C (M,N) = op(A) op(B) in double; A, B row-major float with leading dims. */
+TR_FN void ref_gemm(int tA, int tB, int M, int N, int K, const float *A, int lda,
+                     const float *B, int ldb, double *C) {
+    for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+            double s = 0.0;
+            for (int k = 0; k < K; ++k) {
+                double a = tA ? A[(size_t)k * (size_t)lda + (size_t)i] : A[(size_t)i * (size_t)lda + (size_t)k];
+                double b = tB ? B[(size_t)j * (size_t)ldb + (size_t)k] : B[(size_t)k * (size_t)ldb + (size_t)j];
+                s += a * b;
+            }
+            C[(size_t)i * (size_t)N + (size_t)j] = s;
+        }
+}
+/* y (n, d_out) = x (n, d_in) W^T, W (d_out, d_in) double. */
+TR_FN void ref_linear(int n, int d_in, int d_out, const float *x, const double *W, double *y) {
+    for (int i = 0; i < n; ++i)
+        for (int o = 0; o < d_out; ++o) {
+            double s = 0.0;
+            for (int k = 0; k < d_in; ++k) s += (double)x[(size_t)i * (size_t)d_in + (size_t)k] * W[(size_t)o * (size_t)d_in + (size_t)k];
+            y[(size_t)i * (size_t)d_out + (size_t)o] = s;
+        }
+}
+
+/* ---- comparison: max |a-b| / (atol + rtol*|b|) <= 1; prints the first mismatch ---- */
+TR_FN int cmp_fd(const char *label, const float *got, const double *want, size_t count,
+                  double atol, double rtol) {
+    double worst = 0.0; size_t wi = 0;
+    for (size_t i = 0; i < count; ++i) {
+        double g = (double)got[i], w = want[i];
+        double e = fabs(g - w) / (atol + rtol * fabs(w));
+        if (!(e <= worst)) { worst = e; wi = i; } /* NaN counts as worst */
+    }
+    if (!(worst <= 1.0)) {
+        printf("  %s: mismatch at %zu: got %.9g want %.9g (ratio %.3g)\n", label, wi,
+               (double)got[wi], want[wi], worst);
+        return 0;
+    }
+    return 1;
+}
+TR_FN int cmp_ff(const char *label, const float *got, const float *want, size_t count,
+                  double atol, double rtol) {
+    double *w = td_alloc(count);
+    for (size_t i = 0; i < count; ++i) w[i] = (double)want[i];
+    int ok = cmp_fd(label, got, w, count, atol, rtol);
+    free(w);
+    return ok;
+}
+TR_FN int cmp_dd(const char *label, const double *got, const double *want, size_t count,
+                  double atol, double rtol) {
+    double worst = 0.0; size_t wi = 0;
+    for (size_t i = 0; i < count; ++i) {
+        double e = fabs(got[i] - want[i]) / (atol + rtol * fabs(want[i]));
+        if (!(e <= worst)) { worst = e; wi = i; }
+    }
+    if (!(worst <= 1.0)) {
+        printf("  %s: mismatch at %zu: got %.12g want %.12g (ratio %.3g)\n", label, wi, got[wi],
+               want[wi], worst);
+        return 0;
+    }
+    return 1;
+}
+
+/* Bytes for a size query, allocated. */
+TR_FN void *tr_buf(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    assert_non_null(p);
+    return p;
+}
+#endif
