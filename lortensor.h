@@ -251,7 +251,8 @@ typedef struct lort_svd_opts {
 } lort_svd_opts;
 
 /* Truncated SVD of W (m, n), leading dimension ldw >= n: W ~= U diag(S) Vt, U (m, r),
-   S (r), Vt (r, n), 1 <= r <= min(m, n). opts NULL = defaults. U or Vt may be NULL. */
+   S (r), Vt (r, n), 1 <= r <= min(m, n). opts NULL = defaults. U may be NULL. Each row of Vt
+   is signed so that its largest-magnitude entry is positive (U's columns follow). */
 LORT_API lort_status lort_svd_truncated_workspace_size(int m, int n, int r,
                                                        const lort_svd_opts *opts, size_t *bytes);
 LORT_API lort_status lort_svd_truncated(float *U, float *S, float *Vt, const float *W, int ldw,
@@ -414,3 +415,1433 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 }
 #endif
 #endif /* LORTENSOR_H */
+
+/* ============================================================================================
+   IMPLEMENTATION
+   ============================================================================================ */
+#ifdef LORTENSOR_IMPLEMENTATION
+#ifndef LORTENSOR_IMPLEMENTATION_INCLUDED
+#define LORTENSOR_IMPLEMENTATION_INCLUDED
+
+// >>impl ========================================================================== config
+
+#include <string.h>
+#include <math.h>
+#include <limits.h>
+
+#ifndef LORT_ASSERT
+#include <assert.h>
+#define LORT_ASSERT(x) assert(x)
+#endif
+
+#if defined(LORT_MALLOC) != defined(LORT_FREE)
+#error "lortensor.h: define both LORT_MALLOC and LORT_FREE, or neither"
+#endif
+#ifndef LORT_MALLOC
+#include <stdlib.h>
+#define LORT_MALLOC(sz, u) ((void)(u), malloc(sz))
+#define LORT_FREE(p, u) ((void)(u), free(p))
+#endif
+
+#if !defined(LORT_NO_BLAS) && !defined(LORT_SGEMM)
+#ifdef LORT_CBLAS_HEADER
+#include LORT_CBLAS_HEADER
+#else
+#include <cblas.h>
+#endif
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LORT__PRIVATE static __attribute__((unused))
+#else
+#define LORT__PRIVATE static
+#endif
+#if defined(LORT_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#define LORT_DEF static __attribute__((unused))
+#else
+#define LORT_DEF LORT_API
+#endif
+
+/* Blocking of the built-in GEMM: a (LORT_GEMM_KC x LORT_GEMM_NC) float panel of B lives on the
+   stack when B is transposed (64 KiB by default). */
+#ifndef LORT_GEMM_KC
+#define LORT_GEMM_KC 64
+#endif
+#ifndef LORT_GEMM_NC
+#define LORT_GEMM_NC 256
+#endif
+
+#define LORT__ALIGN 64u
+#define LORT__SIZE_LIMIT ((size_t)PTRDIFF_MAX)
+#define LORT__MAX_SLOTS 12
+
+// >>impl ============================================================================ core
+
+LORT_DEF const char *lort_status_string(lort_status status) {
+    switch (status) {
+#define LORT__STATUS_CASE(name, value, msg) \
+    case name:                              \
+        return msg;
+        LORT__STATUS_LIST(LORT__STATUS_CASE)
+#undef LORT__STATUS_CASE
+    default:
+        return "unknown status";
+    }
+}
+
+LORT_DEF void lort_version(int *major, int *minor, int *patch) {
+    if (major) *major = LORT_VERSION_MAJOR;
+    if (minor) *minor = LORT_VERSION_MINOR;
+    if (patch) *patch = LORT_VERSION_PATCH;
+}
+LORT_DEF const char *lort_version_string(void) { return LORT_VERSION_STRING; }
+
+LORT_DEF const char *lort_gemm_backend(void) {
+#ifdef LORT_NO_BLAS
+    return "builtin";
+#else
+    return "cblas";
+#endif
+}
+
+LORT_DEF lort_status lort_alloc(const lort_allocator *allocator, size_t bytes, void **out) {
+    void *p;
+    if (!out) return LORT_ERR_NULL;
+    *out = NULL;
+    if (bytes == 0) return LORT_ERR_INVALID_ARG;
+    if (bytes > LORT__SIZE_LIMIT) return LORT_ERR_OVERFLOW;
+    if (allocator && allocator->alloc) p = allocator->alloc(bytes, allocator->user);
+    else p = LORT_MALLOC(bytes, allocator ? allocator->user : NULL);
+    if (!p) return LORT_ERR_OUT_OF_MEMORY;
+    *out = p;
+    return LORT_OK;
+}
+
+LORT_DEF void lort_free(const lort_allocator *allocator, void *ptr) {
+    if (!ptr) return;
+    if (allocator && allocator->free) allocator->free(ptr, allocator->user);
+    else LORT_FREE(ptr, allocator ? allocator->user : NULL);
+}
+
+LORT_DEF void lort_zero(float *x, size_t count) {
+    if (x && count) memset(x, 0, count * sizeof(float));
+}
+
+/* ---- checked sizes and the layout shared by every size query and kernel ------------------ */
+
+LORT__PRIVATE int lort__mul(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > LORT__SIZE_LIMIT / a) return 0;
+    *out = a * b;
+    return 1;
+}
+/* product of dims > 0 into *out; 0 on overflow */
+LORT__PRIVATE int lort__mul3(size_t a, size_t b, size_t c, size_t *out) {
+    size_t t;
+    return lort__mul(a, b, &t) && lort__mul(t, c, out);
+}
+
+/* A layout is a list of 64-byte aligned float slots carved from one buffer. Size queries and
+   kernels build the same layout from the same function, so they cannot drift. */
+typedef struct lort__layout {
+    size_t off[LORT__MAX_SLOTS]; /* byte offset of each slot from the aligned base */
+    size_t end;                  /* bytes used from the aligned base */
+    int count;
+    int overflow;
+} lort__layout;
+
+LORT__PRIVATE void lort__lay_init(lort__layout *L) {
+    memset(L, 0, sizeof(*L));
+}
+/* Adds a slot of `floats` floats (0 = an empty slot); returns its index. */
+LORT__PRIVATE int lort__lay_add(lort__layout *L, size_t floats) {
+    size_t bytes = 0, end;
+    int i = L->count;
+    LORT_ASSERT(i < LORT__MAX_SLOTS);
+    if (!lort__mul(floats, sizeof(float), &bytes) || bytes > LORT__SIZE_LIMIT - L->end - LORT__ALIGN)
+        L->overflow = 1;
+    L->off[i] = L->end;
+    if (!L->overflow) {
+        end = L->end + bytes;
+        L->end = (end + (LORT__ALIGN - 1)) & ~(size_t)(LORT__ALIGN - 1);
+    }
+    L->count = i + 1;
+    return i;
+}
+/* Bytes a caller must provide: the slots plus alignment slack for any base pointer. */
+LORT__PRIVATE lort_status lort__lay_bytes(const lort__layout *L, size_t *bytes) {
+    if (L->overflow) return LORT_ERR_OVERFLOW;
+    *bytes = L->end ? L->end + LORT__ALIGN - 1 : 0;
+    return LORT_OK;
+}
+LORT__PRIVATE float *lort__lay_base(void *buf) {
+    uintptr_t p = (uintptr_t)buf;
+    p = (p + (LORT__ALIGN - 1)) & ~(uintptr_t)(LORT__ALIGN - 1);
+    return (float *)p;
+}
+LORT__PRIVATE float *lort__lay_slot(float *base, const lort__layout *L, int slot) {
+    return (float *)(void *)((char *)base + L->off[slot]);
+}
+/* Checks a caller buffer against a layout; `err` is the status for a short buffer. */
+LORT__PRIVATE lort_status lort__lay_check(const lort__layout *L, const void *buf, size_t size,
+                                          lort_status err) {
+    size_t need;
+    lort_status st = lort__lay_bytes(L, &need);
+    if (st) return st;
+    if (need == 0) return LORT_OK;
+    if (!buf) return LORT_ERR_NULL;
+    if (size < need) return err;
+    return LORT_OK;
+}
+
+LORT__PRIVATE int lort__finite(float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof(u));
+    return (u & 0x7f800000u) != 0x7f800000u;
+}
+LORT__PRIVATE int lort__all_finite(const float *x, size_t count) {
+    size_t i;
+    for (i = 0; i < count; ++i)
+        if (!lort__finite(x[i])) return 0;
+    return 1;
+}
+#ifdef LORT_DEBUG
+#define LORT__DEBUG_FINITE(ptr, count) \
+    do {                                \
+        if ((ptr) && !lort__all_finite((ptr), (count))) return LORT_ERR_NONFINITE; \
+    } while (0)
+#else
+#define LORT__DEBUG_FINITE(ptr, count) ((void)0)
+#endif
+
+// >>impl ============================================================================= rng
+
+/* splitmix64 (Steele, Lea, Flood 2014): a counter passed through a strong 64-bit mix. */
+LORT__PRIVATE uint64_t lort__mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+LORT_DEF void lort_rng_seed(lort_rng *rng, uint64_t seed) {
+    if (rng) rng->state = lort__mix64(seed ^ UINT64_C(0x6a09e667f3bcc909));
+}
+LORT_DEF uint64_t lort_rng_u64(lort_rng *rng) {
+    rng->state += UINT64_C(0x9e3779b97f4a7c15);
+    return lort__mix64(rng->state);
+}
+LORT_DEF float lort_rng_uniform(lort_rng *rng) {
+    return (float)(lort_rng_u64(rng) >> 40) * (1.0f / 16777216.0f);
+}
+LORT_DEF float lort_rng_normal(lort_rng *rng) {
+    double u1 = ((double)(lort_rng_u64(rng) >> 11) + 1.0) * (1.0 / 9007199254740992.0); /* (0,1] */
+    double u2 = (double)(lort_rng_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+LORT_DEF float lort_hash_uniform(uint64_t seed, uint64_t row, uint64_t col) {
+    uint64_t h = lort__mix64(seed ^ UINT64_C(0xd1b54a32d192ed03));
+    h = lort__mix64(h ^ (row * UINT64_C(0x9e3779b97f4a7c15)));
+    h = lort__mix64(h ^ (col * UINT64_C(0xc2b2ae3d27d4eb4f)));
+    return (float)(h >> 40) * (1.0f / 16777216.0f);
+}
+LORT_DEF float lort_dropout_factor(uint64_t seed, float p, uint64_t row, uint64_t col) {
+    if (!(p > 0.0f)) return 1.0f;
+    return lort_hash_uniform(seed, row, col) < p ? 0.0f : 1.0f / (1.0f - p);
+}
+/* dst (n, d) = src * mask (dst == src allowed) */
+LORT__PRIVATE void lort__dropout(uint64_t seed, float p, int n, int d, float *dst,
+                                 const float *src) {
+    int i, j;
+    float keep = 1.0f / (1.0f - p);
+    uint64_t h0 = lort__mix64(seed ^ UINT64_C(0xd1b54a32d192ed03));
+    for (i = 0; i < n; ++i) {
+        uint64_t hr = lort__mix64(h0 ^ ((uint64_t)i * UINT64_C(0x9e3779b97f4a7c15)));
+        const float *s = src + (size_t)i * (size_t)d;
+        float *o = dst + (size_t)i * (size_t)d;
+        for (j = 0; j < d; ++j) {
+            uint64_t h = lort__mix64(hr ^ ((uint64_t)j * UINT64_C(0xc2b2ae3d27d4eb4f)));
+            float u = (float)(h >> 40) * (1.0f / 16777216.0f);
+            o[j] = u < p ? 0.0f : s[j] * keep;
+        }
+    }
+}
+/* dst (n, d) += src * mask */
+LORT__PRIVATE void lort__dropout_add(uint64_t seed, float p, int n, int d, float *dst,
+                                     const float *src) {
+    int i, j;
+    float keep = 1.0f / (1.0f - p);
+    uint64_t h0 = lort__mix64(seed ^ UINT64_C(0xd1b54a32d192ed03));
+    for (i = 0; i < n; ++i) {
+        uint64_t hr = lort__mix64(h0 ^ ((uint64_t)i * UINT64_C(0x9e3779b97f4a7c15)));
+        const float *s = src + (size_t)i * (size_t)d;
+        float *o = dst + (size_t)i * (size_t)d;
+        for (j = 0; j < d; ++j) {
+            uint64_t h = lort__mix64(hr ^ ((uint64_t)j * UINT64_C(0xc2b2ae3d27d4eb4f)));
+            float u = (float)(h >> 40) * (1.0f / 16777216.0f);
+            if (!(u < p)) o[j] += s[j] * keep;
+        }
+    }
+}
+
+// >>gemm ============================================================================ gemm
+
+LORT__PRIVATE int lort__is_zero(float v) { return fpclassify(v) == FP_ZERO; }
+
+/* C rows [i0, i0+mr) x cols [j0, j0+nr) += sum_k a(i, k) * Bp[k][j], k in [0, kb).
+   a(i, k) = alpha * A[i*sa + k*sk]; Bp rows have stride ldp. The 4 x 16 case has constant
+   bounds so the compiler keeps the tile in vector registers. */
+LORT__PRIVATE void lort__gemm_tile(int mr, int nr, int kb, float alpha, const float *A,
+                                   size_t sa, size_t sk, const float *Bp, size_t ldp, float *C,
+                                   size_t ldc) {
+    int i, j, k;
+    if (mr == 4 && nr == 16) {
+        float acc[4][16];
+        memset(acc, 0, sizeof(acc));
+        for (k = 0; k < kb; ++k) {
+            const float *b = Bp + (size_t)k * ldp;
+            float a0 = A[(size_t)k * sk], a1 = A[sa + (size_t)k * sk];
+            float a2 = A[2 * sa + (size_t)k * sk], a3 = A[3 * sa + (size_t)k * sk];
+            for (j = 0; j < 16; ++j) {
+                acc[0][j] += a0 * b[j];
+                acc[1][j] += a1 * b[j];
+                acc[2][j] += a2 * b[j];
+                acc[3][j] += a3 * b[j];
+            }
+        }
+        for (i = 0; i < 4; ++i)
+            for (j = 0; j < 16; ++j) C[(size_t)i * ldc + (size_t)j] += alpha * acc[i][j];
+        return;
+    }
+    for (i = 0; i < mr; ++i) {
+        float acc[16];
+        const float *a = A + (size_t)i * sa;
+        memset(acc, 0, sizeof(acc));
+        for (k = 0; k < kb; ++k) {
+            const float *b = Bp + (size_t)k * ldp;
+            float av = a[(size_t)k * sk];
+            for (j = 0; j < nr; ++j) acc[j] += av * b[j];
+        }
+        for (j = 0; j < nr; ++j) C[(size_t)i * ldc + (size_t)j] += alpha * acc[j];
+    }
+}
+
+/* The built-in GEMM: scale C by beta once, then for each (KC x NC) panel of op(B) (packed on
+   the stack when B is transposed, read in place otherwise) accumulate 4 x 16 tiles of C. */
+LORT__PRIVATE void lort__gemm_builtin(int tA, int tB, int M, int N, int K, float alpha,
+                                      const float *A, size_t lda, const float *B, size_t ldb,
+                                      float beta, float *C, size_t ldc) {
+    float panel[LORT_GEMM_KC * LORT_GEMM_NC];
+    int i, j, k0, j0;
+    size_t sa = tA ? 1 : lda, sk = tA ? lda : 1; /* op(A)[i][k] = A[i*sa + k*sk] */
+    for (i = 0; i < M; ++i) {
+        float *c = C + (size_t)i * ldc;
+        if (lort__is_zero(beta)) memset(c, 0, (size_t)N * sizeof(float));
+        else if (fpclassify(beta - 1.0f) != FP_ZERO)
+            for (j = 0; j < N; ++j) c[j] *= beta;
+    }
+    if (K == 0 || lort__is_zero(alpha)) return;
+    for (j0 = 0; j0 < N; j0 += LORT_GEMM_NC) {
+        int nb = N - j0 < LORT_GEMM_NC ? N - j0 : LORT_GEMM_NC;
+        for (k0 = 0; k0 < K; k0 += LORT_GEMM_KC) {
+            int kb = K - k0 < LORT_GEMM_KC ? K - k0 : LORT_GEMM_KC;
+            const float *Bp;
+            size_t ldp;
+            if (tB) { /* op(B)[k][j] = B[j*ldb + k]: pack kb x nb */
+                int k;
+                for (j = 0; j < nb; ++j) {
+                    const float *src = B + (size_t)(j0 + j) * ldb + (size_t)k0;
+                    for (k = 0; k < kb; ++k) panel[(size_t)k * LORT_GEMM_NC + (size_t)j] = src[k];
+                }
+                Bp = panel;
+                ldp = LORT_GEMM_NC;
+            } else {
+                Bp = B + (size_t)k0 * ldb + (size_t)j0;
+                ldp = ldb;
+            }
+            for (i = 0; i < M; i += 4) {
+                int mr = M - i < 4 ? M - i : 4;
+                const float *a = A + (size_t)i * sa + (size_t)k0 * sk;
+                for (j = 0; j < nb; j += 16) {
+                    int nr = nb - j < 16 ? nb - j : 16;
+                    lort__gemm_tile(mr, nr, kb, alpha, a, sa, sk, Bp + j, ldp,
+                                    C + (size_t)i * ldc + (size_t)(j0 + j), ldc);
+                }
+            }
+        }
+    }
+}
+
+/* The one GEMM wrapper every kernel calls; arguments already validated. Row-major:
+   C (M, N) = alpha op(A) op(B) + beta C. */
+LORT__PRIVATE void lort__gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A,
+                              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+#if defined(LORT_SGEMM)
+    LORT_SGEMM(tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+               lda, B, ldb, beta, C, ldc);
+#elif defined(LORT_NO_BLAS)
+    lort__gemm_builtin(tA, tB, M, N, K, alpha, A, (size_t)lda, B, (size_t)ldb, beta, C,
+                       (size_t)ldc);
+#else
+    if (K <= 0) { /* some BLAS reject K = 0; keep BLAS semantics ourselves */
+        lort__gemm_builtin(tA, tB, M, N, 0, alpha, A, (size_t)lda, B, (size_t)ldb, beta, C,
+                           (size_t)ldc);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M,
+                N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+LORT__PRIVATE lort_status lort__gemm_check(int tA, int tB, int M, int N, int K, const float *A,
+                                           int lda, const float *B, int ldb, const float *C,
+                                           int ldc) {
+    int arows = tA ? K : M, acols = tA ? M : K, brows = tB ? N : K, bcols = tB ? K : N;
+    size_t t;
+    if (M < 0 || N < 0 || K < 0) return LORT_ERR_INVALID_ARG;
+    if ((M > 0 && N > 0 && !C) || (M > 0 && N > 0 && K > 0 && (!A || !B))) return LORT_ERR_NULL;
+    if (lda < (acols > 1 ? acols : 1) || ldb < (bcols > 1 ? bcols : 1) || ldc < (N > 1 ? N : 1))
+        return LORT_ERR_SHAPE;
+    if (!lort__mul((size_t)arows, (size_t)lda, &t) || !lort__mul((size_t)brows, (size_t)ldb, &t) ||
+        !lort__mul((size_t)M, (size_t)ldc, &t) || !lort__mul(t, sizeof(float), &t))
+        return LORT_ERR_OVERFLOW;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+                                const float *A, int lda, const float *B, int ldb, float beta,
+                                float *C, int ldc) {
+    lort_status st = lort__gemm_check(transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
+    if (st) return st;
+    lort__gemm(transA != 0, transB != 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_sgemm_builtin(int transA, int transB, int M, int N, int K,
+                                        float alpha, const float *A, int lda, const float *B,
+                                        int ldb, float beta, float *C, int ldc) {
+    lort_status st = lort__gemm_check(transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
+    if (st) return st;
+    if (M > 0 && N > 0)
+        lort__gemm_builtin(transA != 0, transB != 0, M, N, K, alpha, A, (size_t)lda, B,
+                           (size_t)ldb, beta, C, (size_t)ldc);
+    return LORT_OK;
+}
+
+// >>svd ============================================================================== svd
+
+/* dot product with 8 independent partial sums so that compilers vectorise it */
+LORT__PRIVATE float lort__dot(const float *a, const float *b, size_t len) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i, t, n8 = len & ~(size_t)7;
+    for (i = 0; i < n8; i += 8)
+        for (t = 0; t < 8; ++t) s[t] += a[i + t] * b[i + t];
+    for (; i < len; ++i) s[0] += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+LORT__PRIVATE void lort__axpy(float *y, float a, const float *x, size_t len) {
+    size_t i;
+    for (i = 0; i < len; ++i) y[i] += a * x[i];
+}
+
+/* Householder QR of k row vectors. X: (k, len), k <= len, row i = x_i, destroyed (it keeps the
+   reflectors). On return Q: (k, len) has orthonormal rows and R: (k, k) is upper triangular with
+   x_i = sum_{j <= i} R[j][i] q_j, i.e. X^T = Q^T R. tau: k floats of scratch. */
+LORT__PRIVATE void lort__rowqr(int k, int len, float *X, float *R, float *Q, float *tau) {
+    int i, j;
+    size_t L = (size_t)len;
+    for (i = 0; i < k; ++i) {
+        float *xi = X + (size_t)i * L;
+        size_t tail = L - (size_t)i - 1;
+        double alpha = xi[i], sigma = (double)lort__dot(xi + i + 1, xi + i + 1, tail);
+        double norm = sqrt(alpha * alpha + sigma), beta;
+        if (norm <= 0.0 || sigma <= 0.0) { /* nothing below the diagonal: H = I */
+            tau[i] = 0.0f;
+            R[(size_t)i * (size_t)k + (size_t)i] = xi[i];
+            xi[i] = 1.0f;
+        } else {
+            float inv;
+            beta = alpha >= 0.0 ? -norm : norm;
+            tau[i] = (float)((beta - alpha) / beta);
+            inv = (float)(1.0 / (alpha - beta));
+            for (j = i + 1; j < len; ++j) xi[j] *= inv;
+            xi[i] = 1.0f;
+            R[(size_t)i * (size_t)k + (size_t)i] = (float)beta;
+        }
+        for (j = i + 1; j < k; ++j) { /* apply H_i to x_j */
+            float *xj = X + (size_t)j * L;
+            float w = tau[i] * (xj[i] + lort__dot(xi + i + 1, xj + i + 1, tail));
+            xj[i] -= w;
+            lort__axpy(xj + i + 1, -w, xi + i + 1, tail);
+        }
+        for (j = 0; j < i; ++j) R[(size_t)j * (size_t)k + (size_t)i] = xi[j];
+        for (j = i + 1; j < k; ++j) R[(size_t)j * (size_t)k + (size_t)i] = 0.0f;
+    }
+    /* Q rows q_j = H_0 ... H_{k-1} e_j, accumulated backwards */
+    memset(Q, 0, (size_t)k * L * sizeof(float));
+    for (j = 0; j < k; ++j) Q[(size_t)j * L + (size_t)j] = 1.0f;
+    for (i = k - 1; i >= 0; --i) {
+        const float *v = X + (size_t)i * L;
+        size_t tail = L - (size_t)i - 1;
+        if (lort__is_zero(tau[i])) continue;
+        for (j = i; j < k; ++j) {
+            float *q = Q + (size_t)j * L;
+            float w = tau[i] * (q[i] + lort__dot(v + i + 1, q + i + 1, tail));
+            q[i] -= w;
+            lort__axpy(q + i + 1, -w, v + i + 1, tail);
+        }
+    }
+}
+
+/* One-sided Jacobi SVD in double of a k x k matrix M given by its columns: T row i = column i
+   of M (destroyed). On return M = sum_i S[i] u_i p_i^T with S descending, U row i = u_i and
+   P row i = p_i, both orthonormal (u_i for S[i] ~ 0 completed to an orthonormal set).
+   order: k ints of scratch. Returns LORT_ERR_NO_CONVERGENCE after max_sweeps sweeps. */
+LORT__PRIVATE lort_status lort__jacobi(int k, double *T, double *P, double *U, double *S,
+                                       int *order, int max_sweeps) {
+    int i, j, p, q, sweep, rotated = 1;
+    size_t K = (size_t)k;
+    const double tol = 1e-15;
+    double smax = 0.0;
+    memset(P, 0, K * K * sizeof(double));
+    for (i = 0; i < k; ++i) P[(size_t)i * K + (size_t)i] = 1.0;
+    for (sweep = 0; sweep < max_sweeps && rotated; ++sweep) {
+        rotated = 0;
+        for (p = 0; p < k - 1; ++p)
+            for (q = p + 1; q < k; ++q) {
+                double *tp = T + (size_t)p * K, *tq = T + (size_t)q * K;
+                double a = 0.0, b = 0.0, g = 0.0, zeta, t, c, s;
+                for (i = 0; i < k; ++i) {
+                    a += tp[i] * tp[i];
+                    b += tq[i] * tq[i];
+                    g += tp[i] * tq[i];
+                }
+                if (!(fabs(g) > tol * sqrt(a * b)) || fpclassify(g) == FP_ZERO) continue;
+                rotated = 1;
+                zeta = (b - a) / (2.0 * g);
+                t = (zeta >= 0.0 ? 1.0 : -1.0) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
+                c = 1.0 / sqrt(1.0 + t * t);
+                s = c * t;
+                for (i = 0; i < k; ++i) {
+                    double x = tp[i], y = tq[i];
+                    tp[i] = c * x - s * y;
+                    tq[i] = s * x + c * y;
+                }
+                tp = P + (size_t)p * K;
+                tq = P + (size_t)q * K;
+                for (i = 0; i < k; ++i) {
+                    double x = tp[i], y = tq[i];
+                    tp[i] = c * x - s * y;
+                    tq[i] = s * x + c * y;
+                }
+            }
+    }
+    if (rotated) return LORT_ERR_NO_CONVERGENCE;
+    for (i = 0; i < k; ++i) {
+        double s2 = 0.0;
+        for (j = 0; j < k; ++j) s2 += T[(size_t)i * K + (size_t)j] * T[(size_t)i * K + (size_t)j];
+        S[i] = sqrt(s2);
+        order[i] = i;
+        if (S[i] > smax) smax = S[i];
+    }
+    for (i = 1; i < k; ++i) { /* insertion sort by S descending (stable) */
+        int v = order[i];
+        for (j = i; j > 0 && S[order[j - 1]] < S[v]; --j) order[j] = order[j - 1];
+        order[j] = v;
+    }
+    /* U row i = t_order[i] / S; P and S permuted into place (U as scratch for the permute) */
+    for (i = 0; i < k; ++i) memcpy(U + (size_t)i * K, P + (size_t)order[i] * K, K * sizeof(double));
+    memcpy(P, U, K * K * sizeof(double));
+    for (i = 0; i < k; ++i) {
+        const double *t = T + (size_t)order[i] * K;
+        double *u = U + (size_t)i * K, s = S[order[i]];
+        if (s > smax * 1e-13 && s > 0.0) {
+            for (j = 0; j < k; ++j) u[j] = t[j] / s;
+        } else { /* complete with a unit vector orthogonalised against u_0 .. u_{i-1} */
+            int e, pass, ii;
+            for (e = 0; e < k; ++e) {
+                double nrm = 0.0;
+                for (j = 0; j < k; ++j) u[j] = j == e ? 1.0 : 0.0;
+                for (pass = 0; pass < 2; ++pass)
+                    for (ii = 0; ii < i; ++ii) {
+                        const double *w = U + (size_t)ii * K;
+                        double d = 0.0;
+                        for (j = 0; j < k; ++j) d += w[j] * u[j];
+                        for (j = 0; j < k; ++j) u[j] -= d * w[j];
+                    }
+                for (j = 0; j < k; ++j) nrm += u[j] * u[j];
+                nrm = sqrt(nrm);
+                if (nrm > 0.5) {
+                    for (j = 0; j < k; ++j) u[j] /= nrm;
+                    break;
+                }
+            }
+        }
+    }
+    for (i = 0; i < k; ++i) T[i] = S[order[i]];
+    for (i = 0; i < k; ++i) S[i] = T[i];
+    return LORT_OK;
+}
+
+/* Layout of the exact SVD of an (m, n) matrix, k = min(m, n). */
+enum { LORT__SV_X, LORT__SV_Q, LORT__SV_R, LORT__SV_TAU, LORT__SV_T, LORT__SV_P, LORT__SV_U,
+       LORT__SV_S, LORT__SV_ORD, LORT__SV_UF, LORT__SV_PF };
+LORT__PRIVATE void lort__svd_exact_layout(int m, int n, lort__layout *L) {
+    size_t k = (size_t)(m < n ? m : n), len = (size_t)(m < n ? n : m), kl = 0, kk = 0;
+    if (!lort__mul(k, len, &kl) || !lort__mul(k, k, &kk)) L->overflow = 1;
+    lort__lay_add(L, kl);                       /* X: the k vectors being factored */
+    lort__lay_add(L, kl);                       /* Q */
+    lort__lay_add(L, kk);                       /* R */
+    lort__lay_add(L, k);                        /* tau */
+    lort__lay_add(L, kk * 2);                   /* T (double) */
+    lort__lay_add(L, kk * 2);                   /* P (double) */
+    lort__lay_add(L, kk * 2);                   /* U (double) */
+    lort__lay_add(L, k * 2);                    /* S (double) */
+    lort__lay_add(L, k);                        /* order (int) */
+    lort__lay_add(L, kk);                       /* U as float */
+    lort__lay_add(L, kk);                       /* P as float */
+}
+
+/* Flips each triplet so that the largest-magnitude entry of each Vt row is positive. */
+LORT__PRIVATE void lort__svd_sign(int m, int n, int r, float *U, float *Vt) {
+    int i, j;
+    for (i = 0; i < r; ++i) {
+        float *v = Vt + (size_t)i * (size_t)n, best = 0.0f;
+        for (j = 0; j < n; ++j)
+            if (fabsf(v[j]) > fabsf(best)) best = v[j];
+        if (best < 0.0f) {
+            for (j = 0; j < n; ++j) v[j] = -v[j];
+            if (U)
+                for (j = 0; j < m; ++j) U[(size_t)j * (size_t)r + (size_t)i] = -U[(size_t)j * (size_t)r + (size_t)i];
+        }
+    }
+}
+
+/* Exact SVD core: top r triplets of W (m, n), ld ldw, into U (m, r), S (r), Vt (r, n) (Vt is
+   needed: it carries the sign convention; U may be NULL). Vectors of length max(m, n) are
+   reduced by Householder QR to a k x k triangle, which Jacobi diagonalises in double. */
+LORT__PRIVATE lort_status lort__svd_exact(float *U, float *S, float *Vt, const float *W,
+                                          size_t ldw, int m, int n, int r, int max_sweeps,
+                                          float *base, const lort__layout *L) {
+    int k = m < n ? m : n, len = m < n ? n : m, i, j;
+    size_t K = (size_t)k, N = (size_t)len, t;
+    float *X = lort__lay_slot(base, L, LORT__SV_X), *Q = lort__lay_slot(base, L, LORT__SV_Q);
+    float *R = lort__lay_slot(base, L, LORT__SV_R), *tau = lort__lay_slot(base, L, LORT__SV_TAU);
+    double *T = (double *)(void *)lort__lay_slot(base, L, LORT__SV_T);
+    double *P = (double *)(void *)lort__lay_slot(base, L, LORT__SV_P);
+    double *Ud = (double *)(void *)lort__lay_slot(base, L, LORT__SV_U);
+    double *Sd = (double *)(void *)lort__lay_slot(base, L, LORT__SV_S);
+    int *order = (int *)(void *)lort__lay_slot(base, L, LORT__SV_ORD);
+    float *Uf = lort__lay_slot(base, L, LORT__SV_UF), *Pf = lort__lay_slot(base, L, LORT__SV_PF);
+    lort_status st;
+    /* X: the k long vectors. m >= n: the columns of W (W = Q^T R, M = R); else the rows
+       (W = R^T Q, M = R^T). T holds the columns of M as rows. */
+    for (i = 0; i < m; ++i)
+        for (j = 0; j < n; ++j) {
+            float w = W[(size_t)i * ldw + (size_t)j];
+            if (m >= n) X[(size_t)j * N + (size_t)i] = w;
+            else X[(size_t)i * N + (size_t)j] = w;
+        }
+    lort__rowqr(k, len, X, R, Q, tau);
+    for (i = 0; i < k; ++i)
+        for (j = 0; j < k; ++j)
+            T[(size_t)i * K + (size_t)j] = m >= n ? (double)R[(size_t)j * K + (size_t)i] : (double)R[(size_t)i * K + (size_t)j];
+    st = lort__jacobi(k, T, P, Ud, Sd, order, max_sweeps);
+    if (st) return st;
+    for (t = 0; t < K * K; ++t) {
+        Uf[t] = (float)Ud[t];
+        Pf[t] = (float)P[t];
+    }
+    for (i = 0; i < r; ++i) S[i] = (float)Sd[i];
+    if (m >= n) { /* W = Q^T M: U = Q^T u_i, Vt = p_i */
+        if (U) lort__gemm(1, 1, m, r, k, 1.0f, Q, len, Uf, k, 0.0f, U, r);
+        memcpy(Vt, Pf, (size_t)r * K * sizeof(float));
+    } else { /* W = M Q: U = u_i, Vt = p_i^T Q */
+        if (U)
+            for (i = 0; i < m; ++i)
+                for (j = 0; j < r; ++j) U[(size_t)i * (size_t)r + (size_t)j] = Uf[(size_t)j * K + (size_t)i];
+        lort__gemm(0, 0, r, n, k, 1.0f, Pf, k, Q, len, 0.0f, Vt, n);
+    }
+    lort__svd_sign(m, n, r, U, Vt);
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__svd_args(const float *W, int ldw, int m, int n, int r,
+                                         const float *S) {
+    size_t t;
+    if (!W || !S) return LORT_ERR_NULL;
+    if (m <= 0 || n <= 0 || r <= 0) return LORT_ERR_INVALID_ARG;
+    if (r > (m < n ? m : n) || ldw < n) return LORT_ERR_SHAPE;
+    if (!lort__mul3((size_t)m, (size_t)ldw, sizeof(float), &t)) return LORT_ERR_OVERFLOW;
+    return LORT_OK;
+}
+LORT__PRIVATE int lort__svd_finite(const float *W, size_t ldw, int m, int n) {
+    int i;
+    for (i = 0; i < m; ++i)
+        if (!lort__all_finite(W + (size_t)i * ldw, (size_t)n)) return 0;
+    return 1;
+}
+
+typedef struct lort__svd_plan {
+    int exact, l, q, sweeps;
+    uint64_t seed;
+} lort__svd_plan;
+
+LORT__PRIVATE lort_status lort__svd_plan_make(int m, int n, int r, const lort_svd_opts *o,
+                                              lort__svd_plan *p) {
+    int k = m < n ? m : n, over;
+    lort_svd_opts z;
+    if (!o) {
+        memset(&z, 0, sizeof(z));
+        o = &z;
+    }
+    if (o->oversample < 0 || o->max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    over = o->oversample ? o->oversample : (r / 2 > 10 ? r / 2 : 10);
+    p->l = over >= k - r ? k : r + over;
+    p->q = o->power_iters == 0 ? 6 : (o->power_iters < 0 ? 0 : o->power_iters);
+    p->sweeps = o->max_sweeps ? o->max_sweeps : 60;
+    p->seed = o->seed;
+    p->exact = o->exact || p->l >= k; /* a probe block as wide as the matrix buys nothing */
+    return LORT_OK;
+}
+
+/* Layout of the randomized SVD: probes/projections, the range basis, then the exact SVD of the
+   (l, n) projection and its left vectors. */
+enum { LORT__RS_Y, LORT__RS_Z, LORT__RS_QM, LORT__RS_QN, LORT__RS_R, LORT__RS_TAU, LORT__RS_UB,
+       LORT__RS_SUB };
+LORT__PRIVATE void lort__svd_layout(int m, int n, int r, const lort__svd_plan *p,
+                                    lort__layout *L, lort__layout *sub) {
+    size_t l = (size_t)p->l, lm = 0, ln = 0, ll = 0, lr = 0, lmax;
+    lort__lay_init(L);
+    lort__lay_init(sub);
+    if (p->exact) {
+        lort__svd_exact_layout(m, n, L);
+        return;
+    }
+    lmax = (size_t)(m > n ? m : n);
+    if (!lort__mul(l, (size_t)m, &lm) || !lort__mul(l, (size_t)n, &ln) ||
+        !lort__mul(l, l, &ll) || !lort__mul(l, (size_t)r, &lr) || !lort__mul(l, lmax, &lmax))
+        L->overflow = 1;
+    lort__lay_add(L, lm);   /* Y^T (l, m): W times probes, then its QR input */
+    lort__lay_add(L, ln);   /* Z^T (l, n): probes, then W^T Q, then B */
+    lort__lay_add(L, lm);   /* Q^T (l, m): orthonormal basis of the range */
+    lort__lay_add(L, ln);   /* orthonormal basis of the co-range */
+    lort__lay_add(L, ll);   /* R */
+    lort__lay_add(L, l);    /* tau */
+    lort__lay_add(L, lr);   /* U_B (l, r) */
+    lort__svd_exact_layout(p->l, n, sub);
+    if (sub->overflow) L->overflow = 1;
+    lort__lay_add(L, sub->end / sizeof(float)); /* the exact SVD of B */
+}
+
+LORT_DEF lort_status lort_svd_truncated_workspace_size(int m, int n, int r,
+                                                       const lort_svd_opts *opts,
+                                                       size_t *bytes) {
+    lort__svd_plan p;
+    lort__layout L, sub;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if (m <= 0 || n <= 0 || r <= 0) return LORT_ERR_INVALID_ARG;
+    if (r > (m < n ? m : n)) return LORT_ERR_SHAPE;
+    if ((st = lort__svd_plan_make(m, n, r, opts, &p))) return st;
+    lort__svd_layout(m, n, r, &p, &L, &sub);
+    return lort__lay_bytes(&L, bytes);
+}
+
+LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const float *W, int ldw,
+                                        int m, int n, int r, const lort_svd_opts *opts,
+                                        void *work, size_t work_size) {
+    lort__svd_plan p;
+    lort__layout L, sub;
+    lort_status st;
+    float *base, *Y, *Z, *Qm, *Qn, *R, *tau, *UB, *V2;
+    size_t ld = (size_t)ldw;
+    int it, l, rr = r;
+    size_t i;
+    lort_rng rng;
+    if ((st = lort__svd_args(W, ldw, m, n, r, S))) return st;
+    if (!Vt) return LORT_ERR_NULL;
+    if ((st = lort__svd_plan_make(m, n, r, opts, &p))) return st;
+    lort__svd_layout(m, n, r, &p, &L, &sub);
+    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    if (!lort__svd_finite(W, ld, m, n)) return LORT_ERR_NONFINITE;
+    base = lort__lay_base(work);
+    l = p.l;
+    if (p.exact) {
+        return lort__svd_exact(U, S, Vt, W, ld, m, n, rr, p.sweeps, base, &L);
+    }
+    Y = lort__lay_slot(base, &L, LORT__RS_Y);
+    Z = lort__lay_slot(base, &L, LORT__RS_Z);
+    Qm = lort__lay_slot(base, &L, LORT__RS_QM);
+    Qn = lort__lay_slot(base, &L, LORT__RS_QN);
+    R = lort__lay_slot(base, &L, LORT__RS_R);
+    tau = lort__lay_slot(base, &L, LORT__RS_TAU);
+    UB = lort__lay_slot(base, &L, LORT__RS_UB);
+    V2 = lort__lay_slot(base, &L, LORT__RS_SUB);
+    lort_rng_seed(&rng, p.seed);
+    for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] = lort_rng_normal(&rng);
+    lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);   /* Y^T = Omega^T W^T */
+    lort__rowqr(l, m, Y, R, Qm, tau);
+    for (it = 0; it < p.q; ++it) {
+        lort__gemm(0, 0, l, n, m, 1.0f, Qm, m, W, ldw, 0.0f, Z, n); /* Z^T = Q^T W */
+        lort__rowqr(l, n, Z, R, Qn, tau);
+        lort__gemm(0, 1, l, m, n, 1.0f, Qn, n, W, ldw, 0.0f, Y, m); /* Y^T = Qn^T W^T */
+        lort__rowqr(l, m, Y, R, Qm, tau);
+    }
+    lort__gemm(0, 0, l, n, m, 1.0f, Qm, m, W, ldw, 0.0f, Z, n);     /* B = Q^T W (l, n) */
+    st = lort__svd_exact(UB, S, Vt, Z, (size_t)n, l, n, rr, p.sweeps, V2, &sub);
+    if (st) return st;
+    if (U) lort__gemm(1, 0, m, rr, l, 1.0f, Qm, m, UB, rr, 0.0f, U, rr); /* U = Q U_B */
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_svd_jacobi_workspace_size(int m, int n, size_t *bytes) {
+    lort__layout L;
+    if (!bytes) return LORT_ERR_NULL;
+    if (m <= 0 || n <= 0) return LORT_ERR_INVALID_ARG;
+    lort__lay_init(&L);
+    lort__svd_exact_layout(m, n, &L);
+    return lort__lay_bytes(&L, bytes);
+}
+
+LORT_DEF lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float *W, int ldw,
+                                     int m, int n, int max_sweeps, void *work,
+                                     size_t work_size) {
+    lort__layout L;
+    lort_status st;
+    int k = m < n ? m : n;
+    if ((st = lort__svd_args(W, ldw, m, n, k > 0 ? k : 1, S))) return st;
+    if (!Vt) return LORT_ERR_NULL;
+    if (max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    lort__lay_init(&L);
+    lort__svd_exact_layout(m, n, &L);
+    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    if (!lort__svd_finite(W, (size_t)ldw, m, n)) return LORT_ERR_NONFINITE;
+    return lort__svd_exact(U, S, Vt, W, (size_t)ldw, m, n, k, max_sweeps ? max_sweeps : 60,
+                           lort__lay_base(work), &L);
+}
+
+// >>lora ============================================================================ lora
+
+/* Shared by lora and loraxs: validated dims and the resolved scale. */
+LORT__PRIVATE lort_status lort__lowrank_check(int d_in, int d_out, int r, float alpha,
+                                              float dropout, float *scale, int rslora) {
+    size_t t;
+    if (d_in <= 0 || d_out <= 0 || r <= 0) return LORT_ERR_INVALID_ARG;
+    if (!lort__finite(alpha) || !(dropout >= 0.0f && dropout < 1.0f)) return LORT_ERR_INVALID_ARG;
+    if (!lort__mul((size_t)r, (size_t)d_in + (size_t)d_out, &t) || !lort__mul(t, sizeof(float), &t) ||
+        !lort__mul3((size_t)d_in, (size_t)d_out, sizeof(float), &t))
+        return LORT_ERR_OVERFLOW;
+    if (scale) {
+        float a = lort__is_zero(alpha) ? (float)r : alpha;
+        *scale = rslora ? a / sqrtf((float)r) : a / (float)r;
+    }
+    return LORT_OK;
+}
+/* n rows of x (n, d_in) and y (n, d_out) must be addressable. */
+LORT__PRIVATE lort_status lort__rows_check(int n, int d_in, int d_out) {
+    size_t t;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    if (!lort__mul3((size_t)n, (size_t)d_in, sizeof(float), &t) ||
+        !lort__mul3((size_t)n, (size_t)d_out, sizeof(float), &t))
+        return LORT_ERR_OVERFLOW;
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__lora_check(const lort_lora_desc *d, float *scale) {
+    if (!d) return LORT_ERR_NULL;
+    if (d->init != LORT_LORA_INIT_DEFAULT && d->init != LORT_LORA_INIT_GAUSSIAN)
+        return LORT_ERR_INVALID_ARG;
+    return lort__lowrank_check(d->d_in, d->d_out, d->r, d->alpha, d->dropout, scale, d->rslora);
+}
+
+/* Workspace and cache of lora (and loraxs, which adds slots) at n rows. */
+enum { LORT__LR_H, LORT__LR_G, LORT__LR_XD, LORT__LR_T, LORT__LR_M };
+LORT__PRIVATE void lort__lowrank_layout(int d_in, int d_out, int r, float dropout, int n,
+                                        int xs, lort__layout *work, lort__layout *cache) {
+    size_t nr = (size_t)n * (size_t)r, nd = 0, rd = 0;
+    if (!lort__mul((size_t)n, (size_t)d_in, &nd)) work->overflow = 1;
+    if (xs && !lort__mul((size_t)r, (size_t)(d_in > d_out ? d_in : d_out), &rd)) work->overflow = 1;
+    lort__lay_add(work, nr);                        /* H = drop(x) A^T when there is no cache */
+    lort__lay_add(work, nr);                        /* dy B, and H R^T for loraxs */
+    lort__lay_add(work, dropout > 0.0f ? nd : 0);   /* drop(x), then the masked dx */
+    lort__lay_add(work, xs ? nr : 0);               /* loraxs: dH1 = dH2 R */
+    lort__lay_add(work, xs ? rd : 0);               /* loraxs merge: R A */
+    lort__lay_add(cache, nr);                       /* H */
+}
+
+LORT_DEF lort_status lort_lora_desc_resolve(const lort_lora_desc *desc, lort_lora_desc *out) {
+    lort_status st;
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__lora_check(desc, NULL))) return st;
+    *out = *desc;
+    if (lort__is_zero(out->alpha)) out->alpha = (float)out->r;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_lora_scale(const lort_lora_desc *desc, float *scale) {
+    if (!scale) return LORT_ERR_NULL;
+    return lort__lora_check(desc, scale);
+}
+LORT_DEF lort_status lort_lora_param_count(const lort_lora_desc *desc, size_t *count) {
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__lora_check(desc, NULL))) return st;
+    *count = (size_t)desc->r * ((size_t)desc->d_in + (size_t)desc->d_out);
+    return LORT_OK;
+}
+
+/* Builds both layouts after validating desc and n; used by size queries and kernels. */
+LORT__PRIVATE lort_status lort__lora_plan(const lort_lora_desc *d, int n, float *scale,
+                                          lort__layout *work, lort__layout *cache) {
+    lort_status st;
+    if ((st = lort__lora_check(d, scale))) return st;
+    if ((st = lort__rows_check(n, d->d_in, d->d_out))) return st;
+    lort__lay_init(work);
+    lort__lay_init(cache);
+    lort__lowrank_layout(d->d_in, d->d_out, d->r, d->dropout, n, 0, work, cache);
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_lora_cache_size(const lort_lora_desc *desc, int n, size_t *bytes) {
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__lora_plan(desc, n, NULL, &w, &c))) return st;
+    return lort__lay_bytes(&c, bytes);
+}
+LORT_DEF lort_status lort_lora_workspace_size(const lort_lora_desc *desc, int n, size_t *bytes) {
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__lora_plan(desc, n, NULL, &w, &c))) return st;
+    return lort__lay_bytes(&w, bytes);
+}
+
+LORT_DEF lort_status lort_lora_init(const lort_lora_desc *desc, float *A, float *B,
+                                    lort_rng *rng) {
+    lort_status st;
+    size_t i, na, nb;
+    if ((st = lort__lora_check(desc, NULL))) return st;
+    if (!A || !B || !rng) return LORT_ERR_NULL;
+    na = (size_t)desc->r * (size_t)desc->d_in;
+    nb = (size_t)desc->d_out * (size_t)desc->r;
+    if (desc->init == LORT_LORA_INIT_GAUSSIAN) {
+        float sd = 1.0f / (float)desc->r;
+        for (i = 0; i < na; ++i) A[i] = sd * lort_rng_normal(rng);
+    } else { /* kaiming_uniform(a = sqrt 5) on (r, d_in): bound = 1/sqrt(fan_in) */
+        float bound = 1.0f / sqrtf((float)desc->d_in);
+        for (i = 0; i < na; ++i) A[i] = bound * (2.0f * lort_rng_uniform(rng) - 1.0f);
+    }
+    memset(B, 0, nb * sizeof(float));
+    return LORT_OK;
+}
+
+/* The low-rank pipeline shared by lora (R = NULL) and loraxs: one body for both families.
+   forward:  H = drop(x) A^T -> cache or work;  (loraxs: H2 = H R^T);  y += s H2 B^T        */
+LORT__PRIVATE void lort__lowrank_forward(int d_in, int d_out, int r, float s, float p,
+                                         uint64_t seed, float *y, const float *x,
+                                         const float *R, const float *A, const float *B, int n,
+                                         float *H, float *base, const lort__layout *L) {
+    const float *xin = x;
+    if (p > 0.0f) {
+        float *xd = lort__lay_slot(base, L, LORT__LR_XD);
+        lort__dropout(seed, p, n, d_in, xd, x);
+        xin = xd;
+    }
+    lort__gemm(0, 1, n, r, d_in, 1.0f, xin, d_in, A, d_in, 0.0f, H, r);       /* H = Xd A^T */
+    if (R) {
+        float *H2 = lort__lay_slot(base, L, LORT__LR_G);
+        lort__gemm(0, 1, n, r, r, 1.0f, H, r, R, r, 0.0f, H2, r);               /* H2 = H R^T */
+        H = H2;
+    }
+    lort__gemm(0, 1, n, d_out, r, s, H, r, B, r, 1.0f, y, d_out);             /* y += s H B^T */
+}
+
+/* backward: G = s dy B;  lora: dB += s dy^T H, dA += G^T Xd;  loraxs: dR += G^T H, G <- G R;
+   then dx += drop(G A).  H comes from the cache or is recomputed. */
+LORT__PRIVATE void lort__lowrank_backward(int d_in, int d_out, int r, float s, float p,
+                                          uint64_t seed, float *dx, float *dA, float *dB,
+                                          float *dR, const float *dy, const float *x,
+                                          const float *R, const float *A, const float *B, int n,
+                                          const float *Hc, float *base, const lort__layout *L) {
+    const float *xin = x, *H = Hc;
+    float *G = lort__lay_slot(base, L, LORT__LR_G), *xd = NULL;
+    int need_h = dB || dR, need_xd = p > 0.0f && (dA || !Hc) && (need_h || dA);
+    if (need_xd) {
+        xd = lort__lay_slot(base, L, LORT__LR_XD);
+        lort__dropout(seed, p, n, d_in, xd, x);
+        xin = xd;
+    }
+    if (!H && need_h) {
+        float *Hw = lort__lay_slot(base, L, LORT__LR_H);
+        lort__gemm(0, 1, n, r, d_in, 1.0f, xin, d_in, A, d_in, 0.0f, Hw, r);
+        H = Hw;
+    }
+    if (dB) lort__gemm(1, 0, d_out, r, n, s, dy, d_out, H, r, 1.0f, dB, r);   /* dB += s dy^T H */
+    if (!(dA || dR || dx)) return;
+    lort__gemm(0, 0, n, r, d_out, s, dy, d_out, B, r, 0.0f, G, r);            /* G = s dy B */
+    if (dA) lort__gemm(1, 0, r, d_in, n, 1.0f, G, r, xin, d_in, 1.0f, dA, d_in); /* dA += G^T Xd */
+    if (R) {
+        float *G2 = lort__lay_slot(base, L, LORT__LR_T);
+        if (dR) lort__gemm(1, 0, r, r, n, 1.0f, G, r, H, r, 1.0f, dR, r);     /* dR += G^T H */
+        if (!dx) return;
+        lort__gemm(0, 0, n, r, r, 1.0f, G, r, R, r, 0.0f, G2, r);             /* G2 = G R */
+        G = G2;
+    }
+    if (!dx) return;
+    if (p > 0.0f) {
+        float *t = lort__lay_slot(base, L, LORT__LR_XD);
+        lort__gemm(0, 0, n, d_in, r, 1.0f, G, r, A, d_in, 0.0f, t, d_in);     /* T = G A */
+        lort__dropout_add(seed, p, n, d_in, dx, t);                             /* dx += drop(T) */
+    } else {
+        lort__gemm(0, 0, n, d_in, r, 1.0f, G, r, A, d_in, 1.0f, dx, d_in);     /* dx += G A */
+    }
+}
+
+/* Checks the cache and workspace of a kernel call against the layouts. */
+LORT__PRIVATE lort_status lort__bufs_check(const lort__layout *w, const lort__layout *c,
+                                           const void *cache, size_t cache_size,
+                                           const void *work, size_t work_size) {
+    lort_status st;
+    if (cache && (st = lort__lay_check(c, cache, cache_size, LORT_ERR_CACHE))) return st;
+    return lort__lay_check(w, work, work_size, LORT_ERR_WORKSPACE);
+}
+
+LORT_DEF lort_status lort_lora_forward(const lort_lora_desc *desc, float *y, const float *x,
+                                       const float *A, const float *B, int n, void *cache,
+                                       size_t cache_size, void *work, size_t work_size) {
+    lort__layout w, c;
+    lort_status st;
+    float s, *base, *H;
+    if ((st = lort__lora_plan(desc, n, &s, &w, &c))) return st;
+    if (!y || !x || !A || !B) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(A, (size_t)desc->r * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(B, (size_t)desc->d_out * (size_t)desc->r);
+    base = lort__lay_base(work);
+    H = cache ? lort__lay_base(cache) : lort__lay_slot(base, &w, LORT__LR_H);
+    lort__lowrank_forward(desc->d_in, desc->d_out, desc->r, s, desc->dropout, desc->dropout_seed,
+                          y, x, NULL, A, B, n, H, base, &w);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_lora_backward(const lort_lora_desc *desc, float *dx, float *dA,
+                                        float *dB, const float *dy, const float *x,
+                                        const float *A, const float *B, int n,
+                                        const void *cache, size_t cache_size, void *work,
+                                        size_t work_size) {
+    lort__layout w, c;
+    lort_status st;
+    float s, *base;
+    if ((st = lort__lora_plan(desc, n, &s, &w, &c))) return st;
+    if (!dy || !x || !A || !B) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    base = lort__lay_base(work);
+    lort__lowrank_backward(desc->d_in, desc->d_out, desc->r, s, desc->dropout,
+                           desc->dropout_seed, dx, dA, dB, NULL, dy, x, NULL, A, B, n,
+                           cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL, base, &w);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_lora_merge(const lort_lora_desc *desc, float *W, const float *A,
+                                     const float *B, float weight) {
+    lort_status st;
+    float s;
+    if ((st = lort__lora_check(desc, &s))) return st;
+    if (!W || !A || !B) return LORT_ERR_NULL;
+    if (!lort__finite(weight)) return LORT_ERR_INVALID_ARG;
+    lort__gemm(0, 0, desc->d_out, desc->d_in, desc->r, weight * s, B, desc->r, A, desc->d_in, 1.0f,
+               W, desc->d_in);                                                  /* W += w s B A */
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_lora_delta(const lort_lora_desc *desc, float *dW, const float *A,
+                                     const float *B) {
+    lort_status st;
+    float s;
+    if ((st = lort__lora_check(desc, &s))) return st;
+    if (!dW || !A || !B) return LORT_ERR_NULL;
+    lort__gemm(0, 0, desc->d_out, desc->d_in, desc->r, s, B, desc->r, A, desc->d_in, 0.0f, dW,
+               desc->d_in);                                                     /* dW = s B A */
+    return LORT_OK;
+}
+
+// >>loraxs ======================================================================== loraxs
+
+LORT__PRIVATE lort_status lort__loraxs_check(const lort_loraxs_desc *d, float *scale) {
+    lort_status st;
+    if (!d) return LORT_ERR_NULL;
+    if ((st = lort__lowrank_check(d->d_in, d->d_out, d->r, d->alpha, d->dropout, scale,
+                                  d->rslora)))
+        return st;
+    if (d->r > d->d_in || d->r > d->d_out) return LORT_ERR_SHAPE;
+    if (!lort__finite(d->init_std) || d->init_std < 0.0f || d->svd.oversample < 0 ||
+        d->svd.max_sweeps < 0)
+        return LORT_ERR_INVALID_ARG;
+    return LORT_OK;
+}
+LORT__PRIVATE lort_status lort__loraxs_plan(const lort_loraxs_desc *d, int n, float *scale,
+                                            lort__layout *work, lort__layout *cache) {
+    lort_status st;
+    if ((st = lort__loraxs_check(d, scale))) return st;
+    if ((st = lort__rows_check(n, d->d_in, d->d_out))) return st;
+    lort__lay_init(work);
+    lort__lay_init(cache);
+    lort__lowrank_layout(d->d_in, d->d_out, d->r, d->dropout, n, 1, work, cache);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_loraxs_desc_resolve(const lort_loraxs_desc *desc,
+                                              lort_loraxs_desc *out) {
+    lort_status st;
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__loraxs_check(desc, NULL))) return st;
+    *out = *desc;
+    if (lort__is_zero(out->alpha)) out->alpha = (float)out->r;
+    if (lort__is_zero(out->init_std)) out->init_std = 1e-5f;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_loraxs_scale(const lort_loraxs_desc *desc, float *scale) {
+    if (!scale) return LORT_ERR_NULL;
+    return lort__loraxs_check(desc, scale);
+}
+LORT_DEF lort_status lort_loraxs_param_count(const lort_loraxs_desc *desc, size_t *count) {
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__loraxs_check(desc, NULL))) return st;
+    *count = (size_t)desc->r * (size_t)desc->r;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_loraxs_frozen_count(const lort_loraxs_desc *desc, size_t *count) {
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__loraxs_check(desc, NULL))) return st;
+    *count = (size_t)desc->r * ((size_t)desc->d_in + (size_t)desc->d_out);
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_loraxs_cache_size(const lort_loraxs_desc *desc, int n, size_t *bytes) {
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__loraxs_plan(desc, n, NULL, &w, &c))) return st;
+    return lort__lay_bytes(&c, bytes);
+}
+LORT_DEF lort_status lort_loraxs_workspace_size(const lort_loraxs_desc *desc, int n,
+                                                size_t *bytes) {
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__loraxs_plan(desc, n, NULL, &w, &c))) return st;
+    return lort__lay_bytes(&w, bytes);
+}
+
+/* init workspace: the truncated SVD of W0 (d_out, d_in) and the r singular values. */
+LORT__PRIVATE lort_status lort__loraxs_init_layout(const lort_loraxs_desc *d, lort__layout *L,
+                                                   size_t *svd_bytes) {
+    lort_status st;
+    if ((st = lort__loraxs_check(d, NULL))) return st;
+    if ((st = lort_svd_truncated_workspace_size(d->d_out, d->d_in, d->r, &d->svd, svd_bytes)))
+        return st;
+    lort__lay_init(L);
+    lort__lay_add(L, (size_t)d->r);                                   /* S */
+    lort__lay_add(L, *svd_bytes / sizeof(float) + 1);                 /* SVD workspace */
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_loraxs_init_workspace_size(const lort_loraxs_desc *desc,
+                                                     size_t *bytes) {
+    lort__layout L;
+    size_t sb;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__loraxs_init_layout(desc, &L, &sb))) return st;
+    return lort__lay_bytes(&L, bytes);
+}
+
+LORT_DEF lort_status lort_loraxs_init(const lort_loraxs_desc *desc, float *R, float *A, float *B,
+                                      const float *W0, lort_rng *rng, void *work,
+                                      size_t work_size) {
+    lort__layout L;
+    size_t sb, i;
+    lort_status st;
+    float *base, *S, sd;
+    int r, k;
+    if ((st = lort__loraxs_init_layout(desc, &L, &sb))) return st;
+    if (!R || !A || !B || !W0 || !rng) return LORT_ERR_NULL;
+    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    base = lort__lay_base(work);
+    S = lort__lay_slot(base, &L, 0);
+    r = desc->r;
+    /* B = U_r (d_out, r), A = S_r V_r^T (r, d_in) */
+    st = lort_svd_truncated(B, S, A, W0, desc->d_in, desc->d_out, desc->d_in, r, &desc->svd,
+                            lort__lay_slot(base, &L, 1), sb);
+    if (st) return st;
+    for (k = 0; k < r; ++k)
+        for (i = 0; i < (size_t)desc->d_in; ++i) A[(size_t)k * (size_t)desc->d_in + i] *= S[k];
+    sd = lort__is_zero(desc->init_std) ? 1e-5f : desc->init_std;
+    for (i = 0; i < (size_t)r * (size_t)r; ++i) R[i] = sd * lort_rng_normal(rng);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_loraxs_forward(const lort_loraxs_desc *desc, float *y, const float *x,
+                                         const float *R, const float *A, const float *B, int n,
+                                         void *cache, size_t cache_size, void *work,
+                                         size_t work_size) {
+    lort__layout w, c;
+    lort_status st;
+    float s, *base, *H;
+    if ((st = lort__loraxs_plan(desc, n, &s, &w, &c))) return st;
+    if (!y || !x || !R || !A || !B) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(R, (size_t)desc->r * (size_t)desc->r);
+    base = lort__lay_base(work);
+    H = cache ? lort__lay_base(cache) : lort__lay_slot(base, &w, LORT__LR_H);
+    lort__lowrank_forward(desc->d_in, desc->d_out, desc->r, s, desc->dropout, desc->dropout_seed,
+                          y, x, R, A, B, n, H, base, &w);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_loraxs_backward(const lort_loraxs_desc *desc, float *dx, float *dR,
+                                          const float *dy, const float *x, const float *R,
+                                          const float *A, const float *B, int n,
+                                          const void *cache, size_t cache_size, void *work,
+                                          size_t work_size) {
+    lort__layout w, c;
+    lort_status st;
+    float s, *base;
+    if ((st = lort__loraxs_plan(desc, n, &s, &w, &c))) return st;
+    if (!dy || !x || !R || !A || !B) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    base = lort__lay_base(work);
+    lort__lowrank_backward(desc->d_in, desc->d_out, desc->r, s, desc->dropout,
+                           desc->dropout_seed, dx, NULL, NULL, dR, dy, x, R, A, B, n,
+                           cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL, base, &w);
+    return LORT_OK;
+}
+
+/* W = beta W + coef B R A, through T = R A (r, d_in) in the workspace. */
+LORT__PRIVATE lort_status lort__loraxs_dense(const lort_loraxs_desc *d, float *W, const float *R,
+                                             const float *A, const float *B, float weight,
+                                             float beta, void *work, size_t work_size) {
+    lort__layout w, c;
+    lort_status st;
+    float s, *T;
+    if ((st = lort__loraxs_plan(d, 1, &s, &w, &c))) return st;
+    if (!W || !R || !A || !B) return LORT_ERR_NULL;
+    if (!lort__finite(weight)) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__lay_check(&w, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    T = lort__lay_slot(lort__lay_base(work), &w, LORT__LR_M);
+    lort__gemm(0, 0, d->r, d->d_in, d->r, 1.0f, R, d->r, A, d->d_in, 0.0f, T, d->d_in); /* R A */
+    lort__gemm(0, 0, d->d_out, d->d_in, d->r, weight * s, B, d->r, T, d->d_in, beta, W, d->d_in);
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_loraxs_merge(const lort_loraxs_desc *desc, float *W, const float *R,
+                                       const float *A, const float *B, float weight,
+                                       void *work, size_t work_size) {
+    return lort__loraxs_dense(desc, W, R, A, B, weight, 1.0f, work, work_size);
+}
+LORT_DEF lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, const float *R,
+                                       const float *A, const float *B, void *work,
+                                       size_t work_size) {
+    return lort__loraxs_dense(desc, dW, R, A, B, 1.0f, 0.0f, work, work_size);
+}
+
+// >>adapter ====================================================================== adapter
+
+/* The families' flat layouts: lora params = A (r, d_in) then B (d_out, r);
+   loraxs params = R (r, r), frozen = A (r, d_in) then B (d_out, r). */
+LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
+                                              lort_adapter_sizes *sizes) {
+    lort_status st;
+    lort_adapter_sizes z;
+    if (!a || !sizes) return LORT_ERR_NULL;
+    memset(&z, 0, sizeof(z));
+    switch (a->kind) {
+    case LORT_KIND_LORA:
+        if ((st = lort_lora_param_count(&a->desc.lora, &z.params)) ||
+            (st = lort_lora_cache_size(&a->desc.lora, n, &z.cache)) ||
+            (st = lort_lora_workspace_size(&a->desc.lora, n, &z.work)))
+            return st;
+        z.d_in = a->desc.lora.d_in;
+        z.d_out = a->desc.lora.d_out;
+        break;
+    case LORT_KIND_LORAXS:
+        if ((st = lort_loraxs_param_count(&a->desc.loraxs, &z.params)) ||
+            (st = lort_loraxs_frozen_count(&a->desc.loraxs, &z.frozen)) ||
+            (st = lort_loraxs_cache_size(&a->desc.loraxs, n, &z.cache)) ||
+            (st = lort_loraxs_workspace_size(&a->desc.loraxs, n, &z.work)) ||
+            (st = lort_loraxs_init_workspace_size(&a->desc.loraxs, &z.init_work)))
+            return st;
+        z.d_in = a->desc.loraxs.d_in;
+        z.d_out = a->desc.loraxs.d_out;
+        break;
+    default:
+        return LORT_ERR_UNSUPPORTED;
+    }
+    *sizes = z;
+    return LORT_OK;
+}
+
+/* Pointers of the factors inside the flat vectors. */
+typedef struct lort__views {
+    float *A, *B, *R, *dA, *dB, *dR;
+} lort__views;
+LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views *v) {
+    size_t ra;
+    memset(v, 0, sizeof(*v));
+    if (!a) return LORT_ERR_NULL;
+    switch (a->kind) {
+    case LORT_KIND_LORA:
+        if (!a->params) return LORT_ERR_NULL;
+        if (a->desc.lora.r <= 0 || a->desc.lora.d_in <= 0) return LORT_ERR_INVALID_ARG;
+        ra = (size_t)a->desc.lora.r * (size_t)a->desc.lora.d_in;
+        v->A = a->params;
+        v->B = a->params + ra;
+        if (a->grads) {
+            v->dA = a->grads;
+            v->dB = a->grads + ra;
+        }
+        return LORT_OK;
+    case LORT_KIND_LORAXS:
+        if (!a->params || !a->frozen) return LORT_ERR_NULL;
+        if (a->desc.loraxs.r <= 0 || a->desc.loraxs.d_in <= 0) return LORT_ERR_INVALID_ARG;
+        ra = (size_t)a->desc.loraxs.r * (size_t)a->desc.loraxs.d_in;
+        v->R = a->params;
+        v->A = a->frozen;
+        v->B = a->frozen + ra;
+        v->dR = a->grads;
+        return LORT_OK;
+    default:
+        return LORT_ERR_UNSUPPORTED;
+    }
+}
+
+LORT_DEF lort_status lort_adapter_init(const lort_adapter *a, const float *W0, lort_rng *rng,
+                                       void *work, size_t work_size) {
+    lort__views v;
+    lort_status st;
+    if ((st = lort__adapter_views(a, &v))) return st;
+    if (a->kind == LORT_KIND_LORA) return lort_lora_init(&a->desc.lora, v.A, v.B, rng);
+    return lort_loraxs_init(&a->desc.loraxs, v.R, v.A, v.B, W0, rng, work, work_size);
+}
+
+LORT_DEF lort_status lort_adapter_forward(const lort_adapter *a, float *y, const float *x, int n,
+                                          void *cache, size_t cache_size, void *work,
+                                          size_t work_size) {
+    lort__views v;
+    lort_status st;
+    if ((st = lort__adapter_views(a, &v))) return st;
+    if (a->kind == LORT_KIND_LORA)
+        return lort_lora_forward(&a->desc.lora, y, x, v.A, v.B, n, cache, cache_size, work,
+                                 work_size);
+    return lort_loraxs_forward(&a->desc.loraxs, y, x, v.R, v.A, v.B, n, cache, cache_size, work,
+                               work_size);
+}
+
+LORT_DEF lort_status lort_adapter_backward(const lort_adapter *a, float *dx, const float *dy,
+                                           const float *x, int n, const void *cache,
+                                           size_t cache_size, void *work, size_t work_size) {
+    lort__views v;
+    lort_status st;
+    if ((st = lort__adapter_views(a, &v))) return st;
+    if (a->kind == LORT_KIND_LORA)
+        return lort_lora_backward(&a->desc.lora, dx, v.dA, v.dB, dy, x, v.A, v.B, n, cache,
+                                  cache_size, work, work_size);
+    return lort_loraxs_backward(&a->desc.loraxs, dx, v.dR, dy, x, v.R, v.A, v.B, n, cache,
+                                cache_size, work, work_size);
+}
+
+LORT_DEF lort_status lort_adapter_merge(const lort_adapter *a, float *W, float weight,
+                                        void *work, size_t work_size) {
+    lort__views v;
+    lort_status st;
+    if ((st = lort__adapter_views(a, &v))) return st;
+    if (a->kind == LORT_KIND_LORA) return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight);
+    return lort_loraxs_merge(&a->desc.loraxs, W, v.R, v.A, v.B, weight, work, work_size);
+}
+
+LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *work,
+                                        size_t work_size) {
+    lort__views v;
+    lort_status st;
+    if ((st = lort__adapter_views(a, &v))) return st;
+    if (a->kind == LORT_KIND_LORA) return lort_lora_delta(&a->desc.lora, dW, v.A, v.B);
+    return lort_loraxs_delta(&a->desc.loraxs, dW, v.R, v.A, v.B, work, work_size);
+}
+
+// >>adamw ========================================================================== adamw
+
+LORT_DEF lort_adamw_desc lort_adamw_default(float lr) {
+    lort_adamw_desc d;
+    d.lr = lr;
+    d.beta1 = 0.9f;
+    d.beta2 = 0.999f;
+    d.eps = 1e-8f;
+    d.weight_decay = 0.01f;
+    return d;
+}
+
+/* Follows torch.optim.AdamW (single-tensor path) operation by operation. */
+LORT_DEF lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, float *m,
+                                     float *v, const float *grads, size_t count, long t) {
+    size_t i;
+    double bc1, bc2;
+    float step_size, bc2_sqrt, decay, b1, b2;
+    if (!opt) return LORT_ERR_NULL;
+    if (count == 0 || t < 1 || !(opt->lr >= 0.0f) || !lort__finite(opt->lr) ||
+        !(opt->beta1 >= 0.0f && opt->beta1 < 1.0f) || !(opt->beta2 >= 0.0f && opt->beta2 < 1.0f) ||
+        !(opt->eps > 0.0f) || !lort__finite(opt->eps) || !(opt->weight_decay >= 0.0f) ||
+        !lort__finite(opt->weight_decay))
+        return LORT_ERR_INVALID_ARG;
+    if (!params || !m || !v || !grads) return LORT_ERR_NULL;
+    b1 = opt->beta1;
+    b2 = opt->beta2;
+    bc1 = 1.0 - pow((double)b1, (double)t);
+    bc2 = 1.0 - pow((double)b2, (double)t);
+    step_size = (float)((double)opt->lr / bc1);
+    bc2_sqrt = (float)sqrt(bc2);
+    decay = 1.0f - opt->lr * opt->weight_decay;
+    for (i = 0; i < count; ++i) {
+        float g = grads[i], denom;
+        params[i] *= decay;
+        m[i] = m[i] * b1 + g * (1.0f - b1);
+        v[i] = v[i] * b2 + (1.0f - b2) * g * g;
+        denom = sqrtf(v[i]) / bc2_sqrt + opt->eps;
+        params[i] += -step_size * (m[i] / denom);
+    }
+    return LORT_OK;
+}
+
+#endif /* LORTENSOR_IMPLEMENTATION_INCLUDED */
+#endif /* LORTENSOR_IMPLEMENTATION */
+
+/*
+REVISION HISTORY
+================
+    0.1.0 (2026-11-23)  first release: status codes, allocator, RNG and counter-based dropout,
+                        GEMM layer (cblas or built-in), randomized and Jacobi SVD, lora, loraxs,
+                        the generic adapter interface, AdamW.
+
+LICENSE
+=======
+MIT License
+
+Copyright (c) 2026 the lortensor authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software and
+associated documentation files (the "Software"), to deal in the Software without restriction,
+including without limitation the rights to use, copy, modify, merge, publish, distribute,
+sublicense, and/or sell copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT
+NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,
+DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT
+OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+*/
