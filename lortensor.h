@@ -45,8 +45,8 @@ CONFIGURATION
     LORT_API                    extern             global  prefix of every declaration
     LORT_NO_BLAS                off                impl    built-in blocked GEMM instead of cblas_sgemm
     LORT_CBLAS_HEADER           <cblas.h>          impl    header that declares cblas_sgemm
-    LORT_SGEMM(...)             cblas_sgemm        impl    row-major sgemm override (MKL, BLIS, a spy);
-                                                           same arguments as cblas_sgemm without Order
+    LORT_SGEMM(tA,tB,M,N,K,alpha,A,lda,B,ldb,beta,C,ldc)   impl    row-major sgemm override (MKL,
+                                cblas_sgemm                BLIS, a spy); tA, tB are 0 or 1
     LORT_ASSERT(x)              assert(x)          impl    internal invariants only, never user input
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
     LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
@@ -245,7 +245,7 @@ LORT_API lort_status lort_sgemm_builtin(int transA, int transB, int M, int N, in
 typedef struct lort_svd_opts {
     int exact;         /* nonzero: exact SVD (QR + Jacobi) instead of the randomized one */
     int oversample;    /* extra probes l - r; 0 = default max(10, r/2) (capped by min(m, n)) */
-    int power_iters;   /* 0 = default 6 (a value < 0 means none) */
+    int power_iters;   /* 0 = default 8 (a value < 0 means none) */
     int max_sweeps;    /* Jacobi sweep limit; 0 = default 60 */
     uint64_t seed;     /* probe seed; 0 is a valid seed */
 } lort_svd_opts;
@@ -463,7 +463,7 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 #endif
 
 /* Blocking of the built-in GEMM: a (LORT_GEMM_KC x LORT_GEMM_NC) float panel of B lives on the
-   stack when B is transposed (64 KiB by default). */
+   stack (64 KiB by default; lower both for small embedded stacks). */
 #ifndef LORT_GEMM_KC
 #define LORT_GEMM_KC 64
 #endif
@@ -723,8 +723,8 @@ LORT__PRIVATE void lort__gemm_tile(int mr, int nr, int kb, float alpha, const fl
     }
 }
 
-/* The built-in GEMM: scale C by beta once, then for each (KC x NC) panel of op(B) (packed on
-   the stack when B is transposed, read in place otherwise) accumulate 4 x 16 tiles of C. */
+/* The built-in GEMM: scale C by beta once, then for each (KC x NC) panel of op(B), packed
+   contiguously on the stack, accumulate 4 x 16 tiles of C. */
 LORT__PRIVATE void lort__gemm_builtin(int tA, int tB, int M, int N, int K, float alpha,
                                       const float *A, size_t lda, const float *B, size_t ldb,
                                       float beta, float *C, size_t ldc) {
@@ -744,18 +744,19 @@ LORT__PRIVATE void lort__gemm_builtin(int tA, int tB, int M, int N, int K, float
             int kb = K - k0 < LORT_GEMM_KC ? K - k0 : LORT_GEMM_KC;
             const float *Bp;
             size_t ldp;
-            if (tB) { /* op(B)[k][j] = B[j*ldb + k]: pack kb x nb */
-                int k;
+            int k;
+            if (tB) { /* op(B)[k][j] = B[j*ldb + k] */
                 for (j = 0; j < nb; ++j) {
                     const float *src = B + (size_t)(j0 + j) * ldb + (size_t)k0;
                     for (k = 0; k < kb; ++k) panel[(size_t)k * LORT_GEMM_NC + (size_t)j] = src[k];
                 }
-                Bp = panel;
-                ldp = LORT_GEMM_NC;
             } else {
-                Bp = B + (size_t)k0 * ldb + (size_t)j0;
-                ldp = ldb;
+                for (k = 0; k < kb; ++k)
+                    memcpy(panel + (size_t)k * LORT_GEMM_NC, B + (size_t)(k0 + k) * ldb + (size_t)j0,
+                           (size_t)nb * sizeof(float));
             }
+            Bp = panel;
+            ldp = LORT_GEMM_NC;
             for (i = 0; i < M; i += 4) {
                 int mr = M - i < 4 ? M - i : 4;
                 const float *a = A + (size_t)i * sa + (size_t)k0 * sk;
@@ -775,8 +776,7 @@ LORT__PRIVATE void lort__gemm(int tA, int tB, int M, int N, int K, float alpha, 
                               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #if defined(LORT_SGEMM)
-    LORT_SGEMM(tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-               lda, B, ldb, beta, C, ldc);
+    LORT_SGEMM(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #elif defined(LORT_NO_BLAS)
     lort__gemm_builtin(tA, tB, M, N, K, alpha, A, (size_t)lda, B, (size_t)ldb, beta, C,
                        (size_t)ldc);
@@ -1096,7 +1096,7 @@ LORT__PRIVATE lort_status lort__svd_plan_make(int m, int n, int r, const lort_sv
     if (o->oversample < 0 || o->max_sweeps < 0) return LORT_ERR_INVALID_ARG;
     over = o->oversample ? o->oversample : (r / 2 > 10 ? r / 2 : 10);
     p->l = over >= k - r ? k : r + over;
-    p->q = o->power_iters == 0 ? 6 : (o->power_iters < 0 ? 0 : o->power_iters);
+    p->q = o->power_iters == 0 ? 8 : (o->power_iters < 0 ? 0 : o->power_iters);
     p->sweeps = o->max_sweeps ? o->max_sweeps : 60;
     p->seed = o->seed;
     p->exact = o->exact || p->l >= k; /* a probe block as wide as the matrix buys nothing */
@@ -1180,10 +1180,11 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] = lort_rng_normal(&rng);
     lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);   /* Y^T = Omega^T W^T */
     lort__rowqr(l, m, Y, R, Qm, tau);
-    for (it = 0; it < p.q; ++it) {
+    for (it = 0; it < p.q; ++it) { /* Q <- qr(W W^T Q): re-orthonormalised once per power step,
+                                       which squares the conditioning of the block: harmless
+                                       once the previous step has orthonormalised it */
         lort__gemm(0, 0, l, n, m, 1.0f, Qm, m, W, ldw, 0.0f, Z, n); /* Z^T = Q^T W */
-        lort__rowqr(l, n, Z, R, Qn, tau);
-        lort__gemm(0, 1, l, m, n, 1.0f, Qn, n, W, ldw, 0.0f, Y, m); /* Y^T = Qn^T W^T */
+        lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);  /* Y^T = Z^T W^T */
         lort__rowqr(l, m, Y, R, Qm, tau);
     }
     lort__gemm(0, 0, l, n, m, 1.0f, Qm, m, W, ldw, 0.0f, Z, n);     /* B = Q^T W (l, n) */
