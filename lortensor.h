@@ -1105,8 +1105,7 @@ LORT__PRIVATE lort_status lort__svd_plan_make(int m, int n, int r, const lort_sv
 
 /* Layout of the randomized SVD: probes/projections, the range basis, then the exact SVD of the
    (l, n) projection and its left vectors. */
-enum { LORT__RS_Y, LORT__RS_Z, LORT__RS_QM, LORT__RS_QN, LORT__RS_R, LORT__RS_TAU, LORT__RS_UB,
-       LORT__RS_SUB };
+enum { LORT__RS_Y, LORT__RS_Z, LORT__RS_QM, LORT__RS_R, LORT__RS_TAU, LORT__RS_UB, LORT__RS_SUB };
 LORT__PRIVATE void lort__svd_layout(int m, int n, int r, const lort__svd_plan *p,
                                     lort__layout *L, lort__layout *sub) {
     size_t l = (size_t)p->l, lm = 0, ln = 0, ll = 0, lr = 0, lmax;
@@ -1123,7 +1122,6 @@ LORT__PRIVATE void lort__svd_layout(int m, int n, int r, const lort__svd_plan *p
     lort__lay_add(L, lm);   /* Y^T (l, m): W times probes, then its QR input */
     lort__lay_add(L, ln);   /* Z^T (l, n): probes, then W^T Q, then B */
     lort__lay_add(L, lm);   /* Q^T (l, m): orthonormal basis of the range */
-    lort__lay_add(L, ln);   /* orthonormal basis of the co-range */
     lort__lay_add(L, ll);   /* R */
     lort__lay_add(L, l);    /* tau */
     lort__lay_add(L, lr);   /* U_B (l, r) */
@@ -1152,7 +1150,7 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     lort__svd_plan p;
     lort__layout L, sub;
     lort_status st;
-    float *base, *Y, *Z, *Qm, *Qn, *R, *tau, *UB, *V2;
+    float *base, *Y, *Z, *Qm, *R, *tau, *UB, *V2;
     size_t ld = (size_t)ldw;
     int it, l, rr = r;
     size_t i;
@@ -1171,7 +1169,6 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     Y = lort__lay_slot(base, &L, LORT__RS_Y);
     Z = lort__lay_slot(base, &L, LORT__RS_Z);
     Qm = lort__lay_slot(base, &L, LORT__RS_QM);
-    Qn = lort__lay_slot(base, &L, LORT__RS_QN);
     R = lort__lay_slot(base, &L, LORT__RS_R);
     tau = lort__lay_slot(base, &L, LORT__RS_TAU);
     UB = lort__lay_slot(base, &L, LORT__RS_UB);
