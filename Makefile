@@ -14,7 +14,7 @@ HAVE_OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo yes)
 ifeq ($(origin BLAS),undefined)
   BLAS := $(if $(HAVE_OPENBLAS),openblas,none)
 endif
-BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags openblas 2>/dev/null))
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null)
 ifeq ($(BLAS),openblas)
   RUN_CFLAGS := $(BLAS_CFLAGS)
@@ -32,9 +32,9 @@ B := build
 all: examples
 
 # ---- quick start: the first example, no dependency beyond a C compiler --------------------
-run: $(B)/run/01_lora_linear
-	./$(B)/run/01_lora_linear
-$(B)/run/%: examples/%.c lortensor.h
+run: $(B)/run-$(BLAS)/01_lora_linear
+	./$(B)/run-$(BLAS)/01_lora_linear
+$(B)/run-$(BLAS)/%: examples/%.c lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 

@@ -241,6 +241,16 @@ LORT_API lort_status lort_sgemm_builtin(int transA, int transB, int M, int N, in
                                         float alpha, const float *A, int lda, const float *B,
                                         int ldb, float beta, float *C, int ldc);
 
+/* ---- the base layer (nn.Linear) that adapters add to ----------------------------------- */
+/* y (n, d_out) = x (n, d_in) W^T + b. W: (d_out, d_in); b: (d_out), may be NULL. */
+LORT_API lort_status lort_linear_forward(float *y, const float *x, const float *W, const float *b,
+                                         int n, int d_in, int d_out);
+/* dx (n, d_in) += dy W; dW (d_out, d_in) += dy^T x; db (d_out) += sum over rows of dy.
+   Each gradient may be NULL. */
+LORT_API lort_status lort_linear_backward(float *dx, float *dW, float *db, const float *dy,
+                                          const float *x, const float *W, int n, int d_in,
+                                          int d_out);
+
 /* ---- SVD ------------------------------------------------------------------------------ */
 typedef struct lort_svd_opts {
     int exact;         /* nonzero: exact SVD (QR + Jacobi) instead of the randomized one */
@@ -258,7 +268,8 @@ LORT_API lort_status lort_svd_truncated_workspace_size(int m, int n, int r,
 LORT_API lort_status lort_svd_truncated(float *U, float *S, float *Vt, const float *W, int ldw,
                                         int m, int n, int r, const lort_svd_opts *opts,
                                         void *work, size_t work_size);
-/* Full thin exact SVD, k = min(m, n): U (m, k), S (k), Vt (k, n). */
+/* Full thin exact SVD, k = min(m, n): U (m, k) (may be NULL), S (k), Vt (k, n).
+   max_sweeps: Jacobi sweep limit, 0 = default 60. */
 LORT_API lort_status lort_svd_jacobi_workspace_size(int m, int n, size_t *bytes);
 LORT_API lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float *W, int ldw,
                                      int m, int n, int max_sweeps, void *work, size_t work_size);
@@ -826,6 +837,41 @@ LORT_DEF lort_status lort_sgemm_builtin(int transA, int transB, int M, int N, in
     return LORT_OK;
 }
 
+LORT__PRIVATE lort_status lort__rows_check(int n, int d_in, int d_out);
+
+LORT_DEF lort_status lort_linear_forward(float *y, const float *x, const float *W, const float *b,
+                                         int n, int d_in, int d_out) {
+    lort_status st;
+    size_t t;
+    int i;
+    if (d_in <= 0 || d_out <= 0) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__rows_check(n, d_in, d_out))) return st;
+    if (!lort__mul3((size_t)d_in, (size_t)d_out, sizeof(float), &t)) return LORT_ERR_OVERFLOW;
+    if (!y || !x || !W) return LORT_ERR_NULL;
+    if (b)
+        for (i = 0; i < n; ++i) memcpy(y + (size_t)i * (size_t)d_out, b, (size_t)d_out * sizeof(float));
+    lort__gemm(0, 1, n, d_out, d_in, 1.0f, x, d_in, W, d_in, b ? 1.0f : 0.0f, y, d_out);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_linear_backward(float *dx, float *dW, float *db, const float *dy,
+                                          const float *x, const float *W, int n, int d_in,
+                                          int d_out) {
+    lort_status st;
+    size_t t;
+    int i, j;
+    if (d_in <= 0 || d_out <= 0) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__rows_check(n, d_in, d_out))) return st;
+    if (!lort__mul3((size_t)d_in, (size_t)d_out, sizeof(float), &t)) return LORT_ERR_OVERFLOW;
+    if (!dy || (dx && !W) || (dW && !x)) return LORT_ERR_NULL;
+    if (dx) lort__gemm(0, 0, n, d_in, d_out, 1.0f, dy, d_out, W, d_in, 1.0f, dx, d_in);
+    if (dW) lort__gemm(1, 0, d_out, d_in, n, 1.0f, dy, d_out, x, d_in, 1.0f, dW, d_in);
+    if (db)
+        for (i = 0; i < n; ++i)
+            for (j = 0; j < d_out; ++j) db[j] += dy[(size_t)i * (size_t)d_out + (size_t)j];
+    return LORT_OK;
+}
+
 // >>svd ============================================================================== svd
 
 /* dot product with 8 independent partial sums so that compilers vectorise it */
@@ -851,7 +897,7 @@ LORT__PRIVATE void lort__rowqr(int k, int len, float *X, float *R, float *Q, flo
     for (i = 0; i < k; ++i) {
         float *xi = X + (size_t)i * L;
         size_t tail = L - (size_t)i - 1;
-        double alpha = xi[i], sigma = (double)lort__dot(xi + i + 1, xi + i + 1, tail);
+        double alpha = (double)xi[i], sigma = (double)lort__dot(xi + i + 1, xi + i + 1, tail);
         double norm = sqrt(alpha * alpha + sigma), beta;
         if (norm <= 0.0 || sigma <= 0.0) { /* nothing below the diagonal: H = I */
             tau[i] = 0.0f;
