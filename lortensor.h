@@ -253,7 +253,8 @@ LORT_API lort_status lort_linear_backward(float *dx, float *dW, float *db, const
 
 /* ---- SVD ------------------------------------------------------------------------------ */
 typedef struct lort_svd_opts {
-    int exact;         /* nonzero: exact SVD (QR + Jacobi) instead of the randomized one */
+    int exact;         /* nonzero: exact SVD (QR + Jacobi) instead of the randomized one; the
+                          exact SVD is also used when r + oversample >= min(m, n) */
     int oversample;    /* extra probes l - r; 0 = default max(10, r/2) (capped by min(m, n)) */
     int power_iters;   /* 0 = default 8 (a value < 0 means none) */
     int max_sweeps;    /* Jacobi sweep limit; 0 = default 60 */
@@ -283,7 +284,7 @@ typedef enum lort_lora_init_kind {
 
 typedef struct lort_lora_desc {
     int d_in, d_out, r;     /* required, > 0 */
-    float alpha;            /* 0 = r (scale 1) */
+    float alpha;            /* 0 = r (scale 1, or sqrt(r) with rslora) */
     int rslora;             /* nonzero: s = alpha / sqrt(r) instead of alpha / r */
     float dropout;          /* p in [0, 1); 0 = none */
     uint64_t dropout_seed;  /* key of the counter-based mask; change it every step */
@@ -319,7 +320,7 @@ LORT_API lort_status lort_lora_delta(const lort_lora_desc *desc, float *dW, cons
 
 typedef struct lort_loraxs_desc {
     int d_in, d_out, r;     /* required, > 0, r <= min(d_in, d_out) */
-    float alpha;            /* 0 = r (scale 1) */
+    float alpha;            /* 0 = r (scale 1, or sqrt(r) with rslora) */
     int rslora;             /* nonzero: s = alpha / sqrt(r) */
     float dropout;          /* p in [0, 1) */
     uint64_t dropout_seed;
@@ -1149,6 +1150,18 @@ LORT__PRIVATE lort_status lort__svd_plan_make(int m, int n, int r, const lort_sv
     return LORT_OK;
 }
 
+/* The effective options of a plan, written back (desc_resolve shows them). */
+LORT__PRIVATE lort_status lort__svd_opts_resolve(int m, int n, int r, lort_svd_opts *o) {
+    lort__svd_plan p;
+    lort_status st = lort__svd_plan_make(m, n, r, o, &p);
+    if (st) return st;
+    o->exact = p.exact;
+    o->oversample = p.l - r;
+    o->power_iters = p.q > 0 ? p.q : -1;
+    o->max_sweeps = p.sweeps;
+    return LORT_OK;
+}
+
 /* Layout of the randomized SVD: probes/projections, the range basis, then the exact SVD of the
    (l, n) projection and its left vectors. */
 enum { LORT__RS_Y, LORT__RS_Z, LORT__RS_QM, LORT__RS_R, LORT__RS_TAU, LORT__RS_UB, LORT__RS_SUB };
@@ -1543,7 +1556,7 @@ LORT_DEF lort_status lort_loraxs_desc_resolve(const lort_loraxs_desc *desc,
     *out = *desc;
     if (lort__is_zero(out->alpha)) out->alpha = (float)out->r;
     if (lort__is_zero(out->init_std)) out->init_std = 1e-5f;
-    return LORT_OK;
+    return lort__svd_opts_resolve(out->d_out, out->d_in, out->r, &out->svd);
 }
 LORT_DEF lort_status lort_loraxs_scale(const lort_loraxs_desc *desc, float *scale) {
     if (!scale) return LORT_ERR_NULL;
