@@ -889,12 +889,28 @@ LORT__PRIVATE void lort__axpy(float *y, float a, const float *x, size_t len) {
     for (i = 0; i < len; ++i) y[i] += a * x[i];
 }
 
+/* The power of two 2^e with max|x| 2^e in [0.5, 1) (1 for an all-zero x): scaling by it is
+   exact, and keeps sums of squares and products of the SVD's blocks inside float range. */
+LORT__PRIVATE float lort__pow2_normalizer(const float *x, size_t count) {
+    float mx = 0.0f;
+    size_t i;
+    int e;
+    for (i = 0; i < count; ++i)
+        if (fabsf(x[i]) > mx) mx = fabsf(x[i]);
+    if (!(mx > 0.0f)) return 1.0f;
+    (void)frexpf(mx, &e);
+    e = e > 126 ? 126 : (e < -126 ? -126 : e);
+    return ldexpf(1.0f, -e);
+}
+
 /* Householder QR of k row vectors. X: (k, len), k <= len, row i = x_i, destroyed (it keeps the
    reflectors). On return Q: (k, len) has orthonormal rows and R: (k, k) is upper triangular with
    x_i = sum_{j <= i} R[j][i] q_j, i.e. X^T = Q^T R. tau: k floats of scratch. */
 LORT__PRIVATE void lort__rowqr(int k, int len, float *X, float *R, float *Q, float *tau) {
     int i, j;
-    size_t L = (size_t)len;
+    size_t L = (size_t)len, t, kk = (size_t)k * (size_t)k;
+    float c = lort__pow2_normalizer(X, (size_t)k * L), cinv = 1.0f / c;
+    for (t = 0; t < (size_t)k * L; ++t) X[t] *= c; /* exact: keeps squares in range */
     for (i = 0; i < k; ++i) {
         float *xi = X + (size_t)i * L;
         size_t tail = L - (size_t)i - 1;
@@ -922,6 +938,7 @@ LORT__PRIVATE void lort__rowqr(int k, int len, float *X, float *R, float *Q, flo
         for (j = 0; j < i; ++j) R[(size_t)j * (size_t)k + (size_t)i] = xi[j];
         for (j = i + 1; j < k; ++j) R[(size_t)j * (size_t)k + (size_t)i] = 0.0f;
     }
+    for (t = 0; t < kk; ++t) R[t] *= cinv;
     /* Q rows q_j = H_0 ... H_{k-1} e_j, accumulated backwards */
     memset(Q, 0, (size_t)k * L * sizeof(float));
     for (j = 0; j < k; ++j) Q[(size_t)j * L + (size_t)j] = 1.0f;
@@ -1239,7 +1256,10 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     for (it = 0; it < p.q; ++it) { /* Q <- qr(W W^T Q): re-orthonormalised once per power step,
                                        which squares the conditioning of the block: harmless
                                        once the previous step has orthonormalised it */
+        float c;
         lort__gemm(0, 0, l, n, m, 1.0f, Qm, m, W, ldw, 0.0f, Z, n); /* Z^T = Q^T W */
+        c = lort__pow2_normalizer(Z, (size_t)l * (size_t)n); /* Z to max ~1 so that the */
+        for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= c; /* ~W^2 below stays finite */
         lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);  /* Y^T = Z^T W^T */
         lort__rowqr(l, m, Y, R, Qm, tau);
     }

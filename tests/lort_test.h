@@ -44,8 +44,8 @@ TR_FN void ref_gemm(int tA, int tB, int M, int N, int K, const float *A, int lda
         for (int j = 0; j < N; ++j) {
             double s = 0.0;
             for (int k = 0; k < K; ++k) {
-                double a = tA ? A[(size_t)k * (size_t)lda + (size_t)i] : A[(size_t)i * (size_t)lda + (size_t)k];
-                double b = tB ? B[(size_t)j * (size_t)ldb + (size_t)k] : B[(size_t)k * (size_t)ldb + (size_t)j];
+                double a = tA ? (double)A[(size_t)k * (size_t)lda + (size_t)i] : (double)A[(size_t)i * (size_t)lda + (size_t)k];
+                double b = tB ? (double)B[(size_t)j * (size_t)ldb + (size_t)k] : (double)B[(size_t)k * (size_t)ldb + (size_t)j];
                 s += a * b;
             }
             C[(size_t)i * (size_t)N + (size_t)j] = s;
