@@ -84,11 +84,12 @@ $(B)/examples/%: examples/%.c lortensor.h
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 
 # ---- benchmarks (not part of test) -----------------------------------------------------------
-bench: $(B)/bench/bench
-	./$(B)/bench/bench
+BENCHES := $(basename $(notdir $(wildcard bench/bench*.c)))
+bench: $(addprefix $(B)/bench/,$(BENCHES))
+	@set -e; for b in $^; do ./$$b; done
 	@if command -v /usr/bin/python3 >/dev/null && /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
 	  /usr/bin/python3 bench/peer_torch.py; else echo "(PyTorch peer skipped: python3-torch not installed; make deps-bench)"; fi
-$(B)/bench/bench: bench/bench.c lortensor.h
+$(B)/bench/%: bench/%.c lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 -O3 -march=native -g $(WARN) -I. $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 
