@@ -361,6 +361,21 @@ LORT_API lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, 
                                        const float *A, const float *B, void *work,
                                        size_t work_size);
 
+// >>api ============================================================================= tt
+
+/* A tensor train of a reshaped matrix (the "TT layer" of LoRETTA, spec/MATH.md 3.1). The matrix
+   (rows, cols) is the row-major reshape of the d-way tensor with modes n_k (prod n_k = rows*cols;
+   the row/column split may fall inside a mode). Core k is G_k (t_{k-1}, n_k, t_k), t_0 = t_d = 1.
+   Shared by the tt kernels and TT-SVD; the kernels are added by the tt family. */
+#define LORT_TT_MAX_CORES 16
+typedef struct lort_tt_desc {
+    int rows, cols;                      /* the matrix; LoRETTA's W_tt is (in, out) */
+    int d;                               /* number of cores, 1..LORT_TT_MAX_CORES */
+    int modes[LORT_TT_MAX_CORES];        /* n_1..n_d, each > 0 */
+    int ranks[LORT_TT_MAX_CORES + 1];    /* t_0..t_d; t_0 = t_d = 1; an inner 0 = `rank` */
+    int rank;                            /* uniform inner rank for the entries left 0 */
+} lort_tt_desc;
+
 // >>api ======================================================================== adapter
 
 typedef enum lort_kind {
