@@ -255,8 +255,8 @@ LORT_API lort_status lort_linear_backward(float *dx, float *dW, float *db, const
 typedef struct lort_svd_opts {
     int exact;         /* nonzero: exact SVD (QR + Jacobi) instead of the randomized one; the
                           exact SVD is also used when r + oversample >= min(m, n) */
-    int oversample;    /* extra probes l - r; 0 = default max(10, r/2) (capped by min(m, n)) */
-    int power_iters;   /* 0 = default 8 (a value < 0 means none) */
+    int oversample;    /* extra probes l - r; 0 = default max(10, r) (capped by min(m, n)) */
+    int power_iters;   /* 0 = default 5 (a value < 0 means none) */
     int max_sweeps;    /* Jacobi sweep limit; 0 = default 60 */
     uint64_t seed;     /* probe seed; 0 is a valid seed */
 } lort_svd_opts;
@@ -663,6 +663,17 @@ LORT_DEF float lort_rng_normal(lort_rng *rng) {
     double u2 = (double)(lort_rng_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
+/* x[0..count) ~ N(0, 1): both outputs of each Box-Muller pair (the probe blocks of the SVD). */
+LORT__PRIVATE void lort__fill_normal(lort_rng *rng, float *x, size_t count) {
+    size_t i;
+    for (i = 0; i < count; i += 2) {
+        double u1 = ((double)(lort_rng_u64(rng) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+        double u2 = (double)(lort_rng_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
+        double rad = sqrt(-2.0 * log(u1)), ang = 6.283185307179586 * u2;
+        x[i] = (float)(rad * cos(ang));
+        if (i + 1 < count) x[i + 1] = (float)(rad * sin(ang));
+    }
+}
 LORT_DEF float lort_hash_uniform(uint64_t seed, uint64_t row, uint64_t col) {
     uint64_t h = lort__mix64(seed ^ UINT64_C(0xd1b54a32d192ed03));
     h = lort__mix64(h ^ (row * UINT64_C(0x9e3779b97f4a7c15)));
@@ -711,6 +722,35 @@ LORT__PRIVATE void lort__dropout_add(uint64_t seed, float p, int n, int d, float
 // >>gemm ============================================================================ gemm
 
 LORT__PRIVATE int lort__is_zero(float v) { return fpclassify(v) == FP_ZERO; }
+
+/* dot product with 8 independent partial sums so that compilers vectorise it */
+LORT__PRIVATE float lort__dot(const float *a, const float *b, size_t len) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i, t, n8 = len & ~(size_t)7;
+    for (i = 0; i < n8; i += 8)
+        for (t = 0; t < 8; ++t) s[t] += a[i + t] * b[i + t];
+    for (; i < len; ++i) s[0] += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+LORT__PRIVATE void lort__axpy(float *y, float a, const float *x, size_t len) {
+    size_t i;
+    for (i = 0; i < len; ++i) y[i] += a * x[i];
+}
+
+/* The power of two 2^e with max|x| 2^e in [0.5, 1) (1 for an all-zero x): scaling by it is
+   exact, and keeps sums of squares and products of the SVD's blocks inside float range. */
+LORT__PRIVATE float lort__pow2_normalizer(const float *x, size_t count) {
+    float mx = 0.0f;
+    size_t i;
+    int e;
+    for (i = 0; i < count; ++i)
+        if (fabsf(x[i]) > mx) mx = fabsf(x[i]);
+    if (!(mx > 0.0f)) return 1.0f;
+    (void)frexpf(mx, &e);
+    e = e > 126 ? 126 : (e < -126 ? -126 : e);
+    return ldexpf(1.0f, -e);
+}
+
 
 /* C rows [i0, i0+mr) x cols [j0, j0+nr) += sum_k a(i, k) * Bp[k][j], k in [0, kb).
    a(i, k) = alpha * A[i*sa + k*sk]; Bp rows have stride ldp. The 4 x 16 case has constant
@@ -765,6 +805,18 @@ LORT__PRIVATE void lort__gemm_builtin(int tA, int tB, int M, int N, int K, float
             for (j = 0; j < N; ++j) c[j] *= beta;
     }
     if (K == 0 || lort__is_zero(alpha)) return;
+    if (M < 4 && !tA) { /* a few rows: dot products (B transposed) or row updates, no packing */
+        for (i = 0; i < M; ++i) {
+            const float *a = A + (size_t)i * lda;
+            float *c = C + (size_t)i * ldc;
+            int k;
+            if (tB)
+                for (j = 0; j < N; ++j) c[j] += alpha * lort__dot(a, B + (size_t)j * ldb, (size_t)K);
+            else
+                for (k = 0; k < K; ++k) lort__axpy(c, alpha * a[k], B + (size_t)k * ldb, (size_t)N);
+        }
+        return;
+    }
     for (j0 = 0; j0 < N; j0 += LORT_GEMM_NC) {
         int nb = N - j0 < LORT_GEMM_NC ? N - j0 : LORT_GEMM_NC;
         for (k0 = 0; k0 < K; k0 += LORT_GEMM_KC) {
@@ -811,6 +863,19 @@ LORT__PRIVATE void lort__gemm(int tA, int tB, int M, int N, int K, float alpha, 
     if (K <= 0) { /* some BLAS reject K = 0; keep BLAS semantics ourselves */
         lort__gemm_builtin(tA, tB, M, N, 0, alpha, A, (size_t)lda, B, (size_t)ldb, beta, C,
                            (size_t)ldc);
+        return;
+    }
+    if (M == 1 || N == 1) { /* a vector: sgemv is several times faster than sgemm here */
+        if (lort__is_zero(beta)) { /* BLAS may compute 0 * C: make beta = 0 overwrite NaN */
+            int i;
+            for (i = 0; i < M; ++i) memset(C + (size_t)i * (size_t)ldc, 0, (size_t)N * sizeof(float));
+        }
+        if (M == 1) /* C row = op(A) row 0 times op(B): y = op(B)^T x */
+            cblas_sgemv(CblasRowMajor, tB ? CblasNoTrans : CblasTrans, tB ? N : K, tB ? K : N,
+                        alpha, B, ldb, A, tA ? lda : 1, beta, C, 1);
+        else /* C column = op(A) times op(B) column 0 */
+            cblas_sgemv(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tA ? K : M, tA ? M : K,
+                        alpha, A, lda, B, tB ? 1 : ldb, beta, C, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M,
@@ -889,34 +954,6 @@ LORT_DEF lort_status lort_linear_backward(float *dx, float *dW, float *db, const
 }
 
 // >>svd ============================================================================== svd
-
-/* dot product with 8 independent partial sums so that compilers vectorise it */
-LORT__PRIVATE float lort__dot(const float *a, const float *b, size_t len) {
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i, t, n8 = len & ~(size_t)7;
-    for (i = 0; i < n8; i += 8)
-        for (t = 0; t < 8; ++t) s[t] += a[i + t] * b[i + t];
-    for (; i < len; ++i) s[0] += a[i] * b[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-LORT__PRIVATE void lort__axpy(float *y, float a, const float *x, size_t len) {
-    size_t i;
-    for (i = 0; i < len; ++i) y[i] += a * x[i];
-}
-
-/* The power of two 2^e with max|x| 2^e in [0.5, 1) (1 for an all-zero x): scaling by it is
-   exact, and keeps sums of squares and products of the SVD's blocks inside float range. */
-LORT__PRIVATE float lort__pow2_normalizer(const float *x, size_t count) {
-    float mx = 0.0f;
-    size_t i;
-    int e;
-    for (i = 0; i < count; ++i)
-        if (fabsf(x[i]) > mx) mx = fabsf(x[i]);
-    if (!(mx > 0.0f)) return 1.0f;
-    (void)frexpf(mx, &e);
-    e = e > 126 ? 126 : (e < -126 ? -126 : e);
-    return ldexpf(1.0f, -e);
-}
 
 /* Householder QR of k row vectors. X: (k, len), k <= len, row i = x_i, destroyed (it keeps the
    reflectors). On return Q: (k, len) has orthonormal rows and R: (k, k) is upper triangular with
@@ -1173,9 +1210,9 @@ LORT__PRIVATE lort_status lort__svd_plan_make(int m, int n, int r, const lort_sv
         o = &z;
     }
     if (o->oversample < 0 || o->max_sweeps < 0) return LORT_ERR_INVALID_ARG;
-    over = o->oversample ? o->oversample : (r / 2 > 10 ? r / 2 : 10);
+    over = o->oversample ? o->oversample : (r > 10 ? r : 10);
     p->l = over >= k - r ? k : r + over;
-    p->q = o->power_iters == 0 ? 8 : (o->power_iters < 0 ? 0 : o->power_iters);
+    p->q = o->power_iters == 0 ? 5 : (o->power_iters < 0 ? 0 : o->power_iters);
     p->sweeps = o->max_sweeps ? o->max_sweeps : 60;
     p->seed = o->seed;
     p->exact = o->exact || p->l >= k; /* a probe block as wide as the matrix buys nothing */
@@ -1265,7 +1302,7 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     UB = lort__lay_slot(base, &L, LORT__RS_UB);
     V2 = lort__lay_slot(base, &L, LORT__RS_SUB);
     lort_rng_seed(&rng, p.seed);
-    for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] = lort_rng_normal(&rng);
+    lort__fill_normal(&rng, Z, (size_t)l * (size_t)n);
     lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);   /* Y^T = Omega^T W^T */
     lort__rowqr(l, m, Y, R, Qm, tau);
     for (it = 0; it < p.q; ++it) { /* Q <- qr(W W^T Q): re-orthonormalised once per power step,
