@@ -126,8 +126,8 @@ MATH
 
   svd: lort_svd_truncated finds the top-r singular triplets of an (m, n) matrix by a randomized
       range finder (Halko, Martinsson, Tropp 2011): l = r + oversample Gaussian probes, q power
-      iterations re-orthonormalized by Householder QR, then the exact SVD of the small (l, n)
-      projection. The exact SVD (lort_svd_jacobi, or opts.exact) reduces by Householder QR to a
+      iterations re-orthonormalized by CholeskyQR2 (GEMMs; Householder QR when the block is too
+      ill-conditioned for it), then the exact SVD of the small (l, n) projection. The exact SVD (lort_svd_jacobi, or opts.exact) reduces by Householder QR to a
       k x k triangle, k = min(m, n), and runs one-sided Jacobi on it in double precision.
       Results are deterministic given opts.seed; singular values are sorted descending.
 
@@ -1007,6 +1007,52 @@ LORT__PRIVATE void lort__rowqr(int k, int len, float *X, float *R, float *Q, flo
     }
 }
 
+/* Orthonormalises the k rows of Y (k, len), k <= len, into Q by CholeskyQR2: twice, the Gram
+   matrix Y Y^T (a GEMM), its Cholesky factor L in double, and Q = L^-1 Y (a GEMM). Returns 0
+   when a pivot shows the block too ill-conditioned for float Gram matrices; Y then holds a basis
+   of the same span (scaled, or the first pass's rows) for Householder QR to finish. Y is
+   destroyed. G: k*k floats; Ld: 2*k*k doubles. */
+LORT__PRIVATE int lort__cholqr2(int k, int len, float *Y, float *Q, float *G, double *Ld) {
+    size_t K = (size_t)k, t, total = (size_t)k * (size_t)len;
+    double *L = Ld, *Li = Ld + K * K;
+    float *src = Y, *dst = Q, c = lort__pow2_normalizer(Y, total);
+    int pass, i, j, p;
+    for (t = 0; t < total; ++t) Y[t] *= c; /* exact; keeps the Gram matrix finite */
+    for (pass = 0; pass < 2; ++pass) {
+        lort__gemm(0, 1, k, k, len, 1.0f, src, len, src, len, 0.0f, G, k); /* G = S S^T */
+        for (j = 0; j < k; ++j) {
+            double d = (double)G[(size_t)j * K + (size_t)j], g0 = d;
+            for (p = 0; p < j; ++p) d -= L[(size_t)j * K + (size_t)p] * L[(size_t)j * K + (size_t)p];
+            if (!(d > 1e-5 * g0)) { /* ill-conditioned (or zero) block: Householder's turn */
+                if (pass == 1) memcpy(Y, Q, total * sizeof(float));
+                return 0;
+            }
+            L[(size_t)j * K + (size_t)j] = sqrt(d);
+            for (i = j + 1; i < k; ++i) {
+                double s = (double)G[(size_t)i * K + (size_t)j];
+                for (p = 0; p < j; ++p) s -= L[(size_t)i * K + (size_t)p] * L[(size_t)j * K + (size_t)p];
+                L[(size_t)i * K + (size_t)j] = s / L[(size_t)j * K + (size_t)j];
+            }
+        }
+        for (j = 0; j < k; ++j) /* Li = L^-1 (lower), column by column */
+            for (i = 0; i < k; ++i) {
+                double s = i == j ? 1.0 : 0.0;
+                if (i < j) {
+                    Li[(size_t)i * K + (size_t)j] = 0.0;
+                    continue;
+                }
+                for (p = j; p < i; ++p) s -= L[(size_t)i * K + (size_t)p] * Li[(size_t)p * K + (size_t)j];
+                Li[(size_t)i * K + (size_t)j] = s / L[(size_t)i * K + (size_t)i];
+            }
+        for (t = 0; t < K * K; ++t) G[t] = (float)Li[t];
+        lort__gemm(0, 0, k, len, k, 1.0f, G, k, src, len, 0.0f, dst, len); /* D = L^-1 S */
+        src = dst;
+        dst = pass == 0 ? Y : Q;
+    }
+    memcpy(Q, Y, total * sizeof(float));
+    return 1;
+}
+
 /* One-sided Jacobi SVD in double of a k x k matrix M given by its columns: T row i = column i
    of M (destroyed). On return M = sum_i S[i] u_i p_i^T with S descending, U row i = u_i and
    P row i = p_i, both orthonormal (u_i for S[i] ~ 0 completed to an orthonormal set).
@@ -1233,7 +1279,8 @@ LORT__PRIVATE lort_status lort__svd_opts_resolve(int m, int n, int r, lort_svd_o
 
 /* Layout of the randomized SVD: probes/projections, the range basis, then the exact SVD of the
    (l, n) projection and its left vectors. */
-enum { LORT__RS_Y, LORT__RS_Z, LORT__RS_QM, LORT__RS_R, LORT__RS_TAU, LORT__RS_UB, LORT__RS_SUB };
+enum { LORT__RS_Y, LORT__RS_Z, LORT__RS_QM, LORT__RS_R, LORT__RS_TAU, LORT__RS_UB, LORT__RS_G,
+       LORT__RS_LD, LORT__RS_SUB };
 LORT__PRIVATE void lort__svd_layout(int m, int n, int r, const lort__svd_plan *p,
                                     lort__layout *L, lort__layout *sub) {
     size_t l = (size_t)p->l, lm = 0, ln = 0, ll = 0, lr = 0, lmax;
@@ -1253,6 +1300,8 @@ LORT__PRIVATE void lort__svd_layout(int m, int n, int r, const lort__svd_plan *p
     lort__lay_add(L, ll);   /* R */
     lort__lay_add(L, l);    /* tau */
     lort__lay_add(L, lr);   /* U_B (l, r) */
+    lort__lay_add(L, ll);   /* Gram matrix, then L^-1 (CholeskyQR2) */
+    lort__lay_add(L, ll * 4); /* L and L^-1 in double */
     lort__svd_exact_layout(p->l, n, sub);
     if (sub->overflow) L->overflow = 1;
     lort__lay_add(L, sub->end / sizeof(float)); /* the exact SVD of B */
@@ -1278,7 +1327,8 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     lort__svd_plan p;
     lort__layout L, sub;
     lort_status st;
-    float *base, *Y, *Z, *Qm, *R, *tau, *UB, *V2;
+    float *base, *Y, *Z, *Qm, *R, *tau, *UB, *V2, *G;
+    double *Ld;
     size_t ld = (size_t)ldw;
     int it, l, rr = r;
     size_t i;
@@ -1301,10 +1351,12 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     tau = lort__lay_slot(base, &L, LORT__RS_TAU);
     UB = lort__lay_slot(base, &L, LORT__RS_UB);
     V2 = lort__lay_slot(base, &L, LORT__RS_SUB);
+    G = lort__lay_slot(base, &L, LORT__RS_G);
+    Ld = (double *)(void *)lort__lay_slot(base, &L, LORT__RS_LD);
     lort_rng_seed(&rng, p.seed);
     lort__fill_normal(&rng, Z, (size_t)l * (size_t)n);
     lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);   /* Y^T = Omega^T W^T */
-    lort__rowqr(l, m, Y, R, Qm, tau);
+    if (!lort__cholqr2(l, m, Y, Qm, G, Ld)) lort__rowqr(l, m, Y, R, Qm, tau);
     for (it = 0; it < p.q; ++it) { /* Q <- qr(W W^T Q): re-orthonormalised once per power step,
                                        which squares the conditioning of the block: harmless
                                        once the previous step has orthonormalised it */
@@ -1313,7 +1365,7 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
         c = lort__pow2_normalizer(Z, (size_t)l * (size_t)n); /* Z to max ~1 so that the */
         for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= c; /* ~W^2 below stays finite */
         lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);  /* Y^T = Z^T W^T */
-        lort__rowqr(l, m, Y, R, Qm, tau);
+        if (!lort__cholqr2(l, m, Y, Qm, G, Ld)) lort__rowqr(l, m, Y, R, Qm, tau);
     }
     lort__gemm(0, 0, l, n, m, 1.0f, Qm, m, W, ldw, 0.0f, Z, n);     /* B = Q^T W (l, n) */
     st = lort__svd_exact(UB, S, Vt, Z, (size_t)n, l, n, rr, p.sweeps, V2, &sub);
