@@ -106,4 +106,40 @@ TR_FN void *tr_buf(size_t bytes) {
     assert_non_null(p);
     return p;
 }
+/* ---- shared by the family tests ---- */
+#define OK(call) assert_int_equal((int)(call), (int)LORT_OK)
+
+TR_FN double tg_normal(void) { /* N(0,1), Box-Muller on the test RNG */
+    double u1 = 1.0 - tr_uniform(), u2 = tr_uniform();
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+TR_FN double max_abs_d(const double *a, size_t count) {
+    double m = 0.0;
+    for (size_t i = 0; i < count; ++i) m = fmax(m, fabs(a[i]));
+    return m;
+}
+TR_FN int near_fd(const char *label, const float *got, const double *want, size_t count,
+                   double tol) {
+    double m = max_abs_d(want, count);
+    return cmp_fd(label, got, want, count, tol * (m > 0.0 ? m : 1.0), tol);
+}
+TR_FN int near_dd(const char *label, const double *got, const double *want, size_t count,
+                   double tol) {
+    double m = max_abs_d(want, count);
+    return cmp_dd(label, got, want, count, tol * (m > 0.0 ? m : 1.0), tol);
+}
+TR_FN double *to_double(const float *x, size_t count) {
+    double *d = td_alloc(count);
+    for (size_t i = 0; i < count; ++i) d[i] = (double)x[i];
+    return d;
+}
+TR_FN int is_zero_f(float v) { return !(v < 0.0f || v > 0.0f); }
+/* s = alpha / r or alpha / sqrt(r); alpha = 0 means alpha = r (header MATH section). */
+TR_FN double ref_scale(int r, float alpha, int rslora) {
+    double a = is_zero_f(alpha) ? (double)r : (double)alpha;
+    return rslora ? a / sqrt((double)r) : a / (double)r;
+}
+TR_FN size_t zu(int v) { return (size_t)v; }
+#define IX(i, ld, j) ((size_t)(i) * (size_t)(ld) + (size_t)(j)) /* row-major offset */
+
 #endif

@@ -13,9 +13,6 @@
 #define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
-#define OK(call) assert_int_equal((int)(call), (int)LORT_OK)
-
-static size_t zu(int v) { return (size_t)v; }
 
 /* ---- sizes ------------------------------------------------------------------------------ */
 static void test_adapter_sizes(void **state) {
