@@ -395,6 +395,18 @@ static void test_tt_bad_mode_lists(void **state) {
     OK(lort_tt_cache_size(&g, 3, &cs));
     void *cache = tr_buf(cs);
     assert_int_equal(lort_tt_forward(&g, y, x, cores, NULL, 3, cache, cs - 1, work, ws), LORT_ERR_CACHE);
+#ifdef LORT_DEBUG
+    /* under LORT_DEBUG the kernels scan their inputs */
+    x[5] = (float)NAN;
+    assert_int_equal(lort_tt_forward(&g, y, x, cores, NULL, 3, NULL, 0, work, ws), LORT_ERR_NONFINITE);
+    x[5] = 0.0f;
+    cores[3] = (float)INFINITY;
+    assert_int_equal(lort_tt_to_dense(&g, y, cores, work, ws), LORT_ERR_NONFINITE);
+    lort_tt_rep_desc rd;
+    memset(&rd, 0, sizeof rd);
+    rd.d_in = 4; rd.d_out = 6; rd.r = 1; rd.A.d = 1; rd.A.modes[0] = 4; rd.B.d = 1; rd.B.modes[0] = 6;
+    assert_int_equal(lort_tt_rep_forward(&rd, y, x, cores, 3, NULL, 0, work, ws), LORT_ERR_NONFINITE);
+#endif
     free(cache);
     free(work);
 }
