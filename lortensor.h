@@ -545,7 +545,7 @@ typedef enum lort_kind {
     LORT_KIND_LORA = 1,
     LORT_KIND_LORAXS = 2,
     LORT_KIND_TT_REP = 3,
-    LORT_KIND_TT_ADP = 4
+    LORT_KIND_TT_ADP = 7     /* 4..6 are mpo, cp, tucker (other branches) */
 } lort_kind;
 
 /* One adapted matrix of any family. params/grads share the family's flat layout; frozen holds
