@@ -130,7 +130,10 @@ MATH
       backward: dx += dy W_tt^T; dW = x^T dy; dbias += sum_rows dy; per core, with the prefix
             L = P_{k-1} (N_<k, t_{k-1}) and suffix R = S_{k+1} (t_k, N_>k), S_k = G_k S_{k+1}:
             dG_k[a,i,b] += sum_{u,v} L[u,a] dW[u,i,v] R[b,v], dW viewed as (N_<k, n_k, N_>k):
-            two GEMMs, contracting first the side with the smaller temp (never per entry).
+            two GEMMs, contracting first the side with the smaller temp (never per entry);
+            from a core chosen by a FLOP model on, a left environment E_k = L^T dW
+            (t_{k-1}, N_>=k) is swept instead, E_{k+1} = G_k^T E_k, dG_k += E_k R^T, which
+            reads dW once when the leading modes are large (LoRETTA's mode lists).
       init: G_k ~ N(0, sigma^(2/d) / t_k), sigma^2 = 1/(rows+cols): Var(W_tt entry) = sigma^2.
       params: sum_k t_{k-1} n_k t_k. FLOPs forward 2 n rows cols + ~2 rows cols t (materialise).
       work: prefixes + suffixes (each <= d rows cols t floats), dW, one temp; cache: prefixes.
@@ -577,7 +580,9 @@ typedef struct lort_adapter_sizes {
 LORT_API lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
                                               lort_adapter_sizes *sizes);
 /* W0 (d_out, d_in) is needed by families initialised from the weight (loraxs); may be NULL
-   for the others. */
+   for the others. For forward and backward, x is the adapted layer's input, except for tt_adp
+   with the output placement, whose input is y itself (y = y0 + f(y0); x is ignored by forward
+   and, when backward gets no cache, must be a copy of y0). */
 LORT_API lort_status lort_adapter_init(const lort_adapter *a, const float *W0, lort_rng *rng,
                                        void *work, size_t work_size);
 LORT_API lort_status lort_adapter_forward(const lort_adapter *a, float *y, const float *x, int n,
@@ -1920,8 +1925,48 @@ typedef struct lort__tt_plan {
     size_t coff[LORT_TT_MAX_CORES + 1]; /* core offsets; coff[d] = param count */
     size_t poff[LORT_TT_MAX_CORES], soff[LORT_TT_MAX_CORES];
     size_t N, psz, ssz, tmp;            /* rows*cols; floats of P, S and the temp */
+    size_t esz;                         /* floats of each of the two environment buffers */
+    int split;                          /* cores >= split take their gradient from the sweep */
     int overflow;                       /* a slot size overflows size_t */
 } lort__tt_plan;
+
+/* FLOP model of the core gradients (spec: two GEMMs per core, never per entry). Core k < split
+   contracts dW directly with its prefix L and suffix R (the cheaper order); from core split on,
+   a left environment E_k = L_k^T dW (t_k, N_>=k) is swept, E_{k+1} = G_k^T E_k, and
+   dG_k += E_k R_k^T. split = d-1 is the plain per-core method; the sweep wins when the leading
+   modes are large (E shrinks by n_k per step). */
+LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
+    int s, k, d = p->d;
+    double best = 0.0, N = (double)p->N;
+    p->split = d - 1;
+    p->esz = 0;
+    if (d == 1) {
+        p->split = 0;
+        return;
+    }
+    for (s = 0; s < d; ++s) {
+        double c = s > 0 ? 2.0 * (double)p->t[s] * N : 0.0;
+        for (k = 0; k < s; ++k) {
+            double tl = (double)p->t[k], tr = (double)p->t[k + 1], ge = N / (double)p->lo[k];
+            if (k == 0) c += 2.0 * tr * N;
+            else if ((size_t)p->t[k] * p->hi[k] <= p->lo[k] * (size_t)p->t[k + 1])
+                c += 2.0 * tl * N + 2.0 * tl * tr * ge;
+            else c += 2.0 * tr * N + 2.0 * tl * tr * (double)p->lo[k] * (double)p->n[k];
+        }
+        for (k = s; k < d; ++k) /* use E_k, then advance it */
+            c += (k < d - 1 ? 4.0 : 2.0) * (double)p->t[k] * (double)p->t[k + 1] * N /
+                 (double)p->lo[k];
+        if (s == 0 || c < best) {
+            best = c;
+            p->split = s;
+        }
+    }
+    for (k = p->split > 1 ? p->split : 1; k < d; ++k) { /* E_k (t_k, N_>=k), k >= 1 */
+        size_t e = 0;
+        if (!lort__mul((size_t)p->t[k], p->N / p->lo[k], &e)) p->overflow = 1;
+        if (e > p->esz) p->esz = e;
+    }
+}
 
 /* Validates a tt desc in O(d) (d <= 16) and fills the plan. */
 LORT__PRIVATE lort_status lort__tt_plan_make(const lort_tt_desc *desc, lort__tt_plan *p) {
@@ -1983,12 +2028,14 @@ LORT__PRIVATE lort_status lort__tt_plan_make(const lort_tt_desc *desc, lort__tt_
         t = a < b ? a : b;
         if (t > p->tmp) p->tmp = t;
     }
+    lort__tt_plan_split(p);
     return LORT_OK;
 }
 
-/* The one layout of the tt family: work = P chain, S chain, dW (rows, cols), temp; cache = the
-   P chain. rep and adp embed this work layout as one slot per train. */
-enum { LORT__TT_P, LORT__TT_S, LORT__TT_DW, LORT__TT_T };
+/* The one layout of the tt family: work = P chain, S chain, dW (rows, cols), the per-core temp,
+   two environment buffers; cache = the P chain. rep and adp embed this work layout as one slot
+   per train. */
+enum { LORT__TT_P, LORT__TT_S, LORT__TT_DW, LORT__TT_T, LORT__TT_E0, LORT__TT_E1 };
 LORT__PRIVATE void lort__tt_layout(const lort__tt_plan *p, lort__layout *work,
                                    lort__layout *cache) {
     if (p->overflow) work->overflow = 1;
@@ -1996,6 +2043,8 @@ LORT__PRIVATE void lort__tt_layout(const lort__tt_plan *p, lort__layout *work,
     lort__lay_add(work, p->ssz);
     lort__lay_add(work, p->N);
     lort__lay_add(work, p->tmp);
+    lort__lay_add(work, p->esz);
+    lort__lay_add(work, p->esz);
     if (cache) {
         if (p->overflow) cache->overflow = 1;
         lort__lay_add(cache, p->psz);
@@ -2008,6 +2057,19 @@ LORT__PRIVATE void lort__tt_sublayout(const lort__tt_plan *p, lort__layout *pare
     lort__tt_layout(p, sub, NULL);
     if (sub->overflow) parent->overflow = 1;
     lort__lay_add(parent, sub->end / sizeof(float));
+}
+
+LORT__PRIVATE void lort__tt_grad(const lort__tt_plan *p, float *dcores, const float *dW,
+                                 const float *cores, const float *P, float *S, float *T,
+                                 float *E0, float *E1);
+/* The gradient of a train embedded in a parent layout: its work is the slot at sb, laid out
+   by sub, whose prefixes are already materialised and whose dW slot holds dW. */
+LORT__PRIVATE void lort__tt_grad_sub(const lort__tt_plan *p, float *dcores, const float *cores,
+                                     float *sb, const lort__layout *sub) {
+    lort__tt_grad(p, dcores, lort__lay_slot(sb, sub, LORT__TT_DW), cores,
+                  lort__lay_slot(sb, sub, LORT__TT_P), lort__lay_slot(sb, sub, LORT__TT_S),
+                  lort__lay_slot(sb, sub, LORT__TT_T), lort__lay_slot(sb, sub, LORT__TT_E0),
+                  lort__lay_slot(sb, sub, LORT__TT_E1));
 }
 
 LORT__PRIVATE const float *lort__tt_pref(const lort__tt_plan *p, const float *cores,
@@ -2031,8 +2093,10 @@ LORT__PRIVATE const float *lort__tt_prefix(const lort__tt_plan *p, const float *
      dG_k[a,i,b] += sum_{u,v} L[u,a] dW[u,i,v] R[b,v]     (dW viewed as (lo[k], n[k], hi[k]))
    as two GEMMs, contracting first the side that leaves the smaller temp. */
 LORT__PRIVATE void lort__tt_grad(const lort__tt_plan *p, float *dcores, const float *dW,
-                                 const float *cores, const float *P, float *S, float *T) {
+                                 const float *cores, const float *P, float *S, float *T,
+                                 float *E0, float *E1) {
     int d = p->d, k;
+    const float *E;
     if (d == 1) {
         lort__axpy(dcores, 1.0f, dW, p->N);
         return;
@@ -2042,7 +2106,7 @@ LORT__PRIVATE void lort__tt_grad(const lort__tt_plan *p, float *dcores, const fl
                    cores + p->coff[k], p->t[k + 1],
                    k + 1 == d - 1 ? cores + p->coff[k + 1] : S + p->soff[k + 1], (int)p->hi[k],
                    0.0f, S + p->soff[k], (int)p->hi[k]);
-    for (k = 0; k < d; ++k) {
+    for (k = 0; k < p->split; ++k) {
         int tl = p->t[k], nk = p->n[k], tr = p->t[k + 1], lo = (int)p->lo[k], hi = (int)p->hi[k];
         const float *L = k > 0 ? lort__tt_pref(p, cores, P, k - 1) : NULL;
         const float *R = k < d - 1 ? (k + 1 == d - 1 ? cores + p->coff[d - 1] : S + p->soff[k + 1])
@@ -2061,6 +2125,28 @@ LORT__PRIVATE void lort__tt_grad(const lort__tt_plan *p, float *dcores, const fl
             lort__gemm(0, 1, lo * nk, tr, hi, 1.0f, dW, hi, R, hi, 0.0f, T, tr);
             lort__gemm(1, 0, tl, nk * tr, lo, 1.0f, L, tl, T, nk * tr, 1.0f, dG, nk * tr);
         }
+    }
+    /* the sweep: E_split = L^T dW (t, N_>=split) (dW itself for split 0), then per core
+       dG_k (t_k n_k, t_k+1) += E_k (t_k n_k, hi) R^T and E_{k+1} (t_k+1, hi) = G_k^T E_k */
+    k = p->split;
+    E = dW;
+    if (k > 0) {
+        int ge = (int)(p->N / p->lo[k]);
+        lort__gemm(1, 0, p->t[k], ge, (int)p->lo[k], 1.0f, lort__tt_pref(p, cores, P, k - 1),
+                   p->t[k], dW, ge, 0.0f, E0, ge);
+        E = E0;
+    }
+    for (; k < d; ++k) {
+        int tl = p->t[k], nk = p->n[k], tr = p->t[k + 1], hi = (int)p->hi[k];
+        float *dG = dcores + p->coff[k], *En = E == E0 ? E1 : E0;
+        if (k == d - 1) {
+            lort__axpy(dG, 1.0f, E, (size_t)tl * (size_t)nk);
+            break;
+        }
+        lort__gemm(0, 1, tl * nk, tr, hi, 1.0f, E, hi,
+                   k + 1 == d - 1 ? cores + p->coff[d - 1] : S + p->soff[k + 1], hi, 1.0f, dG, tr);
+        lort__gemm(1, 0, tr, hi, tl * nk, 1.0f, cores + p->coff[k], tr, E, hi, 0.0f, En, hi);
+        E = En;
     }
 }
 
@@ -2157,7 +2243,8 @@ LORT_DEF lort_status lort_tt_grad_dense(const lort_tt_desc *desc, float *dcores,
     P = lort__lay_slot(base, &w, LORT__TT_P);
     (void)lort__tt_prefix(&p, cores, P);
     lort__tt_grad(&p, dcores, dW, cores, P, lort__lay_slot(base, &w, LORT__TT_S),
-                  lort__lay_slot(base, &w, LORT__TT_T));
+                  lort__lay_slot(base, &w, LORT__TT_T), lort__lay_slot(base, &w, LORT__TT_E0),
+                  lort__lay_slot(base, &w, LORT__TT_E1));
     return LORT_OK;
 }
 
@@ -2223,7 +2310,8 @@ LORT_DEF lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float
         dW = lort__lay_slot(base, &w, LORT__TT_DW);
         lort__gemm(1, 0, p.rows, p.cols, n, 1.0f, x, p.rows, dy, p.cols, 0.0f, dW, p.cols);
         lort__tt_grad(&p, dcores, dW, cores, P, lort__lay_slot(base, &w, LORT__TT_S),
-                      lort__lay_slot(base, &w, LORT__TT_T));
+                      lort__lay_slot(base, &w, LORT__TT_T), lort__lay_slot(base, &w, LORT__TT_E0),
+                      lort__lay_slot(base, &w, LORT__TT_E1));
     }
     if (dx) lort__gemm(0, 1, n, p.rows, p.cols, 1.0f, dy, p.cols, W, p.cols, 1.0f, dx, p.rows);
     return LORT_OK;
@@ -2424,11 +2512,8 @@ LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *d
     dWB = lort__lay_slot(R.sbB, &sb, LORT__TT_DW);
     lort__transpose(dWA, dA, desc->r, desc->d_in);
     lort__transpose(dWB, dB, desc->d_out, desc->r);
-    lort__tt_grad(&pa, dparams, dWA, params, lort__lay_slot(R.sbA, &sa, LORT__TT_P),
-                  lort__lay_slot(R.sbA, &sa, LORT__TT_S), lort__lay_slot(R.sbA, &sa, LORT__TT_T));
-    lort__tt_grad(&pb, dparams + pa.coff[pa.d], dWB, params + pa.coff[pa.d],
-                  lort__lay_slot(R.sbB, &sb, LORT__TT_P), lort__lay_slot(R.sbB, &sb, LORT__TT_S),
-                  lort__lay_slot(R.sbB, &sb, LORT__TT_T));
+    lort__tt_grad_sub(&pa, dparams, params, R.sbA, &sa);
+    lort__tt_grad_sub(&pb, dparams + pa.coff[pa.d], params + pa.coff[pa.d], R.sbB, &sb);
     return LORT_OK;
 }
 
@@ -2649,8 +2734,8 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
     lort__layout w, c, sd, su;
     lort__tt_adp_run R;
     lort_status st;
-    const float *u;
-    float *U, *Z, *Act, s;
+    const float *u, *U;
+    float *Z, *Act, s;
     size_t nh;
     if ((st = lort__tt_adp_plan(desc, n, &pd, &pu, &w, &c, &sd, &su))) return st;
     u = desc->placement == LORT_TT_ADP_OUTPUT ? y : x;
@@ -2662,20 +2747,16 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
                                    (size_t)desc->hidden);
     lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, &R);
     s = lort__is_zero(desc->scale) ? 1.0f : desc->scale;
-    if (cache) {
-        float *cb = lort__lay_base(cache);
-        U = lort__lay_slot(cb, &c, 0);
-        Z = lort__lay_slot(cb, &c, 1);
-        if (desc->dropout > 0.0f) lort__dropout(desc->dropout_seed, desc->dropout, n, desc->hidden, U, u);
-        else memcpy(U, u, nh * sizeof(float));
-    } else {
-        Z = lort__lay_slot(R.base, &w, LORT__TA_Z);
-        U = (float *)(uintptr_t)u;
-        if (desc->dropout > 0.0f) {
-            U = lort__lay_slot(R.base, &w, LORT__TA_U);
-            lort__dropout(desc->dropout_seed, desc->dropout, n, desc->hidden, U, u);
-        }
+    U = u;
+    if (cache || desc->dropout > 0.0f) { /* U = drop(u), in the cache or the workspace */
+        float *Uc = cache ? lort__lay_slot(lort__lay_base(cache), &c, 0)
+                          : lort__lay_slot(R.base, &w, LORT__TA_U);
+        if (desc->dropout > 0.0f)
+            lort__dropout(desc->dropout_seed, desc->dropout, n, desc->hidden, Uc, u);
+        else memcpy(Uc, u, nh * sizeof(float));
+        U = Uc;
     }
+    Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, 1) : lort__lay_slot(R.base, &w, LORT__TA_Z);
     Act = lort__lay_slot(R.base, &w, LORT__TA_A);
     lort__tt_adp_pre(desc, &pd, &R, U, Z, Act, n);
     lort__tt_apply(&pu, y, Act, R.WU, R.bu, n, s);
@@ -2731,10 +2812,7 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
         float *dbu = dparams + pd.coff[pd.d] + pu.coff[pu.d] + b;
         lort__colsum(dbu, dy, n, h, s);
         lort__gemm(1, 0, b, h, n, s, Act, b, dy, h, 0.0f, dWU, h);            /* s A^T G */
-        lort__tt_grad(&pu, dparams + pd.coff[pd.d], dWU, params + pd.coff[pd.d],
-                      lort__lay_slot(R.sbU, &su, LORT__TT_P),
-                      lort__lay_slot(R.sbU, &su, LORT__TT_S),
-                      lort__lay_slot(R.sbU, &su, LORT__TT_T));
+        lort__tt_grad_sub(&pu, dparams + pd.coff[pd.d], params + pd.coff[pd.d], R.sbU, &su);
     }
     lort__gemm(0, 1, n, b, h, s, dy, h, R.WU, h, 0.0f, dZ, b);                /* s G W_up^T */
     for (i = 0; i < nb; ++i) dZ[i] *= lort__act_grad(desc->act, Z[i]);
@@ -2742,9 +2820,7 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
         float *dWD = lort__lay_slot(R.sbD, &sd, LORT__TT_DW);
         lort__colsum(dparams + pd.coff[pd.d] + pu.coff[pu.d], dZ, n, b, 1.0f);
         lort__gemm(1, 0, h, b, n, 1.0f, U, h, dZ, b, 0.0f, dWD, b);           /* U^T dZ */
-        lort__tt_grad(&pd, dparams, dWD, params, lort__lay_slot(R.sbD, &sd, LORT__TT_P),
-                      lort__lay_slot(R.sbD, &sd, LORT__TT_S),
-                      lort__lay_slot(R.sbD, &sd, LORT__TT_T));
+        lort__tt_grad_sub(&pd, dparams, params, R.sbD, &sd);
     }
     if (!dx) return LORT_OK;
     if (desc->dropout > 0.0f) {

@@ -57,6 +57,8 @@ static const tcase CASES[] = {
     {"small lo, big hi (contract the suffix first)", 4, 8, 3, {2, 2, 8}, {0}, 2, 3},
     {"big lo, small hi (contract the prefix first)", 8, 4, 3, {8, 2, 2}, {0}, 2, 3},
     {"wide middle core", 6, 6, 4, {3, 4, 1, 3}, {1, 2, 4, 3, 1}, 0, 5},
+    {"high ranks over short modes", 4, 6, 4, {2, 3, 2, 2}, {0}, 8, 2},
+    {"short modes then long", 6, 32, 5, {2, 2, 3, 4, 4}, {0}, 3, 2},
 };
 #define NCASES (sizeof(CASES) / sizeof(CASES[0]))
 
@@ -155,6 +157,7 @@ static void fd(tsetup *S, double *p, size_t count, double *out) {
 /* ---- tests ----------------------------------------------------------------------------- */
 static void test_tt_to_dense(void **state) {
     (void)state;
+    int seen_split[3] = {0, 0, 0}, seen_order[2] = {0, 0};
     for (size_t ci = 0; ci < NCASES; ++ci) {
         tsetup S;
         setup(&S, &CASES[ci], 10u + ci);
@@ -166,7 +169,17 @@ static void test_tt_to_dense(void **state) {
         float *W = tr_alloc(S.N);
         OK(lort_tt_to_dense(&S.desc, W, S.cores, work, ws));
         ref_dense(&S, S.cd, S.W);
-        printf("  %-46s d=%2d params %4zu work %6zu B\n", CASES[ci].name, S.d, np, ws);
+        lort__tt_plan pl; /* which gradient path the plan takes (private, for coverage) */
+        OK(lort__tt_plan_make(&S.desc, &pl));
+        printf("  %-46s d=%2d params %4zu work %6zu B, sweep from core %d\n", CASES[ci].name,
+               S.d, np, ws, pl.split + 1);
+        for (int k = 1; k < pl.split; ++k) /* per-core middle cores: which order */
+            seen_order[(size_t)pl.t[k] * pl.hi[k] <= pl.lo[k] * (size_t)pl.t[k + 1]] = 1;
+        if (S.d >= 3) {
+            seen_split[0] |= pl.split == 0;
+            seen_split[1] |= pl.split > 0 && pl.split < S.d - 1;
+            seen_split[2] |= pl.split == S.d - 1;
+        }
         assert_true(near_fd(CASES[ci].name, W, S.W, S.N, 2e-5));
         /* resolve fills the ranks */
         lort_tt_desc r;
@@ -175,6 +188,13 @@ static void test_tt_to_dense(void **state) {
         free(work); free(W);
         teardown(&S);
     }
+    /* the cases cover the three gradient paths: all sweep, per-core then sweep, all per-core */
+    printf("  gradient paths covered: sweep only %d, mixed %d, per-core only %d\n", seen_split[0],
+           seen_split[1], seen_split[2]);
+    assert_true(seen_split[0] && seen_split[1] && seen_split[2]);
+    printf("  per-core orders covered: prefix first %d, suffix first %d\n", seen_order[1],
+           seen_order[0]);
+    assert_true(seen_order[0] && seen_order[1]);
 }
 
 static void run_forward(const tsetup *S, float *y, void *cache, size_t cs) {
