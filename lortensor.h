@@ -152,7 +152,8 @@ MATH
   delta return LORT_ERR_NOT_MERGEABLE.
       placement OUTPUT: y = y0 + f(y0) in place (the input aliases the output);
       placement INPUT:  x' = x + f(x) (y == x allowed), then the caller's layer runs on x'.
-      forward: U = drop(u), Z = U W_down + beta_d (both cached), y += s (act(Z) W_up + beta_u)
+      forward: U = drop(u), Z = U W_down + beta_d, y += s (act(Z) W_up + beta_u); the cache
+            keeps U, Z, W_down and W_up
       backward (G = dy): dbeta_u += s sum G; dW_up = s act(Z)^T G; dZ = s (G W_up^T) .* act'(Z);
             dbeta_d += sum dZ; dW_down = U^T dZ; dx += drop(dZ W_down^T) (dx may alias dy,
             giving the residual's gradient dy + J_f^T dy).
@@ -517,7 +518,8 @@ LORT_API lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
                                               lort_tt_adp_desc *out);
 /* params: cores of down, cores of up, beta_d (bottleneck), beta_u (hidden). */
 LORT_API lort_status lort_tt_adp_param_count(const lort_tt_adp_desc *desc, size_t *count);
-/* cache: the adapter's input after dropout (n, hidden) and Z (n, bottleneck). */
+/* cache: the adapter's input after dropout (n, hidden), Z (n, bottleneck) and the two
+   materialised trains (hidden * bottleneck each). */
 LORT_API lort_status lort_tt_adp_cache_size(const lort_tt_adp_desc *desc, int n, size_t *bytes);
 LORT_API lort_status lort_tt_adp_workspace_size(const lort_tt_adp_desc *desc, int n,
                                                 size_t *bytes);
@@ -2606,7 +2608,8 @@ LORT__PRIVATE lort_status lort__tt_adp_check(const lort_tt_adp_desc *d, lort__tt
 
 /* The one layout of tt_adp: the work of both trains, then U = drop(u) (n, hidden) when there
    is dropout, Z (n, b) when not cached, A = act(Z) (n, b), dZ (n, b), and the masked dx temp
-   (n, hidden) when there is dropout. cache: U (n, hidden), Z (n, b). */
+   (n, hidden) when there is dropout. cache: U (n, hidden), Z (n, b), W_down, W_up (so that
+   backward need not materialise them again). */
 enum { LORT__TA_SD, LORT__TA_SU, LORT__TA_U, LORT__TA_Z, LORT__TA_A, LORT__TA_DZ, LORT__TA_T };
 LORT__PRIVATE lort_status lort__tt_adp_plan(const lort_tt_adp_desc *d, int n, lort__tt_plan *pd,
                                             lort__tt_plan *pu, lort__layout *work,
@@ -2629,6 +2632,8 @@ LORT__PRIVATE lort_status lort__tt_adp_plan(const lort_tt_adp_desc *d, int n, lo
     lort__lay_add(work, d->dropout > 0.0f ? nh : 0);
     lort__lay_add(cache, nh);
     lort__lay_add(cache, nb);
+    lort__lay_add(cache, pd->N);
+    lort__lay_add(cache, pu->N);
     return LORT_OK;
 }
 
@@ -2702,15 +2707,23 @@ typedef struct lort__tt_adp_run {
     float *base, *sbD, *sbU;
     const float *WD, *WU, *bd, *bu;
 } lort__tt_adp_run;
+/* cWD, cWU: the trains saved by forward, or NULL; a train is materialised when there is no
+   saved copy, or when its gradient (grads != 0) needs the prefixes (split > 0). */
 LORT__PRIVATE void lort__tt_adp_start(const lort__tt_plan *pd, const lort__tt_plan *pu,
                                       const lort__layout *w, const lort__layout *sd,
                                       const lort__layout *su, const float *params, void *work,
+                                      const float *cWD, const float *cWU, int grads,
                                       lort__tt_adp_run *R) {
     R->base = lort__lay_base(work);
     R->sbD = lort__lay_slot(R->base, w, LORT__TA_SD);
     R->sbU = lort__lay_slot(R->base, w, LORT__TA_SU);
-    R->WD = lort__tt_prefix(pd, params, lort__lay_slot(R->sbD, sd, LORT__TT_P));
-    R->WU = lort__tt_prefix(pu, params + pd->coff[pd->d], lort__lay_slot(R->sbU, su, LORT__TT_P));
+    R->WD = cWD;
+    R->WU = cWU;
+    if (!cWD || (grads && pd->split > 0))
+        R->WD = lort__tt_prefix(pd, params, lort__lay_slot(R->sbD, sd, LORT__TT_P));
+    if (!cWU || (grads && pu->split > 0))
+        R->WU = lort__tt_prefix(pu, params + pd->coff[pd->d],
+                                lort__lay_slot(R->sbU, su, LORT__TT_P));
     R->bd = params + pd->coff[pd->d] + pu->coff[pu->d];
     R->bu = R->bd + pd->cols;
 }
@@ -2745,8 +2758,13 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
     LORT__DEBUG_FINITE(u, nh);
     LORT__DEBUG_FINITE(params, pd.coff[pd.d] + pu.coff[pu.d] + (size_t)desc->bottleneck +
                                    (size_t)desc->hidden);
-    lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, &R);
+    lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 0, &R);
     s = lort__is_zero(desc->scale) ? 1.0f : desc->scale;
+    if (cache) { /* keep the materialised trains for backward */
+        float *cb = lort__lay_base(cache);
+        memcpy(lort__lay_slot(cb, &c, 2), R.WD, pd.N * sizeof(float));
+        memcpy(lort__lay_slot(cb, &c, 3), R.WU, pu.N * sizeof(float));
+    }
     U = u;
     if (cache || desc->dropout > 0.0f) { /* U = drop(u), in the cache or the workspace */
         float *Uc = cache ? lort__lay_slot(lort__lay_base(cache), &c, 0)
@@ -2787,7 +2805,13 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)h);
     LORT__DEBUG_FINITE(cache ? NULL : x, (size_t)n * (size_t)h);
     if (!dx && !dparams) return LORT_OK;
-    lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, &R);
+    if (cache) {
+        float *cb = lort__lay_base((void *)(uintptr_t)cache);
+        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, lort__lay_slot(cb, &c, 2),
+                           lort__lay_slot(cb, &c, 3), dparams != NULL, &R);
+    } else {
+        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 1, &R);
+    }
     s = lort__is_zero(desc->scale) ? 1.0f : desc->scale;
     Act = lort__lay_slot(R.base, &w, LORT__TA_A);
     dZ = lort__lay_slot(R.base, &w, LORT__TA_DZ);

@@ -227,7 +227,9 @@ static void test_rep_forward_backward(void **state) {
         snprintf(label, sizeof label, "rep %s: forward", nm);
         assert_true(near_fd(label, y, want, S.ny, 2e-5));
         assert_memory_equal(y, y2, S.ny * sizeof(float));
-        /* backward vs finite differences (accumulating onto nonzero buffers) */
+        /* backward vs finite differences (accumulating onto nonzero buffers), with the
+           workspace poisoned after forward */
+        memset(work, 0xff, ws);
         float *dx = tr_rand(S.nx), *dp = tr_rand(S.np);
         double *dx0 = to_d(dx, S.nx), *dp0 = to_d(dp, S.np);
         OK(lort_tt_rep_backward(&S.desc, dx, dp, S.G, S.x, S.params, S.n, cache, cs, work, ws));
@@ -448,11 +450,21 @@ static double adp_loss(void *ctx) { return adp_loss_f((asetup *)ctx, NULL); }
 
 static void test_adp_forward_backward(void **state) {
     (void)state;
+    int seen_split[2] = {0, 0}; /* backward from the cached trains: prefixes needed or not */
     for (size_t ci = 0; ci < NAC; ++ci) {
         asetup S;
         asetup_make(&S, &ACASES[ci], 300u + ci);
         const acase *c = &ACASES[ci];
         char label[160];
+        {
+            lort_tt_adp_desc r;
+            lort__tt_plan pl;
+            OK(lort_tt_adp_desc_resolve(&S.desc, &r));
+            OK(lort__tt_plan_make(&r.down, &pl));
+            seen_split[pl.split > 0] = 1;
+            OK(lort__tt_plan_make(&r.up, &pl));
+            seen_split[pl.split > 0] = 1;
+        }
         size_t np = 0, cs = 0, ws = 0;
         OK(lort_tt_adp_param_count(&S.desc, &np));
         assert_int_equal(np, S.np);
@@ -483,7 +495,9 @@ static void test_adp_forward_backward(void **state) {
             snprintf(label, sizeof label, "adp %s: forward separate", c->name);
             assert_true(near_fd(label, y3, F, S.nu, 2e-5));
         }
-        /* backward: dx += J^T G and the parameter gradients, vs finite differences */
+        /* backward: dx += J^T G and the parameter gradients, vs finite differences; the
+           workspace is dead between calls, so it is poisoned (NaN bytes) first */
+        memset(work, 0xff, ws);
         float *dx = tr_rand(S.nu), *dp = tr_rand(S.np);
         double *dx0 = to_d(dx, S.nu), *dp0 = to_d(dp, S.np);
         OK(lort_tt_adp_backward(&S.desc, dx, dp, S.G, NULL, S.params, S.n, cache, cs, work, ws));
@@ -530,6 +544,7 @@ static void test_adp_forward_backward(void **state) {
         free(F); free(want); free(y); free(y2); free(y3); free(cache); free(work);
         asetup_free(&S);
     }
+    assert_true(seen_split[0] && seen_split[1]);
 }
 
 /* The base layer with the adapter in each placement, end to end, against the dense chain:

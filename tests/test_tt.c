@@ -239,6 +239,7 @@ static void test_tt_backward_fd(void **state) {
         void *cache = tr_buf(cs), *work = tr_buf(ws);
         float *y = tr_alloc(ny);
         OK(lort_tt_forward(&S.desc, y, S.x, S.cores, S.bias, S.n, cache, cs, work, ws));
+        memset(work, 0xff, ws); /* the workspace is dead between calls: poison it */
         /* accumulation: start from known values and subtract them afterwards */
         float *dx = tr_rand(nx), *dc = tr_rand(S.ncore), *db = tr_rand(zu(S.cols));
         float *dx0 = tr_alloc(nx), *dc0 = tr_alloc(S.ncore), *db0 = tr_alloc(zu(S.cols));
