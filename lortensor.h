@@ -136,7 +136,8 @@ MATH
             reads dW once when the leading modes are large (LoRETTA's mode lists).
       init: G_k ~ N(0, sigma^(2/d) / t_k), sigma^2 = 1/(rows+cols): Var(W_tt entry) = sigma^2.
       params: sum_k t_{k-1} n_k t_k. FLOPs forward 2 n rows cols + ~2 rows cols t (materialise).
-      work: prefixes + suffixes (each <= d rows cols t floats), dW, one temp; cache: prefixes.
+      work: prefixes + suffixes (each <= d rows cols t floats), dW, one temp, two environment
+            buffers (<= t rows cols / n_1 each); cache: prefixes.
 
   tt_rep (LoRETTA_rep): a LoRA whose factors are tt matrices W_A (d_in, r), W_B (r, d_out).
       s = alpha / r (alpha 0 = r); H = drop(x) W_A (cached); y += s H W_B; dW = s (W_A W_B)^T
@@ -422,7 +423,7 @@ typedef struct lort_tt_desc {
    the row-major reshape of the train (the transpose of the nn.Linear layout). The cores are one
    flat vector: core k (t_{k-1}, n_k, t_k) row-major at offset sum_{m<k} t_{m-1} n_m t_m.
    Bad mode lists are statuses: d outside 1..LORT_TT_MAX_CORES, a mode, rows or cols <= 0, an
-   inner rank <= 0 or t_0, t_d != 1 (LORT_ERR_INVALID_ARG); rows*cols, a partial product of the
+   inner rank <= 0 (after the default), t_0 or t_d other than 0 or 1 (LORT_ERR_INVALID_ARG); rows*cols, a partial product of the
    modes or a core size above INT_MAX (LORT_ERR_OVERFLOW); prod n_k != rows*cols
    (LORT_ERR_SHAPE). */
 /* A copy of desc with every rank filled in (t_0 = t_d = 1, inner zeros = rank). */
