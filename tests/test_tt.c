@@ -432,6 +432,63 @@ static void test_tt_bad_mode_lists(void **state) {
     free(work);
 }
 
+/* Random descs, valid and not: every call returns a status or OK, and OK calls run the kernels
+   on exactly-sized buffers (the ASan build checks every access). Valid descs take rows and
+   cols from a random split of the mode product; a few fields are then corrupted at random. */
+static void test_tt_fuzz(void **state) {
+    (void)state;
+    int ok_count = 0, err_count = 0;
+    tr_seed(4242);
+    for (int it = 0; it < 3000; ++it) {
+        lort_tt_desc d;
+        memset(&d, 0, sizeof d);
+        d.d = 1 + (int)(tr_uniform() * 6.0);
+        long prod = 1;
+        for (int k = 0; k < d.d; ++k) {
+            d.modes[k] = 1 + (int)(tr_uniform() * 4.0);
+            prod *= d.modes[k];
+        }
+        long rows = 1; /* a divisor of prod */
+        for (long q = 1; q <= prod; ++q)
+            if (prod % q == 0 && tr_uniform() < 0.3) rows = q;
+        d.rows = (int)rows;
+        d.cols = (int)(prod / rows);
+        d.rank = 1 + (int)(tr_uniform() * 4.0);
+        for (int k = 1; k < d.d; ++k)
+            if (tr_uniform() < 0.3) d.ranks[k] = 1 + (int)(tr_uniform() * 3.0);
+        double u = tr_uniform();
+        if (u < 0.1) d.d = (int)(tr_uniform() * 40.0) - 10;
+        else if (u < 0.2) d.modes[(int)(tr_uniform() * 16.0)] = (int)(tr_uniform() * 7.0) - 2;
+        else if (u < 0.3) d.ranks[(int)(tr_uniform() * 17.0)] = (int)(tr_uniform() * 5.0) - 1;
+        else if (u < 0.35) d.rank = (int)(tr_uniform() * 3.0) - 1;
+        else if (u < 0.4) d.rows += 1;
+        else if (u < 0.45) d.modes[0] = INT_MAX / 2 + (int)(tr_uniform() * 1000.0);
+        size_t np = 0, ws = 0, cs = 0;
+        lort_status st = lort_tt_param_count(&d, &np);
+        lort_status st2 = lort_tt_workspace_size(&d, 2, &ws);
+        lort_status st3 = lort_tt_cache_size(&d, 2, &cs);
+        assert_int_equal(st, st2);
+        assert_int_equal(st, st3);
+        if (st != LORT_OK) {
+            assert_true(st < 0 && st >= LORT__STATUS_MIN);
+            ++err_count;
+            continue;
+        }
+        ++ok_count;
+        size_t nx = 2u * zu(d.rows), ny = 2u * zu(d.cols), N = zu(d.rows) * zu(d.cols);
+        float *c = tr_rand(np), *dc = tr_alloc(np), *x = tr_rand(nx), *y = tr_rand(ny),
+              *dx = tr_alloc(nx), *W = tr_alloc(N);
+        void *work = tr_buf(ws), *cache = tr_buf(cs);
+        OK(lort_tt_to_dense(&d, W, c, work, ws));
+        OK(lort_tt_forward(&d, y, x, c, NULL, 2, cache, cs, work, ws));
+        OK(lort_tt_backward(&d, dx, dc, NULL, y, x, c, 2, cache, cs, work, ws));
+        OK(lort_tt_grad_dense(&d, dc, W, c, work, ws));
+        free(c); free(dc); free(x); free(y); free(dx); free(W); free(work); free(cache);
+    }
+    printf("  %d valid and %d invalid descs\n", ok_count, err_count);
+    assert_true(ok_count > 1000 && err_count > 500);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tt_to_dense),
@@ -439,6 +496,7 @@ int main(void) {
         cmocka_unit_test(test_tt_backward_fd),
         cmocka_unit_test(test_tt_init_variance),
         cmocka_unit_test(test_tt_bad_mode_lists),
+        cmocka_unit_test(test_tt_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
