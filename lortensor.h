@@ -2320,8 +2320,9 @@ LORT_DEF lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float
     return LORT_OK;
 }
 
-/* dst (cols, rows) = src (rows, cols)^T */
-LORT__PRIVATE void lort__transpose(float *dst, const float *src, int rows, int cols) {
+/* dst (cols, rows) = src (rows, cols)^T. (The mpo branch has an equivalent lort__transpose
+   with size_t dims; one of the two can go when both are merged.) */
+LORT__PRIVATE void lort__tt_transpose(float *dst, const float *src, int rows, int cols) {
     int i, j;
     for (i = 0; i < rows; ++i)
         for (j = 0; j < cols; ++j)
@@ -2396,8 +2397,8 @@ LORT__PRIVATE void lort__tt_rep_factors(const lort_tt_rep_desc *d, const lort__t
     R->A = lort__lay_slot(R->base, w, LORT__TR_A);
     R->B = lort__lay_slot(R->base, w, LORT__TR_B);
     if (transpose) {
-        lort__transpose(R->A, R->WA, d->d_in, d->r);
-        lort__transpose(R->B, R->WB, d->r, d->d_out);
+        lort__tt_transpose(R->A, R->WA, d->d_in, d->r);
+        lort__tt_transpose(R->B, R->WB, d->r, d->d_out);
     }
 }
 
@@ -2513,8 +2514,8 @@ LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *d
     if (!dparams) return LORT_OK;
     dWA = lort__lay_slot(R.sbA, &sa, LORT__TT_DW);
     dWB = lort__lay_slot(R.sbB, &sb, LORT__TT_DW);
-    lort__transpose(dWA, dA, desc->r, desc->d_in);
-    lort__transpose(dWB, dB, desc->d_out, desc->r);
+    lort__tt_transpose(dWA, dA, desc->r, desc->d_in);
+    lort__tt_transpose(dWB, dB, desc->d_out, desc->r);
     lort__tt_grad_sub(&pa, dparams, params, R.sbA, &sa);
     lort__tt_grad_sub(&pb, dparams + pa.coff[pa.d], params + pa.coff[pa.d], R.sbB, &sb);
     return LORT_OK;
