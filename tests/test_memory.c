@@ -1038,12 +1038,12 @@ static void test_alloc_spy(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interposer_works),   cmocka_unit_test(test_interposer_blas),
+        cmocka_unit_test(test_no_alloc_tt),        cmocka_unit_test(test_short_buffers_tt),
         cmocka_unit_test(test_no_alloc_gemm_svd),  cmocka_unit_test(test_no_alloc_lora),
         cmocka_unit_test(test_no_alloc_loraxs),    cmocka_unit_test(test_no_alloc_adapter_adamw),
         cmocka_unit_test(test_short_buffers_lora), cmocka_unit_test(test_short_buffers_loraxs),
         cmocka_unit_test(test_short_buffers_svd),  cmocka_unit_test(test_misaligned),
         cmocka_unit_test(test_alloc_spy),
-        cmocka_unit_test(test_no_alloc_tt),        cmocka_unit_test(test_short_buffers_tt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
