@@ -32,9 +32,10 @@ TABLE OF CONTENTS
     MEMORY          params / frozen / cache / workspace
     ERRORS          status codes
     THREADING       reentrancy and BLAS threads
-    MATH            lora, loraxs, svd, adamw, dropout
+    MATH            lora, loraxs, tt (+ tt_rep, tt_adp), svd, adamw, dropout
     API             declarations (grep "// >>api")
-    IMPLEMENTATION  (grep "// >>impl", "// >>gemm", "// >>svd", "// >>lora", "// >>loraxs")
+    IMPLEMENTATION  (grep "// >>impl", "// >>gemm", "// >>svd", "// >>lora", "// >>loraxs",
+                    "// >>tt", "// >>tt_rep", "// >>tt_adp")
     HISTORY, LICENSE at the end
 
 CONFIGURATION
@@ -119,6 +120,47 @@ MATH
       The right singular vectors are signed so that the largest-magnitude entry of each row of
       V^T is positive (sklearn's svd_flip, which LoRA-XS's reference code uses).
 
+  tt (LoRETTA's TT layer, Yang et al. 2024). A matrix W_tt (rows, cols) is the row-major
+  reshape of a d-way tensor with modes n_1..n_d, prod n_k = rows*cols; the row/column split may
+  fall inside a mode (only the flat offset p*cols + q matters). Cores G_k (t_{k-1}, n_k, t_k),
+  t_0 = t_d = 1: W[i_1..i_d] = G_1[0,i_1,:] G_2[:,i_2,:] ... G_d[:,i_d,0].
+      materialise: prefixes P_1 = G_1, P_k (N_<=k, t_k) = P_{k-1} G_k (one GEMM each), W = P_d
+      layer: y (n, cols) += x (n, rows) W_tt + bias  (one GEMM; W_tt is in x out, the transpose
+            of nn.Linear's weight)
+      backward: dx += dy W_tt^T; dW = x^T dy; dbias += sum_rows dy; per core, with the prefix
+            L = P_{k-1} (N_<k, t_{k-1}) and suffix R = S_{k+1} (t_k, N_>k), S_k = G_k S_{k+1}:
+            dG_k[a,i,b] += sum_{u,v} L[u,a] dW[u,i,v] R[b,v], dW viewed as (N_<k, n_k, N_>k):
+            two GEMMs, contracting first the side with the smaller temp (never per entry);
+            from a core chosen by a FLOP model on, a left environment E_k = L^T dW
+            (t_{k-1}, N_>=k) is swept instead, E_{k+1} = G_k^T E_k, dG_k += E_k R^T, which
+            reads dW once when the leading modes are large (LoRETTA's mode lists).
+      init: G_k ~ N(0, sigma^(2/d) / t_k), sigma^2 = 1/(rows+cols): Var(W_tt entry) = sigma^2.
+      params: sum_k t_{k-1} n_k t_k. FLOPs forward 2 n rows cols + ~2 rows cols t (materialise).
+      work: prefixes + suffixes (each <= d rows cols t floats), dW, one temp, two environment
+            buffers (<= t rows cols / n_1 each); cache: prefixes.
+
+  tt_rep (LoRETTA_rep): a LoRA whose factors are tt matrices W_A (d_in, r), W_B (r, d_out).
+      s = alpha / r (alpha 0 = r); H = drop(x) W_A (cached); y += s H W_B; dW = s (W_A W_B)^T
+      backward: dW_B = s H^T dy; dH = s dy W_B^T; dW_A = drop(x)^T dH; dx += drop(dH W_A^T);
+            dW_A, dW_B pulled back to the cores as in tt. It runs lora's pipeline on
+            A = W_A^T, B = W_B^T. init: both trains as tt (Var 1/(d_in+r) and 1/(r+d_out)):
+            dW != 0 at init. params: cores of W_A, then cores of W_B.
+      merge: W += weight s (W_A W_B)^T        delta: dW = s (W_A W_B)^T
+
+  tt_adp (LoRETTA_adp): f(u) = s (act(drop(u) W_down + beta_d) W_up + beta_u), W_down
+  (hidden, b) and W_up (b, hidden) tt matrices (by default the same modes), act ReLU | tanh |
+  GELU (erf form, PyTorch's nn.GELU default) | GELU tanh form. Not linear: no dW; merge and
+  delta return LORT_ERR_NOT_MERGEABLE.
+      placement OUTPUT: y = y0 + f(y0) in place (the input aliases the output);
+      placement INPUT:  x' = x + f(x) (y == x allowed), then the caller's layer runs on x'.
+      forward: U = drop(u), Z = U W_down + beta_d, y += s (act(Z) W_up + beta_u); the cache
+            keeps U, Z, W_down and W_up
+      backward (G = dy): dbeta_u += s sum G; dW_up = s act(Z)^T G; dZ = s (G W_up^T) .* act'(Z);
+            dbeta_d += sum dZ; dW_down = U^T dZ; dx += drop(dZ W_down^T) (dx may alias dy,
+            giving the residual's gradient dy + J_f^T dy).
+      init: cores as tt; beta_d ~ U(+-1/sqrt b), beta_u ~ U(+-1/sqrt hidden); f != 0 at init.
+      params: cores of W_down, cores of W_up, beta_d (b), beta_u (hidden).
+
   dropout: keep(row, col) is a pure function of (seed, row, col) (a counter-based hash), so
       backward regenerates the mask of forward instead of storing it. Rows are numbered from 0
       within each call: a caller splitting n across calls should vary the seed. Dropout acts
@@ -183,13 +225,14 @@ extern "C" {
     X(LORT_ERR_OUT_OF_MEMORY, -7, "out of memory")                                            \
     X(LORT_ERR_UNSUPPORTED, -8, "unknown adapter kind or unsupported operation")              \
     X(LORT_ERR_NO_CONVERGENCE, -9, "iteration did not converge")                              \
-    X(LORT_ERR_NONFINITE, -10, "input contains NaN or Inf")
+    X(LORT_ERR_NONFINITE, -10, "input contains NaN or Inf")                                   \
+    X(LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge")
 
 typedef enum lort_status {
 #define LORT__STATUS_ENUM(name, value, msg) name = value,
     LORT__STATUS_LIST(LORT__STATUS_ENUM)
 #undef LORT__STATUS_ENUM
-    LORT__STATUS_MIN = -10
+    LORT__STATUS_MIN = -11
 } lort_status;
 
 /* Static message for a status; "unknown status" for a value not in the list. */
@@ -376,12 +419,139 @@ typedef struct lort_tt_desc {
     int rank;                            /* uniform inner rank for the entries left 0 */
 } lort_tt_desc;
 
+/* The tt layer maps rows -> cols: y (n, cols) += x (n, rows) W_tt (+ bias), W_tt (rows, cols)
+   the row-major reshape of the train (the transpose of the nn.Linear layout). The cores are one
+   flat vector: core k (t_{k-1}, n_k, t_k) row-major at offset sum_{m<k} t_{m-1} n_m t_m.
+   Bad mode lists are statuses: d outside 1..LORT_TT_MAX_CORES, a mode, rows or cols <= 0, an
+   inner rank <= 0 (after the default), t_0 or t_d other than 0 or 1 (LORT_ERR_INVALID_ARG); rows*cols, a partial product of the
+   modes or a core size above INT_MAX (LORT_ERR_OVERFLOW); prod n_k != rows*cols
+   (LORT_ERR_SHAPE). */
+/* A copy of desc with every rank filled in (t_0 = t_d = 1, inner zeros = rank). */
+LORT_API lort_status lort_tt_desc_resolve(const lort_tt_desc *desc, lort_tt_desc *out);
+/* Floats of the cores: sum_k t_{k-1} n_k t_k. */
+LORT_API lort_status lort_tt_param_count(const lort_tt_desc *desc, size_t *count);
+/* cache: the prefix chain G_1..G_k for k = 2..d (the last is W_tt), independent of n. */
+LORT_API lort_status lort_tt_cache_size(const lort_tt_desc *desc, int n, size_t *bytes);
+/* One size for forward, backward, to_dense and grad_dense (n = 1 for the latter two). */
+LORT_API lort_status lort_tt_workspace_size(const lort_tt_desc *desc, int n, size_t *bytes);
+/* LoRETTA's init: core k ~ N(0, sigma^(2/d) / t_k), sigma^2 = 1 / (rows + cols), so that every
+   entry of W_tt has mean 0 and variance exactly 1 / (rows + cols). */
+LORT_API lort_status lort_tt_init(const lort_tt_desc *desc, float *cores, lort_rng *rng);
+/* W (rows, cols) = W_tt, by the prefix chain (d - 1 GEMMs). */
+LORT_API lort_status lort_tt_to_dense(const lort_tt_desc *desc, float *W, const float *cores,
+                                      void *work, size_t work_size);
+/* dcores += the pullback of a dense gradient dW (rows, cols) of W_tt to the cores, through
+   prefix/suffix environments (at most two GEMMs per core). */
+LORT_API lort_status lort_tt_grad_dense(const lort_tt_desc *desc, float *dcores, const float *dW,
+                                        const float *cores, void *work, size_t work_size);
+/* y (n, cols) += x (n, rows) W_tt + bias; bias (cols) may be NULL. cache optional. */
+LORT_API lort_status lort_tt_forward(const lort_tt_desc *desc, float *y, const float *x,
+                                     const float *cores, const float *bias, int n, void *cache,
+                                     size_t cache_size, void *work, size_t work_size);
+/* dx (n, rows) += dy W_tt^T; dcores += d<dy, x W_tt>/dcores; dbias (cols) += sum over rows of
+   dy. Each gradient may be NULL. cache: the one forward filled from the same cores, or NULL. */
+LORT_API lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float *dcores,
+                                      float *dbias, const float *dy, const float *x,
+                                      const float *cores, int n, const void *cache,
+                                      size_t cache_size, void *work, size_t work_size);
+
+/* ---- LoRETTA_rep: a LoRA whose factors are tt matrices (spec/MATH.md 3.3) ----------------- */
+typedef struct lort_tt_rep_desc {
+    int d_in, d_out, r;     /* required, > 0 */
+    float alpha;            /* 0 = r; s = alpha / r */
+    float dropout;          /* p in [0, 1) on the adapter's input */
+    uint64_t dropout_seed;
+    lort_tt_desc A;         /* W_A (d_in, r); rows, cols 0 = d_in, r */
+    lort_tt_desc B;         /* W_B (r, d_out); rows, cols 0 = r, d_out */
+} lort_tt_rep_desc;
+
+LORT_API lort_status lort_tt_rep_desc_resolve(const lort_tt_rep_desc *desc,
+                                              lort_tt_rep_desc *out);
+LORT_API lort_status lort_tt_rep_scale(const lort_tt_rep_desc *desc, float *scale);
+/* params: the cores of A, then the cores of B. */
+LORT_API lort_status lort_tt_rep_param_count(const lort_tt_rep_desc *desc, size_t *count);
+LORT_API lort_status lort_tt_rep_cache_size(const lort_tt_rep_desc *desc, int n, size_t *bytes);
+LORT_API lort_status lort_tt_rep_workspace_size(const lort_tt_rep_desc *desc, int n,
+                                                size_t *bytes);
+/* Both trains as lort_tt_init: W_A entries variance 1/(d_in + r), W_B 1/(r + d_out). */
+LORT_API lort_status lort_tt_rep_init(const lort_tt_rep_desc *desc, float *params,
+                                      lort_rng *rng);
+/* y (n, d_out) += s drop(x) W_A W_B. cache (optional): H = drop(x) W_A (n, r). */
+LORT_API lort_status lort_tt_rep_forward(const lort_tt_rep_desc *desc, float *y, const float *x,
+                                         const float *params, int n, void *cache,
+                                         size_t cache_size, void *work, size_t work_size);
+/* dx (n, d_in) and dparams accumulate; either may be NULL. */
+LORT_API lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *dx,
+                                          float *dparams, const float *dy, const float *x,
+                                          const float *params, int n, const void *cache,
+                                          size_t cache_size, void *work, size_t work_size);
+/* W (d_out, d_in) += weight * s (W_A W_B)^T. */
+LORT_API lort_status lort_tt_rep_merge(const lort_tt_rep_desc *desc, float *W,
+                                       const float *params, float weight, void *work,
+                                       size_t work_size);
+/* dW (d_out, d_in) = s (W_A W_B)^T. */
+LORT_API lort_status lort_tt_rep_delta(const lort_tt_rep_desc *desc, float *dW,
+                                       const float *params, void *work, size_t work_size);
+
+/* ---- LoRETTA_adp: the tensorised bottleneck adapter (spec/MATH.md 3.2) -------------------- */
+typedef enum lort_act {
+    LORT_ACT_RELU = 0,        /* max(z, 0); derivative 0 at z = 0 (as PyTorch) */
+    LORT_ACT_TANH = 1,
+    LORT_ACT_GELU = 2,        /* erf form, PyTorch's default nn.GELU: z Phi(z) */
+    LORT_ACT_GELU_TANH = 3    /* nn.GELU(approximate='tanh') */
+} lort_act;
+typedef enum lort_tt_adp_placement {
+    LORT_TT_ADP_OUTPUT = 0,   /* on a layer's output: y = y0 + f(y0), in place in y */
+    LORT_TT_ADP_INPUT = 1     /* on a layer's input: x' = x + f(x) */
+} lort_tt_adp_placement;
+typedef struct lort_tt_adp_desc {
+    int hidden, bottleneck;   /* required, > 0 */
+    float scale;              /* s; 0 = 1 */
+    int act;                  /* lort_act; 0 = ReLU (every LoRETTA script) */
+    int placement;            /* lort_tt_adp_placement */
+    float dropout;            /* p in [0, 1) on the adapter's input */
+    uint64_t dropout_seed;
+    lort_tt_desc down;        /* W_down (hidden, bottleneck); rows, cols 0 = those */
+    lort_tt_desc up;          /* W_up (bottleneck, hidden); d = 0: the modes and ranks of down */
+} lort_tt_adp_desc;
+
+LORT_API lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
+                                              lort_tt_adp_desc *out);
+/* params: cores of down, cores of up, beta_d (bottleneck), beta_u (hidden). */
+LORT_API lort_status lort_tt_adp_param_count(const lort_tt_adp_desc *desc, size_t *count);
+/* cache: the adapter's input after dropout (n, hidden), Z (n, bottleneck) and the two
+   materialised trains (hidden * bottleneck each). */
+LORT_API lort_status lort_tt_adp_cache_size(const lort_tt_adp_desc *desc, int n, size_t *bytes);
+LORT_API lort_status lort_tt_adp_workspace_size(const lort_tt_adp_desc *desc, int n,
+                                                size_t *bytes);
+/* Cores as lort_tt_init; beta_d ~ U(+-1/sqrt(bottleneck)), beta_u ~ U(+-1/sqrt(hidden)) (the
+   nn.Linear bias init of LoRETTA's TT layers). f is not zero at init. */
+LORT_API lort_status lort_tt_adp_init(const lort_tt_adp_desc *desc, float *params,
+                                      lort_rng *rng);
+/* y (n, hidden) += f(u), f(u) = s (act(drop(u) W_down + beta_d) W_up + beta_u), where the input
+   u is y itself for LORT_TT_ADP_OUTPUT (x is ignored and may be NULL: y = y0 + f(y0)) and x
+   for LORT_TT_ADP_INPUT (x may equal y: x' = x + f(x) in place). cache (optional) keeps the
+   input for backward; with the output placement the input is overwritten, so backward then
+   needs the cache (or a copy of y0 passed as x). */
+LORT_API lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y, const float *x,
+                                         const float *params, int n, void *cache,
+                                         size_t cache_size, void *work, size_t work_size);
+/* dx (n, hidden) += J_f^T dy (dx may equal dy: then dx = dy + J_f^T dy, the gradient of the
+   residual u + f(u)); dparams accumulate (NULL skips). The input u is read from the cache if
+   given, else from x. */
+LORT_API lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *dx,
+                                          float *dparams, const float *dy, const float *x,
+                                          const float *params, int n, const void *cache,
+                                          size_t cache_size, void *work, size_t work_size);
+
 // >>api ======================================================================== adapter
 
 typedef enum lort_kind {
     LORT_KIND_NONE = 0,
     LORT_KIND_LORA = 1,
-    LORT_KIND_LORAXS = 2
+    LORT_KIND_LORAXS = 2,
+    LORT_KIND_TT_REP = 3,
+    LORT_KIND_TT_ADP = 7     /* 4..6 are mpo, cp, tucker (other branches) */
 } lort_kind;
 
 /* One adapted matrix of any family. params/grads share the family's flat layout; frozen holds
@@ -392,6 +562,8 @@ typedef struct lort_adapter {
     union {
         lort_lora_desc lora;
         lort_loraxs_desc loraxs;
+        lort_tt_rep_desc tt_rep;
+        lort_tt_adp_desc tt_adp;
     } desc;
     float *params;
     float *frozen;
@@ -411,7 +583,9 @@ typedef struct lort_adapter_sizes {
 LORT_API lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
                                               lort_adapter_sizes *sizes);
 /* W0 (d_out, d_in) is needed by families initialised from the weight (loraxs); may be NULL
-   for the others. */
+   for the others. For forward and backward, x is the adapted layer's input, except for tt_adp
+   with the output placement, whose input is y itself (y = y0 + f(y0); x is ignored by forward
+   and, when backward gets no cache, must be a copy of y0). */
 LORT_API lort_status lort_adapter_init(const lort_adapter *a, const float *W0, lort_rng *rng,
                                        void *work, size_t work_size);
 LORT_API lort_status lort_adapter_forward(const lort_adapter *a, float *y, const float *x, int n,
@@ -1829,10 +2003,966 @@ LORT_DEF lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, 
     return lort__loraxs_dense(desc, dW, R, A, B, 1.0f, 0.0f, work, work_size);
 }
 
+// >>tt ================================================================================ tt
+
+/* A validated tt shape, zero-based: core k is (t[k], n[k], t[k+1]), k = 0..d-1; lo[k] =
+   prod_{m<k} n[m], hi[k] = prod_{m>k} n[m]; prefix P_k = G_0..G_k is (lo[k+1], t[k+1]) and
+   P_{d-1} = W_tt; suffix S_k = G_k..G_{d-1} is (t[k], n[k] hi[k]). P_0 and S_{d-1} are the
+   cores themselves; the others live at poff[k] / soff[k] (floats) of their slots. */
+typedef struct lort__tt_plan {
+    int d, rows, cols;
+    int n[LORT_TT_MAX_CORES];
+    int t[LORT_TT_MAX_CORES + 1];
+    size_t lo[LORT_TT_MAX_CORES + 1], hi[LORT_TT_MAX_CORES];
+    size_t coff[LORT_TT_MAX_CORES + 1]; /* core offsets; coff[d] = param count */
+    size_t poff[LORT_TT_MAX_CORES], soff[LORT_TT_MAX_CORES];
+    size_t N, psz, ssz, tmp;            /* rows*cols; floats of P, S and the temp */
+    size_t esz;                         /* floats of each of the two environment buffers */
+    int split;                          /* cores >= split take their gradient from the sweep */
+    int overflow;                       /* a slot size overflows size_t */
+} lort__tt_plan;
+
+/* FLOP model of the core gradients (spec: two GEMMs per core, never per entry). Core k < split
+   contracts dW directly with its prefix L and suffix R (the cheaper order); from core split on,
+   a left environment E_k = L_k^T dW (t_k, N_>=k) is swept, E_{k+1} = G_k^T E_k, and
+   dG_k += E_k R_k^T. split = d-1 is the plain per-core method; the sweep wins when the leading
+   modes are large (E shrinks by n_k per step). */
+LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
+    int s, k, d = p->d;
+    double best = 0.0, N = (double)p->N;
+    p->split = d - 1;
+    p->esz = 0;
+    if (d == 1) {
+        p->split = 0;
+        return;
+    }
+    for (s = 0; s < d; ++s) {
+        double c = s > 0 ? 2.0 * (double)p->t[s] * N : 0.0;
+        for (k = 0; k < s; ++k) {
+            double tl = (double)p->t[k], tr = (double)p->t[k + 1], ge = N / (double)p->lo[k];
+            if (k == 0) c += 2.0 * tr * N;
+            else if ((size_t)p->t[k] * p->hi[k] <= p->lo[k] * (size_t)p->t[k + 1])
+                c += 2.0 * tl * N + 2.0 * tl * tr * ge;
+            else c += 2.0 * tr * N + 2.0 * tl * tr * (double)p->lo[k] * (double)p->n[k];
+        }
+        for (k = s; k < d; ++k) /* use E_k, then advance it */
+            c += (k < d - 1 ? 4.0 : 2.0) * (double)p->t[k] * (double)p->t[k + 1] * N /
+                 (double)p->lo[k];
+        if (s == 0 || c < best) {
+            best = c;
+            p->split = s;
+        }
+    }
+    for (k = p->split > 1 ? p->split : 1; k < d; ++k) { /* E_k (t_k, N_>=k), k >= 1 */
+        size_t e = 0;
+        if (!lort__mul((size_t)p->t[k], p->N / p->lo[k], &e)) p->overflow = 1;
+        if (e > p->esz) p->esz = e;
+    }
+}
+
+/* Validates a tt desc in O(d) (d <= 16) and fills the plan. */
+LORT__PRIVATE lort_status lort__tt_plan_make(const lort_tt_desc *desc, lort__tt_plan *p) {
+    int k, d;
+    size_t prod = 1, t;
+    if (!desc) return LORT_ERR_NULL;
+    memset(p, 0, sizeof(*p));
+    d = desc->d;
+    if (d < 1 || d > LORT_TT_MAX_CORES || desc->rows <= 0 || desc->cols <= 0)
+        return LORT_ERR_INVALID_ARG;
+    p->d = d;
+    p->rows = desc->rows;
+    p->cols = desc->cols;
+    for (k = 0; k <= d; ++k) {
+        int r = desc->ranks[k];
+        if (k == 0 || k == d) {
+            if (r != 0 && r != 1) return LORT_ERR_INVALID_ARG;
+            r = 1;
+        } else if (r == 0) {
+            r = desc->rank;
+        }
+        if (r <= 0) return LORT_ERR_INVALID_ARG;
+        p->t[k] = r;
+    }
+    for (k = 0; k < d; ++k) {
+        if (desc->modes[k] <= 0) return LORT_ERR_INVALID_ARG;
+        p->n[k] = desc->modes[k];
+    }
+    p->N = (size_t)desc->rows * (size_t)desc->cols;
+    if (p->N > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+    for (k = 0; k < d; ++k) { /* every partial product fits int (the GEMM dims are these) */
+        p->lo[k] = prod;
+        prod *= (size_t)p->n[k];
+        if (prod > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+        if (!lort__mul3((size_t)p->t[k], (size_t)p->n[k], (size_t)p->t[k + 1], &t) ||
+            t > (size_t)INT_MAX)
+            return LORT_ERR_OVERFLOW;
+        p->coff[k + 1] = p->coff[k] + t;
+    }
+    p->lo[d] = prod;
+    if (prod != p->N) return LORT_ERR_SHAPE;
+    for (k = 0; k < d; ++k) p->hi[k] = p->N / (p->lo[k] * (size_t)p->n[k]);
+    for (k = 1; k < d; ++k) { /* P_1 .. P_{d-1} */
+        p->poff[k] = p->psz;
+        if (!lort__mul(p->lo[k + 1], (size_t)p->t[k + 1], &t) || t > LORT__SIZE_LIMIT - p->psz)
+            p->overflow = 1;
+        else p->psz += t;
+    }
+    for (k = d - 2; k >= 1; --k) { /* S_1 .. S_{d-2} */
+        size_t a = 0, b = 0;
+        p->soff[k] = p->ssz;
+        if (!lort__mul3((size_t)p->t[k], (size_t)p->n[k], p->hi[k], &t) ||
+            t > LORT__SIZE_LIMIT - p->ssz)
+            p->overflow = 1;
+        else p->ssz += t;
+        /* the temp of core k's gradient: the smaller of the two contraction orders */
+        if (!lort__mul3(p->lo[k], (size_t)p->n[k], (size_t)p->t[k + 1], &b)) p->overflow = 1;
+        a = t;
+        t = a < b ? a : b;
+        if (t > p->tmp) p->tmp = t;
+    }
+    lort__tt_plan_split(p);
+    return LORT_OK;
+}
+
+/* The one layout of the tt family: work = P chain, S chain, dW (rows, cols), the per-core temp,
+   two environment buffers; cache = the P chain. rep and adp embed this work layout as one slot
+   per train. */
+enum { LORT__TT_P, LORT__TT_S, LORT__TT_DW, LORT__TT_T, LORT__TT_E0, LORT__TT_E1 };
+LORT__PRIVATE void lort__tt_layout(const lort__tt_plan *p, lort__layout *work,
+                                   lort__layout *cache) {
+    if (p->overflow) work->overflow = 1;
+    lort__lay_add(work, p->psz);
+    lort__lay_add(work, p->ssz);
+    lort__lay_add(work, p->N);
+    lort__lay_add(work, p->tmp);
+    lort__lay_add(work, p->esz);
+    lort__lay_add(work, p->esz);
+    if (cache) {
+        if (p->overflow) cache->overflow = 1;
+        lort__lay_add(cache, p->psz);
+    }
+}
+/* Adds a tt train's work layout as one slot of a parent layout. */
+LORT__PRIVATE void lort__tt_sublayout(const lort__tt_plan *p, lort__layout *parent,
+                                      lort__layout *sub) {
+    lort__lay_init(sub);
+    lort__tt_layout(p, sub, NULL);
+    if (sub->overflow) parent->overflow = 1;
+    lort__lay_add(parent, sub->end / sizeof(float));
+}
+
+LORT__PRIVATE void lort__tt_grad(const lort__tt_plan *p, float *dcores, const float *dW,
+                                 const float *cores, const float *P, float *S, float *T,
+                                 float *E0, float *E1);
+/* The gradient of a train embedded in a parent layout: its work is the slot at sb, laid out
+   by sub, whose prefixes are already materialised and whose dW slot holds dW. */
+LORT__PRIVATE void lort__tt_grad_sub(const lort__tt_plan *p, float *dcores, const float *cores,
+                                     float *sb, const lort__layout *sub) {
+    lort__tt_grad(p, dcores, lort__lay_slot(sb, sub, LORT__TT_DW), cores,
+                  lort__lay_slot(sb, sub, LORT__TT_P), lort__lay_slot(sb, sub, LORT__TT_S),
+                  lort__lay_slot(sb, sub, LORT__TT_T), lort__lay_slot(sb, sub, LORT__TT_E0),
+                  lort__lay_slot(sb, sub, LORT__TT_E1));
+}
+
+LORT__PRIVATE const float *lort__tt_pref(const lort__tt_plan *p, const float *cores,
+                                         const float *P, int k) {
+    return k == 0 ? cores : P + p->poff[k];
+}
+/* W_tt = P_{d-1}: the chain P_k (lo[k+1], t[k+1]) = P_{k-1} (lo[k], t[k]) G_k, one GEMM each. */
+LORT__PRIVATE const float *lort__tt_prefix(const lort__tt_plan *p, const float *cores, float *P) {
+    int k;
+    for (k = 1; k < p->d; ++k) {
+        int nt = p->n[k] * p->t[k + 1];
+        lort__gemm(0, 0, (int)p->lo[k], nt, p->t[k], 1.0f, lort__tt_pref(p, cores, P, k - 1),
+                   p->t[k], cores + p->coff[k], nt, 0.0f, P + p->poff[k], nt);
+    }
+    return lort__tt_pref(p, cores, P, p->d - 1);
+}
+
+/* dcores += pullback of dW (rows, cols), given the prefixes P. Suffixes S_k (t[k], n[k] hi[k])
+   = G_k (t[k] n[k], t[k+1]) S_{k+1}, right to left, then per core k with L = P_{k-1}
+   (lo[k], t[k]) and R = S_{k+1} (t[k+1], hi[k]):
+     dG_k[a,i,b] += sum_{u,v} L[u,a] dW[u,i,v] R[b,v]     (dW viewed as (lo[k], n[k], hi[k]))
+   as two GEMMs, contracting first the side that leaves the smaller temp. */
+LORT__PRIVATE void lort__tt_grad(const lort__tt_plan *p, float *dcores, const float *dW,
+                                 const float *cores, const float *P, float *S, float *T,
+                                 float *E0, float *E1) {
+    int d = p->d, k;
+    const float *E;
+    if (d == 1) {
+        lort__axpy(dcores, 1.0f, dW, p->N);
+        return;
+    }
+    for (k = d - 2; k >= 1; --k)
+        lort__gemm(0, 0, p->t[k] * p->n[k], (int)p->hi[k], p->t[k + 1], 1.0f,
+                   cores + p->coff[k], p->t[k + 1],
+                   k + 1 == d - 1 ? cores + p->coff[k + 1] : S + p->soff[k + 1], (int)p->hi[k],
+                   0.0f, S + p->soff[k], (int)p->hi[k]);
+    for (k = 0; k < p->split; ++k) {
+        int tl = p->t[k], nk = p->n[k], tr = p->t[k + 1], lo = (int)p->lo[k], hi = (int)p->hi[k];
+        const float *L = k > 0 ? lort__tt_pref(p, cores, P, k - 1) : NULL;
+        const float *R = k < d - 1 ? (k + 1 == d - 1 ? cores + p->coff[d - 1] : S + p->soff[k + 1])
+                                   : NULL;
+        float *dG = dcores + p->coff[k];
+        if (k == 0) { /* dG_0 (n0, t1) += dW (n0, hi0) R^T */
+            lort__gemm(0, 1, nk, tr, hi, 1.0f, dW, hi, R, hi, 1.0f, dG, tr);
+        } else if (k == d - 1) { /* dG (t, n) += L^T dW (lo, n) */
+            lort__gemm(1, 0, tl, nk, lo, 1.0f, L, tl, dW, nk, 1.0f, dG, nk);
+        } else if ((size_t)tl * p->hi[k] <= p->lo[k] * (size_t)tr) {
+            /* T (tl, nk hi) = L^T dW; dG (tl nk, tr) += T (tl nk, hi) R^T */
+            lort__gemm(1, 0, tl, nk * hi, lo, 1.0f, L, tl, dW, nk * hi, 0.0f, T, nk * hi);
+            lort__gemm(0, 1, tl * nk, tr, hi, 1.0f, T, hi, R, hi, 1.0f, dG, tr);
+        } else {
+            /* T (lo nk, tr) = dW (lo nk, hi) R^T; dG (tl, nk tr) += L^T T (lo, nk tr) */
+            lort__gemm(0, 1, lo * nk, tr, hi, 1.0f, dW, hi, R, hi, 0.0f, T, tr);
+            lort__gemm(1, 0, tl, nk * tr, lo, 1.0f, L, tl, T, nk * tr, 1.0f, dG, nk * tr);
+        }
+    }
+    /* the sweep: E_split = L^T dW (t, N_>=split) (dW itself for split 0), then per core
+       dG_k (t_k n_k, t_k+1) += E_k (t_k n_k, hi) R^T and E_{k+1} (t_k+1, hi) = G_k^T E_k */
+    k = p->split;
+    E = dW;
+    if (k > 0) {
+        int ge = (int)(p->N / p->lo[k]);
+        lort__gemm(1, 0, p->t[k], ge, (int)p->lo[k], 1.0f, lort__tt_pref(p, cores, P, k - 1),
+                   p->t[k], dW, ge, 0.0f, E0, ge);
+        E = E0;
+    }
+    for (; k < d; ++k) {
+        int tl = p->t[k], nk = p->n[k], tr = p->t[k + 1], hi = (int)p->hi[k];
+        float *dG = dcores + p->coff[k], *En = E == E0 ? E1 : E0;
+        if (k == d - 1) {
+            lort__axpy(dG, 1.0f, E, (size_t)tl * (size_t)nk);
+            break;
+        }
+        lort__gemm(0, 1, tl * nk, tr, hi, 1.0f, E, hi,
+                   k + 1 == d - 1 ? cores + p->coff[d - 1] : S + p->soff[k + 1], hi, 1.0f, dG, tr);
+        lort__gemm(1, 0, tr, hi, tl * nk, 1.0f, cores + p->coff[k], tr, E, hi, 0.0f, En, hi);
+        E = En;
+    }
+}
+
+/* LoRETTA's init of one train (sigma^2 = 1/(rows + cols)). */
+LORT__PRIVATE void lort__tt_init(const lort__tt_plan *p, float *cores, lort_rng *rng) {
+    double s2 = pow(1.0 / ((double)p->rows + (double)p->cols), 1.0 / (double)p->d);
+    int k;
+    size_t i;
+    for (k = 0; k < p->d; ++k) {
+        float sd = (float)sqrt(s2 / (double)p->t[k + 1]);
+        for (i = p->coff[k]; i < p->coff[k + 1]; ++i) cores[i] = sd * lort_rng_normal(rng);
+    }
+}
+
+LORT__PRIVATE lort_status lort__tt_plan_n(const lort_tt_desc *d, int n, lort__tt_plan *p,
+                                          lort__layout *work, lort__layout *cache) {
+    lort_status st;
+    if ((st = lort__tt_plan_make(d, p))) return st;
+    if ((st = lort__rows_check(n, d->rows, d->cols))) return st;
+    lort__lay_init(work);
+    lort__lay_init(cache);
+    lort__tt_layout(p, work, cache);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_tt_desc_resolve(const lort_tt_desc *desc, lort_tt_desc *out) {
+    lort__tt_plan p;
+    lort_status st;
+    int k;
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__tt_plan_make(desc, &p))) return st;
+    *out = *desc;
+    for (k = 0; k <= p.d; ++k) out->ranks[k] = p.t[k];
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tt_param_count(const lort_tt_desc *desc, size_t *count) {
+    lort__tt_plan p;
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__tt_plan_make(desc, &p))) return st;
+    *count = p.coff[p.d];
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tt_cache_size(const lort_tt_desc *desc, int n, size_t *bytes) {
+    lort__tt_plan p;
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tt_plan_n(desc, n, &p, &w, &c))) return st;
+    return lort__lay_bytes(&c, bytes);
+}
+LORT_DEF lort_status lort_tt_workspace_size(const lort_tt_desc *desc, int n, size_t *bytes) {
+    lort__tt_plan p;
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tt_plan_n(desc, n, &p, &w, &c))) return st;
+    return lort__lay_bytes(&w, bytes);
+}
+LORT_DEF lort_status lort_tt_init(const lort_tt_desc *desc, float *cores, lort_rng *rng) {
+    lort__tt_plan p;
+    lort_status st;
+    if ((st = lort__tt_plan_make(desc, &p))) return st;
+    if (!cores || !rng) return LORT_ERR_NULL;
+    lort__tt_init(&p, cores, rng);
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tt_to_dense(const lort_tt_desc *desc, float *W, const float *cores,
+                                      void *work, size_t work_size) {
+    lort__tt_plan p;
+    lort__layout w, c;
+    lort_status st;
+    const float *Wt;
+    if ((st = lort__tt_plan_n(desc, 1, &p, &w, &c))) return st;
+    if (!W || !cores) return LORT_ERR_NULL;
+    if ((st = lort__lay_check(&w, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    LORT__DEBUG_FINITE(cores, p.coff[p.d]);
+    Wt = lort__tt_prefix(&p, cores, lort__lay_slot(lort__lay_base(work), &w, LORT__TT_P));
+    memcpy(W, Wt, p.N * sizeof(float));
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tt_grad_dense(const lort_tt_desc *desc, float *dcores, const float *dW,
+                                        const float *cores, void *work, size_t work_size) {
+    lort__tt_plan p;
+    lort__layout w, c;
+    lort_status st;
+    float *base, *P;
+    if ((st = lort__tt_plan_n(desc, 1, &p, &w, &c))) return st;
+    if (!dcores || !dW || !cores) return LORT_ERR_NULL;
+    if ((st = lort__lay_check(&w, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    LORT__DEBUG_FINITE(cores, p.coff[p.d]);
+    LORT__DEBUG_FINITE(dW, p.N);
+    base = lort__lay_base(work);
+    P = lort__lay_slot(base, &w, LORT__TT_P);
+    (void)lort__tt_prefix(&p, cores, P);
+    lort__tt_grad(&p, dcores, dW, cores, P, lort__lay_slot(base, &w, LORT__TT_S),
+                  lort__lay_slot(base, &w, LORT__TT_T), lort__lay_slot(base, &w, LORT__TT_E0),
+                  lort__lay_slot(base, &w, LORT__TT_E1));
+    return LORT_OK;
+}
+
+/* y += x W_tt + bias */
+LORT__PRIVATE void lort__tt_apply(const lort__tt_plan *p, float *y, const float *x,
+                                  const float *W, const float *bias, int n, float s) {
+    int i, j;
+    lort__gemm(0, 0, n, p->cols, p->rows, s, x, p->rows, W, p->cols, 1.0f, y, p->cols);
+    if (bias)
+        for (i = 0; i < n; ++i)
+            for (j = 0; j < p->cols; ++j) y[(size_t)i * (size_t)p->cols + (size_t)j] += s * bias[j];
+}
+/* db (m) += s * sum over the n rows of g (n, m) */
+LORT__PRIVATE void lort__colsum(float *db, const float *g, int n, int m, float s) {
+    int i, j;
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < m; ++j) db[j] += s * g[(size_t)i * (size_t)m + (size_t)j];
+}
+
+LORT_DEF lort_status lort_tt_forward(const lort_tt_desc *desc, float *y, const float *x,
+                                     const float *cores, const float *bias, int n, void *cache,
+                                     size_t cache_size, void *work, size_t work_size) {
+    lort__tt_plan p;
+    lort__layout w, c;
+    lort_status st;
+    float *P;
+    if ((st = lort__tt_plan_n(desc, n, &p, &w, &c))) return st;
+    if (!y || !x || !cores) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)p.rows);
+    LORT__DEBUG_FINITE(cores, p.coff[p.d]);
+    LORT__DEBUG_FINITE(bias, (size_t)p.cols);
+    P = cache ? lort__lay_base(cache) : lort__lay_slot(lort__lay_base(work), &w, LORT__TT_P);
+    lort__tt_apply(&p, y, x, lort__tt_prefix(&p, cores, P), bias, n, 1.0f);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float *dcores,
+                                      float *dbias, const float *dy, const float *x,
+                                      const float *cores, int n, const void *cache,
+                                      size_t cache_size, void *work, size_t work_size) {
+    lort__tt_plan p;
+    lort__layout w, c;
+    lort_status st;
+    float *base, *dW;
+    const float *P, *W;
+    if ((st = lort__tt_plan_n(desc, n, &p, &w, &c))) return st;
+    if (!dy || !cores || (dcores && !x)) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)p.cols);
+    LORT__DEBUG_FINITE(x, dcores ? (size_t)n * (size_t)p.rows : 0);
+    base = lort__lay_base(work);
+    if (cache) {
+        P = lort__lay_base((void *)(uintptr_t)cache);
+        W = lort__tt_pref(&p, cores, P, p.d - 1);
+    } else {
+        float *Pw = lort__lay_slot(base, &w, LORT__TT_P);
+        W = dx || dcores ? lort__tt_prefix(&p, cores, Pw) : NULL;
+        P = Pw;
+    }
+    if (dbias) lort__colsum(dbias, dy, n, p.cols, 1.0f);
+    if (dcores) {
+        dW = lort__lay_slot(base, &w, LORT__TT_DW);
+        lort__gemm(1, 0, p.rows, p.cols, n, 1.0f, x, p.rows, dy, p.cols, 0.0f, dW, p.cols);
+        lort__tt_grad(&p, dcores, dW, cores, P, lort__lay_slot(base, &w, LORT__TT_S),
+                      lort__lay_slot(base, &w, LORT__TT_T), lort__lay_slot(base, &w, LORT__TT_E0),
+                      lort__lay_slot(base, &w, LORT__TT_E1));
+    }
+    if (dx) lort__gemm(0, 1, n, p.rows, p.cols, 1.0f, dy, p.cols, W, p.cols, 1.0f, dx, p.rows);
+    return LORT_OK;
+}
+
+/* dst (cols, rows) = src (rows, cols)^T. (The mpo branch has an equivalent lort__transpose
+   with size_t dims; one of the two can go when both are merged.) */
+LORT__PRIVATE void lort__tt_transpose(float *dst, const float *src, int rows, int cols) {
+    int i, j;
+    for (i = 0; i < rows; ++i)
+        for (j = 0; j < cols; ++j)
+            dst[(size_t)j * (size_t)rows + (size_t)i] = src[(size_t)i * (size_t)cols + (size_t)j];
+}
+/* A tt desc embedded in an adapter: rows/cols 0 take the adapter's shape; others must match. */
+LORT__PRIVATE lort_status lort__tt_embed(const lort_tt_desc *in, int rows, int cols,
+                                         lort_tt_desc *out) {
+    *out = *in;
+    if (out->rows == 0) out->rows = rows;
+    if (out->cols == 0) out->cols = cols;
+    return out->rows == rows && out->cols == cols ? LORT_OK : LORT_ERR_SHAPE;
+}
+
+// >>tt_rep ======================================================================== tt_rep
+
+/* Validated rep: scale, and the plans of W_A (d_in, r) and W_B (r, d_out). */
+LORT__PRIVATE lort_status lort__tt_rep_check(const lort_tt_rep_desc *d, float *scale,
+                                             lort__tt_plan *pa, lort__tt_plan *pb) {
+    lort_tt_desc ta, tb;
+    lort_status st;
+    if (!d) return LORT_ERR_NULL;
+    if ((st = lort__lowrank_check(d->d_in, d->d_out, d->r, d->alpha, d->dropout, scale, 0)))
+        return st;
+    if ((st = lort__tt_embed(&d->A, d->d_in, d->r, &ta)) ||
+        (st = lort__tt_embed(&d->B, d->r, d->d_out, &tb)) || (st = lort__tt_plan_make(&ta, pa)) ||
+        (st = lort__tt_plan_make(&tb, pb)))
+        return st;
+    return LORT_OK;
+}
+
+/* The one layout of tt_rep: lora's slots (so the low-rank pipeline runs on them), then the
+   transposed factors A = W_A^T (r, d_in), B = W_B^T (d_out, r), their gradients, and the work
+   of each train. cache: H (n, r). */
+enum { LORT__TR_A = LORT__LR_M + 1, LORT__TR_B, LORT__TR_DA, LORT__TR_DB, LORT__TR_TA,
+       LORT__TR_TB };
+LORT__PRIVATE lort_status lort__tt_rep_plan(const lort_tt_rep_desc *d, int n, float *scale,
+                                            lort__tt_plan *pa, lort__tt_plan *pb,
+                                            lort__layout *work, lort__layout *cache,
+                                            lort__layout *sa, lort__layout *sb) {
+    lort_status st;
+    size_t ra = (size_t)d->r * (size_t)d->d_in, rb = (size_t)d->r * (size_t)d->d_out;
+    if ((st = lort__tt_rep_check(d, scale, pa, pb))) return st;
+    if ((st = lort__rows_check(n, d->d_in, d->d_out))) return st;
+    lort__lay_init(work);
+    lort__lay_init(cache);
+    lort__lowrank_layout(d->d_in, d->d_out, d->r, d->dropout, n, 0, work, cache);
+    lort__lay_add(work, ra);
+    lort__lay_add(work, rb);
+    lort__lay_add(work, ra);
+    lort__lay_add(work, rb);
+    lort__tt_sublayout(pa, work, sa);
+    lort__tt_sublayout(pb, work, sb);
+    return LORT_OK;
+}
+
+/* W_A and W_B materialised in their trains' work; A = W_A^T, B = W_B^T in the rep slots. */
+typedef struct lort__tt_rep_run {
+    float *base, *sbA, *sbB, *A, *B;
+    const float *WA, *WB;
+} lort__tt_rep_run;
+LORT__PRIVATE void lort__tt_rep_factors(const lort_tt_rep_desc *d, const lort__tt_plan *pa,
+                                        const lort__tt_plan *pb, const lort__layout *w,
+                                        const lort__layout *sa, const lort__layout *sb,
+                                        const float *params, void *work, int transpose,
+                                        lort__tt_rep_run *R) {
+    R->base = lort__lay_base(work);
+    R->sbA = lort__lay_slot(R->base, w, LORT__TR_TA);
+    R->sbB = lort__lay_slot(R->base, w, LORT__TR_TB);
+    R->WA = lort__tt_prefix(pa, params, lort__lay_slot(R->sbA, sa, LORT__TT_P));
+    R->WB = lort__tt_prefix(pb, params + pa->coff[pa->d], lort__lay_slot(R->sbB, sb, LORT__TT_P));
+    R->A = lort__lay_slot(R->base, w, LORT__TR_A);
+    R->B = lort__lay_slot(R->base, w, LORT__TR_B);
+    if (transpose) {
+        lort__tt_transpose(R->A, R->WA, d->d_in, d->r);
+        lort__tt_transpose(R->B, R->WB, d->r, d->d_out);
+    }
+}
+
+LORT_DEF lort_status lort_tt_rep_desc_resolve(const lort_tt_rep_desc *desc,
+                                              lort_tt_rep_desc *out) {
+    lort__tt_plan pa, pb;
+    lort_status st;
+    lort_tt_rep_desc o;
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__tt_rep_check(desc, NULL, &pa, &pb))) return st;
+    o = *desc;
+    if (lort__is_zero(o.alpha)) o.alpha = (float)o.r;
+    (void)lort__tt_embed(&desc->A, desc->d_in, desc->r, &o.A);
+    (void)lort__tt_embed(&desc->B, desc->r, desc->d_out, &o.B);
+    if ((st = lort_tt_desc_resolve(&o.A, &o.A)) || (st = lort_tt_desc_resolve(&o.B, &o.B)))
+        return st;
+    *out = o;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tt_rep_scale(const lort_tt_rep_desc *desc, float *scale) {
+    lort__tt_plan pa, pb;
+    if (!scale) return LORT_ERR_NULL;
+    return lort__tt_rep_check(desc, scale, &pa, &pb);
+}
+LORT_DEF lort_status lort_tt_rep_param_count(const lort_tt_rep_desc *desc, size_t *count) {
+    lort__tt_plan pa, pb;
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__tt_rep_check(desc, NULL, &pa, &pb))) return st;
+    *count = pa.coff[pa.d] + pb.coff[pb.d];
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tt_rep_cache_size(const lort_tt_rep_desc *desc, int n, size_t *bytes) {
+    lort__tt_plan pa, pb;
+    lort__layout w, c, sa, sb;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tt_rep_plan(desc, n, NULL, &pa, &pb, &w, &c, &sa, &sb))) return st;
+    return lort__lay_bytes(&c, bytes);
+}
+LORT_DEF lort_status lort_tt_rep_workspace_size(const lort_tt_rep_desc *desc, int n,
+                                                size_t *bytes) {
+    lort__tt_plan pa, pb;
+    lort__layout w, c, sa, sb;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tt_rep_plan(desc, n, NULL, &pa, &pb, &w, &c, &sa, &sb))) return st;
+    return lort__lay_bytes(&w, bytes);
+}
+LORT_DEF lort_status lort_tt_rep_init(const lort_tt_rep_desc *desc, float *params,
+                                      lort_rng *rng) {
+    lort__tt_plan pa, pb;
+    lort_status st;
+    if ((st = lort__tt_rep_check(desc, NULL, &pa, &pb))) return st;
+    if (!params || !rng) return LORT_ERR_NULL;
+    lort__tt_init(&pa, params, rng);
+    lort__tt_init(&pb, params + pa.coff[pa.d], rng);
+    return LORT_OK;
+}
+
+/* forward: W_A, W_B by their prefix chains, transposed into lora's (A, B), then lora's
+   pipeline: H = drop(x) W_A (cache), y += s H W_B. */
+LORT_DEF lort_status lort_tt_rep_forward(const lort_tt_rep_desc *desc, float *y, const float *x,
+                                         const float *params, int n, void *cache,
+                                         size_t cache_size, void *work, size_t work_size) {
+    lort__tt_plan pa, pb;
+    lort__layout w, c, sa, sb;
+    lort__tt_rep_run R;
+    lort_status st;
+    float s, *H;
+    if ((st = lort__tt_rep_plan(desc, n, &s, &pa, &pb, &w, &c, &sa, &sb))) return st;
+    if (!y || !x || !params) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(params, pa.coff[pa.d] + pb.coff[pb.d]);
+    lort__tt_rep_factors(desc, &pa, &pb, &w, &sa, &sb, params, work, 1, &R);
+    H = cache ? lort__lay_base(cache) : lort__lay_slot(R.base, &w, LORT__LR_H);
+    lort__lowrank_forward(desc->d_in, desc->d_out, desc->r, s, desc->dropout, desc->dropout_seed,
+                          y, x, NULL, R.A, R.B, n, H, R.base, &w);
+    return LORT_OK;
+}
+
+/* backward: lora's pipeline gives dA = dW_A^T and dB = dW_B^T (accumulated from zero); each is
+   transposed into its train's dW and pulled back to the cores. */
+LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *dx,
+                                          float *dparams, const float *dy, const float *x,
+                                          const float *params, int n, const void *cache,
+                                          size_t cache_size, void *work, size_t work_size) {
+    lort__tt_plan pa, pb;
+    lort__layout w, c, sa, sb;
+    lort__tt_rep_run R;
+    lort_status st;
+    float s, *dA = NULL, *dB = NULL, *dWA, *dWB;
+    size_t ra = (size_t)0, rb = (size_t)0;
+    if ((st = lort__tt_rep_plan(desc, n, &s, &pa, &pb, &w, &c, &sa, &sb))) return st;
+    if (!dy || !x || !params) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    if (!dx && !dparams) return LORT_OK;
+    lort__tt_rep_factors(desc, &pa, &pb, &w, &sa, &sb, params, work, 1, &R);
+    if (dparams) {
+        ra = (size_t)desc->r * (size_t)desc->d_in;
+        rb = (size_t)desc->r * (size_t)desc->d_out;
+        dA = lort__lay_slot(R.base, &w, LORT__TR_DA);
+        dB = lort__lay_slot(R.base, &w, LORT__TR_DB);
+        memset(dA, 0, ra * sizeof(float));
+        memset(dB, 0, rb * sizeof(float));
+    }
+    lort__lowrank_backward(desc->d_in, desc->d_out, desc->r, s, desc->dropout,
+                           desc->dropout_seed, dx, dA, dB, NULL, dy, x, NULL, R.A, R.B, n,
+                           cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL, R.base, &w);
+    if (!dparams) return LORT_OK;
+    dWA = lort__lay_slot(R.sbA, &sa, LORT__TT_DW);
+    dWB = lort__lay_slot(R.sbB, &sb, LORT__TT_DW);
+    lort__tt_transpose(dWA, dA, desc->r, desc->d_in);
+    lort__tt_transpose(dWB, dB, desc->d_out, desc->r);
+    lort__tt_grad_sub(&pa, dparams, params, R.sbA, &sa);
+    lort__tt_grad_sub(&pb, dparams + pa.coff[pa.d], params + pa.coff[pa.d], R.sbB, &sb);
+    return LORT_OK;
+}
+
+/* W = beta W + weight s W_B^T W_A^T (d_out, d_in) */
+LORT__PRIVATE lort_status lort__tt_rep_dense(const lort_tt_rep_desc *d, float *W,
+                                             const float *params, float weight, float beta,
+                                             void *work, size_t work_size) {
+    lort__tt_plan pa, pb;
+    lort__layout w, c, sa, sb;
+    lort__tt_rep_run R;
+    lort_status st;
+    float s;
+    if ((st = lort__tt_rep_plan(d, 1, &s, &pa, &pb, &w, &c, &sa, &sb))) return st;
+    if (!W || !params) return LORT_ERR_NULL;
+    if (!lort__finite(weight)) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__lay_check(&w, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    LORT__DEBUG_FINITE(params, pa.coff[pa.d] + pb.coff[pb.d]);
+    lort__tt_rep_factors(d, &pa, &pb, &w, &sa, &sb, params, work, 0, &R);
+    lort__gemm(1, 1, d->d_out, d->d_in, d->r, weight * s, R.WB, d->d_out, R.WA, d->r, beta, W,
+               d->d_in);
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tt_rep_merge(const lort_tt_rep_desc *desc, float *W,
+                                       const float *params, float weight, void *work,
+                                       size_t work_size) {
+    return lort__tt_rep_dense(desc, W, params, weight, 1.0f, work, work_size);
+}
+LORT_DEF lort_status lort_tt_rep_delta(const lort_tt_rep_desc *desc, float *dW,
+                                       const float *params, void *work, size_t work_size) {
+    return lort__tt_rep_dense(desc, dW, params, 1.0f, 0.0f, work, work_size);
+}
+
+// >>tt_adp ======================================================================== tt_adp
+
+LORT__PRIVATE float lort__act(int kind, float z) {
+    switch (kind) {
+    case LORT_ACT_TANH:
+        return tanhf(z);
+    case LORT_ACT_GELU:
+        return 0.5f * z * (1.0f + erff(z * 0.70710678118654752f));
+    case LORT_ACT_GELU_TANH:
+        return 0.5f * z * (1.0f + tanhf(0.79788456080286536f * (z + 0.044715f * z * z * z)));
+    default:
+        return z > 0.0f ? z : 0.0f;
+    }
+}
+LORT__PRIVATE float lort__act_grad(int kind, float z) {
+    float t;
+    switch (kind) {
+    case LORT_ACT_TANH:
+        t = tanhf(z);
+        return 1.0f - t * t;
+    case LORT_ACT_GELU: /* Phi(z) + z phi(z) */
+        return 0.5f * (1.0f + erff(z * 0.70710678118654752f)) +
+               z * 0.39894228040143268f * expf(-0.5f * z * z);
+    case LORT_ACT_GELU_TANH:
+        t = tanhf(0.79788456080286536f * (z + 0.044715f * z * z * z));
+        return 0.5f * (1.0f + t) +
+               0.5f * z * (1.0f - t * t) * 0.79788456080286536f * (1.0f + 0.134145f * z * z);
+    default:
+        return z > 0.0f ? 1.0f : 0.0f;
+    }
+}
+
+LORT__PRIVATE lort_status lort__tt_adp_check(const lort_tt_adp_desc *d, lort__tt_plan *pd,
+                                             lort__tt_plan *pu) {
+    lort_tt_desc td, tu;
+    lort_status st;
+    size_t t;
+    if (!d) return LORT_ERR_NULL;
+    if (d->hidden <= 0 || d->bottleneck <= 0 || !lort__finite(d->scale) || d->act < 0 ||
+        d->act > LORT_ACT_GELU_TANH || (d->placement != LORT_TT_ADP_OUTPUT &&
+                                        d->placement != LORT_TT_ADP_INPUT) ||
+        !(d->dropout >= 0.0f && d->dropout < 1.0f))
+        return LORT_ERR_INVALID_ARG;
+    if (!lort__mul3((size_t)d->hidden, (size_t)d->bottleneck, sizeof(float), &t))
+        return LORT_ERR_OVERFLOW;
+    if ((st = lort__tt_embed(&d->down, d->hidden, d->bottleneck, &td))) return st;
+    if (d->up.d == 0) { /* the modes and ranks of down, reshaped the other way */
+        tu = td;
+        tu.rows = d->up.rows;
+        tu.cols = d->up.cols;
+    } else {
+        tu = d->up;
+    }
+    if ((st = lort__tt_embed(&tu, d->bottleneck, d->hidden, &tu))) return st;
+    if ((st = lort__tt_plan_make(&td, pd)) || (st = lort__tt_plan_make(&tu, pu))) return st;
+    return LORT_OK;
+}
+
+/* The one layout of tt_adp: the work of both trains, then U = drop(u) (n, hidden) when there
+   is dropout, Z (n, b) when not cached, A = act(Z) (n, b), dZ (n, b), and the masked dx temp
+   (n, hidden) when there is dropout. cache: U (n, hidden), Z (n, b), W_down, W_up (so that
+   backward need not materialise them again). */
+enum { LORT__TA_SD, LORT__TA_SU, LORT__TA_U, LORT__TA_Z, LORT__TA_A, LORT__TA_DZ, LORT__TA_T };
+LORT__PRIVATE lort_status lort__tt_adp_plan(const lort_tt_adp_desc *d, int n, lort__tt_plan *pd,
+                                            lort__tt_plan *pu, lort__layout *work,
+                                            lort__layout *cache, lort__layout *sd,
+                                            lort__layout *su) {
+    lort_status st;
+    size_t nh, nb;
+    if ((st = lort__tt_adp_check(d, pd, pu))) return st;
+    if ((st = lort__rows_check(n, d->hidden, d->bottleneck))) return st;
+    nh = (size_t)n * (size_t)d->hidden;
+    nb = (size_t)n * (size_t)d->bottleneck;
+    lort__lay_init(work);
+    lort__lay_init(cache);
+    lort__tt_sublayout(pd, work, sd);
+    lort__tt_sublayout(pu, work, su);
+    lort__lay_add(work, d->dropout > 0.0f ? nh : 0);
+    lort__lay_add(work, nb);
+    lort__lay_add(work, nb);
+    lort__lay_add(work, nb);
+    lort__lay_add(work, d->dropout > 0.0f ? nh : 0);
+    lort__lay_add(cache, nh);
+    lort__lay_add(cache, nb);
+    lort__lay_add(cache, pd->N);
+    lort__lay_add(cache, pu->N);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
+                                              lort_tt_adp_desc *out) {
+    lort__tt_plan pd, pu;
+    lort_status st;
+    lort_tt_adp_desc o;
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__tt_adp_check(desc, &pd, &pu))) return st;
+    o = *desc;
+    if (lort__is_zero(o.scale)) o.scale = 1.0f;
+    (void)lort__tt_embed(&desc->down, desc->hidden, desc->bottleneck, &o.down);
+    if (desc->up.d == 0) {
+        o.up = o.down;
+        o.up.rows = desc->up.rows;
+        o.up.cols = desc->up.cols;
+    }
+    (void)lort__tt_embed(&o.up, desc->bottleneck, desc->hidden, &o.up);
+    if ((st = lort_tt_desc_resolve(&o.down, &o.down)) || (st = lort_tt_desc_resolve(&o.up, &o.up)))
+        return st;
+    *out = o;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tt_adp_param_count(const lort_tt_adp_desc *desc, size_t *count) {
+    lort__tt_plan pd, pu;
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__tt_adp_check(desc, &pd, &pu))) return st;
+    *count = pd.coff[pd.d] + pu.coff[pu.d] + (size_t)desc->bottleneck + (size_t)desc->hidden;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tt_adp_cache_size(const lort_tt_adp_desc *desc, int n, size_t *bytes) {
+    lort__tt_plan pd, pu;
+    lort__layout w, c, sd, su;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tt_adp_plan(desc, n, &pd, &pu, &w, &c, &sd, &su))) return st;
+    return lort__lay_bytes(&c, bytes);
+}
+LORT_DEF lort_status lort_tt_adp_workspace_size(const lort_tt_adp_desc *desc, int n,
+                                                size_t *bytes) {
+    lort__tt_plan pd, pu;
+    lort__layout w, c, sd, su;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tt_adp_plan(desc, n, &pd, &pu, &w, &c, &sd, &su))) return st;
+    return lort__lay_bytes(&w, bytes);
+}
+LORT_DEF lort_status lort_tt_adp_init(const lort_tt_adp_desc *desc, float *params,
+                                      lort_rng *rng) {
+    lort__tt_plan pd, pu;
+    lort_status st;
+    float *bd, *bu, lim;
+    int i;
+    if ((st = lort__tt_adp_check(desc, &pd, &pu))) return st;
+    if (!params || !rng) return LORT_ERR_NULL;
+    lort__tt_init(&pd, params, rng);
+    lort__tt_init(&pu, params + pd.coff[pd.d], rng);
+    bd = params + pd.coff[pd.d] + pu.coff[pu.d];
+    bu = bd + desc->bottleneck;
+    lim = 1.0f / sqrtf((float)desc->bottleneck);
+    for (i = 0; i < desc->bottleneck; ++i) bd[i] = lim * (2.0f * lort_rng_uniform(rng) - 1.0f);
+    lim = 1.0f / sqrtf((float)desc->hidden);
+    for (i = 0; i < desc->hidden; ++i) bu[i] = lim * (2.0f * lort_rng_uniform(rng) - 1.0f);
+    return LORT_OK;
+}
+
+/* Shared state of an adp call: the materialised trains and the parameter views. */
+typedef struct lort__tt_adp_run {
+    float *base, *sbD, *sbU;
+    const float *WD, *WU, *bd, *bu;
+} lort__tt_adp_run;
+/* cWD, cWU: the trains saved by forward, or NULL; a train is materialised when there is no
+   saved copy, or when its gradient (grads != 0) needs the prefixes (split > 0). */
+LORT__PRIVATE void lort__tt_adp_start(const lort__tt_plan *pd, const lort__tt_plan *pu,
+                                      const lort__layout *w, const lort__layout *sd,
+                                      const lort__layout *su, const float *params, void *work,
+                                      const float *cWD, const float *cWU, int grads,
+                                      lort__tt_adp_run *R) {
+    R->base = lort__lay_base(work);
+    R->sbD = lort__lay_slot(R->base, w, LORT__TA_SD);
+    R->sbU = lort__lay_slot(R->base, w, LORT__TA_SU);
+    R->WD = cWD;
+    R->WU = cWU;
+    if (!cWD || (grads && pd->split > 0))
+        R->WD = lort__tt_prefix(pd, params, lort__lay_slot(R->sbD, sd, LORT__TT_P));
+    if (!cWU || (grads && pu->split > 0))
+        R->WU = lort__tt_prefix(pu, params + pd->coff[pd->d],
+                                lort__lay_slot(R->sbU, su, LORT__TT_P));
+    R->bd = params + pd->coff[pd->d] + pu->coff[pu->d];
+    R->bu = R->bd + pd->cols;
+}
+/* Z (n, b) = U W_down + beta_d; Act (n, b) = act(Z) */
+LORT__PRIVATE void lort__tt_adp_pre(const lort_tt_adp_desc *d, const lort__tt_plan *pd,
+                                    const lort__tt_adp_run *R, const float *U, float *Z,
+                                    float *Act, int n) {
+    size_t i, nb = (size_t)n * (size_t)d->bottleneck;
+    for (i = 0; i < (size_t)n; ++i)
+        memcpy(Z + i * (size_t)d->bottleneck, R->bd, (size_t)d->bottleneck * sizeof(float));
+    lort__gemm(0, 0, n, pd->cols, pd->rows, 1.0f, U, pd->rows, R->WD, pd->cols, 1.0f, Z, pd->cols);
+    for (i = 0; i < nb; ++i) Act[i] = lort__act(d->act, Z[i]);
+}
+
+/* forward: U = drop(u); Z = U W_down + beta_d; y += s (act(Z) W_up + beta_u). u (possibly y
+   itself) is read only by the first GEMM, before y is written. */
+LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y, const float *x,
+                                         const float *params, int n, void *cache,
+                                         size_t cache_size, void *work, size_t work_size) {
+    lort__tt_plan pd, pu;
+    lort__layout w, c, sd, su;
+    lort__tt_adp_run R;
+    lort_status st;
+    const float *u, *U;
+    float *Z, *Act, s;
+    size_t nh;
+    if ((st = lort__tt_adp_plan(desc, n, &pd, &pu, &w, &c, &sd, &su))) return st;
+    u = desc->placement == LORT_TT_ADP_OUTPUT ? y : x;
+    if (!y || !u || !params) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    nh = (size_t)n * (size_t)desc->hidden;
+    LORT__DEBUG_FINITE(u, nh);
+    LORT__DEBUG_FINITE(params, pd.coff[pd.d] + pu.coff[pu.d] + (size_t)desc->bottleneck +
+                                   (size_t)desc->hidden);
+    lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 0, &R);
+    s = lort__is_zero(desc->scale) ? 1.0f : desc->scale;
+    if (cache) { /* keep the materialised trains for backward */
+        float *cb = lort__lay_base(cache);
+        memcpy(lort__lay_slot(cb, &c, 2), R.WD, pd.N * sizeof(float));
+        memcpy(lort__lay_slot(cb, &c, 3), R.WU, pu.N * sizeof(float));
+    }
+    U = u;
+    if (cache || desc->dropout > 0.0f) { /* U = drop(u), in the cache or the workspace */
+        float *Uc = cache ? lort__lay_slot(lort__lay_base(cache), &c, 0)
+                          : lort__lay_slot(R.base, &w, LORT__TA_U);
+        if (desc->dropout > 0.0f)
+            lort__dropout(desc->dropout_seed, desc->dropout, n, desc->hidden, Uc, u);
+        else memcpy(Uc, u, nh * sizeof(float));
+        U = Uc;
+    }
+    Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, 1) : lort__lay_slot(R.base, &w, LORT__TA_Z);
+    Act = lort__lay_slot(R.base, &w, LORT__TA_A);
+    lort__tt_adp_pre(desc, &pd, &R, U, Z, Act, n);
+    lort__tt_apply(&pu, y, Act, R.WU, R.bu, n, s);
+    return LORT_OK;
+}
+
+/* backward (G = dy): dbeta_u += s sum G; dW_up = s act(Z)^T G; dZ = s (G W_up^T) .* act'(Z);
+   dbeta_d += sum dZ; dW_down = U^T dZ; dx += drop(dZ W_down^T). dx is written last, so it may
+   alias dy. */
+LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *dx,
+                                          float *dparams, const float *dy, const float *x,
+                                          const float *params, int n, const void *cache,
+                                          size_t cache_size, void *work, size_t work_size) {
+    lort__tt_plan pd, pu;
+    lort__layout w, c, sd, su;
+    lort__tt_adp_run R;
+    lort_status st;
+    const float *U, *Z;
+    float *Act, *dZ, s;
+    size_t i, nb;
+    int h, b;
+    if ((st = lort__tt_adp_plan(desc, n, &pd, &pu, &w, &c, &sd, &su))) return st;
+    if (!dy || !params || (!cache && !x)) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    h = desc->hidden;
+    b = desc->bottleneck;
+    nb = (size_t)n * (size_t)b;
+    LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)h);
+    LORT__DEBUG_FINITE(cache ? NULL : x, (size_t)n * (size_t)h);
+    if (!dx && !dparams) return LORT_OK;
+    if (cache) {
+        float *cb = lort__lay_base((void *)(uintptr_t)cache);
+        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, lort__lay_slot(cb, &c, 2),
+                           lort__lay_slot(cb, &c, 3), dparams != NULL, &R);
+    } else {
+        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 1, &R);
+    }
+    s = lort__is_zero(desc->scale) ? 1.0f : desc->scale;
+    Act = lort__lay_slot(R.base, &w, LORT__TA_A);
+    dZ = lort__lay_slot(R.base, &w, LORT__TA_DZ);
+    if (cache) {
+        const float *cb = lort__lay_base((void *)(uintptr_t)cache);
+        U = lort__lay_slot((float *)(uintptr_t)cb, &c, 0);
+        Z = lort__lay_slot((float *)(uintptr_t)cb, &c, 1);
+        for (i = 0; i < nb; ++i) Act[i] = lort__act(desc->act, Z[i]);
+    } else {
+        float *Zw = lort__lay_slot(R.base, &w, LORT__TA_Z);
+        U = x;
+        if (desc->dropout > 0.0f) {
+            float *Uw = lort__lay_slot(R.base, &w, LORT__TA_U);
+            lort__dropout(desc->dropout_seed, desc->dropout, n, h, Uw, x);
+            U = Uw;
+        }
+        lort__tt_adp_pre(desc, &pd, &R, U, Zw, Act, n);
+        Z = Zw;
+    }
+    if (dparams) {
+        float *dWU = lort__lay_slot(R.sbU, &su, LORT__TT_DW);
+        float *dbu = dparams + pd.coff[pd.d] + pu.coff[pu.d] + b;
+        lort__colsum(dbu, dy, n, h, s);
+        lort__gemm(1, 0, b, h, n, s, Act, b, dy, h, 0.0f, dWU, h);            /* s A^T G */
+        lort__tt_grad_sub(&pu, dparams + pd.coff[pd.d], params + pd.coff[pd.d], R.sbU, &su);
+    }
+    lort__gemm(0, 1, n, b, h, s, dy, h, R.WU, h, 0.0f, dZ, b);                /* s G W_up^T */
+    for (i = 0; i < nb; ++i) dZ[i] *= lort__act_grad(desc->act, Z[i]);
+    if (dparams) {
+        float *dWD = lort__lay_slot(R.sbD, &sd, LORT__TT_DW);
+        lort__colsum(dparams + pd.coff[pd.d] + pu.coff[pu.d], dZ, n, b, 1.0f);
+        lort__gemm(1, 0, h, b, n, 1.0f, U, h, dZ, b, 0.0f, dWD, b);           /* U^T dZ */
+        lort__tt_grad_sub(&pd, dparams, params, R.sbD, &sd);
+    }
+    if (!dx) return LORT_OK;
+    if (desc->dropout > 0.0f) {
+        float *T = lort__lay_slot(R.base, &w, LORT__TA_T);
+        lort__gemm(0, 1, n, h, b, 1.0f, dZ, b, R.WD, b, 0.0f, T, h);
+        lort__dropout_add(desc->dropout_seed, desc->dropout, n, h, dx, T);
+    } else {
+        lort__gemm(0, 1, n, h, b, 1.0f, dZ, b, R.WD, b, 1.0f, dx, h);        /* dx += dZ W_down^T */
+    }
+    return LORT_OK;
+}
+
+/* merge / delta of an adp: a valid desc still has no weight delta (f is not linear). */
+LORT__PRIVATE lort_status lort__tt_adp_unmergeable(const lort_tt_adp_desc *d, const float *W) {
+    lort__tt_plan pd, pu;
+    lort_status st;
+    if ((st = lort__tt_adp_check(d, &pd, &pu))) return st;
+    if (!W) return LORT_ERR_NULL;
+    return LORT_ERR_NOT_MERGEABLE;
+}
+
 // >>adapter ====================================================================== adapter
 
 /* The families' flat layouts: lora params = A (r, d_in) then B (d_out, r);
-   loraxs params = R (r, r), frozen = A (r, d_in) then B (d_out, r). */
+   loraxs params = R (r, r), frozen = A (r, d_in) then B (d_out, r);
+   tt_rep params = cores of W_A then cores of W_B (no frozen);
+   tt_adp params = cores of W_down, cores of W_up, beta_d (b), beta_u (hidden) (no frozen). */
 LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
                                               lort_adapter_sizes *sizes) {
     lort_status st;
@@ -1857,6 +2987,22 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
             return st;
         z.d_in = a->desc.loraxs.d_in;
         z.d_out = a->desc.loraxs.d_out;
+        break;
+    case LORT_KIND_TT_REP:
+        if ((st = lort_tt_rep_param_count(&a->desc.tt_rep, &z.params)) ||
+            (st = lort_tt_rep_cache_size(&a->desc.tt_rep, n, &z.cache)) ||
+            (st = lort_tt_rep_workspace_size(&a->desc.tt_rep, n, &z.work)))
+            return st;
+        z.d_in = a->desc.tt_rep.d_in;
+        z.d_out = a->desc.tt_rep.d_out;
+        break;
+    case LORT_KIND_TT_ADP:
+        if ((st = lort_tt_adp_param_count(&a->desc.tt_adp, &z.params)) ||
+            (st = lort_tt_adp_cache_size(&a->desc.tt_adp, n, &z.cache)) ||
+            (st = lort_tt_adp_workspace_size(&a->desc.tt_adp, n, &z.work)))
+            return st;
+        z.d_in = a->desc.tt_adp.hidden;
+        z.d_out = a->desc.tt_adp.hidden;
         break;
     default:
         return LORT_ERR_UNSUPPORTED;
@@ -1894,6 +3040,10 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
         v->B = a->frozen + ra;
         v->dR = a->grads;
         return LORT_OK;
+    case LORT_KIND_TT_REP:
+    case LORT_KIND_TT_ADP: /* the kernels take the flat vectors as they are */
+        if (!a->params) return LORT_ERR_NULL;
+        return LORT_OK;
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -1904,6 +3054,8 @@ LORT_DEF lort_status lort_adapter_init(const lort_adapter *a, const float *W0, l
     lort__views v;
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
+    if (a->kind == LORT_KIND_TT_REP) return lort_tt_rep_init(&a->desc.tt_rep, a->params, rng);
+    if (a->kind == LORT_KIND_TT_ADP) return lort_tt_adp_init(&a->desc.tt_adp, a->params, rng);
     if (a->kind == LORT_KIND_LORA) return lort_lora_init(&a->desc.lora, v.A, v.B, rng);
     return lort_loraxs_init(&a->desc.loraxs, v.R, v.A, v.B, W0, rng, work, work_size);
 }
@@ -1914,6 +3066,12 @@ LORT_DEF lort_status lort_adapter_forward(const lort_adapter *a, float *y, const
     lort__views v;
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
+    if (a->kind == LORT_KIND_TT_REP)
+        return lort_tt_rep_forward(&a->desc.tt_rep, y, x, a->params, n, cache, cache_size, work,
+                                   work_size);
+    if (a->kind == LORT_KIND_TT_ADP)
+        return lort_tt_adp_forward(&a->desc.tt_adp, y, x, a->params, n, cache, cache_size, work,
+                                   work_size);
     if (a->kind == LORT_KIND_LORA)
         return lort_lora_forward(&a->desc.lora, y, x, v.A, v.B, n, cache, cache_size, work,
                                  work_size);
@@ -1927,6 +3085,12 @@ LORT_DEF lort_status lort_adapter_backward(const lort_adapter *a, float *dx, con
     lort__views v;
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
+    if (a->kind == LORT_KIND_TT_REP)
+        return lort_tt_rep_backward(&a->desc.tt_rep, dx, a->grads, dy, x, a->params, n, cache,
+                                    cache_size, work, work_size);
+    if (a->kind == LORT_KIND_TT_ADP)
+        return lort_tt_adp_backward(&a->desc.tt_adp, dx, a->grads, dy, x, a->params, n, cache,
+                                    cache_size, work, work_size);
     if (a->kind == LORT_KIND_LORA)
         return lort_lora_backward(&a->desc.lora, dx, v.dA, v.dB, dy, x, v.A, v.B, n, cache,
                                   cache_size, work, work_size);
@@ -1939,6 +3103,9 @@ LORT_DEF lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
     lort__views v;
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
+    if (a->kind == LORT_KIND_TT_REP)
+        return lort_tt_rep_merge(&a->desc.tt_rep, W, a->params, weight, work, work_size);
+    if (a->kind == LORT_KIND_TT_ADP) return lort__tt_adp_unmergeable(&a->desc.tt_adp, W);
     if (a->kind == LORT_KIND_LORA) return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight);
     return lort_loraxs_merge(&a->desc.loraxs, W, v.R, v.A, v.B, weight, work, work_size);
 }
@@ -1948,6 +3115,9 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
     lort__views v;
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
+    if (a->kind == LORT_KIND_TT_REP)
+        return lort_tt_rep_delta(&a->desc.tt_rep, dW, a->params, work, work_size);
+    if (a->kind == LORT_KIND_TT_ADP) return lort__tt_adp_unmergeable(&a->desc.tt_adp, dW);
     if (a->kind == LORT_KIND_LORA) return lort_lora_delta(&a->desc.lora, dW, v.A, v.B);
     return lort_loraxs_delta(&a->desc.loraxs, dW, v.R, v.A, v.B, work, work_size);
 }

@@ -23,6 +23,7 @@ static const struct {
     {LORT_ERR_UNSUPPORTED, "LORT_ERR_UNSUPPORTED"},
     {LORT_ERR_NO_CONVERGENCE, "LORT_ERR_NO_CONVERGENCE"},
     {LORT_ERR_NONFINITE, "LORT_ERR_NONFINITE"},
+    {LORT_ERR_NOT_MERGEABLE, "LORT_ERR_NOT_MERGEABLE"},
 };
 #define NCODES (sizeof ALL_CODES / sizeof ALL_CODES[0])
 static int seen[NCODES];
@@ -591,6 +592,36 @@ static void test_unsupported_kind(void **state) {
     }
 }
 
+/* LoRETTA_adp is a bottleneck with an activation: it has no weight delta. A valid adapter gets
+   LORT_ERR_NOT_MERGEABLE from merge and delta (W untouched); an invalid desc still gets its own
+   status first. */
+static void test_not_mergeable(void **state) {
+    (void)state;
+    static float P[512];
+    lort_adapter a;
+    lort_adapter_sizes sz;
+    lort_rng rng;
+    memset(&a, 0, sizeof a);
+    a.kind = LORT_KIND_TT_ADP;
+    a.desc.tt_adp.hidden = DI;
+    a.desc.tt_adp.bottleneck = 4;
+    a.desc.tt_adp.down.d = 3;
+    a.desc.tt_adp.down.modes[0] = 4;
+    a.desc.tt_adp.down.modes[1] = 3;
+    a.desc.tt_adp.down.modes[2] = 4;
+    a.desc.tt_adp.down.rank = 2;
+    a.params = P;
+    lort_rng_seed(&rng, 1);
+    EXPECT(LORT_OK, lort_adapter_sizes_query(&a, NR, &sz));
+    assert_true(sz.params <= 512);
+    EXPECT(LORT_OK, lort_adapter_init(&a, NULL, &rng, NULL, 0));
+    EXPECT(LORT_ERR_NOT_MERGEABLE, lort_adapter_merge(&a, O.W, 1.0f, WORK, BIG));
+    EXPECT(LORT_ERR_NOT_MERGEABLE, lort_adapter_delta(&a, O.W, WORK, BIG));
+    EXPECT(LORT_ERR_NULL, lort_adapter_delta(&a, NULL, WORK, BIG));
+    a.desc.tt_adp.down.modes[2] = 5; /* product 60 != 12 * 4 */
+    EXPECT(LORT_ERR_SHAPE, lort_adapter_merge(&a, O.W, 1.0f, WORK, BIG));
+}
+
 static void test_no_convergence(void **state) {
     (void)state;
     enum { M = 20 };
@@ -685,6 +716,7 @@ int main(void) {
         cmocka_unit_test(test_short_buffers),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_unsupported_kind),
+        cmocka_unit_test(test_not_mergeable),
         cmocka_unit_test(test_no_convergence),
         cmocka_unit_test(test_nonfinite),
         cmocka_unit_test(test_every_status_reached),

@@ -423,6 +423,7 @@ static void test_status_strings(void **state) {
         {LORT_ERR_UNSUPPORTED, -8, "unknown adapter kind or unsupported operation"},
         {LORT_ERR_NO_CONVERGENCE, -9, "iteration did not converge"},
         {LORT_ERR_NONFINITE, -10, "input contains NaN or Inf"},
+        {LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge"},
     };
     size_t n = sizeof codes / sizeof codes[0];
     assert_int_equal((int)n, 1 - (int)LORT__STATUS_MIN);
@@ -435,7 +436,7 @@ static void test_status_strings(void **state) {
         assert_null(strstr(m, "unknown status"));
         for (size_t j = 0; j < i; ++j) assert_string_not_equal(m, lort_status_string(codes[j].s));
     }
-    static const int bad[] = {1, 2, -11, -100, INT_MIN, INT_MAX};
+    static const int bad[] = {1, 2, LORT__STATUS_MIN - 1, -100, INT_MIN, INT_MAX};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
         const char *m = lort_status_string((lort_status)bad[i]);
         assert_non_null(m);

@@ -514,6 +514,145 @@ static void test_short_buffers_lora(void **state) {
     free(cache0);
 }
 
+/* ---- tt family: the tt layer, LoRETTA_rep, LoRETTA_adp ---------------------------------- */
+static lort_tt_desc tt_desc_4(int rows, int cols, int m0, int m1, int m2, int m3, int rank) {
+    lort_tt_desc d;
+    memset(&d, 0, sizeof d);
+    d.rows = rows; d.cols = cols; d.d = 4; d.rank = rank;
+    d.modes[0] = m0; d.modes[1] = m1; d.modes[2] = m2; d.modes[3] = m3;
+    return d;
+}
+static lort_adapter tt_adapter(int kind, int drop) {
+    lort_adapter a;
+    memset(&a, 0, sizeof a);
+    a.kind = (lort_kind)kind;
+    if (kind == LORT_KIND_TT_REP) {
+        a.desc.tt_rep.d_in = 24; a.desc.tt_rep.d_out = 20; a.desc.tt_rep.r = 4;
+        a.desc.tt_rep.alpha = 8.0f; a.desc.tt_rep.dropout = drop ? 0.25f : 0.0f;
+        a.desc.tt_rep.A = tt_desc_4(0, 0, 4, 2, 3, 4, 3);   /* 96 = 24 * 4 */
+        a.desc.tt_rep.B = tt_desc_4(0, 0, 2, 5, 4, 2, 2);   /* 80 = 4 * 20 */
+    } else {
+        a.desc.tt_adp.hidden = 24; a.desc.tt_adp.bottleneck = 4;
+        a.desc.tt_adp.act = LORT_ACT_GELU; a.desc.tt_adp.dropout = drop ? 0.25f : 0.0f;
+        a.desc.tt_adp.placement = drop ? LORT_TT_ADP_INPUT : LORT_TT_ADP_OUTPUT;
+        a.desc.tt_adp.down = tt_desc_4(0, 0, 4, 2, 3, 4, 3);
+    }
+    return a;
+}
+
+static void test_no_alloc_tt(void **state) {
+    (void)state;
+    const int n = 5;
+    {   /* the tt layer */
+        lort_tt_desc d = tt_desc_4(6, 8, 2, 3, 4, 2, 3), res;
+        size_t np = 0, ws = 0, cs = 0;
+        COUNTED("lort_tt_desc_resolve", lort_tt_desc_resolve(&d, &res));
+        COUNTED("lort_tt_param_count", lort_tt_param_count(&d, &np));
+        COUNTED("lort_tt_workspace_size", lort_tt_workspace_size(&d, n, &ws));
+        COUNTED("lort_tt_cache_size", lort_tt_cache_size(&d, n, &cs));
+        float *c = tr_alloc(np), *dc = tr_alloc(np), *x = tr_rand((size_t)n * 6u),
+              *y = tr_rand((size_t)n * 8u), *dx = tr_alloc((size_t)n * 6u), *b = tr_rand(8u),
+              *db = tr_alloc(8u), *W = tr_alloc(48u);
+        void *work = tr_buf(ws), *cache = tr_buf(cs);
+        lort_rng rng;
+        lort_rng_seed(&rng, 1);
+        COUNTED("lort_tt_init", lort_tt_init(&d, c, &rng));
+        COUNTED("lort_tt_to_dense", lort_tt_to_dense(&d, W, c, work, ws));
+        COUNTED("lort_tt_grad_dense", lort_tt_grad_dense(&d, dc, W, c, work, ws));
+        COUNTED("lort_tt_forward", lort_tt_forward(&d, y, x, c, b, n, cache, cs, work, ws));
+        COUNTED("lort_tt_forward (no cache)", lort_tt_forward(&d, y, x, c, NULL, n, NULL, 0, work, ws));
+        COUNTED("lort_tt_backward", lort_tt_backward(&d, dx, dc, db, y, x, c, n, cache, cs, work, ws));
+        COUNTED("lort_tt_backward (no cache)",
+                lort_tt_backward(&d, dx, dc, db, y, x, c, n, NULL, 0, work, ws));
+        free(c); free(dc); free(x); free(y); free(dx); free(b); free(db); free(W);
+        free(work); free(cache);
+    }
+    for (int ki = 0; ki < 2; ++ki)
+        for (int drop = 0; drop < 2; ++drop) {
+            int kind = ki ? LORT_KIND_TT_ADP : LORT_KIND_TT_REP;
+            lort_adapter a = tt_adapter(kind, drop);
+            lort_adapter_sizes sz;
+            COUNTED("lort_adapter_sizes_query (tt)", lort_adapter_sizes_query(&a, n, &sz));
+            a.params = tr_alloc(sz.params);
+            a.grads = tr_alloc(sz.params);
+            float *x = tr_rand((size_t)n * 24u), *y = tr_rand((size_t)n * 24u),
+                  *dy = tr_rand((size_t)n * 24u), *dx = tr_alloc((size_t)n * 24u),
+                  *W = tr_rand(24u * 24u);
+            void *work = tr_buf(sz.work), *cache = tr_buf(sz.cache);
+            lort_rng rng;
+            lort_rng_seed(&rng, 2);
+            COUNTED("lort_adapter_init (tt)", lort_adapter_init(&a, NULL, &rng, NULL, 0));
+            COUNTED("lort_adapter_forward (tt)",
+                    lort_adapter_forward(&a, y, x, n, cache, sz.cache, work, sz.work));
+            COUNTED("lort_adapter_backward (tt)",
+                    lort_adapter_backward(&a, dx, dy, x, n, cache, sz.cache, work, sz.work));
+            COUNTED("lort_adapter_backward (tt, no cache)",
+                    lort_adapter_backward(&a, dx, dy, x, n, NULL, 0, work, sz.work));
+            COUNTED("lort_adapter_forward (tt, no cache)",
+                    lort_adapter_forward(&a, y, x, n, NULL, 0, work, sz.work));
+            if (kind == LORT_KIND_TT_REP) {
+                COUNTED("lort_tt_rep_merge", lort_adapter_merge(&a, W, 1.0f, work, sz.work));
+                COUNTED("lort_tt_rep_delta", lort_adapter_delta(&a, W, work, sz.work));
+            }
+            free(a.params); free(a.grads); free(x); free(y); free(dy); free(dx); free(W);
+            free(work); free(cache);
+        }
+}
+
+/* Exact sizes work from a misaligned base; one byte short is refused and writes nothing. */
+static void test_short_buffers_tt(void **state) {
+    (void)state;
+    const int n = 6;
+    for (int ki = 0; ki < 2; ++ki)
+        for (int drop = 0; drop < 2; ++drop) {
+            int kind = ki ? LORT_KIND_TT_ADP : LORT_KIND_TT_REP;
+            lort_adapter a = tt_adapter(kind, drop);
+            lort_adapter_sizes sz;
+            assert_int_equal(lort_adapter_sizes_query(&a, n, &sz), LORT_OK);
+            assert_true(sz.work > 0 && sz.cache > 0);
+            a.params = tr_rand(sz.params);
+            a.grads = tr_rand(sz.params);
+            size_t nb = (size_t)n * 24u * sizeof(float), gb = sz.params * sizeof(float);
+            float *x = tr_rand((size_t)n * 24u), *y = tr_rand((size_t)n * 24u),
+                  *dy = tr_rand((size_t)n * 24u), *dx = tr_rand((size_t)n * 24u);
+            float *y0 = (float *)dup_bytes(y, nb), *dx0 = (float *)dup_bytes(dx, nb),
+                  *g0 = (float *)dup_bytes(a.grads, gb);
+            unsigned char *wb = (unsigned char *)tr_buf(sz.work + 1),
+                          *cb = (unsigned char *)tr_buf(sz.cache + 1);
+            unsigned char *work = wb + 1, *cache = cb + 1; /* misaligned */
+            memset(cache, 0x5c, sz.cache);
+            unsigned char *cache0 = (unsigned char *)dup_bytes(cache, sz.cache);
+            assert_int_equal(lort_adapter_forward(&a, y, x, n, cache, sz.cache, work, sz.work - 1),
+                             LORT_ERR_WORKSPACE);
+            assert_int_equal(lort_adapter_forward(&a, y, x, n, cache, sz.cache - 1, work, sz.work),
+                             LORT_ERR_CACHE);
+            assert_true(same(y, y0, nb) && same(cache, cache0, sz.cache));
+            assert_int_equal(lort_adapter_forward(&a, y, x, n, cache, sz.cache, work, sz.work),
+                             LORT_OK);
+            assert_false(same(y, y0, nb));
+            assert_int_equal(lort_adapter_backward(&a, dx, dy, x, n, cache, sz.cache, work,
+                                                   sz.work - 1), LORT_ERR_WORKSPACE);
+            assert_int_equal(lort_adapter_backward(&a, dx, dy, x, n, cache, sz.cache - 1, work,
+                                                   sz.work), LORT_ERR_CACHE);
+            assert_true(same(dx, dx0, nb) && same(a.grads, g0, gb));
+            assert_int_equal(lort_adapter_backward(&a, dx, dy, x, n, cache, sz.cache, work,
+                                                   sz.work), LORT_OK);
+            assert_false(same(dx, dx0, nb));
+            assert_false(same(a.grads, g0, gb));
+            if (kind == LORT_KIND_TT_REP) {
+                float *W = tr_rand(24u * 20u), *W0 = (float *)dup_bytes(W, 480u * sizeof(float));
+                size_t ws1 = 0;
+                assert_int_equal(lort_tt_rep_workspace_size(&a.desc.tt_rep, 1, &ws1), LORT_OK);
+                assert_int_equal(lort_adapter_merge(&a, W, 1.0f, work, ws1 - 1), LORT_ERR_WORKSPACE);
+                assert_true(same(W, W0, 480u * sizeof(float)));
+                assert_int_equal(lort_adapter_merge(&a, W, 1.0f, work, ws1), LORT_OK);
+                free(W); free(W0);
+            }
+            free(a.params); free(a.grads); free(x); free(y); free(dy); free(dx); free(y0);
+            free(dx0); free(g0); free(wb); free(cb); free(cache0);
+        }
+}
+
 static void test_short_buffers_loraxs(void **state) {
     (void)state;
     const int n = 8;
@@ -899,6 +1038,7 @@ static void test_alloc_spy(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interposer_works),   cmocka_unit_test(test_interposer_blas),
+        cmocka_unit_test(test_no_alloc_tt),        cmocka_unit_test(test_short_buffers_tt),
         cmocka_unit_test(test_no_alloc_gemm_svd),  cmocka_unit_test(test_no_alloc_lora),
         cmocka_unit_test(test_no_alloc_loraxs),    cmocka_unit_test(test_no_alloc_adapter_adamw),
         cmocka_unit_test(test_short_buffers_lora), cmocka_unit_test(test_short_buffers_loraxs),
