@@ -19,24 +19,6 @@
 #define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
-#define OK(call) assert_int_equal((int)(call), (int)LORT_OK)
-static size_t zu(int v) { return (size_t)v; }
-static double max_abs_d(const double *a, size_t count) {
-    double m = 0.0;
-    for (size_t i = 0; i < count; ++i) m = fmax(m, fabs(a[i]));
-    return m;
-}
-static int near_fd(const char *label, const float *got, const double *want, size_t count,
-                   double tol) {
-    double m = max_abs_d(want, count);
-    return cmp_fd(label, got, want, count, tol * (m > 0.0 ? m : 1.0), tol);
-}
-static double *to_d(const float *x, size_t count) {
-    double *d = td_alloc(count);
-    for (size_t i = 0; i < count; ++i) d[i] = (double)x[i];
-    return d;
-}
-static int is_zero_f(float v) { return !(v < 0.0f || v > 0.0f); }
 
 /* ---- a tt matrix in double ------------------------------------------------------------- */
 typedef struct {
@@ -153,7 +135,7 @@ static void rsetup_make(rsetup *S, const rcase *c, uint64_t seed) {
     S->ny = zu(c->n) * zu(c->d_out);
     tr_seed(seed);
     S->params = tr_rand(S->np); S->x = tr_rand(S->nx); S->y0 = tr_rand(S->ny); S->G = tr_rand(S->ny);
-    S->pd = to_d(S->params, S->np); S->xd = to_d(S->x, S->nx); S->Gd = to_d(S->G, S->ny);
+    S->pd = to_double(S->params, S->np); S->xd = to_double(S->x, S->nx); S->Gd = to_double(S->G, S->ny);
     S->M = td_alloc(S->nx);
     for (int i = 0; i < c->n; ++i)
         for (int j = 0; j < c->d_in; ++j)
@@ -231,7 +213,7 @@ static void test_rep_forward_backward(void **state) {
            workspace poisoned after forward */
         memset(work, 0xff, ws);
         float *dx = tr_rand(S.nx), *dp = tr_rand(S.np);
-        double *dx0 = to_d(dx, S.nx), *dp0 = to_d(dp, S.np);
+        double *dx0 = to_double(dx, S.nx), *dp0 = to_double(dp, S.np);
         OK(lort_tt_rep_backward(&S.desc, dx, dp, S.G, S.x, S.params, S.n, cache, cs, work, ws));
         for (size_t i = 0; i < S.nx; ++i) dx[i] = (float)((double)dx[i] - dx0[i]);
         for (size_t i = 0; i < S.np; ++i) dp[i] = (float)((double)dp[i] - dp0[i]);
@@ -407,7 +389,7 @@ static void asetup_make(asetup *S, const acase *c, uint64_t seed) {
     S->nz = zu(c->n) * zu(c->b);
     tr_seed(seed);
     S->params = tr_rand(S->np); S->u = tr_rand(S->nu); S->G = tr_rand(S->nu);
-    S->pd = to_d(S->params, S->np); S->ud = to_d(S->u, S->nu); S->Gd = to_d(S->G, S->nu);
+    S->pd = to_double(S->params, S->np); S->ud = to_double(S->u, S->nu); S->Gd = to_double(S->G, S->nu);
     S->M = td_alloc(S->nu); S->Z = td_alloc(S->nz);
     for (int i = 0; i < c->n; ++i)
         for (int j = 0; j < c->h; ++j)
@@ -499,7 +481,7 @@ static void test_adp_forward_backward(void **state) {
            workspace is dead between calls, so it is poisoned (NaN bytes) first */
         memset(work, 0xff, ws);
         float *dx = tr_rand(S.nu), *dp = tr_rand(S.np);
-        double *dx0 = to_d(dx, S.nu), *dp0 = to_d(dp, S.np);
+        double *dx0 = to_double(dx, S.nu), *dp0 = to_double(dp, S.np);
         OK(lort_tt_adp_backward(&S.desc, dx, dp, S.G, NULL, S.params, S.n, cache, cs, work, ws));
         for (size_t i = 0; i < S.nu; ++i) dx[i] = (float)((double)dx[i] - dx0[i]);
         for (size_t i = 0; i < S.np; ++i) dp[i] = (float)((double)dp[i] - dp0[i]);
@@ -566,7 +548,7 @@ static void test_adp_placements_in_a_layer(void **state) {
         if (place == LORT_TT_ADP_OUTPUT) {
             OK(lort_linear_forward(y, S.u, W0, NULL, n, h, h));
             OK(lort_tt_adp_forward(&S.desc, y, NULL, S.params, n, cache, cs, work, ws));
-            double *W0d = to_d(W0, nw);
+            double *W0d = to_double(W0, nw);
             ref_linear(n, h, h, S.u, W0d, want);          /* y0 */
             free(S.ud); S.ud = want; want = td_alloc(S.nu); /* f evaluated at y0 */
             (void)adp_loss_f(&S, F);

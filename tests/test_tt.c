@@ -20,18 +20,6 @@
 
 #include <limits.h>
 
-#define OK(call) assert_int_equal((int)(call), (int)LORT_OK)
-static size_t zu(int v) { return (size_t)v; }
-static double max_abs_d(const double *a, size_t count) {
-    double m = 0.0;
-    for (size_t i = 0; i < count; ++i) m = fmax(m, fabs(a[i]));
-    return m;
-}
-static int near_fd(const char *label, const float *got, const double *want, size_t count,
-                   double tol) {
-    double m = max_abs_d(want, count);
-    return cmp_fd(label, got, want, count, tol * (m > 0.0 ? m : 1.0), tol);
-}
 
 /* ---- the cases ------------------------------------------------------------------------ */
 typedef struct {
