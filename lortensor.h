@@ -1,4 +1,4 @@
-/* lortensor.h - v0.1.0 - parameter-efficient adapter kernels (LoRA, LoRA-XS, ...) for C - MIT
+/* lortensor.h - v0.1.0 - parameter-efficient adapter kernels (LoRA, LoRA-XS, LoRTA, ...) for C - MIT
 
    One STB-style header: forward and backward kernels of low-rank and tensor adapters over
    cblas_sgemm, or over a built-in blocked GEMM when there is no BLAS. No allocation in any
@@ -32,9 +32,10 @@ TABLE OF CONTENTS
     MEMORY          params / frozen / cache / workspace
     ERRORS          status codes
     THREADING       reentrancy and BLAS threads
-    MATH            lora, loraxs, svd, adamw, dropout
+    MATH            lora, loraxs, cp, tucker, svd, adamw, dropout
     API             declarations (grep "// >>api")
-    IMPLEMENTATION  (grep "// >>impl", "// >>gemm", "// >>svd", "// >>lora", "// >>loraxs")
+    IMPLEMENTATION  (grep "// >>impl", "// >>gemm", "// >>svd", "// >>lora", "// >>loraxs",
+                    "// >>joint", "// >>cp", "// >>tucker")
     HISTORY, LICENSE at the end
 
 CONFIGURATION
@@ -118,6 +119,50 @@ MATH
       merge: W += weight * s B R A      params: R (r*r); frozen layout: A (r*d_in) then B (d_out*r)
       The right singular vectors are signed so that the largest-magnitude entry of each row of
       V^T is positive (sklearn's svd_flip, which LoRA-XS's reference code uses).
+
+  cp (LoRTA, Hounie et al. 2024). ONE CP tensor over (d, d_h = d/H, heads H, layers L, matrix
+  types M) holds every adapted matrix of a model; its factors are shared by all sites.
+      params (one flat block for the whole model): A (d, r), B (r, d_h), C_H (H, r), C_L (L, r),
+      C_M (M, r); count r (d + d_h + H + L + M) (LLaMA-2-7B, r = 8: 34,336; RoBERTa-base 860 r)
+      site (l, m), head h: c_h = C_H[h] .* C_L[l] .* C_M[m] (r);  D = [A diag(c_0) B | ... |
+      A diag(c_{H-1}) B] (d, d), head blocks side by side; s = alpha / r (or / sqrt(r))
+      head_side OUT (default, lit-gpt): y += s Xd D;   W += s D^T   (heads split the output)
+      head_side IN  (HF-PEFT, GLUE):    y += s Xd D^T; W += s D     (heads split the input)
+      evaluation: Bk = [diag(c_0) B | ... ] (r, d) costs r d, then the site is a rank-r LoRA:
+      OUT: U = Xd A (n, r, cached), y += s U Bk;  IN: T = Xd Bk^T (n, r, cached), y += s T A^T.
+      Never the d x d D per forward (the reference code's cost 4 L d^2 r); FLOPs 4 n d r + r d.
+      backward (OUT; IN is the transpose): dBk = s U^T dy, G = s dy Bk^T, dA += Xd^T G,
+      dx += drop(G A^T); dc_h[k] = sum_j B[k, j] dBk[k, h d_h + j], dB[k] += sum_h c_h[k]
+      dBk_h[k]; dC_H[h] += dc_h .* C_L[l] .* C_M[m], dC_L[l] += sum_h dc_h .* C_H[h] .* C_M[m],
+      dC_M[m] likewise. Every backward ADDS into the one gradient block: call it for every site
+      and the block holds the sum over sites. Not row-separable (a reduction over rows).
+      GQA (our definition; LoRTA has none): a matrix type in kv_matrices (default K, V) has
+      G = kv_heads heads, d_out = G d_h, and its head g uses the mean of C_H rows g q .. g q+q-1
+      (q = H/G): the K/V update is the MHA update mean-pooled over each query group, exactly
+      the MHA -> GQA checkpoint conversion (Ainslie et al. 2023); gradients flow to all H rows
+      (each / q). Defined for head_side OUT only (IN + GQA: LORT_ERR_UNSUPPORTED).
+      init (official scripts): B = 0 (every dW = 0), A ~ U(+-1/sqrt r), C_* ~ kaiming_uniform(a
+      = sqrt(5) init_scale) on fan_in r, i.e. U(+-sqrt(6/r)) at init_scale 0 (every script).
+      dropout acts on x; sites sharing dropout_seed share the mask (lit-gpt's one q,k,v draw).
+      Matrix indices are the caller's (0..M-1); LORT_CP_Q/K/V/O = 0..3 name the defaults.
+      Quirk not reproduced: lit-gpt's fused qkv adds dQ to permuted q/k/v channels
+      (spec/MATH.md 4.2); we add dQ to the Q matrix.
+
+  tucker: the same joint tensor with core C (r1, r2, rH, rL, rM) and A (d, r1), B (r2, d_h),
+  C_H (H, rH), C_L (L, rL), C_M (M, rM); flat layout core, A, B, C_H, C_L, C_M.
+      site (l, m): Z = C x_5 C_M[m] x_4 C_L[l] (r1 r2, rH) (two mat-vecs), K_h = Z Ch[h]
+      (r1, r2), Bk = [K_0 B | ...] (r1, d) (nh GEMMs, r1 r2 d), then as cp at rank r1 (two
+      skinny GEMMs); D block h = A K_h B. s = alpha / r1. Backward: dB += K_h^T dBk_h,
+      dK_h = dBk_h B^T, dCh = dK Z, dZ = dK^T Ch, dC_L[l] += dZ Z1, dC_M[m] += (dZ C_L[l]) C,
+      dC += (dZ C_L[l]) C_M[m]. CP = superdiagonal core (r1 = ... = rM = r, C[k,k,k,k,k] = 1).
+      LoTR (Bershatsky et al. 2024, dW_l = (s/r) U G_l V^T): heads 1, M 1, rH = rM = 1,
+      rL = L, A = V, B = U^T, core[:, :, 0, l, 0] = G_l^T, C_L = I, C_H = C_M = 1, alpha = s
+      (LORT_TUCKER_INIT_LOTR: U, V ~ N(0, 1), G_l = 0).
+      FacT-TK (Jie & Deng 2023, dY = s X U^T (C x_3 p_m) V^T over S stacked slices): heads 1,
+      layers 1, M = S, rH = rL = 1, A = U^T, B = V^T, core[:, :, 0, 0, c] = C[:, :, c],
+      C_M = P^T, alpha = s r1; params 2 d r + S r + r^3 + 2 (the unit C_H, C_L)
+      (LORT_TUCKER_INIT_FACT_TK; its dropout on the r-dim hidden is not reproduced: p = 0).
+      Default init: as cp with a superdiagonal core of ones (starts as a CP).
 
   dropout: keep(row, col) is a pure function of (seed, row, col) (a counter-based hash), so
       backward regenerates the mask of forward instead of storing it. Rows are numbered from 0
@@ -2729,7 +2774,8 @@ REVISION HISTORY
 ================
     0.1.0 (2026-11-23)  first release: status codes, allocator, RNG and counter-based dropout,
                         GEMM layer (cblas or built-in), randomized and Jacobi SVD, lora, loraxs,
-                        the generic adapter interface, AdamW.
+                        the generic adapter interface, AdamW; cp (LoRTA) and tucker joint
+                        tensor adapters (LoTR and FacT-TK as tucker configurations).
 
 LICENSE
 =======
