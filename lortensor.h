@@ -131,6 +131,9 @@ MATH
       evaluation: Bk = [diag(c_0) B | ... ] (r, d) costs r d, then the site is a rank-r LoRA:
       OUT: U = Xd A (n, r, cached), y += s U Bk;  IN: T = Xd Bk^T (n, r, cached), y += s T A^T.
       Never the d x d D per forward (the reference code's cost 4 L d^2 r); FLOPs 4 n d r + r d.
+      OUT with few rows (n (r + d_h) < r d_h) skips Bk: P_h = U .* c_h for all heads stacked
+      as rows, y_h = s P_h B in one GEMM (spec 4.3), so only A (d, r) is streamed. Both paths
+      use the same workspace and cache (U), and give the same values up to float rounding.
       backward (OUT; IN is the transpose): dBk = s U^T dy, G = s dy Bk^T, dA += Xd^T G,
       dx += drop(G A^T); dc_h[k] = sum_j B[k, j] dBk[k, h d_h + j], dB[k] += sum_h c_h[k]
       dBk_h[k]; dC_H[h] += dc_h .* C_L[l] .* C_M[m], dC_L[l] += sum_h dc_h .* C_H[h] .* C_M[m],
@@ -1968,6 +1971,16 @@ typedef struct lort__joint {
 enum { LORT__JT_BK = LORT__LR_M + 1, LORT__JT_DBK, LORT__JT_CH, LORT__JT_DCH, LORT__JT_Z1,
        LORT__JT_Z2, LORT__JT_K, LORT__JT_DK, LORT__JT_E, LORT__JT_DZ1 };
 
+/* cp with heads on the output and few rows uses the per-head form of spec/MATH.md 4.3-4.4
+   with the heads stacked into the rows of one GEMM (P_g = U .* c_g, dy_g B^T, ...): it moves
+   n (r + d_h) floats per head instead of the r d_h of Bk and dBk. Its buffers live in the Bk
+   and dBk slots, which it does not use: P_g and y_g (n nh (r + d_h) < r d floats) in Bk,
+   dP_g (n nh r) in dBk; so the workspace does not depend on the path. */
+LORT__PRIVATE int lort__cp_stacked(const lort__joint *J, int n) {
+    return !J->tucker && !J->heads_in &&
+           (size_t)n * ((size_t)J->r1 + (size_t)J->dh) < (size_t)J->r1 * (size_t)J->dh;
+}
+
 /* *c += a b; 0 on overflow. */
 LORT__PRIVATE int lort__add_mul(size_t *c, size_t a, size_t b) {
     size_t t;
@@ -2114,6 +2127,35 @@ LORT__PRIVATE void lort__joint_pool(const lort__joint *J, const float *CH, float
     }
 }
 
+/* cp: c_g = Ch[g] .* C_L[l] .* C_M[m] (nh, r). */
+LORT__PRIVATE void lort__cp_coeffs(const lort__joint *J, const float *P, float *c) {
+    const float *cl = P + J->oL + (size_t)J->layer * (size_t)J->rl,
+                *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    int g, k, r = J->r1;
+    lort__joint_pool(J, P + J->oH, c);
+    for (g = 0; g < J->nh; ++g)
+        for (k = 0; k < r; ++k) c[(size_t)g * (size_t)r + (size_t)k] *= cl[k] * cm[k];
+}
+/* cp: dC_H, dC_L[l], dC_M[m] += the gradients through c_g, given dc (nh, r); Ch: scratch. */
+LORT__PRIVATE void lort__cp_coeffs_backward(const lort__joint *J, float *dP, const float *P,
+                                            const float *dc, float *Ch) {
+    const float *cl = P + J->oL + (size_t)J->layer * (size_t)J->rl,
+                *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    float *dCH = dP + J->oH, *dcl = dP + J->oL + (size_t)J->layer * (size_t)J->rl,
+          *dcm = dP + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    int g, k, t, r = J->r1;
+    float invq = 1.0f / (float)J->q;
+    lort__joint_pool(J, P + J->oH, Ch); /* the pooled C_H rows */
+    for (g = 0; g < J->nh; ++g)
+        for (k = 0; k < r; ++k) {
+            size_t i = (size_t)g * (size_t)r + (size_t)k;
+            float v = dc[i] * cl[k] * cm[k] * invq;
+            dcl[k] += dc[i] * Ch[i] * cm[k];
+            dcm[k] += dc[i] * Ch[i] * cl[k];
+            for (t = 0; t < J->q; ++t) dCH[((size_t)g * (size_t)J->q + (size_t)t) * (size_t)r + (size_t)k] += v;
+        }
+}
+
 /* Bk (r1, nh d_h) of the site, from the flat params P. */
 LORT__PRIVATE void lort__joint_bk(const lort__joint *J, const float *P, float *base,
                                   const lort__layout *W) {
@@ -2121,11 +2163,9 @@ LORT__PRIVATE void lort__joint_bk(const lort__joint *J, const float *P, float *b
                 *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
     float *Bk = lort__lay_slot(base, W, LORT__JT_BK), *Ch = lort__lay_slot(base, W, LORT__JT_CH);
     int g, k, j, dh = J->dh, ds = J->nh * J->dh;
-    lort__joint_pool(J, P + J->oH, Ch);
     if (!J->tucker) { /* c_g = Ch[g] .* C_L[l] .* C_M[m]; Bk[k, g dh + j] = c_g[k] B[k, j] */
         int r = J->r1;
-        for (g = 0; g < J->nh; ++g)
-            for (k = 0; k < r; ++k) Ch[(size_t)g * (size_t)r + (size_t)k] *= cl[k] * cm[k];
+        lort__cp_coeffs(J, P, Ch);
         for (k = 0; k < r; ++k) {
             const float *b = B + (size_t)k * (size_t)dh;
             for (g = 0; g < J->nh; ++g) {
@@ -2137,6 +2177,7 @@ LORT__PRIVATE void lort__joint_bk(const lort__joint *J, const float *P, float *b
     } else {
         float *Z1 = lort__lay_slot(base, W, LORT__JT_Z1), *Z2 = lort__lay_slot(base, W, LORT__JT_Z2);
         float *K = lort__lay_slot(base, W, LORT__JT_K);
+        lort__joint_pool(J, P + J->oH, Ch);
         int r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
         lort__gemm(0, 0, r4, 1, J->rm, 1.0f, P, J->rm, cm, 1, 0.0f, Z1, 1);   /* Z1 = C cm */
         lort__gemm(0, 0, r3, 1, J->rl, 1.0f, Z1, J->rl, cl, 1, 0.0f, Z2, 1);  /* Z2 = Z1 cl */
@@ -2171,16 +2212,7 @@ LORT__PRIVATE void lort__joint_bk_backward(const lort__joint *J, float *dP, cons
                 for (j = 0; j < dh; ++j) db[j] += c * e[j];
             }
         }
-        /* c_g = Ch_g .* cl .* cm with Ch_g the pooled C_H rows (recomputed into Ch) */
-        lort__joint_pool(J, P + J->oH, Ch);
-        for (g = 0; g < J->nh; ++g)
-            for (k = 0; k < r; ++k) {
-                size_t i = (size_t)g * (size_t)r + (size_t)k;
-                float dc = dCh[i], v = dc * cl[k] * cm[k] * invq;
-                dcl[k] += dc * Ch[i] * cm[k];
-                dcm[k] += dc * Ch[i] * cl[k];
-                for (t = 0; t < J->q; ++t) dCH[((size_t)g * (size_t)J->q + (size_t)t) * (size_t)r + (size_t)k] += v;
-            }
+        lort__cp_coeffs_backward(J, dP, P, dCh, Ch);
         return;
     } else {
         const float *Z1 = lort__lay_slot(base, W, LORT__JT_Z1), *Z2 = lort__lay_slot(base, W, LORT__JT_Z2);
@@ -2209,6 +2241,104 @@ LORT__PRIVATE void lort__joint_bk_backward(const lort__joint *J, float *dP, cons
     }
 }
 
+/* cp, heads out, stacked heads. U = Xd A (n, r) -> H (cache or work); P_g = U .* c_g;
+   y_g = s P_g B (one GEMM over the nh n stacked rows); y[:, g d_h ..] += y_g. */
+LORT__PRIVATE void lort__cp_forward_stacked(const lort__joint *J, float *y, const float *x,
+                                            const float *P, int n, float *U, float *base,
+                                            const lort__layout *W) {
+    const float *xin = x;
+    float *c = lort__lay_slot(base, W, LORT__JT_CH), *Ps = lort__lay_slot(base, W, LORT__JT_BK);
+    float *Ys = Ps + (size_t)J->nh * (size_t)n * (size_t)J->r1;
+    int g, i, k, r = J->r1, dh = J->dh, d = J->d, ds = J->nh * J->dh;
+    if (J->p > 0.0f) {
+        float *xd = lort__lay_slot(base, W, LORT__LR_XD);
+        lort__dropout(J->seed, J->p, n, d, xd, x);
+        xin = xd;
+    }
+    lort__gemm(0, 0, n, r, d, 1.0f, xin, d, P + J->oA, r, 0.0f, U, r);        /* U = Xd A */
+    lort__cp_coeffs(J, P, c);
+    for (g = 0; g < J->nh; ++g)
+        for (i = 0; i < n; ++i) {
+            const float *u = U + (size_t)i * (size_t)r, *cg = c + (size_t)g * (size_t)r;
+            float *o = Ps + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
+            for (k = 0; k < r; ++k) o[k] = u[k] * cg[k];
+        }
+    lort__gemm(0, 0, J->nh * n, dh, r, J->s, Ps, r, P + J->oB, dh, 0.0f, Ys, dh); /* s P_g B */
+    for (g = 0; g < J->nh; ++g)
+        for (i = 0; i < n; ++i)
+            lort__axpy(y + (size_t)i * (size_t)ds + (size_t)g * (size_t)dh, 1.0f,
+                       Ys + ((size_t)g * (size_t)n + (size_t)i) * (size_t)dh, (size_t)dh);
+}
+
+/* Backward of the stacked form: dy_g stacked; dP_g = s dy_g B^T; dB += s sum_g P_g^T dy_g;
+   dc_g = sum_rows dP_g .* U; dU = sum_g dP_g .* c_g; dA += Xd^T dU; dx += drop(dU A^T). */
+LORT__PRIVATE void lort__cp_backward_stacked(const lort__joint *J, float *dx, float *dP,
+                                             const float *dy, const float *x, const float *P,
+                                             int n, const float *Uc, float *base,
+                                             const lort__layout *W) {
+    const float *xin = x, *U = Uc, *A = P + J->oA;
+    float *c = lort__lay_slot(base, W, LORT__JT_CH), *dc = lort__lay_slot(base, W, LORT__JT_DCH);
+    float *Ps = lort__lay_slot(base, W, LORT__JT_BK), *dU = lort__lay_slot(base, W, LORT__LR_G);
+    float *Ds = Ps + (size_t)J->nh * (size_t)n * (size_t)J->r1;
+    float *Gs = lort__lay_slot(base, W, LORT__JT_DBK);
+    int g, i, k, r = J->r1, dh = J->dh, d = J->d, ds = J->nh * J->dh, nn = J->nh * n;
+    if (J->p > 0.0f && (dP || !Uc)) {
+        float *xd = lort__lay_slot(base, W, LORT__LR_XD);
+        lort__dropout(J->seed, J->p, n, d, xd, x);
+        xin = xd;
+    }
+    if (!U) {
+        float *Uw = lort__lay_slot(base, W, LORT__LR_H);
+        lort__gemm(0, 0, n, r, d, 1.0f, xin, d, A, r, 0.0f, Uw, r);           /* U = Xd A */
+        U = Uw;
+    }
+    lort__cp_coeffs(J, P, c);
+    for (g = 0; g < J->nh; ++g) /* dy_g stacked */
+        for (i = 0; i < n; ++i)
+            memcpy(Ds + ((size_t)g * (size_t)n + (size_t)i) * (size_t)dh,
+                   dy + (size_t)i * (size_t)ds + (size_t)g * (size_t)dh, (size_t)dh * sizeof(float));
+    lort__gemm(0, 1, nn, r, dh, J->s, Ds, dh, P + J->oB, dh, 0.0f, Gs, r);   /* dP_g = s dy_g B^T */
+    if (dP) {
+        for (g = 0; g < J->nh; ++g)
+            for (i = 0; i < n; ++i) {
+                const float *u = U + (size_t)i * (size_t)r, *cg = c + (size_t)g * (size_t)r;
+                float *o = Ps + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
+                for (k = 0; k < r; ++k) o[k] = u[k] * cg[k];
+            }
+        lort__gemm(1, 0, r, dh, nn, J->s, Ps, r, Ds, dh, 1.0f, dP + J->oB, dh); /* dB */
+        memset(dc, 0, (size_t)J->nh * (size_t)r * sizeof(float));
+        for (g = 0; g < J->nh; ++g)
+            for (i = 0; i < n; ++i) {
+                const float *gg = Gs + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
+                const float *u = U + (size_t)i * (size_t)r;
+                float *o = dc + (size_t)g * (size_t)r;
+                for (k = 0; k < r; ++k) o[k] += gg[k] * u[k];
+            }
+    }
+    if (dP || dx) { /* dU = sum_g dP_g .* c_g */
+        memset(dU, 0, (size_t)n * (size_t)r * sizeof(float));
+        for (g = 0; g < J->nh; ++g)
+            for (i = 0; i < n; ++i) {
+                const float *gg = Gs + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
+                const float *cg = c + (size_t)g * (size_t)r;
+                float *o = dU + (size_t)i * (size_t)r;
+                for (k = 0; k < r; ++k) o[k] += gg[k] * cg[k];
+            }
+    }
+    if (dP) {
+        lort__gemm(1, 0, d, r, n, 1.0f, xin, d, dU, r, 1.0f, dP + J->oA, r);   /* dA += Xd^T dU */
+        lort__cp_coeffs_backward(J, dP, P, dc, c);
+    }
+    if (!dx) return;
+    if (J->p > 0.0f) {
+        float *t = lort__lay_slot(base, W, LORT__LR_XD);
+        lort__gemm(0, 1, n, d, r, 1.0f, dU, r, A, r, 0.0f, t, d);             /* T = dU A^T */
+        lort__dropout_add(J->seed, J->p, n, d, dx, t);
+    } else {
+        lort__gemm(0, 1, n, d, r, 1.0f, dU, r, A, r, 1.0f, dx, d);            /* dx += dU A^T */
+    }
+}
+
 LORT__PRIVATE lort_status lort__joint_forward(lort__joint *J, float *y, const float *x,
                                               const float *P, int layer, int matrix, int n,
                                               void *cache, size_t cache_size, void *work,
@@ -2224,6 +2354,10 @@ LORT__PRIVATE lort_status lort__joint_forward(lort__joint *J, float *y, const fl
     LORT__DEBUG_FINITE(P, J->count);
     base = lort__lay_base(work);
     H = cache ? lort__lay_base(cache) : lort__lay_slot(base, &w, LORT__LR_H);
+    if (lort__cp_stacked(J, n)) {
+        lort__cp_forward_stacked(J, y, x, P, n, H, base, &w);
+        return LORT_OK;
+    }
     lort__joint_bk(J, P, base, &w);
     Bk = lort__lay_slot(base, &w, LORT__JT_BK);
     if (J->heads_in)
@@ -2253,6 +2387,10 @@ LORT__PRIVATE lort_status lort__joint_backward(lort__joint *J, float *dx, float 
     LORT__DEBUG_FINITE(P, J->count);
     base = lort__lay_base(work);
     Hc = cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL;
+    if (lort__cp_stacked(J, n)) {
+        lort__cp_backward_stacked(J, dx, dP, dy, x, P, n, Hc, base, &w);
+        return LORT_OK;
+    }
     lort__joint_bk(J, P, base, &w);
     Bk = lort__lay_slot(base, &w, LORT__JT_BK);
     if (dP) {

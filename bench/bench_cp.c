@@ -105,6 +105,15 @@ int main(void) {
     const int d = 4096, H = 32, Lyr = 32, ranks[] = {8, 64, 235}, ns[] = {16, 128};
     int pass_all = 1;
     const char *thr = getenv("OPENBLAS_NUM_THREADS");
+#if defined(OPENBLAS_VERSION)
+    /* one BLAS thread unless the environment says otherwise: the machine this runs on is
+       shared, and a multi-threaded BLAS stalls whenever one of its threads is preempted, which
+       swamps the small-n GEMMs being compared. All rows use the same setting. */
+    if (!thr) {
+        openblas_set_num_threads(1);
+        thr = "1 (set by the bench; export OPENBLAS_NUM_THREADS to override)";
+    }
+#endif
     printf("\n## cp (LoRTA) site vs rank-r LoRA vs materialise-then-GEMM — LLaMA-2-7B layer "
            "(d = %d, H = %d, L = %d, M = 4), site (layer 0, Q), heads %s\n\n", d, H, Lyr, "out");
     printf("GEMM backend: %s, OPENBLAS_NUM_THREADS=%s. Times are medians in microseconds.\n\n",

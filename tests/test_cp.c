@@ -280,7 +280,23 @@ static const jcase CP_CASES[] = {
     {0, 4, 5, 1, 3, 2, 0, 0, 1, 4, 4, 4, 4, 4, 1.0f, 0, 0.0f},  /* one head (d_h = d), heads in */
     {0, 2, 6, 3, 1, 1, 0, 0, 0, 9, 9, 9, 9, 9, 4.0f, 0, 0.0f},  /* r > d */
     {0, 3, 8, 4, 2, 3, 2, 5u, 0, 2, 2, 2, 2, 2, 1.5f, 0, 0.2f}, /* GQA on matrix types 0 and 2 */
+    /* heads out with n (r + d_h) < r d_h: the stacked-heads path */
+    {0, 2, 16, 2, 2, 4, 0, 0, 0, 12, 12, 12, 12, 12, 2.0f, 0, 0.0f},
+    {0, 1, 12, 4, 2, 4, 2, 0, 0, 6, 6, 6, 6, 6, 0.0f, 0, 0.3f},  /* + GQA, dropout, n = 1 */
+    {0, 3, 16, 2, 1, 3, 0, 0, 0, 16, 16, 16, 16, 16, 4.0f, 1, 0.2f}, /* + rslora, dropout */
+    {0, 2, 16, 2, 2, 4, 0, 0, 1, 12, 12, 12, 12, 12, 2.0f, 0, 0.0f}, /* same shape, heads in */
 };
+/* which cp path a case takes (lortensor's rule, restated to make sure both are tested) */
+static int cp_case_stacked(const jcase *c) {
+    int dh = c->d / c->H;
+    return !c->tucker && !c->heads_in && c->n * (c->r1 + dh) < c->r1 * dh;
+}
+static void test_cp_both_paths_covered(void **state) {
+    (void)state;
+    int k[2] = {0, 0};
+    for (size_t i = 0; i < sizeof CP_CASES / sizeof CP_CASES[0]; ++i) ++k[cp_case_stacked(&CP_CASES[i])];
+    assert_true(k[0] >= 5 && k[1] >= 3);
+}
 static const jcase TK_CASES[] = {
     {1, 3, 8, 2, 2, 4, 0, 0, 0, 3, 2, 2, 2, 2, 2.5f, 0, 0.0f},
     {1, 3, 8, 2, 2, 3, 0, 0, 1, 2, 3, 1, 2, 3, 2.0f, 1, 0.3f},
@@ -401,6 +417,39 @@ static void test_tucker_backward(void **state) {
 }
 
 /* ---- parameter counts (spec/MATH.md 4.1, spec/param_counts.py) ------------------------- */
+/* the workspace never shrinks as n grows (either path), so a buffer for n rows serves any
+   call with fewer rows, and merge/delta with it */
+static void test_cp_workspace_monotone(void **state) {
+    (void)state;
+    static const int rr[] = {8, 64, 235};
+    for (int hi = 0; hi < 2; ++hi)
+        for (size_t k = 0; k < 3; ++k) {
+            lort_cp_desc d;
+            memset(&d, 0, sizeof d);
+            d.d = 4096; d.heads = 32; d.layers = 32; d.r = rr[k]; d.head_side = hi; d.dropout = 0.1f;
+            size_t prev = 0, ws = 0;
+            for (int n = 1; n <= 300; ++n) {
+                OK(lort_cp_workspace_size(&d, n, &ws));
+                assert_true(ws >= prev);
+                prev = ws;
+            }
+        }
+    /* a small case where n = 1 takes the stacked path and n = 3 does not */
+    jset S;
+    jset_make(&S, &CP_CASES[0], 5u);
+    size_t ws = 0;
+    OK(j_ws(&S, 3, &ws));
+    void *w = tr_buf(ws);
+    float *y = tr_alloc(3u * 8u), *dP = tr_alloc(S.np), *dW = tr_alloc(64);
+    for (int n = 1; n <= 3; ++n) {
+        OK(j_fwd(&S, y, S.x[0], S.P, 0, 0, n, NULL, 0, w, ws));
+        OK(j_bwd(&S, y, dP, S.G[0], S.x[0], S.P, 0, 0, n, NULL, 0, w, ws));
+    }
+    OK(j_delta(&S, dW, S.P, 1, 3, w, ws));
+    free(w); free(y); free(dP); free(dW);
+    jset_free(&S);
+}
+
 static void test_cp_counts(void **state) {
     (void)state;
     lort_cp_desc d;
@@ -1063,6 +1112,8 @@ int main(void) {
         cmocka_unit_test(test_cp_backward),
         cmocka_unit_test(test_tucker_forward_merge),
         cmocka_unit_test(test_tucker_backward),
+        cmocka_unit_test(test_cp_both_paths_covered),
+        cmocka_unit_test(test_cp_workspace_monotone),
         cmocka_unit_test(test_cp_counts),
         cmocka_unit_test(test_cp_head_conventions),
         cmocka_unit_test(test_cp_gqa_definition),
