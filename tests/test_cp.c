@@ -14,8 +14,46 @@
    Tolerances are relative to the largest entry of the reference array ("norm tol"):
      forward 2e-5, gradients 1e-4 (float GEMMs of depth <= 40, sums over up to 15 sites),
      CP == superdiagonal Tucker 1e-5, merge round trip 1e-6 of max|W0| + |dW|. */
+/* Allocation spies (as tests/test_memory.c): LORT_MALLOC/LORT_FREE count in every build; in
+   the LORT_NO_BLAS build on glibc without ASan the malloc family is interposed too, counting
+   only inside tm_begin/tm_end, so a kernel calling malloc directly is caught. (With BLAS the
+   interposer is left out: OpenBLAS keeps its own buffer pool.) */
+#include <stddef.h>
+#include <stdlib.h>
+static long spy_lort_allocs;
+static void *spy_lort_malloc(size_t bytes, void *user) { (void)user; spy_lort_allocs++; return malloc(bytes); }
+static void spy_lort_free(void *ptr, void *user) { (void)user; spy_lort_allocs++; free(ptr); }
+#define LORT_MALLOC(sz, u) spy_lort_malloc((sz), (u))
+#define LORT_FREE(p, u) spy_lort_free((p), (u))
 #define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
+#if defined(__SANITIZE_ADDRESS__)
+#define TM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TM_ASAN 1
+#endif
+#endif
+static volatile int tm_counting;
+static volatile long tm_allocs;
+#if defined(__GLIBC__) && !defined(TM_ASAN) && defined(LORT_NO_BLAS)
+#define TM_INTERPOSE 1
+extern void *__libc_malloc(size_t bytes);
+extern void *__libc_calloc(size_t count, size_t bytes);
+extern void *__libc_realloc(void *ptr, size_t bytes);
+extern void __libc_free(void *ptr);
+void *malloc(size_t bytes) { if (tm_counting) tm_allocs++; return __libc_malloc(bytes); }
+void *calloc(size_t count, size_t bytes) { if (tm_counting) tm_allocs++; return __libc_calloc(count, bytes); }
+void *realloc(void *ptr, size_t bytes) { if (tm_counting) tm_allocs++; return __libc_realloc(ptr, bytes); }
+void free(void *ptr) { if (tm_counting && ptr) tm_allocs++; __libc_free(ptr); }
+#endif
+static void tm_begin(void) { tm_allocs = 0; spy_lort_allocs = 0; tm_counting = 1; }
+static void tm_end(lort_status st) {
+    tm_counting = 0;
+    assert_int_equal((int)st, (int)LORT_OK);
+    assert_int_equal(spy_lort_allocs, 0);
+    assert_int_equal(tm_allocs, 0);
+}
 
 #define OK(call) assert_int_equal((int)(call), (int)LORT_OK)
 #define ST(want, call) assert_int_equal((int)(call), (int)(want))
@@ -448,6 +486,48 @@ static void test_cp_workspace_monotone(void **state) {
     OK(j_delta(&S, dW, S.P, 1, 3, w, ws));
     free(w); free(y); free(dP); free(dW);
     jset_free(&S);
+}
+
+/* no kernel allocates (every verb of both families, every path); buffers at any alignment
+   give bit-identical results */
+static void test_cp_no_alloc_unaligned(void **state) {
+    (void)state;
+    static const int which[] = {0, 1, 2, 7, 8};   /* Bk path out/in, GQA, stacked, stacked+GQA */
+    for (int f = 0; f < 2; ++f)
+        for (size_t w = 0; w < (f ? 3u : 5u); ++w) {
+            const jcase *c = f ? &TK_CASES[w] : &CP_CASES[which[w]];
+            jset S;
+            jset_make(&S, c, 60u + w);
+            size_t ws = 0, cs = 0;
+            OK(j_ws(&S, c->n, &ws)); OK(j_cs(&S, c->n, &cs));
+            int dout = site_dout(&S, 1);
+            size_t ny = zu(c->n) * zu(dout), nx = zu(c->n) * zu(c->d), nw = zu(dout) * zu(c->d);
+            char *wb = (char *)tr_buf(ws + 64), *cb = (char *)tr_buf(cs + 64);
+            float *y[2], *dx[2], *dP[2], *W[2];
+            for (int k = 0; k < 2; ++k) {
+                y[k] = tr_alloc(ny); dx[k] = tr_alloc(nx); dP[k] = tr_alloc(S.np); W[k] = tr_alloc(nw);
+            }
+            for (int k = 0; k < 2; ++k) {
+                size_t off = k ? 13u : 0u; /* an odd byte offset */
+                void *wk = wb + off, *ck = cb + off;
+                tm_begin(); tm_end(j_fwd(&S, y[k], S.x[0], S.P, 0, 1, c->n, ck, cs, wk, ws));
+                tm_begin(); tm_end(j_bwd(&S, dx[k], dP[k], S.G[0], S.x[0], S.P, 0, 1, c->n, ck, cs, wk, ws));
+                tm_begin(); tm_end(j_bwd(&S, dx[k], dP[k], S.G[0], S.x[0], S.P, 0, 1, c->n, NULL, 0, wk, ws));
+                tm_begin(); tm_end(j_delta(&S, W[k], S.P, 0, 1, wk, ws));
+                tm_begin(); tm_end(j_merge(&S, W[k], S.P, 0, 1, 0.5f, wk, ws));
+            }
+            assert_int_equal(memcmp(y[0], y[1], ny * sizeof(float)), 0);
+            assert_int_equal(memcmp(dx[0], dx[1], nx * sizeof(float)), 0);
+            assert_int_equal(memcmp(dP[0], dP[1], S.np * sizeof(float)), 0);
+            assert_int_equal(memcmp(W[0], W[1], nw * sizeof(float)), 0);
+            lort_rng rng;
+            lort_rng_seed(&rng, 1u);
+            tm_begin();
+            tm_end(f ? lort_tucker_init(&S.td, dP[0], &rng) : lort_cp_init(&S.cd, dP[0], &rng));
+            for (int k = 0; k < 2; ++k) { free(y[k]); free(dx[k]); free(dP[k]); free(W[k]); }
+            free(wb); free(cb);
+            jset_free(&S);
+        }
 }
 
 static void test_cp_counts(void **state) {
@@ -1114,6 +1194,7 @@ int main(void) {
         cmocka_unit_test(test_tucker_backward),
         cmocka_unit_test(test_cp_both_paths_covered),
         cmocka_unit_test(test_cp_workspace_monotone),
+        cmocka_unit_test(test_cp_no_alloc_unaligned),
         cmocka_unit_test(test_cp_counts),
         cmocka_unit_test(test_cp_head_conventions),
         cmocka_unit_test(test_cp_gqa_definition),
