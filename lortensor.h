@@ -155,7 +155,9 @@ MATH
   C_H (H, rH), C_L (L, rL), C_M (M, rM); flat layout core, A, B, C_H, C_L, C_M.
       site (l, m): Z = C x_5 C_M[m] x_4 C_L[l] (r1 r2, rH) (two mat-vecs), K_h = Z Ch[h]
       (r1, r2), Bk = [K_0 B | ...] (r1, d) (nh GEMMs, r1 r2 d), then as cp at rank r1 (two
-      skinny GEMMs); D block h = A K_h B. s = alpha / r1. Backward: dB += K_h^T dBk_h,
+      skinny GEMMs); D block h = A K_h B. s = alpha / r1. With heads out and few rows
+      (n (r2 + d_h) < r1 d_h, n < d_h) the per-head form instead: P_h = U K_h stacked, one
+      GEMM with B (cost n H r1 r2 + a rank-r1 LoRA). Backward: dB += K_h^T dBk_h,
       dK_h = dBk_h B^T, dCh = dK Z, dZ = dK^T Ch, dC_L[l] += dZ Z1, dC_M[m] += (dZ C_L[l]) C,
       dC += (dZ C_L[l]) C_M[m]. CP = superdiagonal core (r1 = ... = rM = r, C[k,k,k,k,k] = 1).
       LoTR (Bershatsky et al. 2024, dW_l = (s/r) U G_l V^T): heads 1, M 1, rH = rM = 1,
@@ -1971,14 +1973,15 @@ typedef struct lort__joint {
 enum { LORT__JT_BK = LORT__LR_M + 1, LORT__JT_DBK, LORT__JT_CH, LORT__JT_DCH, LORT__JT_Z1,
        LORT__JT_Z2, LORT__JT_K, LORT__JT_DK, LORT__JT_E, LORT__JT_DZ1 };
 
-/* cp with heads on the output and few rows uses the per-head form of spec/MATH.md 4.3-4.4
-   with the heads stacked into the rows of one GEMM (P_g = U .* c_g, dy_g B^T, ...): it moves
-   n (r + d_h) floats per head instead of the r d_h of Bk and dBk. Its buffers live in the Bk
-   and dBk slots, which it does not use: P_g and y_g (n nh (r + d_h) < r d floats) in Bk,
-   dP_g (n nh r) in dBk; so the workspace does not depend on the path. */
-LORT__PRIVATE int lort__cp_stacked(const lort__joint *J, int n) {
-    return !J->tucker && !J->heads_in &&
-           (size_t)n * ((size_t)J->r1 + (size_t)J->dh) < (size_t)J->r1 * (size_t)J->dh;
+/* Heads on the output and few rows: the per-head form of spec/MATH.md 4.3-4.4, heads stacked
+   into the rows of one GEMM (P_g = U K_g, y_g = s P_g B, dy_g B^T, ...). It moves n (r2 + d_h)
+   floats per head instead of the r1 d_h of Bk and dBk (tucker: and costs n H r1 r2 instead of
+   r1 r2 d, hence also n < d_h). Its buffers live in the Bk and dBk slots, which it does not
+   use: P_g and y_g (n nh (r2 + d_h) < r1 d floats) in Bk, dP_g (n nh r2) in dBk; so the
+   workspace does not depend on the path. */
+LORT__PRIVATE int lort__joint_stacked(const lort__joint *J, int n) {
+    return !J->heads_in && (!J->tucker || n < J->dh) &&
+           (size_t)n * ((size_t)J->r2 + (size_t)J->dh) < (size_t)J->r1 * (size_t)J->dh;
 }
 
 /* *c += a b; 0 on overflow. */
@@ -2157,10 +2160,50 @@ LORT__PRIVATE void lort__cp_coeffs_backward(const lort__joint *J, float *dP, con
 }
 
 /* Bk (r1, nh d_h) of the site, from the flat params P. */
+/* tucker: Z1 = C x_5 C_M[m], Z2 = Z1 x_4 C_L[l], Ch (pooled C_H) and K (nh, r1 r2), K_g =
+   sum_a Z2[:, :, a] Ch[g, a], in their slots. */
+LORT__PRIVATE void lort__tucker_cores(const lort__joint *J, const float *P, float *base,
+                                      const lort__layout *W) {
+    const float *cl = P + J->oL + (size_t)J->layer * (size_t)J->rl,
+                *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    float *Z1 = lort__lay_slot(base, W, LORT__JT_Z1), *Z2 = lort__lay_slot(base, W, LORT__JT_Z2);
+    float *K = lort__lay_slot(base, W, LORT__JT_K), *Ch = lort__lay_slot(base, W, LORT__JT_CH);
+    int r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
+    lort__joint_pool(J, P + J->oH, Ch);
+    lort__gemm(0, 0, r4, 1, J->rm, 1.0f, P, J->rm, cm, 1, 0.0f, Z1, 1);        /* Z1 = C cm */
+    lort__gemm(0, 0, r3, 1, J->rl, 1.0f, Z1, J->rl, cl, 1, 0.0f, Z2, 1);       /* Z2 = Z1 cl */
+    lort__gemm(0, 1, J->nh, r12, J->rh, 1.0f, Ch, J->rh, Z2, J->rh, 0.0f, K, r12); /* Ch Z2^T */
+}
+/* tucker: dP += the gradients that flow from dK (nh, r1 r2, in its slot) to the core, C_H,
+   C_L[l] and C_M[m] (lort__tucker_cores must have run). */
+LORT__PRIVATE void lort__tucker_cores_backward(const lort__joint *J, float *dP, const float *P,
+                                               float *base, const lort__layout *W) {
+    const float *cl = P + J->oL + (size_t)J->layer * (size_t)J->rl,
+                *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    const float *Z1 = lort__lay_slot(base, W, LORT__JT_Z1), *Z2 = lort__lay_slot(base, W, LORT__JT_Z2);
+    const float *dK = lort__lay_slot(base, W, LORT__JT_DK), *Ch = lort__lay_slot(base, W, LORT__JT_CH);
+    float *E = lort__lay_slot(base, W, LORT__JT_E), *dZ1 = lort__lay_slot(base, W, LORT__JT_DZ1);
+    float *dCh = lort__lay_slot(base, W, LORT__JT_DCH), *dCH = dP + J->oH;
+    float *dcl = dP + J->oL + (size_t)J->layer * (size_t)J->rl,
+          *dcm = dP + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    int g, k, t, rh = J->rh, r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
+    float invq = 1.0f / (float)J->q;
+    lort__gemm(0, 0, J->nh, rh, r12, 1.0f, dK, r12, Z2, rh, 0.0f, dCh, rh);   /* dCh = dK Z2 */
+    lort__gemm(1, 0, r12, rh, J->nh, 1.0f, dK, r12, Ch, rh, 0.0f, E, rh);     /* dZ2 = dK^T Ch */
+    lort__gemm(0, 0, 1, J->rl, r3, 1.0f, E, r3, Z1, J->rl, 1.0f, dcl, J->rl); /* dcl += dZ2 Z1 */
+    lort__gemm(0, 0, r3, J->rl, 1, 1.0f, E, 1, cl, J->rl, 0.0f, dZ1, J->rl);  /* dZ1 = dZ2 cl^T */
+    lort__gemm(0, 0, 1, J->rm, r4, 1.0f, dZ1, r4, P, J->rm, 1.0f, dcm, J->rm); /* dcm += dZ1 C */
+    lort__gemm(0, 0, r4, J->rm, 1, 1.0f, dZ1, 1, cm, J->rm, 1.0f, dP, J->rm);  /* dC += dZ1 cm^T */
+    for (g = 0; g < J->nh; ++g)
+        for (k = 0; k < rh; ++k) {
+            float v = dCh[(size_t)g * (size_t)rh + (size_t)k] * invq;
+            for (t = 0; t < J->q; ++t) dCH[((size_t)g * (size_t)J->q + (size_t)t) * (size_t)rh + (size_t)k] += v;
+        }
+}
+
 LORT__PRIVATE void lort__joint_bk(const lort__joint *J, const float *P, float *base,
                                   const lort__layout *W) {
-    const float *B = P + J->oB, *cl = P + J->oL + (size_t)J->layer * (size_t)J->rl,
-                *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    const float *B = P + J->oB;
     float *Bk = lort__lay_slot(base, W, LORT__JT_BK), *Ch = lort__lay_slot(base, W, LORT__JT_CH);
     int g, k, j, dh = J->dh, ds = J->nh * J->dh;
     if (!J->tucker) { /* c_g = Ch[g] .* C_L[l] .* C_M[m]; Bk[k, g dh + j] = c_g[k] B[k, j] */
@@ -2175,13 +2218,9 @@ LORT__PRIVATE void lort__joint_bk(const lort__joint *J, const float *P, float *b
             }
         }
     } else {
-        float *Z1 = lort__lay_slot(base, W, LORT__JT_Z1), *Z2 = lort__lay_slot(base, W, LORT__JT_Z2);
-        float *K = lort__lay_slot(base, W, LORT__JT_K);
-        lort__joint_pool(J, P + J->oH, Ch);
-        int r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
-        lort__gemm(0, 0, r4, 1, J->rm, 1.0f, P, J->rm, cm, 1, 0.0f, Z1, 1);   /* Z1 = C cm */
-        lort__gemm(0, 0, r3, 1, J->rl, 1.0f, Z1, J->rl, cl, 1, 0.0f, Z2, 1);  /* Z2 = Z1 cl */
-        lort__gemm(0, 1, J->nh, r12, J->rh, 1.0f, Ch, J->rh, Z2, J->rh, 0.0f, K, r12); /* K = Ch Z2^T */
+        const float *K = lort__lay_slot(base, W, LORT__JT_K);
+        int r12 = J->r1 * J->r2;
+        lort__tucker_cores(J, P, base, W);
         for (g = 0; g < J->nh; ++g)                                           /* Bk_g = K_g B */
             lort__gemm(0, 0, J->r1, dh, J->r2, 1.0f, K + (size_t)g * (size_t)r12, J->r2, B, dh,
                        0.0f, Bk + (size_t)g * (size_t)dh, ds);
@@ -2191,14 +2230,11 @@ LORT__PRIVATE void lort__joint_bk(const lort__joint *J, const float *P, float *b
 /* dP (flat) += the gradients that flow from dBk through Bk (lort__joint_bk must have run). */
 LORT__PRIVATE void lort__joint_bk_backward(const lort__joint *J, float *dP, const float *P,
                                            float *base, const lort__layout *W) {
-    const float *B = P + J->oB, *cl = P + J->oL + (size_t)J->layer * (size_t)J->rl,
-                *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    const float *B = P + J->oB;
     const float *dBk = lort__lay_slot(base, W, LORT__JT_DBK);
     float *Ch = lort__lay_slot(base, W, LORT__JT_CH), *dCh = lort__lay_slot(base, W, LORT__JT_DCH);
-    float *dB = dP + J->oB, *dCH = dP + J->oH, *dcl = dP + J->oL + (size_t)J->layer * (size_t)J->rl,
-          *dcm = dP + J->oM + (size_t)J->matrix * (size_t)J->rm;
-    int g, k, j, t, dh = J->dh, ds = J->nh * J->dh, rh = J->rh;
-    float invq = 1.0f / (float)J->q;
+    float *dB = dP + J->oB;
+    int g, k, j, dh = J->dh, ds = J->nh * J->dh;
     if (!J->tucker) {
         int r = J->r1;
         /* Ch holds c_g; dc_g[k] = sum_j B[k, j] dBk[k, g dh + j]; dB[k] += sum_g c_g[k] dBk_g[k] */
@@ -2213,13 +2249,10 @@ LORT__PRIVATE void lort__joint_bk_backward(const lort__joint *J, float *dP, cons
             }
         }
         lort__cp_coeffs_backward(J, dP, P, dCh, Ch);
-        return;
     } else {
-        const float *Z1 = lort__lay_slot(base, W, LORT__JT_Z1), *Z2 = lort__lay_slot(base, W, LORT__JT_Z2);
         const float *K = lort__lay_slot(base, W, LORT__JT_K);
-        float *dK = lort__lay_slot(base, W, LORT__JT_DK), *E = lort__lay_slot(base, W, LORT__JT_E);
-        float *dZ1 = lort__lay_slot(base, W, LORT__JT_DZ1);
-        int r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
+        float *dK = lort__lay_slot(base, W, LORT__JT_DK);
+        int r12 = J->r1 * J->r2;
         for (g = 0; g < J->nh; ++g) {
             const float *e = dBk + (size_t)g * (size_t)dh;
             lort__gemm(1, 0, J->r2, dh, J->r1, 1.0f, K + (size_t)g * (size_t)r12, J->r2, e, ds,
@@ -2227,43 +2260,49 @@ LORT__PRIVATE void lort__joint_bk_backward(const lort__joint *J, float *dP, cons
             lort__gemm(0, 1, J->r1, J->r2, dh, 1.0f, e, ds, B, dh, 0.0f,
                        dK + (size_t)g * (size_t)r12, J->r2);                 /* dK_g = dBk_g B^T */
         }
-        lort__gemm(0, 0, J->nh, rh, r12, 1.0f, dK, r12, Z2, rh, 0.0f, dCh, rh); /* dCh = dK Z2 */
-        lort__gemm(1, 0, r12, rh, J->nh, 1.0f, dK, r12, Ch, rh, 0.0f, E, rh);   /* dZ2 = dK^T Ch */
-        lort__gemm(0, 0, 1, J->rl, r3, 1.0f, E, r3, Z1, J->rl, 1.0f, dcl, J->rl); /* dcl += dZ2 Z1 */
-        lort__gemm(0, 0, r3, J->rl, 1, 1.0f, E, 1, cl, J->rl, 0.0f, dZ1, J->rl);  /* dZ1 = dZ2 cl^T */
-        lort__gemm(0, 0, 1, J->rm, r4, 1.0f, dZ1, r4, P, J->rm, 1.0f, dcm, J->rm); /* dcm += dZ1 C */
-        lort__gemm(0, 0, r4, J->rm, 1, 1.0f, dZ1, 1, cm, J->rm, 1.0f, dP, J->rm);  /* dC += dZ1 cm^T */
-        for (g = 0; g < J->nh; ++g)
-            for (k = 0; k < rh; ++k) {
-                float v = dCh[(size_t)g * (size_t)rh + (size_t)k] * invq;
-                for (t = 0; t < J->q; ++t) dCH[((size_t)g * (size_t)J->q + (size_t)t) * (size_t)rh + (size_t)k] += v;
-            }
+        lort__tucker_cores_backward(J, dP, P, base, W);
     }
 }
 
-/* cp, heads out, stacked heads. U = Xd A (n, r) -> H (cache or work); P_g = U .* c_g;
+/* P_g = U K_g for every head, stacked (nh n, r2): cp K_g = diag(c_g), tucker the core slices. */
+LORT__PRIVATE void lort__joint_heads_stacked(const lort__joint *J, const float *U, int n,
+                                             float *Ps, float *base, const lort__layout *W) {
+    int g, i, k, r = J->r1, r2 = J->r2, r12 = J->r1 * J->r2;
+    if (!J->tucker) {
+        const float *c = lort__lay_slot(base, W, LORT__JT_CH);
+        for (g = 0; g < J->nh; ++g)
+            for (i = 0; i < n; ++i) {
+                const float *u = U + (size_t)i * (size_t)r, *cg = c + (size_t)g * (size_t)r;
+                float *o = Ps + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
+                for (k = 0; k < r; ++k) o[k] = u[k] * cg[k];
+            }
+    } else {
+        const float *K = lort__lay_slot(base, W, LORT__JT_K);
+        for (g = 0; g < J->nh; ++g)                                            /* P_g = U K_g */
+            lort__gemm(0, 0, n, r2, r, 1.0f, U, r, K + (size_t)g * (size_t)r12, r2, 0.0f,
+                       Ps + (size_t)g * (size_t)n * (size_t)r2, r2);
+    }
+}
+
+/* Heads out, stacked heads. U = Xd A (n, r1) -> H (cache or work); P_g = U K_g;
    y_g = s P_g B (one GEMM over the nh n stacked rows); y[:, g d_h ..] += y_g. */
-LORT__PRIVATE void lort__cp_forward_stacked(const lort__joint *J, float *y, const float *x,
-                                            const float *P, int n, float *U, float *base,
-                                            const lort__layout *W) {
+LORT__PRIVATE void lort__joint_forward_stacked(const lort__joint *J, float *y, const float *x,
+                                               const float *P, int n, float *U, float *base,
+                                               const lort__layout *W) {
     const float *xin = x;
-    float *c = lort__lay_slot(base, W, LORT__JT_CH), *Ps = lort__lay_slot(base, W, LORT__JT_BK);
-    float *Ys = Ps + (size_t)J->nh * (size_t)n * (size_t)J->r1;
-    int g, i, k, r = J->r1, dh = J->dh, d = J->d, ds = J->nh * J->dh;
+    float *Ps = lort__lay_slot(base, W, LORT__JT_BK);
+    float *Ys = Ps + (size_t)J->nh * (size_t)n * (size_t)J->r2;
+    int g, i, r = J->r1, r2 = J->r2, dh = J->dh, d = J->d, ds = J->nh * J->dh;
     if (J->p > 0.0f) {
         float *xd = lort__lay_slot(base, W, LORT__LR_XD);
         lort__dropout(J->seed, J->p, n, d, xd, x);
         xin = xd;
     }
     lort__gemm(0, 0, n, r, d, 1.0f, xin, d, P + J->oA, r, 0.0f, U, r);        /* U = Xd A */
-    lort__cp_coeffs(J, P, c);
-    for (g = 0; g < J->nh; ++g)
-        for (i = 0; i < n; ++i) {
-            const float *u = U + (size_t)i * (size_t)r, *cg = c + (size_t)g * (size_t)r;
-            float *o = Ps + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
-            for (k = 0; k < r; ++k) o[k] = u[k] * cg[k];
-        }
-    lort__gemm(0, 0, J->nh * n, dh, r, J->s, Ps, r, P + J->oB, dh, 0.0f, Ys, dh); /* s P_g B */
+    if (J->tucker) lort__tucker_cores(J, P, base, W);
+    else lort__cp_coeffs(J, P, lort__lay_slot(base, W, LORT__JT_CH));
+    lort__joint_heads_stacked(J, U, n, Ps, base, W);
+    lort__gemm(0, 0, J->nh * n, dh, r2, J->s, Ps, r2, P + J->oB, dh, 0.0f, Ys, dh); /* s P_g B */
     for (g = 0; g < J->nh; ++g)
         for (i = 0; i < n; ++i)
             lort__axpy(y + (size_t)i * (size_t)ds + (size_t)g * (size_t)dh, 1.0f,
@@ -2271,17 +2310,19 @@ LORT__PRIVATE void lort__cp_forward_stacked(const lort__joint *J, float *y, cons
 }
 
 /* Backward of the stacked form: dy_g stacked; dP_g = s dy_g B^T; dB += s sum_g P_g^T dy_g;
-   dc_g = sum_rows dP_g .* U; dU = sum_g dP_g .* c_g; dA += Xd^T dU; dx += drop(dU A^T). */
-LORT__PRIVATE void lort__cp_backward_stacked(const lort__joint *J, float *dx, float *dP,
-                                             const float *dy, const float *x, const float *P,
-                                             int n, const float *Uc, float *base,
-                                             const lort__layout *W) {
+   cp: dc_g = sum_rows dP_g .* U, dU = sum_g dP_g .* c_g; tucker: dK_g = U^T dP_g,
+   dU = sum_g dP_g K_g^T; then dA += Xd^T dU; dx += drop(dU A^T). */
+LORT__PRIVATE void lort__joint_backward_stacked(const lort__joint *J, float *dx, float *dP,
+                                                const float *dy, const float *x, const float *P,
+                                                int n, const float *Uc, float *base,
+                                                const lort__layout *W) {
     const float *xin = x, *U = Uc, *A = P + J->oA;
     float *c = lort__lay_slot(base, W, LORT__JT_CH), *dc = lort__lay_slot(base, W, LORT__JT_DCH);
     float *Ps = lort__lay_slot(base, W, LORT__JT_BK), *dU = lort__lay_slot(base, W, LORT__LR_G);
-    float *Ds = Ps + (size_t)J->nh * (size_t)n * (size_t)J->r1;
+    float *Ds = Ps + (size_t)J->nh * (size_t)n * (size_t)J->r2;
     float *Gs = lort__lay_slot(base, W, LORT__JT_DBK);
-    int g, i, k, r = J->r1, dh = J->dh, d = J->d, ds = J->nh * J->dh, nn = J->nh * n;
+    int g, i, k, r = J->r1, r2 = J->r2, r12 = J->r1 * J->r2, dh = J->dh, d = J->d;
+    int ds = J->nh * J->dh, nn = J->nh * n;
     if (J->p > 0.0f && (dP || !Uc)) {
         float *xd = lort__lay_slot(base, W, LORT__LR_XD);
         lort__dropout(J->seed, J->p, n, d, xd, x);
@@ -2292,42 +2333,53 @@ LORT__PRIVATE void lort__cp_backward_stacked(const lort__joint *J, float *dx, fl
         lort__gemm(0, 0, n, r, d, 1.0f, xin, d, A, r, 0.0f, Uw, r);           /* U = Xd A */
         U = Uw;
     }
-    lort__cp_coeffs(J, P, c);
+    if (J->tucker) lort__tucker_cores(J, P, base, W);
+    else lort__cp_coeffs(J, P, c);
     for (g = 0; g < J->nh; ++g) /* dy_g stacked */
         for (i = 0; i < n; ++i)
             memcpy(Ds + ((size_t)g * (size_t)n + (size_t)i) * (size_t)dh,
                    dy + (size_t)i * (size_t)ds + (size_t)g * (size_t)dh, (size_t)dh * sizeof(float));
-    lort__gemm(0, 1, nn, r, dh, J->s, Ds, dh, P + J->oB, dh, 0.0f, Gs, r);   /* dP_g = s dy_g B^T */
+    lort__gemm(0, 1, nn, r2, dh, J->s, Ds, dh, P + J->oB, dh, 0.0f, Gs, r2); /* dP_g = s dy_g B^T */
     if (dP) {
-        for (g = 0; g < J->nh; ++g)
-            for (i = 0; i < n; ++i) {
-                const float *u = U + (size_t)i * (size_t)r, *cg = c + (size_t)g * (size_t)r;
-                float *o = Ps + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
-                for (k = 0; k < r; ++k) o[k] = u[k] * cg[k];
-            }
-        lort__gemm(1, 0, r, dh, nn, J->s, Ps, r, Ds, dh, 1.0f, dP + J->oB, dh); /* dB */
-        memset(dc, 0, (size_t)J->nh * (size_t)r * sizeof(float));
-        for (g = 0; g < J->nh; ++g)
-            for (i = 0; i < n; ++i) {
-                const float *gg = Gs + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
-                const float *u = U + (size_t)i * (size_t)r;
-                float *o = dc + (size_t)g * (size_t)r;
-                for (k = 0; k < r; ++k) o[k] += gg[k] * u[k];
-            }
+        lort__joint_heads_stacked(J, U, n, Ps, base, W);
+        lort__gemm(1, 0, r2, dh, nn, J->s, Ps, r2, Ds, dh, 1.0f, dP + J->oB, dh); /* dB */
+        if (!J->tucker) {
+            memset(dc, 0, (size_t)J->nh * (size_t)r * sizeof(float));
+            for (g = 0; g < J->nh; ++g)
+                for (i = 0; i < n; ++i) {
+                    const float *gg = Gs + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
+                    const float *u = U + (size_t)i * (size_t)r;
+                    float *o = dc + (size_t)g * (size_t)r;
+                    for (k = 0; k < r; ++k) o[k] += gg[k] * u[k];
+                }
+        } else {
+            float *dK = lort__lay_slot(base, W, LORT__JT_DK);
+            for (g = 0; g < J->nh; ++g)                                        /* dK_g = U^T dP_g */
+                lort__gemm(1, 0, r, r2, n, 1.0f, U, r, Gs + (size_t)g * (size_t)n * (size_t)r2, r2,
+                           0.0f, dK + (size_t)g * (size_t)r12, r2);
+        }
     }
-    if (dP || dx) { /* dU = sum_g dP_g .* c_g */
-        memset(dU, 0, (size_t)n * (size_t)r * sizeof(float));
-        for (g = 0; g < J->nh; ++g)
-            for (i = 0; i < n; ++i) {
-                const float *gg = Gs + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
-                const float *cg = c + (size_t)g * (size_t)r;
-                float *o = dU + (size_t)i * (size_t)r;
-                for (k = 0; k < r; ++k) o[k] += gg[k] * cg[k];
-            }
+    if (dP || dx) { /* dU = sum_g dP_g K_g^T */
+        if (!J->tucker) {
+            memset(dU, 0, (size_t)n * (size_t)r * sizeof(float));
+            for (g = 0; g < J->nh; ++g)
+                for (i = 0; i < n; ++i) {
+                    const float *gg = Gs + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
+                    const float *cg = c + (size_t)g * (size_t)r;
+                    float *o = dU + (size_t)i * (size_t)r;
+                    for (k = 0; k < r; ++k) o[k] += gg[k] * cg[k];
+                }
+        } else {
+            const float *K = lort__lay_slot(base, W, LORT__JT_K);
+            for (g = 0; g < J->nh; ++g)
+                lort__gemm(0, 1, n, r, r2, 1.0f, Gs + (size_t)g * (size_t)n * (size_t)r2, r2,
+                           K + (size_t)g * (size_t)r12, r2, g ? 1.0f : 0.0f, dU, r);
+        }
     }
     if (dP) {
         lort__gemm(1, 0, d, r, n, 1.0f, xin, d, dU, r, 1.0f, dP + J->oA, r);   /* dA += Xd^T dU */
-        lort__cp_coeffs_backward(J, dP, P, dc, c);
+        if (J->tucker) lort__tucker_cores_backward(J, dP, P, base, W);
+        else lort__cp_coeffs_backward(J, dP, P, dc, c);
     }
     if (!dx) return;
     if (J->p > 0.0f) {
@@ -2354,8 +2406,8 @@ LORT__PRIVATE lort_status lort__joint_forward(lort__joint *J, float *y, const fl
     LORT__DEBUG_FINITE(P, J->count);
     base = lort__lay_base(work);
     H = cache ? lort__lay_base(cache) : lort__lay_slot(base, &w, LORT__LR_H);
-    if (lort__cp_stacked(J, n)) {
-        lort__cp_forward_stacked(J, y, x, P, n, H, base, &w);
+    if (lort__joint_stacked(J, n)) {
+        lort__joint_forward_stacked(J, y, x, P, n, H, base, &w);
         return LORT_OK;
     }
     lort__joint_bk(J, P, base, &w);
@@ -2387,8 +2439,8 @@ LORT__PRIVATE lort_status lort__joint_backward(lort__joint *J, float *dx, float 
     LORT__DEBUG_FINITE(P, J->count);
     base = lort__lay_base(work);
     Hc = cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL;
-    if (lort__cp_stacked(J, n)) {
-        lort__cp_backward_stacked(J, dx, dP, dy, x, P, n, Hc, base, &w);
+    if (lort__joint_stacked(J, n)) {
+        lort__joint_backward_stacked(J, dx, dP, dy, x, P, n, Hc, base, &w);
         return LORT_OK;
     }
     lort__joint_bk(J, P, base, &w);

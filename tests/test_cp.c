@@ -324,24 +324,29 @@ static const jcase CP_CASES[] = {
     {0, 3, 16, 2, 1, 3, 0, 0, 0, 16, 16, 16, 16, 16, 4.0f, 1, 0.2f}, /* + rslora, dropout */
     {0, 2, 16, 2, 2, 4, 0, 0, 1, 12, 12, 12, 12, 12, 2.0f, 0, 0.0f}, /* same shape, heads in */
 };
-/* which cp path a case takes (lortensor's rule, restated to make sure both are tested) */
-static int cp_case_stacked(const jcase *c) {
-    int dh = c->d / c->H;
-    return !c->tucker && !c->heads_in && c->n * (c->r1 + dh) < c->r1 * dh;
-}
-static void test_cp_both_paths_covered(void **state) {
-    (void)state;
-    int k[2] = {0, 0};
-    for (size_t i = 0; i < sizeof CP_CASES / sizeof CP_CASES[0]; ++i) ++k[cp_case_stacked(&CP_CASES[i])];
-    assert_true(k[0] >= 5 && k[1] >= 3);
-}
 static const jcase TK_CASES[] = {
     {1, 3, 8, 2, 2, 4, 0, 0, 0, 3, 2, 2, 2, 2, 2.5f, 0, 0.0f},
     {1, 3, 8, 2, 2, 3, 0, 0, 1, 2, 3, 1, 2, 3, 2.0f, 1, 0.3f},
     {1, 2, 12, 4, 2, 4, 2, 0, 0, 2, 3, 2, 1, 2, 0.0f, 0, 0.25f},
     {1, 2, 6, 3, 3, 2, 1, 0, 0, 1, 2, 3, 2, 1, 3.0f, 0, 0.0f},
     {1, 4, 5, 1, 2, 2, 0, 0, 1, 4, 1, 1, 2, 2, 1.0f, 0, 0.0f},
+    /* heads out with n (r2 + d_h) < r1 d_h and n < d_h: the stacked-heads path */
+    {1, 2, 16, 2, 2, 2, 0, 0, 0, 8, 3, 2, 2, 2, 2.0f, 0, 0.0f},
+    {1, 1, 12, 4, 2, 4, 2, 0, 0, 6, 2, 2, 1, 2, 0.0f, 0, 0.3f},   /* + GQA, dropout */
+    {1, 3, 16, 2, 1, 3, 0, 0, 0, 10, 4, 1, 1, 3, 4.0f, 1, 0.2f},  /* + rslora, dropout */
 };
+/* which cp path a case takes (lortensor's rule, restated to make sure both are tested) */
+static int case_stacked(const jcase *c) {
+    int dh = c->d / c->H;
+    return !c->heads_in && (!c->tucker || c->n < dh) && c->n * (c->r2 + dh) < c->r1 * dh;
+}
+static void test_cp_both_paths_covered(void **state) {
+    (void)state;
+    int k[2] = {0, 0}, t[2] = {0, 0};
+    for (size_t i = 0; i < sizeof CP_CASES / sizeof CP_CASES[0]; ++i) ++k[case_stacked(&CP_CASES[i])];
+    for (size_t i = 0; i < sizeof TK_CASES / sizeof TK_CASES[0]; ++i) ++t[case_stacked(&TK_CASES[i])];
+    assert_true(k[0] >= 5 && k[1] >= 3 && t[0] >= 5 && t[1] >= 3);
+}
 
 /* forward of every site (with and without cache) vs the dense double reference */
 static void check_forward(const jcase *c, uint64_t seed) {
@@ -493,9 +498,10 @@ static void test_cp_workspace_monotone(void **state) {
 static void test_cp_no_alloc_unaligned(void **state) {
     (void)state;
     static const int which[] = {0, 1, 2, 7, 8};   /* Bk path out/in, GQA, stacked, stacked+GQA */
+    static const int which_t[] = {0, 1, 2, 5, 6};
     for (int f = 0; f < 2; ++f)
-        for (size_t w = 0; w < (f ? 3u : 5u); ++w) {
-            const jcase *c = f ? &TK_CASES[w] : &CP_CASES[which[w]];
+        for (size_t w = 0; w < 5u; ++w) {
+            const jcase *c = f ? &TK_CASES[which_t[w]] : &CP_CASES[which[w]];
             jset S;
             jset_make(&S, c, 60u + w);
             size_t ws = 0, cs = 0;
