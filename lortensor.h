@@ -89,6 +89,10 @@ ERRORS
   aborts, exits or prints, and on error writes nothing to the caller's outputs.
   lort_status_string() gives a static message. Under LORT_DEBUG, kernels also scan their inputs
   for NaN/Inf (LORT_ERR_NONFINITE); the SVD routines always do (their cost dwarfs the scan).
+  Joint families (cp, tucker): a site with layer or matrix out of range is LORT_ERR_INVALID_ARG;
+  d not divisible by heads, or kv_heads not dividing heads, LORT_ERR_SHAPE; GQA with heads on
+  the input LORT_ERR_UNSUPPORTED; a GEMM dimension (d r1, r1 r2, the core size) above INT_MAX
+  LORT_ERR_OVERFLOW.
 
 THREADING
 =========
@@ -1978,10 +1982,27 @@ enum { LORT__JT_BK = LORT__LR_M + 1, LORT__JT_DBK, LORT__JT_CH, LORT__JT_DCH, LO
    floats per head instead of the r1 d_h of Bk and dBk (tucker: and costs n H r1 r2 instead of
    r1 r2 d, hence also n < d_h). Its buffers live in the Bk and dBk slots, which it does not
    use: P_g and y_g (n nh (r2 + d_h) < r1 d floats) in Bk, dP_g (n nh r2) in dBk; so the
-   workspace does not depend on the path. */
+   workspace does not depend on the path. Tucker runs the head products as single GEMMs with
+   Kcat = [K_0 | ... | K_{nh-1}] (r1, nh r2): P = U Kcat, dU = Gcat Kcat^T, dKcat = U^T Gcat,
+   with (i, g) <-> (g, i) row permutations of the small (n, nh r2) results; Kcat lives in the
+   dK slot until dK replaces it; Gcat in the second half of dBk (2 n r2 <= r1 d_h), Pcat in
+   the first. */
+/* dst[(g n + i) w + b] = src[i (G w) + g w + b], or the reverse with back != 0. */
+LORT__PRIVATE void lort__permute_heads(float *dst, const float *src, int G, int n, int w,
+                                       int back) {
+    int g, i;
+    for (g = 0; g < G; ++g)
+        for (i = 0; i < n; ++i) {
+            size_t st = ((size_t)g * (size_t)n + (size_t)i) * (size_t)w,
+                   ct = (size_t)i * (size_t)G * (size_t)w + (size_t)g * (size_t)w;
+            if (back) memcpy(dst + ct, src + st, (size_t)w * sizeof(float));
+            else memcpy(dst + st, src + ct, (size_t)w * sizeof(float));
+        }
+}
 LORT__PRIVATE int lort__joint_stacked(const lort__joint *J, int n) {
-    return !J->heads_in && (!J->tucker || n < J->dh) &&
-           (size_t)n * ((size_t)J->r2 + (size_t)J->dh) < (size_t)J->r1 * (size_t)J->dh;
+    size_t rd = (size_t)J->r1 * (size_t)J->dh;
+    return !J->heads_in && (size_t)n * ((size_t)J->r2 + (size_t)J->dh) < rd &&
+           (!J->tucker || (n < J->dh && 2u * (size_t)n * (size_t)J->r2 <= rd));
 }
 
 /* *c += a b; 0 on overflow. */
@@ -2276,12 +2297,24 @@ LORT__PRIVATE void lort__joint_heads_stacked(const lort__joint *J, const float *
                 float *o = Ps + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
                 for (k = 0; k < r; ++k) o[k] = u[k] * cg[k];
             }
-    } else {
-        const float *K = lort__lay_slot(base, W, LORT__JT_K);
-        for (g = 0; g < J->nh; ++g)                                            /* P_g = U K_g */
-            lort__gemm(0, 0, n, r2, r, 1.0f, U, r, K + (size_t)g * (size_t)r12, r2, 0.0f,
-                       Ps + (size_t)g * (size_t)n * (size_t)r2, r2);
+    } else { /* Pcat = U Kcat (n, nh r2) in the first half of dBk (the stacked dP_g, which
+                tucker's backward has turned into Gcat by then), then stacked into Ps */
+        const float *Kc = lort__lay_slot(base, W, LORT__JT_DK);
+        float *Pc = lort__lay_slot(base, W, LORT__JT_DBK);
+        (void)r12;
+        lort__gemm(0, 0, n, J->nh * r2, r, 1.0f, U, r, Kc, J->nh * r2, 0.0f, Pc, J->nh * r2);
+        lort__permute_heads(Ps, Pc, J->nh, n, r2, 0);
     }
+}
+/* tucker: Kcat (r1, nh r2) into the dK slot from K (nh, r1 r2) */
+LORT__PRIVATE void lort__tucker_kcat(const lort__joint *J, float *base, const lort__layout *W) {
+    const float *K = lort__lay_slot(base, W, LORT__JT_K);
+    float *Kc = lort__lay_slot(base, W, LORT__JT_DK);
+    int g, a, r2 = J->r2, w = J->nh * J->r2;
+    for (g = 0; g < J->nh; ++g)
+        for (a = 0; a < J->r1; ++a)
+            memcpy(Kc + (size_t)a * (size_t)w + (size_t)g * (size_t)r2,
+                   K + ((size_t)g * (size_t)J->r1 + (size_t)a) * (size_t)r2, (size_t)r2 * sizeof(float));
 }
 
 /* Heads out, stacked heads. U = Xd A (n, r1) -> H (cache or work); P_g = U K_g;
@@ -2299,8 +2332,12 @@ LORT__PRIVATE void lort__joint_forward_stacked(const lort__joint *J, float *y, c
         xin = xd;
     }
     lort__gemm(0, 0, n, r, d, 1.0f, xin, d, P + J->oA, r, 0.0f, U, r);        /* U = Xd A */
-    if (J->tucker) lort__tucker_cores(J, P, base, W);
-    else lort__cp_coeffs(J, P, lort__lay_slot(base, W, LORT__JT_CH));
+    if (J->tucker) {
+        lort__tucker_cores(J, P, base, W);
+        lort__tucker_kcat(J, base, W);
+    } else {
+        lort__cp_coeffs(J, P, lort__lay_slot(base, W, LORT__JT_CH));
+    }
     lort__joint_heads_stacked(J, U, n, Ps, base, W);
     lort__gemm(0, 0, J->nh * n, dh, r2, J->s, Ps, r2, P + J->oB, dh, 0.0f, Ys, dh); /* s P_g B */
     for (g = 0; g < J->nh; ++g)
@@ -2333,13 +2370,24 @@ LORT__PRIVATE void lort__joint_backward_stacked(const lort__joint *J, float *dx,
         lort__gemm(0, 0, n, r, d, 1.0f, xin, d, A, r, 0.0f, Uw, r);           /* U = Xd A */
         U = Uw;
     }
-    if (J->tucker) lort__tucker_cores(J, P, base, W);
-    else lort__cp_coeffs(J, P, c);
+    if (J->tucker) {
+        lort__tucker_cores(J, P, base, W);
+        lort__tucker_kcat(J, base, W);
+    } else {
+        lort__cp_coeffs(J, P, c);
+    }
     for (g = 0; g < J->nh; ++g) /* dy_g stacked */
         for (i = 0; i < n; ++i)
             memcpy(Ds + ((size_t)g * (size_t)n + (size_t)i) * (size_t)dh,
                    dy + (size_t)i * (size_t)ds + (size_t)g * (size_t)dh, (size_t)dh * sizeof(float));
     lort__gemm(0, 1, nn, r2, dh, J->s, Ds, dh, P + J->oB, dh, 0.0f, Gs, r2); /* dP_g = s dy_g B^T */
+    if (J->tucker) { /* Gcat (n, nh r2); dU = Gcat Kcat^T before dK overwrites Kcat */
+        float *Gc = Gs + (size_t)nn * (size_t)r2;
+        lort__permute_heads(Gc, Gs, J->nh, n, r2, 1);
+        if (dP || dx)
+            lort__gemm(0, 1, n, r, J->nh * r2, 1.0f, Gc, J->nh * r2,
+                       lort__lay_slot(base, W, LORT__JT_DK), J->nh * r2, 0.0f, dU, r);
+    }
     if (dP) {
         lort__joint_heads_stacked(J, U, n, Ps, base, W);
         lort__gemm(1, 0, r2, dh, nn, J->s, Ps, r2, Ds, dh, 1.0f, dP + J->oB, dh); /* dB */
@@ -2352,15 +2400,18 @@ LORT__PRIVATE void lort__joint_backward_stacked(const lort__joint *J, float *dx,
                     float *o = dc + (size_t)g * (size_t)r;
                     for (k = 0; k < r; ++k) o[k] += gg[k] * u[k];
                 }
-        } else {
-            float *dK = lort__lay_slot(base, W, LORT__JT_DK);
-            for (g = 0; g < J->nh; ++g)                                        /* dK_g = U^T dP_g */
-                lort__gemm(1, 0, r, r2, n, 1.0f, U, r, Gs + (size_t)g * (size_t)n * (size_t)r2, r2,
-                           0.0f, dK + (size_t)g * (size_t)r12, r2);
+        } else { /* dKcat = U^T Gcat (r1, nh r2) in the K slot, then dK (nh, r1 r2) */
+            float *dKc = lort__lay_slot(base, W, LORT__JT_K), *dK = lort__lay_slot(base, W, LORT__JT_DK);
+            int a, w = J->nh * r2;
+            lort__gemm(1, 0, r, w, n, 1.0f, U, r, Gs + (size_t)nn * (size_t)r2, w, 0.0f, dKc, w);
+            for (g = 0; g < J->nh; ++g)
+                for (a = 0; a < r; ++a)
+                    memcpy(dK + (size_t)g * (size_t)r12 + (size_t)a * (size_t)r2,
+                           dKc + (size_t)a * (size_t)w + (size_t)g * (size_t)r2, (size_t)r2 * sizeof(float));
         }
     }
-    if (dP || dx) { /* dU = sum_g dP_g K_g^T */
-        if (!J->tucker) {
+    if ((dP || dx) && !J->tucker) { /* dU = sum_g dP_g .* c_g */
+        {
             memset(dU, 0, (size_t)n * (size_t)r * sizeof(float));
             for (g = 0; g < J->nh; ++g)
                 for (i = 0; i < n; ++i) {
@@ -2369,11 +2420,6 @@ LORT__PRIVATE void lort__joint_backward_stacked(const lort__joint *J, float *dx,
                     float *o = dU + (size_t)i * (size_t)r;
                     for (k = 0; k < r; ++k) o[k] += gg[k] * cg[k];
                 }
-        } else {
-            const float *K = lort__lay_slot(base, W, LORT__JT_K);
-            for (g = 0; g < J->nh; ++g)
-                lort__gemm(0, 1, n, r, r2, 1.0f, Gs + (size_t)g * (size_t)n * (size_t)r2, r2,
-                           K + (size_t)g * (size_t)r12, r2, g ? 1.0f : 0.0f, dU, r);
         }
     }
     if (dP) {

@@ -338,7 +338,8 @@ static const jcase TK_CASES[] = {
 /* which cp path a case takes (lortensor's rule, restated to make sure both are tested) */
 static int case_stacked(const jcase *c) {
     int dh = c->d / c->H;
-    return !c->heads_in && (!c->tucker || c->n < dh) && c->n * (c->r2 + dh) < c->r1 * dh;
+    return !c->heads_in && c->n * (c->r2 + dh) < c->r1 * dh &&
+           (!c->tucker || (c->n < dh && 2 * c->n * c->r2 <= c->r1 * dh));
 }
 static void test_cp_both_paths_covered(void **state) {
     (void)state;
