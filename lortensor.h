@@ -1960,7 +1960,9 @@ LORT_DEF lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, 
        heads out: y += s (Xd A) Bk      = lowrank with A_lora = A^T, B_lora = Bk^T
        heads in:  y += s (Xd Bk^T) A^T  = lowrank with A_lora = Bk,  B_lora = A
    so forward and backward run the lora pipeline (lort__lowrank_*), and backward reduces dBk
-   to dB, dC_* (and dcore). */
+   to dB, dC_* (and dcore). With heads out and few rows the stacked-heads path below replaces
+   Bk (lort__joint_stacked). merge/delta always go through Bk: W += w s Bk^T A^T (out) or
+   w s A Bk (in), d^2 r1 (inherent to materialising). */
 typedef struct lort__joint {
     int tucker, heads_in;
     int d, dh, H, L, M, kv;
