@@ -1,4 +1,4 @@
-/* lortensor.h - v0.1.0 - parameter-efficient adapter kernels (LoRA, LoRA-XS, ...) for C - MIT
+/* lortensor.h - v0.1.0 - parameter-efficient adapter kernels (LoRA, LoRA-XS, LoRTA, ...) for C - MIT
 
    One STB-style header: forward and backward kernels of low-rank and tensor adapters over
    cblas_sgemm, or over a built-in blocked GEMM when there is no BLAS. No allocation in any
@@ -32,10 +32,10 @@ TABLE OF CONTENTS
     MEMORY          params / frozen / cache / workspace
     ERRORS          status codes
     THREADING       reentrancy and BLAS threads
-    MATH            lora, loraxs, tt (+ tt_rep, tt_adp), svd, adamw, dropout
+    MATH            lora, loraxs, tt (+ tt_rep, tt_adp), cp, tucker, svd, adamw, dropout
     API             declarations (grep "// >>api")
     IMPLEMENTATION  (grep "// >>impl", "// >>gemm", "// >>svd", "// >>lora", "// >>loraxs",
-                    "// >>tt", "// >>tt_rep", "// >>tt_adp")
+                    "// >>tt", "// >>tt_rep", "// >>tt_adp", "// >>joint", "// >>cp", "// >>tucker")
     HISTORY, LICENSE at the end
 
 CONFIGURATION
@@ -89,6 +89,10 @@ ERRORS
   aborts, exits or prints, and on error writes nothing to the caller's outputs.
   lort_status_string() gives a static message. Under LORT_DEBUG, kernels also scan their inputs
   for NaN/Inf (LORT_ERR_NONFINITE); the SVD routines always do (their cost dwarfs the scan).
+  Joint families (cp, tucker): a site with layer or matrix out of range is LORT_ERR_INVALID_ARG;
+  d not divisible by heads, or kv_heads not dividing heads, LORT_ERR_SHAPE; GQA with heads on
+  the input LORT_ERR_UNSUPPORTED; a GEMM dimension (d r1, r1 r2, the core size) above INT_MAX
+  LORT_ERR_OVERFLOW.
 
 THREADING
 =========
@@ -160,6 +164,55 @@ MATH
             giving the residual's gradient dy + J_f^T dy).
       init: cores as tt; beta_d ~ U(+-1/sqrt b), beta_u ~ U(+-1/sqrt hidden); f != 0 at init.
       params: cores of W_down, cores of W_up, beta_d (b), beta_u (hidden).
+
+  cp (LoRTA, Hounie et al. 2024). ONE CP tensor over (d, d_h = d/H, heads H, layers L, matrix
+  types M) holds every adapted matrix of a model; its factors are shared by all sites.
+      params (one flat block for the whole model): A (d, r), B (r, d_h), C_H (H, r), C_L (L, r),
+      C_M (M, r); count r (d + d_h + H + L + M) (LLaMA-2-7B, r = 8: 34,336; RoBERTa-base 860 r)
+      site (l, m), head h: c_h = C_H[h] .* C_L[l] .* C_M[m] (r);  D = [A diag(c_0) B | ... |
+      A diag(c_{H-1}) B] (d, d), head blocks side by side; s = alpha / r (or / sqrt(r))
+      head_side OUT (default, lit-gpt): y += s Xd D;   W += s D^T   (heads split the output)
+      head_side IN  (HF-PEFT, GLUE):    y += s Xd D^T; W += s D     (heads split the input)
+      evaluation: Bk = [diag(c_0) B | ... ] (r, d) costs r d, then the site is a rank-r LoRA:
+      OUT: U = Xd A (n, r, cached), y += s U Bk;  IN: T = Xd Bk^T (n, r, cached), y += s T A^T.
+      Never the d x d D per forward (the reference code's cost 4 L d^2 r); FLOPs 4 n d r + r d.
+      OUT with few rows (n (r + d_h) < r d_h) skips Bk: P_h = U .* c_h for all heads stacked
+      as rows, y_h = s P_h B in one GEMM (spec 4.3), so only A (d, r) is streamed. Both paths
+      use the same workspace and cache (U), and give the same values up to float rounding.
+      backward (OUT; IN is the transpose): dBk = s U^T dy, G = s dy Bk^T, dA += Xd^T G,
+      dx += drop(G A^T); dc_h[k] = sum_j B[k, j] dBk[k, h d_h + j], dB[k] += sum_h c_h[k]
+      dBk_h[k]; dC_H[h] += dc_h .* C_L[l] .* C_M[m], dC_L[l] += sum_h dc_h .* C_H[h] .* C_M[m],
+      dC_M[m] likewise. Every backward ADDS into the one gradient block: call it for every site
+      and the block holds the sum over sites. Not row-separable (a reduction over rows).
+      GQA (our definition; LoRTA has none): a matrix type in kv_matrices (default K, V) has
+      G = kv_heads heads, d_out = G d_h, and its head g uses the mean of C_H rows g q .. g q+q-1
+      (q = H/G): the K/V update is the MHA update mean-pooled over each query group, exactly
+      the MHA -> GQA checkpoint conversion (Ainslie et al. 2023); gradients flow to all H rows
+      (each / q). Defined for head_side OUT only (IN + GQA: LORT_ERR_UNSUPPORTED).
+      init (official scripts): B = 0 (every dW = 0), A ~ U(+-1/sqrt r), C_* ~ kaiming_uniform(a
+      = sqrt(5) init_scale) on fan_in r, i.e. U(+-sqrt(6/r)) at init_scale 0 (every script).
+      dropout acts on x; sites sharing dropout_seed share the mask (lit-gpt's one q,k,v draw).
+      Matrix indices are the caller's (0..M-1); LORT_CP_Q/K/V/O = 0..3 name the defaults.
+      Quirk not reproduced: lit-gpt's fused qkv adds dQ to permuted q/k/v channels
+      (spec/MATH.md 4.2); we add dQ to the Q matrix.
+
+  tucker: the same joint tensor with core C (r1, r2, rH, rL, rM) and A (d, r1), B (r2, d_h),
+  C_H (H, rH), C_L (L, rL), C_M (M, rM); flat layout core, A, B, C_H, C_L, C_M.
+      site (l, m): Z = C x_5 C_M[m] x_4 C_L[l] (r1 r2, rH) (two mat-vecs), K_h = Z Ch[h]
+      (r1, r2), Bk = [K_0 B | ...] (r1, d) (nh GEMMs, r1 r2 d), then as cp at rank r1 (two
+      skinny GEMMs); D block h = A K_h B. s = alpha / r1. With heads out and few rows
+      (n (r2 + d_h) < r1 d_h, n < d_h) the per-head form instead: P_h = U K_h stacked, one
+      GEMM with B (cost n H r1 r2 + a rank-r1 LoRA). Backward: dB += K_h^T dBk_h,
+      dK_h = dBk_h B^T, dCh = dK Z, dZ = dK^T Ch, dC_L[l] += dZ Z1, dC_M[m] += (dZ C_L[l]) C,
+      dC += (dZ C_L[l]) C_M[m]. CP = superdiagonal core (r1 = ... = rM = r, C[k,k,k,k,k] = 1).
+      LoTR (Bershatsky et al. 2024, dW_l = (s/r) U G_l V^T): heads 1, M 1, rH = rM = 1,
+      rL = L, A = V, B = U^T, core[:, :, 0, l, 0] = G_l^T, C_L = I, C_H = C_M = 1, alpha = s
+      (LORT_TUCKER_INIT_LOTR: U, V ~ N(0, 1), G_l = 0).
+      FacT-TK (Jie & Deng 2023, dY = s X U^T (C x_3 p_m) V^T over S stacked slices): heads 1,
+      layers 1, M = S, rH = rL = 1, A = U^T, B = V^T, core[:, :, 0, 0, c] = C[:, :, c],
+      C_M = P^T, alpha = s r1; params 2 d r + S r + r^3 + 2 (the unit C_H, C_L)
+      (LORT_TUCKER_INIT_FACT_TK; its dropout on the r-dim hidden is not reproduced: p = 0).
+      Default init: as cp with a superdiagonal core of ones (starts as a CP).
 
   dropout: keep(row, col) is a pure function of (seed, row, col) (a counter-based hash), so
       backward regenerates the mask of forward instead of storing it. Rows are numbered from 0
@@ -544,6 +597,130 @@ LORT_API lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
                                           const float *params, int n, const void *cache,
                                           size_t cache_size, void *work, size_t work_size);
 
+// >>api ============================================================================= cp
+
+/* LoRTA (spec/MATH.md 4): ONE rank-r CP tensor over (model dim d, head dim d_h = d/H, heads H,
+   layers L, matrix types M) holds the updates of every adapted d x d matrix of a model. A site
+   is one adapted matrix (layer l, matrix m); all sites share one flat parameter block
+       A (d, r), B (r, d_h), C_H (H, r), C_L (L, r), C_M (M, r)        in this order,
+   so param_count = r (d + d_h + H + L + M). Matrix types are the caller's indices 0..M-1;
+   the LORT_CP_Q/K/V/O names below are only the default meaning of 0..3 (GQA uses them). */
+enum { LORT_CP_Q = 0, LORT_CP_K = 1, LORT_CP_V = 2, LORT_CP_O = 3 };
+
+typedef enum lort_cp_heads {
+    LORT_CP_HEADS_OUT = 0,   /* default, lit-gpt (instruction tuning): y += s drop(x) D,
+                                A on the input side, heads split the output columns */
+    LORT_CP_HEADS_IN = 1     /* HF-PEFT (GLUE runs): y += s drop(x) D^T, A on the output
+                                side, heads split the input columns */
+} lort_cp_heads;
+
+typedef struct lort_cp_desc {
+    int d, heads, layers;   /* required, > 0; d % heads == 0 (else LORT_ERR_SHAPE) */
+    int matrices;           /* M, 0 = 4 (Q, K, V, O) */
+    int r;                  /* required, > 0 */
+    float alpha;            /* 0 = r (scale 1, or sqrt(r) with rslora) */
+    int rslora;             /* nonzero: s = alpha / sqrt(r) instead of alpha / r */
+    float dropout;          /* p in [0, 1) on x, before the adapter; same seed = same mask */
+    uint64_t dropout_seed;
+    int head_side;          /* lort_cp_heads */
+    int kv_heads;           /* grouped-query attention: heads of K and V, 0 = heads (MHA);
+                               must divide heads; only with LORT_CP_HEADS_OUT */
+    unsigned kv_matrices;   /* bit m set: matrix type m has kv_heads heads; 0 = K|V (bits 1,2) */
+    float init_scale;       /* C_* ~ kaiming_uniform(a = sqrt(5) init_scale); 0 as every
+                               official LoRTA script: U(+-sqrt(6/r)) */
+} lort_cp_desc;
+
+LORT_API lort_status lort_cp_desc_resolve(const lort_cp_desc *desc, lort_cp_desc *out);
+LORT_API lort_status lort_cp_scale(const lort_cp_desc *desc, float *scale);
+LORT_API lort_status lort_cp_param_count(const lort_cp_desc *desc, size_t *count);
+/* The nn.Linear shape of site matrix m: d_in = d; d_out = d, or kv_heads d_h for a GQA type. */
+LORT_API lort_status lort_cp_site_dims(const lort_cp_desc *desc, int matrix, int *d_in,
+                                       int *d_out);
+LORT_API lort_status lort_cp_cache_size(const lort_cp_desc *desc, int n, size_t *bytes);
+/* One size for forward, backward, merge and delta of any site at n rows. */
+LORT_API lort_status lort_cp_workspace_size(const lort_cp_desc *desc, int n, size_t *bytes);
+/* A ~ U(+-1/sqrt(r)), B = 0 (so every dW = 0), C_H, C_L, C_M ~ U(+-bound(init_scale)). */
+LORT_API lort_status lort_cp_init(const lort_cp_desc *desc, float *params, lort_rng *rng);
+/* Site (layer, matrix): y (n, d_out) += s dy_site; x: (n, d). Costs a rank-r LoRA.
+   cache (optional): (n, r). */
+LORT_API lort_status lort_cp_forward(const lort_cp_desc *desc, float *y, const float *x,
+                                     const float *params, int layer, int matrix, int n,
+                                     void *cache, size_t cache_size, void *work,
+                                     size_t work_size);
+/* dx (n, d) and dparams (the flat layout) ACCUMULATE, so calling it for every site sums the
+   shared factor gradients over sites; either may be NULL. dy: (n, d_out). */
+LORT_API lort_status lort_cp_backward(const lort_cp_desc *desc, float *dx, float *dparams,
+                                      const float *dy, const float *x, const float *params,
+                                      int layer, int matrix, int n, const void *cache,
+                                      size_t cache_size, void *work, size_t work_size);
+/* W (d_out, d) += weight * dW_site (nn.Linear layout). */
+LORT_API lort_status lort_cp_merge(const lort_cp_desc *desc, float *W, const float *params,
+                                   int layer, int matrix, float weight, void *work,
+                                   size_t work_size);
+LORT_API lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const float *params,
+                                   int layer, int matrix, void *work, size_t work_size);
+
+// >>api ========================================================================= tucker
+
+/* The joint tensor of cp in Tucker form (spec/MATH.md 4.6): core C (r1, r2, rH, rL, rM) and
+   factors A (d, r1), B (r2, d_h), C_H (H, rH), C_L (L, rL), C_M (M, rM); flat layout
+       core, A, B, C_H, C_L, C_M                                         in this order.
+   Site (l, m), head h: K_h = sum_{a,b,c} C[:, :, a, b, c] C_H[h, a] C_L[l, b] C_M[m, c]
+   (r1, r2), and head block h of the site's D (d, d) is A K_h B; D is used as in cp
+   (head_side). Configurations: CP = superdiagonal core; LoTR = heads 1, rH = rM = 1,
+   rL = L, C_L = I, C_H = C_M = 1 (LORT_TUCKER_INIT_LOTR); FacT-TK = heads 1, layers 1, one
+   matrix type per stacked slice, rH = rL = 1, C_M = P^T (LORT_TUCKER_INIT_FACT_TK). */
+typedef enum lort_tucker_init_kind {
+    LORT_TUCKER_INIT_DEFAULT = 0,   /* as cp, core = superdiagonal ones: starts as a CP */
+    LORT_TUCKER_INIT_LOTR = 1,      /* LoTR: A, B ~ N(0, 1), core = 0, C_L = I, C_H = C_M = 1 */
+    LORT_TUCKER_INIT_FACT_TK = 2    /* FacT-TK: A ~ U(+-1/sqrt(d)), B = 0, core ~ Xavier U(+-
+                                       sqrt(3)/r1), C_M ~ Xavier U(+-sqrt(6/(M + rM))), C_H =
+                                       C_L = 1 */
+} lort_tucker_init_kind;
+
+typedef struct lort_tucker_desc {
+    int d, heads, layers;   /* required, > 0; d % heads == 0 */
+    int matrices;           /* M, 0 = 4 */
+    int r1, r2;             /* required, > 0: ranks of the d and d_h modes */
+    int rh, rl, rm;         /* ranks of the head, layer and matrix modes; 0 = r1 */
+    float alpha;            /* 0 = r1; s = alpha / r1 (or / sqrt(r1) with rslora) */
+    int rslora;
+    float dropout;
+    uint64_t dropout_seed;
+    int head_side;          /* lort_cp_heads */
+    int kv_heads;           /* as cp */
+    unsigned kv_matrices;
+    int init;               /* lort_tucker_init_kind */
+} lort_tucker_desc;
+
+LORT_API lort_status lort_tucker_desc_resolve(const lort_tucker_desc *desc,
+                                              lort_tucker_desc *out);
+LORT_API lort_status lort_tucker_scale(const lort_tucker_desc *desc, float *scale);
+/* r1 r2 rH rL rM + d r1 + r2 d_h + H rH + L rL + M rM */
+LORT_API lort_status lort_tucker_param_count(const lort_tucker_desc *desc, size_t *count);
+LORT_API lort_status lort_tucker_site_dims(const lort_tucker_desc *desc, int matrix, int *d_in,
+                                           int *d_out);
+LORT_API lort_status lort_tucker_cache_size(const lort_tucker_desc *desc, int n, size_t *bytes);
+LORT_API lort_status lort_tucker_workspace_size(const lort_tucker_desc *desc, int n,
+                                                size_t *bytes);
+LORT_API lort_status lort_tucker_init(const lort_tucker_desc *desc, float *params,
+                                      lort_rng *rng);
+LORT_API lort_status lort_tucker_forward(const lort_tucker_desc *desc, float *y, const float *x,
+                                         const float *params, int layer, int matrix, int n,
+                                         void *cache, size_t cache_size, void *work,
+                                         size_t work_size);
+LORT_API lort_status lort_tucker_backward(const lort_tucker_desc *desc, float *dx,
+                                          float *dparams, const float *dy, const float *x,
+                                          const float *params, int layer, int matrix, int n,
+                                          const void *cache, size_t cache_size, void *work,
+                                          size_t work_size);
+LORT_API lort_status lort_tucker_merge(const lort_tucker_desc *desc, float *W,
+                                       const float *params, int layer, int matrix, float weight,
+                                       void *work, size_t work_size);
+LORT_API lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
+                                       const float *params, int layer, int matrix, void *work,
+                                       size_t work_size);
+
 // >>api ======================================================================== adapter
 
 typedef enum lort_kind {
@@ -551,7 +728,9 @@ typedef enum lort_kind {
     LORT_KIND_LORA = 1,
     LORT_KIND_LORAXS = 2,
     LORT_KIND_TT_REP = 3,
-    LORT_KIND_TT_ADP = 7     /* 4..6 are mpo, cp, tucker (other branches) */
+    LORT_KIND_CP = 5,
+    LORT_KIND_TUCKER = 6,
+    LORT_KIND_TT_ADP = 7
 } lort_kind;
 
 /* One adapted matrix of any family. params/grads share the family's flat layout; frozen holds
@@ -564,6 +743,8 @@ typedef struct lort_adapter {
         lort_loraxs_desc loraxs;
         lort_tt_rep_desc tt_rep;
         lort_tt_adp_desc tt_adp;
+        lort_cp_desc cp;
+        lort_tucker_desc tucker;
     } desc;
     float *params;
     float *frozen;
@@ -674,7 +855,7 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 
 #define LORT__ALIGN 64u
 #define LORT__SIZE_LIMIT ((size_t)PTRDIFF_MAX)
-#define LORT__MAX_SLOTS 12
+#define LORT__MAX_SLOTS 16
 
 // >>impl ============================================================================ core
 
@@ -1688,37 +1869,49 @@ LORT_DEF lort_status lort_lora_init(const lort_lora_desc *desc, float *A, float 
     return LORT_OK;
 }
 
-/* The low-rank pipeline shared by lora (R = NULL) and loraxs: one body for both families.
+/* The low-rank pipeline shared by lora (R = NULL), loraxs and the joint families cp and
+   tucker: one body for all. at: A is stored transposed, (d_in, r) instead of (r, d_in);
+   bt: B is stored transposed, (r, d_out) instead of (d_out, r).
    forward:  H = drop(x) A^T -> cache or work;  (loraxs: H2 = H R^T);  y += s H2 B^T        */
-LORT__PRIVATE void lort__lowrank_forward(int d_in, int d_out, int r, float s, float p,
-                                         uint64_t seed, float *y, const float *x,
-                                         const float *R, const float *A, const float *B, int n,
-                                         float *H, float *base, const lort__layout *L) {
+LORT__PRIVATE void lort__lowrank_forward_t(int d_in, int d_out, int r, float s, float p,
+                                           uint64_t seed, float *y, const float *x,
+                                           const float *R, const float *A, const float *B,
+                                           int n, float *H, float *base, const lort__layout *L,
+                                           int at, int bt) {
     const float *xin = x;
     if (p > 0.0f) {
         float *xd = lort__lay_slot(base, L, LORT__LR_XD);
         lort__dropout(seed, p, n, d_in, xd, x);
         xin = xd;
     }
-    lort__gemm(0, 1, n, r, d_in, 1.0f, xin, d_in, A, d_in, 0.0f, H, r);       /* H = Xd A^T */
+    lort__gemm(0, !at, n, r, d_in, 1.0f, xin, d_in, A, at ? r : d_in, 0.0f, H, r); /* H = Xd A^T */
     if (R) {
         float *H2 = lort__lay_slot(base, L, LORT__LR_G);
         lort__gemm(0, 1, n, r, r, 1.0f, H, r, R, r, 0.0f, H2, r);               /* H2 = H R^T */
         H = H2;
     }
-    lort__gemm(0, 1, n, d_out, r, s, H, r, B, r, 1.0f, y, d_out);             /* y += s H B^T */
+    lort__gemm(0, !bt, n, d_out, r, s, H, r, B, bt ? d_out : r, 1.0f, y, d_out); /* y += s H B^T */
+}
+LORT__PRIVATE void lort__lowrank_forward(int d_in, int d_out, int r, float s, float p,
+                                         uint64_t seed, float *y, const float *x,
+                                         const float *R, const float *A, const float *B, int n,
+                                         float *H, float *base, const lort__layout *L) {
+    lort__lowrank_forward_t(d_in, d_out, r, s, p, seed, y, x, R, A, B, n, H, base, L, 0, 0);
 }
 
 /* backward: G = s dy B;  lora: dB += s dy^T H, dA += G^T Xd;  loraxs: dR += G^T H, G <- G R;
-   then dx += drop(G A).  H comes from the cache or is recomputed. */
-LORT__PRIVATE void lort__lowrank_backward(int d_in, int d_out, int r, float s, float p,
-                                          uint64_t seed, float *dx, float *dA, float *dB,
-                                          float *dR, const float *dy, const float *x,
-                                          const float *R, const float *A, const float *B, int n,
-                                          const float *Hc, float *base, const lort__layout *L) {
+   then dx += drop(G A).  H comes from the cache or is recomputed. at, bt as forward (dA, dB
+   then have A's and B's stored shapes). */
+LORT__PRIVATE void lort__lowrank_backward_t(int d_in, int d_out, int r, float s, float p,
+                                            uint64_t seed, float *dx, float *dA, float *dB,
+                                            float *dR, const float *dy, const float *x,
+                                            const float *R, const float *A, const float *B,
+                                            int n, const float *Hc, float *base,
+                                            const lort__layout *L, int at, int bt) {
     const float *xin = x, *H = Hc;
     float *G = lort__lay_slot(base, L, LORT__LR_G), *xd = NULL;
     int need_h = dB || dR, need_xd = p > 0.0f && (dA || !Hc) && (need_h || dA);
+    int lda = at ? r : d_in, ldb = bt ? d_out : r;
     if (need_xd) {
         xd = lort__lay_slot(base, L, LORT__LR_XD);
         lort__dropout(seed, p, n, d_in, xd, x);
@@ -1726,13 +1919,19 @@ LORT__PRIVATE void lort__lowrank_backward(int d_in, int d_out, int r, float s, f
     }
     if (!H && need_h) {
         float *Hw = lort__lay_slot(base, L, LORT__LR_H);
-        lort__gemm(0, 1, n, r, d_in, 1.0f, xin, d_in, A, d_in, 0.0f, Hw, r);
+        lort__gemm(0, !at, n, r, d_in, 1.0f, xin, d_in, A, lda, 0.0f, Hw, r);
         H = Hw;
     }
-    if (dB) lort__gemm(1, 0, d_out, r, n, s, dy, d_out, H, r, 1.0f, dB, r);   /* dB += s dy^T H */
+    if (dB) {
+        if (bt) lort__gemm(1, 0, r, d_out, n, s, H, r, dy, d_out, 1.0f, dB, d_out); /* += s H^T dy */
+        else lort__gemm(1, 0, d_out, r, n, s, dy, d_out, H, r, 1.0f, dB, r);        /* += s dy^T H */
+    }
     if (!(dA || dR || dx)) return;
-    lort__gemm(0, 0, n, r, d_out, s, dy, d_out, B, r, 0.0f, G, r);            /* G = s dy B */
-    if (dA) lort__gemm(1, 0, r, d_in, n, 1.0f, G, r, xin, d_in, 1.0f, dA, d_in); /* dA += G^T Xd */
+    lort__gemm(0, bt, n, r, d_out, s, dy, d_out, B, ldb, 0.0f, G, r);          /* G = s dy B */
+    if (dA) {
+        if (at) lort__gemm(1, 0, d_in, r, n, 1.0f, xin, d_in, G, r, 1.0f, dA, r); /* += Xd^T G */
+        else lort__gemm(1, 0, r, d_in, n, 1.0f, G, r, xin, d_in, 1.0f, dA, d_in); /* += G^T Xd */
+    }
     if (R) {
         float *G2 = lort__lay_slot(base, L, LORT__LR_T);
         if (dR) lort__gemm(1, 0, r, r, n, 1.0f, G, r, H, r, 1.0f, dR, r);     /* dR += G^T H */
@@ -1743,11 +1942,19 @@ LORT__PRIVATE void lort__lowrank_backward(int d_in, int d_out, int r, float s, f
     if (!dx) return;
     if (p > 0.0f) {
         float *t = lort__lay_slot(base, L, LORT__LR_XD);
-        lort__gemm(0, 0, n, d_in, r, 1.0f, G, r, A, d_in, 0.0f, t, d_in);     /* T = G A */
+        lort__gemm(0, at, n, d_in, r, 1.0f, G, r, A, lda, 0.0f, t, d_in);      /* T = G A */
         lort__dropout_add(seed, p, n, d_in, dx, t);                             /* dx += drop(T) */
     } else {
-        lort__gemm(0, 0, n, d_in, r, 1.0f, G, r, A, d_in, 1.0f, dx, d_in);     /* dx += G A */
+        lort__gemm(0, at, n, d_in, r, 1.0f, G, r, A, lda, 1.0f, dx, d_in);      /* dx += G A */
     }
+}
+LORT__PRIVATE void lort__lowrank_backward(int d_in, int d_out, int r, float s, float p,
+                                          uint64_t seed, float *dx, float *dA, float *dB,
+                                          float *dR, const float *dy, const float *x,
+                                          const float *R, const float *A, const float *B, int n,
+                                          const float *Hc, float *base, const lort__layout *L) {
+    lort__lowrank_backward_t(d_in, d_out, r, s, p, seed, dx, dA, dB, dR, dy, x, R, A, B, n, Hc,
+                             base, L, 0, 0);
 }
 
 /* Checks the cache and workspace of a kernel call against the layouts. */
@@ -2956,13 +3163,859 @@ LORT__PRIVATE lort_status lort__tt_adp_unmergeable(const lort_tt_adp_desc *d, co
     if (!W) return LORT_ERR_NULL;
     return LORT_ERR_NOT_MERGEABLE;
 }
+// >>joint ========================================================================== joint
+
+/* cp and tucker share one engine. Per site (layer l, matrix m) with nh heads (H, or kv_heads
+   for a GQA type; q = H / nh query heads share each), pooled head factor rows
+       Ch[g] = (1/q) sum_{t < q} C_H[g q + t]                       (nh, rH)
+   and per-head cores K_g (r1, r2): cp K_g = diag(Ch[g] .* C_L[l] .* C_M[m]); tucker
+   K_g = sum_{abc} C[:, :, a, b, c] Ch[g, a] C_L[l, b] C_M[m, c]. The head-split factor
+       Bk = [K_0 B | K_1 B | ... | K_{nh-1} B]                      (r1, nh d_h)
+   costs r1 d (cp) or r1 r2 d (tucker) and turns the site into a rank-r1 LoRA:
+       heads out: y += s (Xd A) Bk      = lowrank with A_lora = A^T, B_lora = Bk^T
+       heads in:  y += s (Xd Bk^T) A^T  = lowrank with A_lora = Bk,  B_lora = A
+   so forward and backward run the lora pipeline (lort__lowrank_*), and backward reduces dBk
+   to dB, dC_* (and dcore). With heads out and few rows the stacked-heads path below replaces
+   Bk (lort__joint_stacked). merge/delta always go through Bk: W += w s Bk^T A^T (out) or
+   w s A Bk (in), d^2 r1 (inherent to materialising). */
+typedef struct lort__joint {
+    int tucker, heads_in;
+    int d, dh, H, L, M, kv;
+    unsigned kvmask;
+    int r1, r2, rh, rl, rm;
+    float s, p;
+    uint64_t seed;
+    size_t oA, oB, oH, oL, oM, count; /* offsets in the flat vector (core at 0 for tucker) */
+    /* site */
+    int layer, matrix, nh, q, d_out;
+} lort__joint;
+
+/* Workspace slots after the lowrank ones. */
+enum { LORT__JT_BK = LORT__LR_M + 1, LORT__JT_DBK, LORT__JT_CH, LORT__JT_DCH, LORT__JT_Z1,
+       LORT__JT_Z2, LORT__JT_K, LORT__JT_DK, LORT__JT_E, LORT__JT_DZ1 };
+
+/* Heads on the output and few rows: the per-head form of spec/MATH.md 4.3-4.4, heads stacked
+   into the rows of one GEMM (P_g = U K_g, y_g = s P_g B, dy_g B^T, ...). It moves n (r2 + d_h)
+   floats per head instead of the r1 d_h of Bk and dBk (tucker: and costs n H r1 r2 instead of
+   r1 r2 d, hence also n < d_h). Its buffers live in the Bk and dBk slots, which it does not
+   use: P_g and y_g (n nh (r2 + d_h) < r1 d floats) in Bk, dP_g (n nh r2) in dBk; so the
+   workspace does not depend on the path. Tucker runs the head products as single GEMMs with
+   Kcat = [K_0 | ... | K_{nh-1}] (r1, nh r2): P = U Kcat, dU = Gcat Kcat^T, dKcat = U^T Gcat,
+   with (i, g) <-> (g, i) row permutations of the small (n, nh r2) results; Kcat lives in the
+   dK slot until dK replaces it; Gcat in the second half of dBk (2 n r2 <= r1 d_h), Pcat in
+   the first. */
+/* dst[(g n + i) w + b] = src[i (G w) + g w + b], or the reverse with back != 0. */
+LORT__PRIVATE void lort__permute_heads(float *dst, const float *src, int G, int n, int w,
+                                       int back) {
+    int g, i;
+    for (g = 0; g < G; ++g)
+        for (i = 0; i < n; ++i) {
+            size_t st = ((size_t)g * (size_t)n + (size_t)i) * (size_t)w,
+                   ct = (size_t)i * (size_t)G * (size_t)w + (size_t)g * (size_t)w;
+            if (back) memcpy(dst + ct, src + st, (size_t)w * sizeof(float));
+            else memcpy(dst + st, src + ct, (size_t)w * sizeof(float));
+        }
+}
+LORT__PRIVATE int lort__joint_stacked(const lort__joint *J, int n) {
+    size_t rd = (size_t)J->r1 * (size_t)J->dh;
+    return !J->heads_in && (size_t)n * ((size_t)J->r2 + (size_t)J->dh) < rd &&
+           (!J->tucker || (n < J->dh && 2u * (size_t)n * (size_t)J->r2 <= rd));
+}
+
+/* *c += a b; 0 on overflow. */
+LORT__PRIVATE int lort__add_mul(size_t *c, size_t a, size_t b) {
+    size_t t;
+    if (!lort__mul(a, b, &t) || t > LORT__SIZE_LIMIT - *c) return 0;
+    *c += t;
+    return 1;
+}
+/* Validation common to cp and tucker; ranks r1.. already in J. */
+LORT__PRIVATE lort_status lort__joint_check(lort__joint *J, int d, int heads, int layers,
+                                            int matrices, float alpha, int rslora, float dropout,
+                                            uint64_t seed, int head_side, int kv_heads,
+                                            unsigned kv_matrices) {
+    size_t t, c, core = 1;
+    if (d <= 0 || heads <= 0 || layers <= 0 || matrices < 0 || kv_heads < 0 || J->r1 <= 0 ||
+        J->r2 <= 0 || J->rh <= 0 || J->rl <= 0 || J->rm <= 0)
+        return LORT_ERR_INVALID_ARG;
+    if (!lort__finite(alpha) || !(dropout >= 0.0f && dropout < 1.0f) ||
+        (head_side != LORT_CP_HEADS_OUT && head_side != LORT_CP_HEADS_IN))
+        return LORT_ERR_INVALID_ARG;
+    if (d % heads) return LORT_ERR_SHAPE;
+    J->d = d;
+    J->H = heads;
+    J->dh = d / heads;
+    J->L = layers;
+    J->M = matrices ? matrices : 4;
+    J->kv = kv_heads ? kv_heads : heads;
+    if (J->kv > heads || heads % J->kv) return LORT_ERR_SHAPE;
+    J->heads_in = head_side == LORT_CP_HEADS_IN;
+    if (J->heads_in && J->kv != heads) return LORT_ERR_UNSUPPORTED;
+    J->kvmask = kv_matrices ? kv_matrices : ((1u << LORT_CP_K) | (1u << LORT_CP_V));
+    J->p = dropout;
+    J->seed = seed;
+    {
+        float a = lort__is_zero(alpha) ? (float)J->r1 : alpha;
+        J->s = rslora ? a / sqrtf((float)J->r1) : a / (float)J->r1;
+    }
+    /* offsets (checked); every GEMM dimension (d, r1 d, r1 r2, the core's products) fits int */
+    if (J->tucker) {
+        if (!lort__mul3((size_t)J->r1, (size_t)J->r2, (size_t)J->rh, &core) ||
+            !lort__mul3(core, (size_t)J->rl, (size_t)J->rm, &core) || core > (size_t)INT_MAX)
+            return LORT_ERR_OVERFLOW;
+    } else {
+        core = 0;
+    }
+    if (!lort__mul((size_t)d, (size_t)J->r1, &t) || t > (size_t)INT_MAX ||
+        !lort__mul((size_t)J->r1, (size_t)J->r2, &t) || t > (size_t)INT_MAX ||
+        !lort__mul3((size_t)J->r2, (size_t)d, (size_t)J->r1, &t) ||
+        !lort__mul3((size_t)d, (size_t)d, sizeof(float), &t))
+        return LORT_ERR_OVERFLOW;
+    c = core;
+    J->oA = c;
+    if (!lort__add_mul(&c, (size_t)d, (size_t)J->r1)) return LORT_ERR_OVERFLOW;
+    J->oB = c;
+    if (!lort__add_mul(&c, (size_t)J->r2, (size_t)J->dh)) return LORT_ERR_OVERFLOW;
+    J->oH = c;
+    if (!lort__add_mul(&c, (size_t)heads, (size_t)J->rh)) return LORT_ERR_OVERFLOW;
+    J->oL = c;
+    if (!lort__add_mul(&c, (size_t)layers, (size_t)J->rl)) return LORT_ERR_OVERFLOW;
+    J->oM = c;
+    if (!lort__add_mul(&c, (size_t)J->M, (size_t)J->rm) || !lort__mul(c, sizeof(float), &t))
+        return LORT_ERR_OVERFLOW;
+    J->count = c;
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__cp_joint(const lort_cp_desc *dd, lort__joint *J) {
+    if (!dd) return LORT_ERR_NULL;
+    memset(J, 0, sizeof(*J));
+    J->r1 = J->r2 = J->rh = J->rl = J->rm = dd->r;
+    if (!lort__finite(dd->init_scale)) return LORT_ERR_INVALID_ARG;
+    return lort__joint_check(J, dd->d, dd->heads, dd->layers, dd->matrices, dd->alpha,
+                             dd->rslora, dd->dropout, dd->dropout_seed, dd->head_side,
+                             dd->kv_heads, dd->kv_matrices);
+}
+LORT__PRIVATE lort_status lort__tucker_joint(const lort_tucker_desc *dd, lort__joint *J) {
+    if (!dd) return LORT_ERR_NULL;
+    memset(J, 0, sizeof(*J));
+    J->tucker = 1;
+    J->r1 = dd->r1;
+    J->r2 = dd->r2;
+    J->rh = dd->rh ? dd->rh : dd->r1;
+    J->rl = dd->rl ? dd->rl : dd->r1;
+    J->rm = dd->rm ? dd->rm : dd->r1;
+    if (dd->rh < 0 || dd->rl < 0 || dd->rm < 0 || dd->init < LORT_TUCKER_INIT_DEFAULT ||
+        dd->init > LORT_TUCKER_INIT_FACT_TK)
+        return LORT_ERR_INVALID_ARG;
+    return lort__joint_check(J, dd->d, dd->heads, dd->layers, dd->matrices, dd->alpha,
+                             dd->rslora, dd->dropout, dd->dropout_seed, dd->head_side,
+                             dd->kv_heads, dd->kv_matrices);
+}
+
+/* nn.Linear shape of matrix type m; LORT_ERR_INVALID_ARG when m is out of range. */
+LORT__PRIVATE lort_status lort__joint_matrix(lort__joint *J, int matrix) {
+    if (matrix < 0 || matrix >= J->M) return LORT_ERR_INVALID_ARG;
+    J->matrix = matrix;
+    J->nh = (matrix < 32 && ((J->kvmask >> matrix) & 1u)) ? J->kv : J->H;
+    J->q = J->H / J->nh;
+    J->d_out = J->heads_in ? J->d : J->nh * J->dh;
+    return LORT_OK;
+}
+LORT__PRIVATE lort_status lort__joint_site(lort__joint *J, int layer, int matrix) {
+    if (layer < 0 || layer >= J->L) return LORT_ERR_INVALID_ARG;
+    J->layer = layer;
+    return lort__joint_matrix(J, matrix);
+}
+
+/* Work and cache at n rows, for any site: the lowrank slots at (d, d, r1) plus the joint
+   slots. Cache: (n, r1). */
+LORT__PRIVATE lort_status lort__joint_layout(const lort__joint *J, int n, lort__layout *work,
+                                             lort__layout *cache) {
+    lort_status st;
+    size_t r12 = (size_t)J->r1 * (size_t)J->r2, r3 = r12 * (size_t)J->rh,
+           r4 = r3 * (size_t)J->rl, bk = (size_t)J->r1 * (size_t)J->d,
+           ch = (size_t)J->H * (size_t)J->rh, hk = 0;
+    if ((st = lort__rows_check(n, J->d, J->d))) return st;
+    lort__lay_init(work);
+    lort__lay_init(cache);
+    lort__lowrank_layout(J->d, J->d, J->r1, J->p, n, 0, work, cache);
+    if (J->tucker && !lort__mul((size_t)J->H, r12, &hk)) work->overflow = 1;
+    lort__lay_add(work, bk);                   /* Bk (r1, nh d_h) */
+    lort__lay_add(work, bk);                   /* dBk */
+    lort__lay_add(work, ch);                   /* Ch (nh, rH); cp: c_g = Ch .* C_L[l] .* C_M[m] */
+    lort__lay_add(work, ch);                   /* dCh */
+    lort__lay_add(work, J->tucker ? r4 : 0);   /* Z1 = C x_5 C_M[m]   (r1 r2 rH, rL) */
+    lort__lay_add(work, J->tucker ? r3 : 0);   /* Z2 = Z1 x_4 C_L[l]  (r1 r2, rH) */
+    lort__lay_add(work, hk);                   /* K (nh, r1 r2) */
+    lort__lay_add(work, hk);                   /* dK */
+    lort__lay_add(work, J->tucker ? r3 : 0);   /* E = dZ2 */
+    lort__lay_add(work, J->tucker ? r4 : 0);   /* dZ1 */
+    return LORT_OK;
+}
+
+/* Ch (nh, rh) = group means of the rows of C_H. */
+LORT__PRIVATE void lort__joint_pool(const lort__joint *J, const float *CH, float *Ch) {
+    int g, t, k, rh = J->rh;
+    float inv = 1.0f / (float)J->q;
+    for (g = 0; g < J->nh; ++g) {
+        float *o = Ch + (size_t)g * (size_t)rh;
+        for (k = 0; k < rh; ++k) {
+            float acc = 0.0f;
+            for (t = 0; t < J->q; ++t) acc += CH[((size_t)g * (size_t)J->q + (size_t)t) * (size_t)rh + (size_t)k];
+            o[k] = J->q == 1 ? acc : acc * inv;
+        }
+    }
+}
+
+/* cp: c_g = Ch[g] .* C_L[l] .* C_M[m] (nh, r). */
+LORT__PRIVATE void lort__cp_coeffs(const lort__joint *J, const float *P, float *c) {
+    const float *cl = P + J->oL + (size_t)J->layer * (size_t)J->rl,
+                *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    int g, k, r = J->r1;
+    lort__joint_pool(J, P + J->oH, c);
+    for (g = 0; g < J->nh; ++g)
+        for (k = 0; k < r; ++k) c[(size_t)g * (size_t)r + (size_t)k] *= cl[k] * cm[k];
+}
+/* cp: dC_H, dC_L[l], dC_M[m] += the gradients through c_g, given dc (nh, r); Ch: scratch. */
+LORT__PRIVATE void lort__cp_coeffs_backward(const lort__joint *J, float *dP, const float *P,
+                                            const float *dc, float *Ch) {
+    const float *cl = P + J->oL + (size_t)J->layer * (size_t)J->rl,
+                *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    float *dCH = dP + J->oH, *dcl = dP + J->oL + (size_t)J->layer * (size_t)J->rl,
+          *dcm = dP + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    int g, k, t, r = J->r1;
+    float invq = 1.0f / (float)J->q;
+    lort__joint_pool(J, P + J->oH, Ch); /* the pooled C_H rows */
+    for (g = 0; g < J->nh; ++g)
+        for (k = 0; k < r; ++k) {
+            size_t i = (size_t)g * (size_t)r + (size_t)k;
+            float v = dc[i] * cl[k] * cm[k] * invq;
+            dcl[k] += dc[i] * Ch[i] * cm[k];
+            dcm[k] += dc[i] * Ch[i] * cl[k];
+            for (t = 0; t < J->q; ++t) dCH[((size_t)g * (size_t)J->q + (size_t)t) * (size_t)r + (size_t)k] += v;
+        }
+}
+
+/* Bk (r1, nh d_h) of the site, from the flat params P. */
+/* tucker: Z1 = C x_5 C_M[m], Z2 = Z1 x_4 C_L[l], Ch (pooled C_H) and K (nh, r1 r2), K_g =
+   sum_a Z2[:, :, a] Ch[g, a], in their slots. */
+LORT__PRIVATE void lort__tucker_cores(const lort__joint *J, const float *P, float *base,
+                                      const lort__layout *W) {
+    const float *cl = P + J->oL + (size_t)J->layer * (size_t)J->rl,
+                *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    float *Z1 = lort__lay_slot(base, W, LORT__JT_Z1), *Z2 = lort__lay_slot(base, W, LORT__JT_Z2);
+    float *K = lort__lay_slot(base, W, LORT__JT_K), *Ch = lort__lay_slot(base, W, LORT__JT_CH);
+    int r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
+    lort__joint_pool(J, P + J->oH, Ch);
+    lort__gemm(0, 0, r4, 1, J->rm, 1.0f, P, J->rm, cm, 1, 0.0f, Z1, 1);        /* Z1 = C cm */
+    lort__gemm(0, 0, r3, 1, J->rl, 1.0f, Z1, J->rl, cl, 1, 0.0f, Z2, 1);       /* Z2 = Z1 cl */
+    lort__gemm(0, 1, J->nh, r12, J->rh, 1.0f, Ch, J->rh, Z2, J->rh, 0.0f, K, r12); /* Ch Z2^T */
+}
+/* tucker: dP += the gradients that flow from dK (nh, r1 r2, in its slot) to the core, C_H,
+   C_L[l] and C_M[m] (lort__tucker_cores must have run). */
+LORT__PRIVATE void lort__tucker_cores_backward(const lort__joint *J, float *dP, const float *P,
+                                               float *base, const lort__layout *W) {
+    const float *cl = P + J->oL + (size_t)J->layer * (size_t)J->rl,
+                *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    const float *Z1 = lort__lay_slot(base, W, LORT__JT_Z1), *Z2 = lort__lay_slot(base, W, LORT__JT_Z2);
+    const float *dK = lort__lay_slot(base, W, LORT__JT_DK), *Ch = lort__lay_slot(base, W, LORT__JT_CH);
+    float *E = lort__lay_slot(base, W, LORT__JT_E), *dZ1 = lort__lay_slot(base, W, LORT__JT_DZ1);
+    float *dCh = lort__lay_slot(base, W, LORT__JT_DCH), *dCH = dP + J->oH;
+    float *dcl = dP + J->oL + (size_t)J->layer * (size_t)J->rl,
+          *dcm = dP + J->oM + (size_t)J->matrix * (size_t)J->rm;
+    int g, k, t, rh = J->rh, r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
+    float invq = 1.0f / (float)J->q;
+    lort__gemm(0, 0, J->nh, rh, r12, 1.0f, dK, r12, Z2, rh, 0.0f, dCh, rh);   /* dCh = dK Z2 */
+    lort__gemm(1, 0, r12, rh, J->nh, 1.0f, dK, r12, Ch, rh, 0.0f, E, rh);     /* dZ2 = dK^T Ch */
+    lort__gemm(0, 0, 1, J->rl, r3, 1.0f, E, r3, Z1, J->rl, 1.0f, dcl, J->rl); /* dcl += dZ2 Z1 */
+    lort__gemm(0, 0, r3, J->rl, 1, 1.0f, E, 1, cl, J->rl, 0.0f, dZ1, J->rl);  /* dZ1 = dZ2 cl^T */
+    lort__gemm(0, 0, 1, J->rm, r4, 1.0f, dZ1, r4, P, J->rm, 1.0f, dcm, J->rm); /* dcm += dZ1 C */
+    lort__gemm(0, 0, r4, J->rm, 1, 1.0f, dZ1, 1, cm, J->rm, 1.0f, dP, J->rm);  /* dC += dZ1 cm^T */
+    for (g = 0; g < J->nh; ++g)
+        for (k = 0; k < rh; ++k) {
+            float v = dCh[(size_t)g * (size_t)rh + (size_t)k] * invq;
+            for (t = 0; t < J->q; ++t) dCH[((size_t)g * (size_t)J->q + (size_t)t) * (size_t)rh + (size_t)k] += v;
+        }
+}
+
+LORT__PRIVATE void lort__joint_bk(const lort__joint *J, const float *P, float *base,
+                                  const lort__layout *W) {
+    const float *B = P + J->oB;
+    float *Bk = lort__lay_slot(base, W, LORT__JT_BK), *Ch = lort__lay_slot(base, W, LORT__JT_CH);
+    int g, k, j, dh = J->dh, ds = J->nh * J->dh;
+    if (!J->tucker) { /* c_g = Ch[g] .* C_L[l] .* C_M[m]; Bk[k, g dh + j] = c_g[k] B[k, j] */
+        int r = J->r1;
+        lort__cp_coeffs(J, P, Ch);
+        for (k = 0; k < r; ++k) {
+            const float *b = B + (size_t)k * (size_t)dh;
+            for (g = 0; g < J->nh; ++g) {
+                float c = Ch[(size_t)g * (size_t)r + (size_t)k];
+                float *o = Bk + (size_t)k * (size_t)ds + (size_t)g * (size_t)dh;
+                for (j = 0; j < dh; ++j) o[j] = c * b[j];
+            }
+        }
+    } else {
+        const float *K = lort__lay_slot(base, W, LORT__JT_K);
+        int r12 = J->r1 * J->r2;
+        lort__tucker_cores(J, P, base, W);
+        for (g = 0; g < J->nh; ++g)                                           /* Bk_g = K_g B */
+            lort__gemm(0, 0, J->r1, dh, J->r2, 1.0f, K + (size_t)g * (size_t)r12, J->r2, B, dh,
+                       0.0f, Bk + (size_t)g * (size_t)dh, ds);
+    }
+}
+
+/* dP (flat) += the gradients that flow from dBk through Bk (lort__joint_bk must have run). */
+LORT__PRIVATE void lort__joint_bk_backward(const lort__joint *J, float *dP, const float *P,
+                                           float *base, const lort__layout *W) {
+    const float *B = P + J->oB;
+    const float *dBk = lort__lay_slot(base, W, LORT__JT_DBK);
+    float *Ch = lort__lay_slot(base, W, LORT__JT_CH), *dCh = lort__lay_slot(base, W, LORT__JT_DCH);
+    float *dB = dP + J->oB;
+    int g, k, j, dh = J->dh, ds = J->nh * J->dh;
+    if (!J->tucker) {
+        int r = J->r1;
+        /* Ch holds c_g; dc_g[k] = sum_j B[k, j] dBk[k, g dh + j]; dB[k] += sum_g c_g[k] dBk_g[k] */
+        for (k = 0; k < r; ++k) {
+            const float *b = B + (size_t)k * (size_t)dh;
+            float *db = dB + (size_t)k * (size_t)dh;
+            for (g = 0; g < J->nh; ++g) {
+                const float *e = dBk + (size_t)k * (size_t)ds + (size_t)g * (size_t)dh;
+                float c = Ch[(size_t)g * (size_t)r + (size_t)k];
+                dCh[(size_t)g * (size_t)r + (size_t)k] = lort__dot(b, e, (size_t)dh);
+                for (j = 0; j < dh; ++j) db[j] += c * e[j];
+            }
+        }
+        lort__cp_coeffs_backward(J, dP, P, dCh, Ch);
+    } else {
+        const float *K = lort__lay_slot(base, W, LORT__JT_K);
+        float *dK = lort__lay_slot(base, W, LORT__JT_DK);
+        int r12 = J->r1 * J->r2;
+        for (g = 0; g < J->nh; ++g) {
+            const float *e = dBk + (size_t)g * (size_t)dh;
+            lort__gemm(1, 0, J->r2, dh, J->r1, 1.0f, K + (size_t)g * (size_t)r12, J->r2, e, ds,
+                       1.0f, dB, dh);                                        /* dB += K_g^T dBk_g */
+            lort__gemm(0, 1, J->r1, J->r2, dh, 1.0f, e, ds, B, dh, 0.0f,
+                       dK + (size_t)g * (size_t)r12, J->r2);                 /* dK_g = dBk_g B^T */
+        }
+        lort__tucker_cores_backward(J, dP, P, base, W);
+    }
+}
+
+/* P_g = U K_g for every head, stacked (nh n, r2): cp K_g = diag(c_g), tucker the core slices. */
+LORT__PRIVATE void lort__joint_heads_stacked(const lort__joint *J, const float *U, int n,
+                                             float *Ps, float *base, const lort__layout *W) {
+    int g, i, k, r = J->r1, r2 = J->r2, r12 = J->r1 * J->r2;
+    if (!J->tucker) {
+        const float *c = lort__lay_slot(base, W, LORT__JT_CH);
+        for (g = 0; g < J->nh; ++g)
+            for (i = 0; i < n; ++i) {
+                const float *u = U + (size_t)i * (size_t)r, *cg = c + (size_t)g * (size_t)r;
+                float *o = Ps + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
+                for (k = 0; k < r; ++k) o[k] = u[k] * cg[k];
+            }
+    } else { /* Pcat = U Kcat (n, nh r2) in the first half of dBk (the stacked dP_g, which
+                tucker's backward has turned into Gcat by then), then stacked into Ps */
+        const float *Kc = lort__lay_slot(base, W, LORT__JT_DK);
+        float *Pc = lort__lay_slot(base, W, LORT__JT_DBK);
+        (void)r12;
+        lort__gemm(0, 0, n, J->nh * r2, r, 1.0f, U, r, Kc, J->nh * r2, 0.0f, Pc, J->nh * r2);
+        lort__permute_heads(Ps, Pc, J->nh, n, r2, 0);
+    }
+}
+/* tucker: Kcat (r1, nh r2) into the dK slot from K (nh, r1 r2) */
+LORT__PRIVATE void lort__tucker_kcat(const lort__joint *J, float *base, const lort__layout *W) {
+    const float *K = lort__lay_slot(base, W, LORT__JT_K);
+    float *Kc = lort__lay_slot(base, W, LORT__JT_DK);
+    int g, a, r2 = J->r2, w = J->nh * J->r2;
+    for (g = 0; g < J->nh; ++g)
+        for (a = 0; a < J->r1; ++a)
+            memcpy(Kc + (size_t)a * (size_t)w + (size_t)g * (size_t)r2,
+                   K + ((size_t)g * (size_t)J->r1 + (size_t)a) * (size_t)r2, (size_t)r2 * sizeof(float));
+}
+
+/* Heads out, stacked heads. U = Xd A (n, r1) -> H (cache or work); P_g = U K_g;
+   y_g = s P_g B (one GEMM over the nh n stacked rows); y[:, g d_h ..] += y_g. */
+LORT__PRIVATE void lort__joint_forward_stacked(const lort__joint *J, float *y, const float *x,
+                                               const float *P, int n, float *U, float *base,
+                                               const lort__layout *W) {
+    const float *xin = x;
+    float *Ps = lort__lay_slot(base, W, LORT__JT_BK);
+    float *Ys = Ps + (size_t)J->nh * (size_t)n * (size_t)J->r2;
+    int g, i, r = J->r1, r2 = J->r2, dh = J->dh, d = J->d, ds = J->nh * J->dh;
+    if (J->p > 0.0f) {
+        float *xd = lort__lay_slot(base, W, LORT__LR_XD);
+        lort__dropout(J->seed, J->p, n, d, xd, x);
+        xin = xd;
+    }
+    lort__gemm(0, 0, n, r, d, 1.0f, xin, d, P + J->oA, r, 0.0f, U, r);        /* U = Xd A */
+    if (J->tucker) {
+        lort__tucker_cores(J, P, base, W);
+        lort__tucker_kcat(J, base, W);
+    } else {
+        lort__cp_coeffs(J, P, lort__lay_slot(base, W, LORT__JT_CH));
+    }
+    lort__joint_heads_stacked(J, U, n, Ps, base, W);
+    lort__gemm(0, 0, J->nh * n, dh, r2, J->s, Ps, r2, P + J->oB, dh, 0.0f, Ys, dh); /* s P_g B */
+    for (g = 0; g < J->nh; ++g)
+        for (i = 0; i < n; ++i)
+            lort__axpy(y + (size_t)i * (size_t)ds + (size_t)g * (size_t)dh, 1.0f,
+                       Ys + ((size_t)g * (size_t)n + (size_t)i) * (size_t)dh, (size_t)dh);
+}
+
+/* Backward of the stacked form: dy_g stacked; dP_g = s dy_g B^T; dB += s sum_g P_g^T dy_g;
+   cp: dc_g = sum_rows dP_g .* U, dU = sum_g dP_g .* c_g; tucker: dK_g = U^T dP_g,
+   dU = sum_g dP_g K_g^T; then dA += Xd^T dU; dx += drop(dU A^T). */
+LORT__PRIVATE void lort__joint_backward_stacked(const lort__joint *J, float *dx, float *dP,
+                                                const float *dy, const float *x, const float *P,
+                                                int n, const float *Uc, float *base,
+                                                const lort__layout *W) {
+    const float *xin = x, *U = Uc, *A = P + J->oA;
+    float *c = lort__lay_slot(base, W, LORT__JT_CH), *dc = lort__lay_slot(base, W, LORT__JT_DCH);
+    float *Ps = lort__lay_slot(base, W, LORT__JT_BK), *dU = lort__lay_slot(base, W, LORT__LR_G);
+    float *Ds = Ps + (size_t)J->nh * (size_t)n * (size_t)J->r2;
+    float *Gs = lort__lay_slot(base, W, LORT__JT_DBK);
+    int g, i, k, r = J->r1, r2 = J->r2, r12 = J->r1 * J->r2, dh = J->dh, d = J->d;
+    int ds = J->nh * J->dh, nn = J->nh * n;
+    if (J->p > 0.0f && (dP || !Uc)) {
+        float *xd = lort__lay_slot(base, W, LORT__LR_XD);
+        lort__dropout(J->seed, J->p, n, d, xd, x);
+        xin = xd;
+    }
+    if (!U) {
+        float *Uw = lort__lay_slot(base, W, LORT__LR_H);
+        lort__gemm(0, 0, n, r, d, 1.0f, xin, d, A, r, 0.0f, Uw, r);           /* U = Xd A */
+        U = Uw;
+    }
+    if (J->tucker) {
+        lort__tucker_cores(J, P, base, W);
+        lort__tucker_kcat(J, base, W);
+    } else {
+        lort__cp_coeffs(J, P, c);
+    }
+    for (g = 0; g < J->nh; ++g) /* dy_g stacked */
+        for (i = 0; i < n; ++i)
+            memcpy(Ds + ((size_t)g * (size_t)n + (size_t)i) * (size_t)dh,
+                   dy + (size_t)i * (size_t)ds + (size_t)g * (size_t)dh, (size_t)dh * sizeof(float));
+    lort__gemm(0, 1, nn, r2, dh, J->s, Ds, dh, P + J->oB, dh, 0.0f, Gs, r2); /* dP_g = s dy_g B^T */
+    if (J->tucker) { /* Gcat (n, nh r2); dU = Gcat Kcat^T before dK overwrites Kcat */
+        float *Gc = Gs + (size_t)nn * (size_t)r2;
+        lort__permute_heads(Gc, Gs, J->nh, n, r2, 1);
+        if (dP || dx)
+            lort__gemm(0, 1, n, r, J->nh * r2, 1.0f, Gc, J->nh * r2,
+                       lort__lay_slot(base, W, LORT__JT_DK), J->nh * r2, 0.0f, dU, r);
+    }
+    if (dP) {
+        lort__joint_heads_stacked(J, U, n, Ps, base, W);
+        lort__gemm(1, 0, r2, dh, nn, J->s, Ps, r2, Ds, dh, 1.0f, dP + J->oB, dh); /* dB */
+        if (!J->tucker) {
+            memset(dc, 0, (size_t)J->nh * (size_t)r * sizeof(float));
+            for (g = 0; g < J->nh; ++g)
+                for (i = 0; i < n; ++i) {
+                    const float *gg = Gs + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
+                    const float *u = U + (size_t)i * (size_t)r;
+                    float *o = dc + (size_t)g * (size_t)r;
+                    for (k = 0; k < r; ++k) o[k] += gg[k] * u[k];
+                }
+        } else { /* dKcat = U^T Gcat (r1, nh r2) in the K slot, then dK (nh, r1 r2) */
+            float *dKc = lort__lay_slot(base, W, LORT__JT_K), *dK = lort__lay_slot(base, W, LORT__JT_DK);
+            int a, w = J->nh * r2;
+            lort__gemm(1, 0, r, w, n, 1.0f, U, r, Gs + (size_t)nn * (size_t)r2, w, 0.0f, dKc, w);
+            for (g = 0; g < J->nh; ++g)
+                for (a = 0; a < r; ++a)
+                    memcpy(dK + (size_t)g * (size_t)r12 + (size_t)a * (size_t)r2,
+                           dKc + (size_t)a * (size_t)w + (size_t)g * (size_t)r2, (size_t)r2 * sizeof(float));
+        }
+    }
+    if ((dP || dx) && !J->tucker) { /* dU = sum_g dP_g .* c_g */
+        {
+            memset(dU, 0, (size_t)n * (size_t)r * sizeof(float));
+            for (g = 0; g < J->nh; ++g)
+                for (i = 0; i < n; ++i) {
+                    const float *gg = Gs + ((size_t)g * (size_t)n + (size_t)i) * (size_t)r;
+                    const float *cg = c + (size_t)g * (size_t)r;
+                    float *o = dU + (size_t)i * (size_t)r;
+                    for (k = 0; k < r; ++k) o[k] += gg[k] * cg[k];
+                }
+        }
+    }
+    if (dP) {
+        lort__gemm(1, 0, d, r, n, 1.0f, xin, d, dU, r, 1.0f, dP + J->oA, r);   /* dA += Xd^T dU */
+        if (J->tucker) lort__tucker_cores_backward(J, dP, P, base, W);
+        else lort__cp_coeffs_backward(J, dP, P, dc, c);
+    }
+    if (!dx) return;
+    if (J->p > 0.0f) {
+        float *t = lort__lay_slot(base, W, LORT__LR_XD);
+        lort__gemm(0, 1, n, d, r, 1.0f, dU, r, A, r, 0.0f, t, d);             /* T = dU A^T */
+        lort__dropout_add(J->seed, J->p, n, d, dx, t);
+    } else {
+        lort__gemm(0, 1, n, d, r, 1.0f, dU, r, A, r, 1.0f, dx, d);            /* dx += dU A^T */
+    }
+}
+
+LORT__PRIVATE lort_status lort__joint_forward(lort__joint *J, float *y, const float *x,
+                                              const float *P, int layer, int matrix, int n,
+                                              void *cache, size_t cache_size, void *work,
+                                              size_t work_size) {
+    lort__layout w, c;
+    lort_status st;
+    float *base, *H, *Bk;
+    if ((st = lort__joint_site(J, layer, matrix))) return st;
+    if ((st = lort__joint_layout(J, n, &w, &c))) return st;
+    if (!y || !x || !P) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)J->d);
+    LORT__DEBUG_FINITE(P, J->count);
+    base = lort__lay_base(work);
+    H = cache ? lort__lay_base(cache) : lort__lay_slot(base, &w, LORT__LR_H);
+    if (lort__joint_stacked(J, n)) {
+        lort__joint_forward_stacked(J, y, x, P, n, H, base, &w);
+        return LORT_OK;
+    }
+    lort__joint_bk(J, P, base, &w);
+    Bk = lort__lay_slot(base, &w, LORT__JT_BK);
+    if (J->heads_in)
+        lort__lowrank_forward_t(J->d, J->d, J->r1, J->s, J->p, J->seed, y, x, NULL, Bk, P + J->oA,
+                                n, H, base, &w, 0, 0);
+    else
+        lort__lowrank_forward_t(J->d, J->d_out, J->r1, J->s, J->p, J->seed, y, x, NULL,
+                                P + J->oA, Bk, n, H, base, &w, 1, 1);
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__joint_backward(lort__joint *J, float *dx, float *dP,
+                                               const float *dy, const float *x, const float *P,
+                                               int layer, int matrix, int n, const void *cache,
+                                               size_t cache_size, void *work,
+                                               size_t work_size) {
+    lort__layout w, c;
+    lort_status st;
+    float *base, *Bk, *dBk = NULL, *dA = NULL;
+    const float *Hc;
+    if ((st = lort__joint_site(J, layer, matrix))) return st;
+    if ((st = lort__joint_layout(J, n, &w, &c))) return st;
+    if (!dy || !x || !P) return LORT_ERR_NULL;
+    if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
+    LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)J->d_out);
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)J->d);
+    LORT__DEBUG_FINITE(P, J->count);
+    base = lort__lay_base(work);
+    Hc = cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL;
+    if (lort__joint_stacked(J, n)) {
+        lort__joint_backward_stacked(J, dx, dP, dy, x, P, n, Hc, base, &w);
+        return LORT_OK;
+    }
+    lort__joint_bk(J, P, base, &w);
+    Bk = lort__lay_slot(base, &w, LORT__JT_BK);
+    if (dP) {
+        dBk = lort__lay_slot(base, &w, LORT__JT_DBK);
+        memset(dBk, 0, (size_t)J->r1 * (size_t)J->nh * (size_t)J->dh * sizeof(float));
+        dA = dP + J->oA;
+    }
+    if (J->heads_in)
+        lort__lowrank_backward_t(J->d, J->d, J->r1, J->s, J->p, J->seed, dx, dBk, dA, NULL, dy,
+                                 x, NULL, Bk, P + J->oA, n, Hc, base, &w, 0, 0);
+    else
+        lort__lowrank_backward_t(J->d, J->d_out, J->r1, J->s, J->p, J->seed, dx, dA, dBk, NULL,
+                                 dy, x, NULL, P + J->oA, Bk, n, Hc, base, &w, 1, 1);
+    if (dP) lort__joint_bk_backward(J, dP, P, base, &w);
+    return LORT_OK;
+}
+
+/* W (d_out, d) = beta W + weight s D^T (heads out) or weight s D (heads in). */
+LORT__PRIVATE lort_status lort__joint_dense(lort__joint *J, float *W, const float *P, int layer,
+                                            int matrix, float weight, float beta, void *work,
+                                            size_t work_size) {
+    lort__layout w, c;
+    lort_status st;
+    float *base, *Bk;
+    if ((st = lort__joint_site(J, layer, matrix))) return st;
+    if ((st = lort__joint_layout(J, 1, &w, &c))) return st;
+    if (!W || !P) return LORT_ERR_NULL;
+    if (!lort__finite(weight)) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__lay_check(&w, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    base = lort__lay_base(work);
+    lort__joint_bk(J, P, base, &w);
+    Bk = lort__lay_slot(base, &w, LORT__JT_BK);
+    if (J->heads_in) /* W (d, d) = beta W + w s A Bk */
+        lort__gemm(0, 0, J->d, J->d, J->r1, weight * J->s, P + J->oA, J->r1, Bk, J->d, beta, W,
+                   J->d);
+    else /* W (d_out, d) = beta W + w s Bk^T A^T */
+        lort__gemm(1, 1, J->d_out, J->d, J->r1, weight * J->s, Bk, J->d_out, P + J->oA, J->r1,
+                   beta, W, J->d);
+    return LORT_OK;
+}
+
+LORT__PRIVATE void lort__uniform_fill(float *x, size_t count, float bound, lort_rng *rng) {
+    size_t i;
+    for (i = 0; i < count; ++i) x[i] = bound * (2.0f * lort_rng_uniform(rng) - 1.0f);
+}
+
+// >>cp ================================================================================ cp
+
+LORT_DEF lort_status lort_cp_desc_resolve(const lort_cp_desc *desc, lort_cp_desc *out) {
+    lort__joint J;
+    lort_status st;
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__cp_joint(desc, &J))) return st;
+    *out = *desc;
+    if (lort__is_zero(out->alpha)) out->alpha = (float)out->r;
+    out->matrices = J.M;
+    out->kv_heads = J.kv;
+    out->kv_matrices = J.kvmask;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_cp_scale(const lort_cp_desc *desc, float *scale) {
+    lort__joint J;
+    lort_status st;
+    if (!scale) return LORT_ERR_NULL;
+    if ((st = lort__cp_joint(desc, &J))) return st;
+    *scale = J.s;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_cp_param_count(const lort_cp_desc *desc, size_t *count) {
+    lort__joint J;
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__cp_joint(desc, &J))) return st;
+    *count = J.count;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_cp_site_dims(const lort_cp_desc *desc, int matrix, int *d_in,
+                                       int *d_out) {
+    lort__joint J;
+    lort_status st;
+    if (!d_in || !d_out) return LORT_ERR_NULL;
+    if ((st = lort__cp_joint(desc, &J)) || (st = lort__joint_matrix(&J, matrix))) return st;
+    *d_in = J.d;
+    *d_out = J.d_out;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_cp_cache_size(const lort_cp_desc *desc, int n, size_t *bytes) {
+    lort__joint J;
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__cp_joint(desc, &J)) || (st = lort__joint_layout(&J, n, &w, &c))) return st;
+    return lort__lay_bytes(&c, bytes);
+}
+LORT_DEF lort_status lort_cp_workspace_size(const lort_cp_desc *desc, int n, size_t *bytes) {
+    lort__joint J;
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__cp_joint(desc, &J)) || (st = lort__joint_layout(&J, n, &w, &c))) return st;
+    return lort__lay_bytes(&w, bytes);
+}
+
+LORT_DEF lort_status lort_cp_init(const lort_cp_desc *desc, float *params, lort_rng *rng) {
+    lort__joint J;
+    lort_status st;
+    float a, gain2;
+    if ((st = lort__cp_joint(desc, &J))) return st;
+    if (!params || !rng) return LORT_ERR_NULL;
+    /* kaiming_uniform(a) on fan_in = r: bound = sqrt(6 / ((1 + a^2) r)), a = sqrt(5) init_scale */
+    a = desc->init_scale;
+    gain2 = 1.0f + 5.0f * a * a;
+    lort__uniform_fill(params + J.oA, (size_t)J.d * (size_t)J.r1, 1.0f / sqrtf((float)J.r1), rng);
+    memset(params + J.oB, 0, (size_t)J.r1 * (size_t)J.dh * sizeof(float));
+    lort__uniform_fill(params + J.oH, J.count - J.oH, sqrtf(6.0f / (gain2 * (float)J.r1)), rng);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_cp_forward(const lort_cp_desc *desc, float *y, const float *x,
+                                     const float *params, int layer, int matrix, int n,
+                                     void *cache, size_t cache_size, void *work,
+                                     size_t work_size) {
+    lort__joint J;
+    lort_status st;
+    if ((st = lort__cp_joint(desc, &J))) return st;
+    return lort__joint_forward(&J, y, x, params, layer, matrix, n, cache, cache_size, work,
+                               work_size);
+}
+LORT_DEF lort_status lort_cp_backward(const lort_cp_desc *desc, float *dx, float *dparams,
+                                      const float *dy, const float *x, const float *params,
+                                      int layer, int matrix, int n, const void *cache,
+                                      size_t cache_size, void *work, size_t work_size) {
+    lort__joint J;
+    lort_status st;
+    if ((st = lort__cp_joint(desc, &J))) return st;
+    return lort__joint_backward(&J, dx, dparams, dy, x, params, layer, matrix, n, cache,
+                                cache_size, work, work_size);
+}
+LORT_DEF lort_status lort_cp_merge(const lort_cp_desc *desc, float *W, const float *params,
+                                   int layer, int matrix, float weight, void *work,
+                                   size_t work_size) {
+    lort__joint J;
+    lort_status st;
+    if ((st = lort__cp_joint(desc, &J))) return st;
+    return lort__joint_dense(&J, W, params, layer, matrix, weight, 1.0f, work, work_size);
+}
+LORT_DEF lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const float *params,
+                                   int layer, int matrix, void *work, size_t work_size) {
+    lort__joint J;
+    lort_status st;
+    if ((st = lort__cp_joint(desc, &J))) return st;
+    return lort__joint_dense(&J, dW, params, layer, matrix, 1.0f, 0.0f, work, work_size);
+}
+
+// >>tucker ======================================================================== tucker
+
+LORT_DEF lort_status lort_tucker_desc_resolve(const lort_tucker_desc *desc,
+                                              lort_tucker_desc *out) {
+    lort__joint J;
+    lort_status st;
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__tucker_joint(desc, &J))) return st;
+    *out = *desc;
+    if (lort__is_zero(out->alpha)) out->alpha = (float)out->r1;
+    out->matrices = J.M;
+    out->rh = J.rh;
+    out->rl = J.rl;
+    out->rm = J.rm;
+    out->kv_heads = J.kv;
+    out->kv_matrices = J.kvmask;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tucker_scale(const lort_tucker_desc *desc, float *scale) {
+    lort__joint J;
+    lort_status st;
+    if (!scale) return LORT_ERR_NULL;
+    if ((st = lort__tucker_joint(desc, &J))) return st;
+    *scale = J.s;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tucker_param_count(const lort_tucker_desc *desc, size_t *count) {
+    lort__joint J;
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__tucker_joint(desc, &J))) return st;
+    *count = J.count;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tucker_site_dims(const lort_tucker_desc *desc, int matrix, int *d_in,
+                                           int *d_out) {
+    lort__joint J;
+    lort_status st;
+    if (!d_in || !d_out) return LORT_ERR_NULL;
+    if ((st = lort__tucker_joint(desc, &J)) || (st = lort__joint_matrix(&J, matrix))) return st;
+    *d_in = J.d;
+    *d_out = J.d_out;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_tucker_cache_size(const lort_tucker_desc *desc, int n, size_t *bytes) {
+    lort__joint J;
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tucker_joint(desc, &J)) || (st = lort__joint_layout(&J, n, &w, &c))) return st;
+    return lort__lay_bytes(&c, bytes);
+}
+LORT_DEF lort_status lort_tucker_workspace_size(const lort_tucker_desc *desc, int n,
+                                                size_t *bytes) {
+    lort__joint J;
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tucker_joint(desc, &J)) || (st = lort__joint_layout(&J, n, &w, &c))) return st;
+    return lort__lay_bytes(&w, bytes);
+}
+
+LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *params,
+                                      lort_rng *rng) {
+    lort__joint J;
+    lort_status st;
+    size_t i, nA, nB, nc;
+    int k, kmin;
+    if ((st = lort__tucker_joint(desc, &J))) return st;
+    if (!params || !rng) return LORT_ERR_NULL;
+    if (desc->init == LORT_TUCKER_INIT_LOTR && (J.rh != 1 || J.rm != 1 || J.rl != J.L))
+        return LORT_ERR_SHAPE;
+    if (desc->init == LORT_TUCKER_INIT_FACT_TK && (J.rh != 1 || J.rl != 1)) return LORT_ERR_SHAPE;
+    nc = J.oA;
+    nA = (size_t)J.d * (size_t)J.r1;
+    nB = (size_t)J.r2 * (size_t)J.dh;
+    memset(params, 0, J.count * sizeof(float));
+    switch (desc->init) {
+    case LORT_TUCKER_INIT_LOTR: /* U, V ~ N(0, 1); G_l = 0; C_L = I; C_H = C_M = 1 */
+        for (i = 0; i < nA; ++i) params[J.oA + i] = lort_rng_normal(rng);
+        for (i = 0; i < nB; ++i) params[J.oB + i] = lort_rng_normal(rng);
+        for (i = 0; i < (size_t)J.H; ++i) params[J.oH + i] = 1.0f;
+        for (k = 0; k < J.L; ++k) params[J.oL + (size_t)k * (size_t)J.L + (size_t)k] = 1.0f;
+        for (i = 0; i < (size_t)J.M; ++i) params[J.oM + i] = 1.0f;
+        break;
+    case LORT_TUCKER_INIT_FACT_TK: /* nn.Linear FacTu, zero FacTv, Xavier core and P */
+        lort__uniform_fill(params + J.oA, nA, 1.0f / sqrtf((float)J.d), rng);
+        lort__uniform_fill(params, nc, sqrtf(6.0f / ((float)(J.r1 + J.r2) * (float)J.rm)), rng);
+        lort__uniform_fill(params + J.oM, (size_t)J.M * (size_t)J.rm,
+                           sqrtf(6.0f / (float)(J.M + J.rm)), rng);
+        for (i = 0; i < (size_t)J.H; ++i) params[J.oH + i] = 1.0f;
+        for (i = 0; i < (size_t)J.L; ++i) params[J.oL + i] = 1.0f;
+        break;
+    default: /* as cp (init_scale 0), core = superdiagonal ones */
+        lort__uniform_fill(params + J.oA, nA, 1.0f / sqrtf((float)J.r1), rng);
+        lort__uniform_fill(params + J.oH, (size_t)J.H * (size_t)J.rh, sqrtf(6.0f / (float)J.rh), rng);
+        lort__uniform_fill(params + J.oL, (size_t)J.L * (size_t)J.rl, sqrtf(6.0f / (float)J.rl), rng);
+        lort__uniform_fill(params + J.oM, (size_t)J.M * (size_t)J.rm, sqrtf(6.0f / (float)J.rm), rng);
+        kmin = J.r1 < J.r2 ? J.r1 : J.r2;
+        kmin = kmin < J.rh ? kmin : J.rh;
+        kmin = kmin < J.rl ? kmin : J.rl;
+        kmin = kmin < J.rm ? kmin : J.rm;
+        for (k = 0; k < kmin; ++k)
+            params[(((((size_t)k * (size_t)J.r2 + (size_t)k) * (size_t)J.rh + (size_t)k) * (size_t)J.rl + (size_t)k) * (size_t)J.rm) + (size_t)k] = 1.0f;
+        break;
+    }
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_tucker_forward(const lort_tucker_desc *desc, float *y, const float *x,
+                                         const float *params, int layer, int matrix, int n,
+                                         void *cache, size_t cache_size, void *work,
+                                         size_t work_size) {
+    lort__joint J;
+    lort_status st;
+    if ((st = lort__tucker_joint(desc, &J))) return st;
+    return lort__joint_forward(&J, y, x, params, layer, matrix, n, cache, cache_size, work,
+                               work_size);
+}
+LORT_DEF lort_status lort_tucker_backward(const lort_tucker_desc *desc, float *dx,
+                                          float *dparams, const float *dy, const float *x,
+                                          const float *params, int layer, int matrix, int n,
+                                          const void *cache, size_t cache_size, void *work,
+                                          size_t work_size) {
+    lort__joint J;
+    lort_status st;
+    if ((st = lort__tucker_joint(desc, &J))) return st;
+    return lort__joint_backward(&J, dx, dparams, dy, x, params, layer, matrix, n, cache,
+                                cache_size, work, work_size);
+}
+LORT_DEF lort_status lort_tucker_merge(const lort_tucker_desc *desc, float *W,
+                                       const float *params, int layer, int matrix, float weight,
+                                       void *work, size_t work_size) {
+    lort__joint J;
+    lort_status st;
+    if ((st = lort__tucker_joint(desc, &J))) return st;
+    return lort__joint_dense(&J, W, params, layer, matrix, weight, 1.0f, work, work_size);
+}
+LORT_DEF lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
+                                       const float *params, int layer, int matrix, void *work,
+                                       size_t work_size) {
+    lort__joint J;
+    lort_status st;
+    if ((st = lort__tucker_joint(desc, &J))) return st;
+    return lort__joint_dense(&J, dW, params, layer, matrix, 1.0f, 0.0f, work, work_size);
+}
 
 // >>adapter ====================================================================== adapter
 
 /* The families' flat layouts: lora params = A (r, d_in) then B (d_out, r);
    loraxs params = R (r, r), frozen = A (r, d_in) then B (d_out, r);
    tt_rep params = cores of W_A then cores of W_B (no frozen);
-   tt_adp params = cores of W_down, cores of W_up, beta_d (b), beta_u (hidden) (no frozen). */
+   tt_adp params = cores of W_down, cores of W_up, beta_d (b), beta_u (hidden) (no frozen);
+   cp params = A (d, r), B (r, d_h), C_H (H, r), C_L (L, r), C_M (M, r), shared by all sites;
+   tucker params = core, A, B, C_H, C_L, C_M (see lort_tucker_desc). The site of cp and tucker
+   is (a->layer, a->matrix). */
 LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
                                               lort_adapter_sizes *sizes) {
     lort_status st;
@@ -3004,6 +4057,20 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.tt_adp.hidden;
         z.d_out = a->desc.tt_adp.hidden;
         break;
+    case LORT_KIND_CP:
+        if ((st = lort_cp_param_count(&a->desc.cp, &z.params)) ||
+            (st = lort_cp_cache_size(&a->desc.cp, n, &z.cache)) ||
+            (st = lort_cp_workspace_size(&a->desc.cp, n, &z.work)) ||
+            (st = lort_cp_site_dims(&a->desc.cp, a->matrix, &z.d_in, &z.d_out)))
+            return st;
+        break;
+    case LORT_KIND_TUCKER:
+        if ((st = lort_tucker_param_count(&a->desc.tucker, &z.params)) ||
+            (st = lort_tucker_cache_size(&a->desc.tucker, n, &z.cache)) ||
+            (st = lort_tucker_workspace_size(&a->desc.tucker, n, &z.work)) ||
+            (st = lort_tucker_site_dims(&a->desc.tucker, a->matrix, &z.d_in, &z.d_out)))
+            return st;
+        break;
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -3044,6 +4111,12 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
     case LORT_KIND_TT_ADP: /* the kernels take the flat vectors as they are */
         if (!a->params) return LORT_ERR_NULL;
         return LORT_OK;
+    case LORT_KIND_CP:
+    case LORT_KIND_TUCKER: /* one flat block; the family kernels find the factors */
+        if (!a->params) return LORT_ERR_NULL;
+        v->A = a->params;
+        v->dA = a->grads;
+        return LORT_OK;
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -3057,6 +4130,8 @@ LORT_DEF lort_status lort_adapter_init(const lort_adapter *a, const float *W0, l
     if (a->kind == LORT_KIND_TT_REP) return lort_tt_rep_init(&a->desc.tt_rep, a->params, rng);
     if (a->kind == LORT_KIND_TT_ADP) return lort_tt_adp_init(&a->desc.tt_adp, a->params, rng);
     if (a->kind == LORT_KIND_LORA) return lort_lora_init(&a->desc.lora, v.A, v.B, rng);
+    if (a->kind == LORT_KIND_CP) return lort_cp_init(&a->desc.cp, v.A, rng);
+    if (a->kind == LORT_KIND_TUCKER) return lort_tucker_init(&a->desc.tucker, v.A, rng);
     return lort_loraxs_init(&a->desc.loraxs, v.R, v.A, v.B, W0, rng, work, work_size);
 }
 
@@ -3075,6 +4150,12 @@ LORT_DEF lort_status lort_adapter_forward(const lort_adapter *a, float *y, const
     if (a->kind == LORT_KIND_LORA)
         return lort_lora_forward(&a->desc.lora, y, x, v.A, v.B, n, cache, cache_size, work,
                                  work_size);
+    if (a->kind == LORT_KIND_CP)
+        return lort_cp_forward(&a->desc.cp, y, x, v.A, a->layer, a->matrix, n, cache,
+                               cache_size, work, work_size);
+    if (a->kind == LORT_KIND_TUCKER)
+        return lort_tucker_forward(&a->desc.tucker, y, x, v.A, a->layer, a->matrix, n, cache,
+                                   cache_size, work, work_size);
     return lort_loraxs_forward(&a->desc.loraxs, y, x, v.R, v.A, v.B, n, cache, cache_size, work,
                                work_size);
 }
@@ -3094,6 +4175,12 @@ LORT_DEF lort_status lort_adapter_backward(const lort_adapter *a, float *dx, con
     if (a->kind == LORT_KIND_LORA)
         return lort_lora_backward(&a->desc.lora, dx, v.dA, v.dB, dy, x, v.A, v.B, n, cache,
                                   cache_size, work, work_size);
+    if (a->kind == LORT_KIND_CP)
+        return lort_cp_backward(&a->desc.cp, dx, v.dA, dy, x, v.A, a->layer, a->matrix, n,
+                                cache, cache_size, work, work_size);
+    if (a->kind == LORT_KIND_TUCKER)
+        return lort_tucker_backward(&a->desc.tucker, dx, v.dA, dy, x, v.A, a->layer, a->matrix,
+                                    n, cache, cache_size, work, work_size);
     return lort_loraxs_backward(&a->desc.loraxs, dx, v.dR, dy, x, v.R, v.A, v.B, n, cache,
                                 cache_size, work, work_size);
 }
@@ -3107,6 +4194,11 @@ LORT_DEF lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
         return lort_tt_rep_merge(&a->desc.tt_rep, W, a->params, weight, work, work_size);
     if (a->kind == LORT_KIND_TT_ADP) return lort__tt_adp_unmergeable(&a->desc.tt_adp, W);
     if (a->kind == LORT_KIND_LORA) return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight);
+    if (a->kind == LORT_KIND_CP)
+        return lort_cp_merge(&a->desc.cp, W, v.A, a->layer, a->matrix, weight, work, work_size);
+    if (a->kind == LORT_KIND_TUCKER)
+        return lort_tucker_merge(&a->desc.tucker, W, v.A, a->layer, a->matrix, weight, work,
+                                 work_size);
     return lort_loraxs_merge(&a->desc.loraxs, W, v.R, v.A, v.B, weight, work, work_size);
 }
 
@@ -3119,6 +4211,10 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
         return lort_tt_rep_delta(&a->desc.tt_rep, dW, a->params, work, work_size);
     if (a->kind == LORT_KIND_TT_ADP) return lort__tt_adp_unmergeable(&a->desc.tt_adp, dW);
     if (a->kind == LORT_KIND_LORA) return lort_lora_delta(&a->desc.lora, dW, v.A, v.B);
+    if (a->kind == LORT_KIND_CP)
+        return lort_cp_delta(&a->desc.cp, dW, v.A, a->layer, a->matrix, work, work_size);
+    if (a->kind == LORT_KIND_TUCKER)
+        return lort_tucker_delta(&a->desc.tucker, dW, v.A, a->layer, a->matrix, work, work_size);
     return lort_loraxs_delta(&a->desc.loraxs, dW, v.R, v.A, v.B, work, work_size);
 }
 
@@ -3173,7 +4269,8 @@ REVISION HISTORY
 ================
     0.1.0 (2026-11-23)  first release: status codes, allocator, RNG and counter-based dropout,
                         GEMM layer (cblas or built-in), randomized and Jacobi SVD, lora, loraxs,
-                        the generic adapter interface, AdamW.
+                        the generic adapter interface, AdamW; cp (LoRTA) and tucker joint
+                        tensor adapters (LoTR and FacT-TK as tucker configurations).
 
 LICENSE
 =======
