@@ -52,7 +52,7 @@ CONFIGURATION
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
     LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
     LORT_RESTRICT               restrict           global  C/C++ portable restrict
-    LORT_NF4_TILE_FLOATS        1 << 18            impl    floats of W dequantised per NF4 GEMM tile
+    LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
 
 CONVENTIONS
 ===========
@@ -75,7 +75,8 @@ MEMORY
   Nothing in a kernel allocates. Per adapter there are up to four caller-owned buffers:
     params  the trainable values, one flat float vector with a documented layout (its gradient
             uses the same layout, so an optimizer steps one vector and saving is one write);
-    frozen  frozen factors (LoRA-XS's A and B), another flat float vector;
+    frozen  frozen factors (LoRA-XS's A and B; DoTA's W_res, fp32 or an NF4 blob), another flat
+            float vector;
     cache   what forward saves for backward, size from lort_<family>_cache_size(desc, n);
             forward may take cache = NULL (inference); backward then recomputes what it needs;
     work    scratch, dead after the call, size from lort_<family>_workspace_size(desc, n): one
@@ -1925,7 +1926,7 @@ static const float lort__nf4_mid[15] = {
 
 /* Rows of W dequantised per tile of the NF4 GEMM: about LORT_NF4_TILE_FLOATS floats. */
 #ifndef LORT_NF4_TILE_FLOATS
-#define LORT_NF4_TILE_FLOATS (1 << 18)
+#define LORT_NF4_TILE_FLOATS (1 << 20)
 #endif
 
 LORT_DEF float lort_nf4_level(int code) {
@@ -2188,13 +2189,16 @@ LORT__PRIVATE lort_status lort__tt_train(const lort_tt_desc *d, lort__train *T) 
 
 /* Between the (rows, cols) matrix and the interleaved (i_1, j_1, ..., i_N, j_N) tensor:
    to_matrix = 0: dst[interleaved] = alpha src[matrix]; to_matrix = 1: dst[matrix] (+)= alpha
-   src[interleaved] (add: accumulate). Runs of j_N are contiguous in both. */
+   src[interleaved] (add: accumulate). An odometer over the digits (a_1, b_1, ..., a_{N-1},
+   b_{N-1}) moves one contiguous interleaved block of i_N j_N entries at a time: i_N runs of
+   j_N entries, rows `cols` apart in the matrix. */
 LORT__PRIVATE void lort__mpo_perm(const lort__train *T, float *dst, const float *src,
                                   int to_matrix, float alpha, int add) {
-    int N = T->d, nd = 2 * N - 1, k, dig[2 * LORT_MPO_MAX_CORES], lim[2 * LORT_MPO_MAX_CORES];
-    size_t str[2 * LORT_MPO_MAX_CORES], rs = (size_t)T->cols, cs = 1, run = (size_t)T->cm[N - 1];
-    size_t t, off = 0, i;
-    for (k = N - 1; k >= 0; --k) { /* digit 2k = a_k (row stride), 2k+1 = b_k (column stride) */
+    int N = T->d, nd = 2 * N - 2, k, a, dig[2 * LORT_MPO_MAX_CORES], lim[2 * LORT_MPO_MAX_CORES];
+    size_t str[2 * LORT_MPO_MAX_CORES], rs = (size_t)T->cols * (size_t)T->rm[N - 1];
+    size_t cs = (size_t)T->cm[N - 1], run = (size_t)T->cm[N - 1], rowlen = (size_t)T->cols;
+    size_t blk = (size_t)T->mode[N - 1], t, off = 0, i;
+    for (k = N - 2; k >= 0; --k) { /* digit 2k = a_k (row stride), 2k+1 = b_k (column stride) */
         dig[2 * k] = dig[2 * k + 1] = 0;
         lim[2 * k] = T->rm[k];
         lim[2 * k + 1] = T->cm[k];
@@ -2203,14 +2207,17 @@ LORT__PRIVATE void lort__mpo_perm(const lort__train *T, float *dst, const float 
         rs *= (size_t)T->rm[k];
         cs *= (size_t)T->cm[k];
     }
-    for (t = 0; t < T->size; t += run) {
-        float *o = to_matrix ? dst + off : dst + t;
-        const float *s = to_matrix ? src + t : src + off;
-        if (add)
-            for (i = 0; i < run; ++i) o[i] += alpha * s[i];
-        else
-            for (i = 0; i < run; ++i) o[i] = alpha * s[i];
-        for (k = nd - 1; k >= 0; --k) { /* odometer over the digits before b_N */
+    for (t = 0; t < T->size; t += blk) {
+        for (a = 0; a < T->rm[N - 1]; ++a) {
+            size_t mo = off + (size_t)a * rowlen, io = t + (size_t)a * run;
+            float *o = to_matrix ? dst + mo : dst + io;
+            const float *s = to_matrix ? src + io : src + mo;
+            if (add)
+                for (i = 0; i < run; ++i) o[i] += alpha * s[i];
+            else
+                for (i = 0; i < run; ++i) o[i] = alpha * s[i];
+        }
+        for (k = nd - 1; k >= 0; --k) { /* odometer */
             off += str[k];
             if (++dig[k] < lim[k]) break;
             off -= str[k] * (size_t)lim[k];
@@ -3140,7 +3147,8 @@ REVISION HISTORY
 ================
     0.1.0 (2026-11-23)  first release: status codes, allocator, RNG and counter-based dropout,
                         GEMM layer (cblas or built-in), randomized and Jacobi SVD, lora, loraxs,
-                        the generic adapter interface, AdamW.
+                        mpo (DoTA, QDoTA), TT-SVD and rounding, NF4, the generic adapter
+                        interface, AdamW.
 
 LICENSE
 =======

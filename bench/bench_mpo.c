@@ -125,8 +125,8 @@ static void bench_mpo_paths(void) {
 static void bench_nf4(void) {
     const int n = 512, d = 4096, reps = 5;
     size_t cw = (size_t)d * (size_t)d, bytes, ws;
-    float *W = frand(cw, 7, 0.02f), *x = frand((size_t)n * d, 8, 1.0f), *dy = frand((size_t)n * d, 9, 1.0f);
-    float *y = (float *)calloc((size_t)n * d, sizeof(float)), *dx = (float *)calloc((size_t)n * d, sizeof(float));
+    float *W = frand(cw, 7, 0.02f), *x = frand((size_t)n * (size_t)d, 8, 1.0f), *dy = frand((size_t)n * (size_t)d, 9, 1.0f);
+    float *y = (float *)calloc((size_t)n * (size_t)d, sizeof(float)), *dx = (float *)calloc((size_t)n * (size_t)d, sizeof(float));
     CHECK(lort_nf4_size(d, d, &bytes));
     CHECK(lort_nf4_linear_workspace_size(n, d, d, &ws));
     void *q = xmalloc(bytes), *work = xmalloc(ws);
