@@ -2479,6 +2479,7 @@ LORT_DEF lort_status lort_mpo_backward(const lort_mpo_desc *desc, float *dx, flo
     N = T->d;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)rows);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)cols);
+    LORT__DEBUG_FINITE(cores, T->off[N]);
     base = lort__lay_base(work);
     if (!dx && !dcores) return LORT_OK;
     if (P.path == LORT_MPO_DENSE) {
@@ -2687,6 +2688,7 @@ LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, float *cores, const 
     int r[LORT_MPO_MAX_CORES + 1], k, p, N = T->d;
     double e2 = 0.0;
     lort_status st;
+    if (!lort__all_finite(W, T->size)) return LORT_ERR_NONFINITE; /* before writing cores */
     lort__ttsvd_ranks(T, r);
     if (T->mpo) lort__mpo_perm(T, A, W, 0, 1.0f, 0);
     else memcpy(A, W, T->size * sizeof(float));
@@ -2828,6 +2830,7 @@ LORT__PRIVATE lort_status lort__round(const lort__train *F, const float *in, con
     int w[LORT_MPO_MAX_CORES + 1], k, i, j, N = F->d;
     double e2 = 0.0;
     lort_status st;
+    if (!lort__all_finite(in, F->off[N])) return LORT_ERR_NONFINITE; /* before writing out */
     memcpy(C, in, F->off[N] * sizeof(float));
     for (k = 0; k <= N; ++k) w[k] = F->rank[k];
     for (k = N - 1; k >= 1; --k) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <math.h>
 
 static double now(void) {
     struct timespec t;
@@ -161,11 +162,90 @@ static void bench_nf4(void) {
     free(W); free(x); free(dy); free(y); free(dx); free(q); free(work);
 }
 
+static lort_mpo_desc desc_4096(int D, int residual) {
+    lort_mpo_desc d;
+    memset(&d, 0, sizeof d);
+    d.ncores = 6;
+    for (int k = 0; k < 6; ++k) d.row_factors[k] = d.col_factors[k] = 4;
+    d.bond = D;
+    d.residual = residual;
+    return d;
+}
+
+/* DoTA init at 4096: TT-SVD (randomized SVD, the library's default) + the fp32 residual; a
+   Gaussian W0 is the hard case (flat spectrum), so the truncation error is large. */
+static void bench_dota(void) {
+    const int Ds[3] = {8, 32, 128}, n = 512;
+    size_t cw = 4096u * 4096u;
+    float *W0 = frand(cw, 11, 0.02f), *E = (float *)xmalloc(cw * sizeof(float));
+    double n0 = 0.0;
+    for (size_t i = 0; i < cw; ++i) n0 += (double)W0[i] * (double)W0[i];
+    n0 = sqrt(n0);
+    printf("\n### DoTA init at d = 4096 (factors 4^6 x 4^6, Gaussian W0, randomized SVD)\n\n");
+    printf("| D | params | init ms | truncation error / ||W0|| | ||W_res + MPO - W0|| / ||W0|| |"
+           "\n|---|---|---|---|---|\n");
+    for (int i = 0; i < 3; ++i) {
+        lort_mpo_desc d = desc_4096(Ds[i], LORT_MPO_RESIDUAL_F32);
+        size_t np, iw, ws;
+        float err;
+        CHECK(lort_mpo_param_count(&d, &np));
+        CHECK(lort_mpo_init_workspace_size(&d, &iw));
+        CHECK(lort_mpo_workspace_size(&d, 1, &ws));
+        float *cores = (float *)xmalloc(np * sizeof(float)), *res = (float *)xmalloc(cw * sizeof(float));
+        void *work = xmalloc(iw > ws ? iw : ws);
+        double t0 = now();
+        CHECK(lort_mpo_init(&d, cores, res, W0, &err, work, iw));
+        double t = now() - t0;
+        CHECK(lort_mpo_delta(&d, E, cores, res, work, ws)); /* W_res + MPO */
+        double e = 0.0;
+        for (size_t k = 0; k < cw; ++k) e += ((double)E[k] - (double)W0[k]) * ((double)E[k] - (double)W0[k]);
+        printf("| %d | %zu | %.0f | %.4f | %.2e |\n", Ds[i], np, 1e3 * t, (double)err / n0, sqrt(e) / n0);
+        fflush(stdout);
+        free(cores); free(res); free(work);
+    }
+    /* QDoTA vs DoTA: the same layer with W_res in NF4, forward + backward at n rows */
+    printf("\n### QDoTA (W_res in NF4) vs DoTA (fp32 W_res), d = 4096, D = 8, n = %d, "
+           "forward + backward (dx and core gradients), path AUTO\n\n", n);
+    printf("| variant | W_res bytes | bits / entry | ms |\n|---|---|---|---|\n");
+    double tt[2];
+    for (int q = 0; q < 2; ++q) {
+        lort_mpo_desc d = desc_4096(8, q ? LORT_MPO_RESIDUAL_NF4 : LORT_MPO_RESIDUAL_F32);
+        size_t np, fz, iw, ws, cs;
+        CHECK(lort_mpo_param_count(&d, &np));
+        CHECK(lort_mpo_frozen_count(&d, &fz));
+        CHECK(lort_mpo_init_workspace_size(&d, &iw));
+        CHECK(lort_mpo_workspace_size(&d, n, &ws));
+        CHECK(lort_mpo_cache_size(&d, n, &cs));
+        float *cores = (float *)xmalloc(np * sizeof(float)), *dc = (float *)calloc(np, sizeof(float));
+        float *res = (float *)xmalloc(fz * sizeof(float));
+        float *x = frand((size_t)n * 4096u, 12, 1.0f), *dy = frand((size_t)n * 4096u, 13, 1.0f);
+        float *y = (float *)calloc((size_t)n * 4096u, sizeof(float)), *dx = (float *)calloc((size_t)n * 4096u, sizeof(float));
+        void *iwork = xmalloc(iw);
+        CHECK(lort_mpo_init(&d, cores, res, W0, NULL, iwork, iw));
+        free(iwork);
+        void *work = xmalloc(ws), *cache = xmalloc(cs);
+        double t[4];
+        for (int r = 0; r <= 3; ++r) {
+            double t0 = now();
+            CHECK(lort_mpo_forward(&d, y, x, cores, res, n, cache, cs, work, ws));
+            CHECK(lort_mpo_backward(&d, dx, dc, dy, x, cores, res, n, cache, cs, work, ws));
+            if (r) t[r - 1] = now() - t0;
+        }
+        tt[q] = median(t, 3);
+        printf("| %s | %zu | %.3f | %.1f |\n", q ? "QDoTA (NF4)" : "DoTA (fp32)", fz * 4,
+               32.0 * (double)fz / (double)cw, 1e3 * tt[q]);
+        free(cores); free(dc); free(res); free(x); free(dy); free(y); free(dx); free(work); free(cache);
+    }
+    printf("\nQDoTA / DoTA time: %.2f\n", tt[1] / tt[0]);
+    free(W0); free(E);
+}
+
 int main(void) {
     const char *th = getenv("OPENBLAS_NUM_THREADS");
     printf("## bench_mpo (lortensor %s, GEMM backend %s, OPENBLAS_NUM_THREADS=%s)\n",
            lort_version_string(), lort_gemm_backend(), th ? th : "(unset)");
     bench_nf4();
     bench_mpo_paths();
+    bench_dota();
     return 0;
 }

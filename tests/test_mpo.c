@@ -708,7 +708,16 @@ static void test_mpo_errors(void **state) {
     float W[24];
     for (int i = 0; i < 24; ++i) W[i] = (float)i;
     W[5] = NAN;
+    for (int i = 0; i < 200; ++i) cores[i] = 7.0f;
     ST(LORT_ERR_NONFINITE, lort_tt_svd(&t, cores, W, NULL, NULL, buf, ws));
+    for (int i = 0; i < 200; ++i) assert_true(fabsf(cores[i] - 7.0f) < 1e-30f); /* untouched */
+    float cin[32], cout[32];
+    for (int i = 0; i < 32; ++i) { cin[i] = 1.0f; cout[i] = 7.0f; }
+    cin[20] = NAN;
+    OK(lort_tt_round_workspace_size(&t, &t, &ws));
+    assert_true(ws <= sizeof buf);
+    ST(LORT_ERR_NONFINITE, lort_tt_round(&t, cin, &t, cout, NULL, buf, ws));
+    for (int i = 0; i < 32; ++i) assert_true(fabsf(cout[i] - 7.0f) < 1e-30f);
     ST(LORT_ERR_WORKSPACE, lort_tt_svd(&t, cores, W, NULL, NULL, buf, ws - 1));
     ST(LORT_ERR_NULL, lort_tt_round(&t, NULL, &t, cores, NULL, buf, sizeof buf));
 }
