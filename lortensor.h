@@ -130,10 +130,12 @@ MATH
         GEMM with W_res + M (fp32 W_res folded in). backward: dx += dy W_eff; dW = dy^T x,
         interleaved to F_1; per core dT_k += F_k R_{k+1}^T, F_{k+1} = T_k^T F_k (2 GEMMs/core).
       factored path: Z_{N+1} = x as (n prod_{m<N} j_m, j_N); step k = N..1 contracts (j_k, D_k):
-        Z_k[a] (R_k, D_{k-1}) = Z_{k+1} (R_k, j_k D_k) T_k[:, a, :, :]^T, one GEMM per a < i_k,
+        Z_k (i_k, R_k, D_{k-1}) = a_k-to-front of Z_{k+1} (R_k, j_k D_k) T_k[(p, a), (b, q)]^T,
         R_k = prod_{m>k} i_m * n * prod_{m<k} j_m; Z_1 = y^T. M is never formed. Cost of step k:
-        2 n (prod_{m<k} j_m)(prod_{m>k} i_m) D_{k-1} i_k j_k D_k. backward per step:
-        dT_k[:, a] += dZ_k[a]^T Z_{k+1}; dZ_{k+1} = sum_a dZ_k[a] T_k[:, a]; dZ_{N+1} is dx.
+        2 n (prod_{m<k} j_m)(prod_{m>k} i_m) D_{k-1} i_k j_k D_k. Each step is one GEMM with
+        T_k read as (D_{k-1} i_k, j_k D_k) and a transpose moving a_k to the front. backward per
+        step (dZ_k transposed back to (R_k, D_{k-1} i_k)): dT_k += dZ_k^T Z_{k+1};
+        dZ_{k+1} = dZ_k T_k; dZ_{N+1} is dx.
       path AUTO picks the smaller FLOP count of forward + backward at n rows (the dense one counts
         the materialisations, 3 GEMMs of n d_in d_out and the core sweep; the factored one 3x its
         steps, plus the fp32 W_res GEMMs it cannot fold).
@@ -2236,7 +2238,8 @@ LORT__PRIVATE double lort__sumsq(const float *x, size_t count) {
 /* ---- the plan of one mpo call: train, path, buffer layouts --------------------------------- */
 
 enum { LORT__MD_SUF, LORT__MD_BIG1, LORT__MD_BIG2, LORT__MD_TILE };  /* dense / materialise */
-enum { LORT__MF_Z, LORT__MF_DZ0, LORT__MF_DZ1, LORT__MF_TILE };      /* factored; TILE is slot 3 in both */
+enum { LORT__MF_Z, LORT__MF_DZ0, LORT__MF_DZ1, LORT__MF_TILE, LORT__MF_TMP }; /* factored; TILE is
+                                                                            slot 3 in both */
 
 typedef struct lort__mpo_plan {
     lort__train T;
@@ -2331,6 +2334,7 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
             lort__lay_add(&P->work, P->dzmax);
             lort__lay_add(&P->work, P->dzmax);
             lort__lay_add(&P->work, P->tile);
+            lort__lay_add(&P->work, P->dzmax);
             lort__lay_add(&P->cache, P->zsize);
         }
     } else {
@@ -2402,20 +2406,30 @@ LORT__PRIVATE void lort__mpo_to_dense(const lort__mpo_plan *P, int res, float *W
     lort__mpo_perm(T, W, M, 1, weight, add);
 }
 
-/* Factored forward steps N-1 .. last (last = 0: all, writing Z_0 = (rows, n) to z0). Step k:
-   for each a < i_k: out[a] (R_k, rank[k]) = in (R_k, j_k rank[k+1]) T_k[:, a, :, :]^T. */
+/* dst (cols, rows) = src (rows, cols)^T */
+LORT__PRIVATE void lort__transpose(float *dst, const float *src, size_t rows, size_t cols) {
+    size_t r, c, r0, rb = 64;
+    for (r0 = 0; r0 < rows; r0 += rb) {
+        size_t r1 = r0 + rb < rows ? r0 + rb : rows;
+        for (c = 0; c < cols; ++c)
+            for (r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+    }
+}
+
+/* Factored forward steps N-1 .. last (last = 0: all, writing Z_0 = (rows, n) to z0). Step k,
+   one GEMM: tmp (R_k, D_{k-1} i_k) = in (R_k, j_k D_k) T_k^T, T_k read as (D_{k-1} i_k, j_k D_k);
+   then out (i_k, R_k D_{k-1}) = tmp^T moves a_k to the front, the layout step k-1 reads. */
 LORT__PRIVATE void lort__mpo_fac_fwd(const lort__mpo_plan *P, const float *x, const float *cores,
-                                     float *Z, float *z0, int last) {
+                                     float *Z, float *z0, float *tmp, int last) {
     const lort__train *T = &P->T;
-    int k, a;
+    int k;
     for (k = T->d - 1; k >= last; --k) {
         int R = (int)(lort__mpo_iafter(T, k) * (size_t)P->n * lort__mpo_jbefore(T, k));
-        int K = T->cm[k] * T->rank[k + 1], Dl = T->rank[k], ld = T->mode[k] * T->rank[k + 1];
+        int K = T->cm[k] * T->rank[k + 1], Ni = T->rank[k] * T->rm[k];
         const float *in = k == T->d - 1 ? x : Z + P->zoff[k + 1];
-        float *out = k == 0 ? z0 : Z + P->zoff[k];
-        for (a = 0; a < T->rm[k]; ++a)
-            lort__gemm(0, 1, R, Dl, K, 1.0f, in, K, cores + T->off[k] + (size_t)a * (size_t)K, ld,
-                       0.0f, out + (size_t)a * (size_t)R * (size_t)Dl, Dl);
+        lort__gemm(0, 1, R, Ni, K, 1.0f, in, K, cores + T->off[k], K, 0.0f, tmp, Ni);
+        lort__transpose(k == 0 ? z0 : Z + P->zoff[k], tmp, (size_t)R * (size_t)T->rank[k],
+                        (size_t)T->rm[k]);
     }
 }
 
@@ -2449,7 +2463,7 @@ LORT_DEF lort_status lort_mpo_forward(const lort_mpo_desc *desc, float *y, const
     } else {
         float *Z = cache && P.zsize ? lort__lay_base(cache) : lort__lay_slot(base, &P.work, LORT__MF_Z);
         float *YT = lort__lay_slot(base, &P.work, LORT__MF_DZ0);
-        lort__mpo_fac_fwd(&P, x, cores, Z, YT, 0);
+        lort__mpo_fac_fwd(&P, x, cores, Z, YT, lort__lay_slot(base, &P.work, LORT__MF_TMP), 0);
         for (r = 0; r < rows; ++r) /* y (n, rows) += YT^T */
             for (i = 0; i < n; ++i) y[(size_t)i * (size_t)rows + (size_t)r] += YT[(size_t)r * (size_t)n + (size_t)i];
         if (P.res == LORT_MPO_RESIDUAL_F32)
@@ -2469,7 +2483,7 @@ LORT_DEF lort_status lort_mpo_backward(const lort_mpo_desc *desc, float *dx, flo
     const lort__train *T = &P.T;
     lort_status st;
     float *base;
-    int i, k, a, r, rows, cols, N;
+    int k, rows, cols, N;
     if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
     if (!dy || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
     if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
@@ -2512,24 +2526,22 @@ LORT_DEF lort_status lort_mpo_backward(const lort_mpo_desc *desc, float *dx, flo
                                     : lort__lay_slot(base, &P.work, LORT__MF_Z);
         float *dZ = lort__lay_slot(base, &P.work, LORT__MF_DZ0);
         float *dN = lort__lay_slot(base, &P.work, LORT__MF_DZ1), *t;
-        if (!cache && N > 1) lort__mpo_fac_fwd(&P, x, cores, Z, NULL, 1);
-        for (r = 0; r < rows; ++r) /* dZ_0 (rows, n) = dy^T */
-            for (i = 0; i < n; ++i) dZ[(size_t)r * (size_t)n + (size_t)i] = dy[(size_t)i * (size_t)rows + (size_t)r];
+        float *tmp = lort__lay_slot(base, &P.work, LORT__MF_TMP);
+        if (!cache && N > 1) lort__mpo_fac_fwd(&P, x, cores, Z, NULL, tmp, 1);
+        lort__transpose(dZ, dy, (size_t)n, (size_t)rows); /* dZ_0 (rows, n) = dy^T */
         for (k = 0; k < N; ++k) {
             int R = (int)(lort__mpo_iafter(T, k) * (size_t)n * lort__mpo_jbefore(T, k));
-            int K = T->cm[k] * T->rank[k + 1], Dl = T->rank[k], ld = T->mode[k] * T->rank[k + 1];
+            int K = T->cm[k] * T->rank[k + 1], Ni = T->rank[k] * T->rm[k];
             const float *in = k == N - 1 ? x : Z + P.zoff[k + 1];
-            const float *Tk = cores + T->off[k];
             float *din = k == N - 1 ? dx : dN;
-            for (a = 0; a < T->rm[k]; ++a) {
-                const float *dza = dZ + (size_t)a * (size_t)R * (size_t)Dl;
-                if (dcores) /* dT_k[:, a] (Dl, K) += dZ_a^T in */
-                    lort__gemm(1, 0, Dl, K, R, 1.0f, dza, Dl, in, K, 1.0f,
-                               dcores + T->off[k] + (size_t)a * (size_t)K, ld);
-                if (din) /* din (R, K) (+)= dZ_a T_k[:, a] */
-                    lort__gemm(0, 0, R, K, Dl, 1.0f, dza, Dl, Tk + (size_t)a * (size_t)K, ld,
-                               (a > 0 || k == N - 1) ? 1.0f : 0.0f, din, K);
-            }
+            /* tmp (R_k, D_{k-1} i_k) = dZ_k (i_k, R_k D_{k-1})^T;  dT_k += tmp^T in;
+               din (R_k, j_k D_k) (+)= tmp T_k (dZ_{N+1} is dx itself) */
+            lort__transpose(tmp, dZ, (size_t)T->rm[k], (size_t)R * (size_t)T->rank[k]);
+            if (dcores)
+                lort__gemm(1, 0, Ni, K, R, 1.0f, tmp, Ni, in, K, 1.0f, dcores + T->off[k], K);
+            if (din)
+                lort__gemm(0, 0, R, K, Ni, 1.0f, tmp, Ni, cores + T->off[k], K,
+                           k == N - 1 ? 1.0f : 0.0f, din, K);
             t = dZ;
             dZ = dN;
             dN = t;
