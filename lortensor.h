@@ -480,6 +480,8 @@ LORT_API lort_status lort_mpo_core_offset(const lort_mpo_desc *desc, int k, size
 LORT_API lort_status lort_mpo_frozen_count(const lort_mpo_desc *desc, size_t *count);
 /* The path forward/backward take at n rows (LORT_MPO_FACTORED or LORT_MPO_DENSE). */
 LORT_API lort_status lort_mpo_path_used(const lort_mpo_desc *desc, int n, int *path);
+/* Cache and workspace at n rows; they also serve every call with fewer rows (with AUTO the
+   path may differ at fewer rows: the sizes cover both then). The dense path caches nothing. */
 LORT_API lort_status lort_mpo_cache_size(const lort_mpo_desc *desc, int n, size_t *bytes);
 LORT_API lort_status lort_mpo_workspace_size(const lort_mpo_desc *desc, int n, size_t *bytes);
 LORT_API lort_status lort_mpo_init_workspace_size(const lort_mpo_desc *desc, size_t *bytes);
@@ -2276,8 +2278,9 @@ LORT__PRIVATE void lort__mpo_dense_layout(const lort__mpo_plan *P, lort__layout 
 /* n = 0: no rows (merge, delta, init). */
 LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lort__mpo_plan *P) {
     lort__train *T = &P->T;
+    lort__layout fl;
     lort_status st;
-    int k, N;
+    int k, N, fac1 = 0;
     size_t t, b1, b2;
     double Id, Jd, fac = 0.0, den = 0.0, mat = 0.0, nn = (double)n;
     if ((st = lort__mpo_train(d, T))) return st;
@@ -2326,22 +2329,29 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
         if (d->residual == LORT_MPO_RESIDUAL_F32) fac += 4.0 * nn * Id * Jd;
         P->path = d->path == LORT_MPO_AUTO ? (den < fac ? LORT_MPO_DENSE : LORT_MPO_FACTORED)
                                            : d->path;
-        if (P->path == LORT_MPO_DENSE) {
-            lort__mpo_dense_layout(P, &P->work, 1);
-        } else {
-            lort__lay_init(&P->work);
-            lort__lay_add(&P->work, P->zsize);
-            lort__lay_add(&P->work, P->dzmax);
-            lort__lay_add(&P->work, P->dzmax);
-            lort__lay_add(&P->work, P->tile);
-            lort__lay_add(&P->work, P->dzmax);
-            lort__lay_add(&P->cache, P->zsize);
-        }
+        /* Both costs are affine in n, so AUTO takes the factored path below some n* and the
+           dense one above it. Sizes at n must serve every call with n' <= n rows: when AUTO
+           would pick factored at n' = 1, the factored buffers at n (which bound those at any
+           n' <= n) are included in the workspace and the cache. */
+        fac1 = d->path == LORT_MPO_AUTO && !(den - 6.0 * (nn - 1.0) * Id * Jd < fac / nn);
+        lort__lay_init(&fl);
+        lort__lay_add(&fl, P->zsize);
+        lort__lay_add(&fl, P->dzmax);
+        lort__lay_add(&fl, P->dzmax);
+        lort__lay_add(&fl, P->tile);
+        lort__lay_add(&fl, P->dzmax);
+        if (P->path == LORT_MPO_DENSE) lort__mpo_dense_layout(P, &P->work, 1);
+        else P->work = fl;
+        if (P->path == LORT_MPO_FACTORED || fac1) lort__lay_add(&P->cache, P->zsize);
     } else {
         P->work = P->mat;
     }
     if ((st = lort__lay_bytes(&P->work, &b1)) || (st = lort__lay_bytes(&P->mat, &b2))) return st;
     P->work_bytes = b1 > b2 ? b1 : b2;
+    if (fac1) {
+        if ((st = lort__lay_bytes(&fl, &b1))) return st;
+        if (b1 > P->work_bytes) P->work_bytes = b1;
+    }
     return LORT_OK;
 }
 

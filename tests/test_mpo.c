@@ -363,6 +363,49 @@ static void test_mpo_auto_path(void **state) {
     assert_int_equal(path, LORT_MPO_FACTORED);
 }
 
+/* With AUTO the path depends on n; buffers sized at n rows serve every call with fewer rows,
+   and each result equals the forced path's. */
+static void test_mpo_sizes_serve_fewer_rows(void **state) {
+    (void)state;
+    int f[6] = {2, 2, 2, 2, 2, 2}, found = 0;
+    const int nmax = 64;
+    for (int D = 2; D <= 8 && !found; ++D) {
+        lort_mpo_desc d = mk_desc(6, f, f, D);
+        int p1, pn;
+        OK(lort_mpo_path_used(&d, 1, &p1));
+        OK(lort_mpo_path_used(&d, nmax, &pn));
+        if (p1 == pn) continue;
+        found = 1;
+        assert_int_equal(p1, LORT_MPO_FACTORED);
+        assert_int_equal(pn, LORT_MPO_DENSE);
+        size_t ws = 0, cs = 0, np = 0;
+        OK(lort_mpo_workspace_size(&d, nmax, &ws));
+        OK(lort_mpo_cache_size(&d, nmax, &cs));
+        OK(lort_mpo_param_count(&d, &np));
+        assert_true(cs > 0);
+        void *work = tr_buf(ws), *cache = tr_buf(cs);
+        tr_seed(61);
+        float *cores = tr_rand(np), *x = tr_rand((size_t)nmax * 64), *dy = tr_rand((size_t)nmax * 64);
+        for (int n = 1; n <= nmax; n *= 2) {
+            float *y = tr_alloc((size_t)n * 64), *yf = tr_alloc((size_t)n * 64);
+            float *dx = tr_alloc((size_t)n * 64), *dc = tr_alloc(np);
+            OK(lort_mpo_forward(&d, y, x, cores, NULL, n, cache, cs, work, ws));
+            OK(lort_mpo_backward(&d, dx, dc, dy, x, cores, NULL, n, cache, cs, work, ws));
+            lort_mpo_desc e = d;
+            e.path = LORT_MPO_DENSE;
+            size_t we = 0;
+            OK(lort_mpo_workspace_size(&e, n, &we));
+            void *w2 = tr_buf(we);
+            OK(lort_mpo_forward(&e, yf, x, cores, NULL, n, NULL, 0, w2, we));
+            double *yd = to_double(yf, (size_t)n * 64);
+            assert_true(near_fd("auto vs dense", y, yd, (size_t)n * 64, 2e-5));
+            free(y); free(yf); free(dx); free(dc); free(w2); free(yd);
+        }
+        free(work); free(cache); free(cores); free(x); free(dy);
+    }
+    assert_true(found);
+}
+
 static void test_mpo_merge_delta(void **state) {
     (void)state;
     for (size_t i = 0; i < NCASES; ++i) {
@@ -729,6 +772,7 @@ int main(void) {
         cmocka_unit_test(test_mpo_backward),
         cmocka_unit_test(test_mpo_paths_agree),
         cmocka_unit_test(test_mpo_auto_path),
+        cmocka_unit_test(test_mpo_sizes_serve_fewer_rows),
         cmocka_unit_test(test_mpo_merge_delta),
         cmocka_unit_test(test_dota_init),
         cmocka_unit_test(test_tt_svd_lowrank),
