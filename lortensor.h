@@ -492,7 +492,8 @@ LORT_API lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores
                                          float *err, void *work, size_t work_size);
 /* DoTA init: cores = TT-SVD(W0) and, per desc->residual, residual = W0 - MPO(cores) (F32) or
    NF4(W0 - MPO(cores)) (NF4; residual may be NULL for NONE). err (optional) = ||W0 - MPO||_F,
-   the truncation error (with F32 the layer is exact: W_res + MPO = W0 up to rounding). */
+   the truncation error (with F32 the layer is exact: W_res + MPO = W0 up to rounding). With F32
+   the residual may be W0 itself (W0 is overwritten by W_res: no second d_out x d_in buffer). */
 LORT_API lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void *residual,
                                    const float *W0, float *err, void *work, size_t work_size);
 /* y (n, d_out) += x (n, d_in) (W_res + M)^T (no W_res for NONE). cache (optional, factored
@@ -2793,7 +2794,7 @@ LORT_DEF lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void
     lort__mpo_dense_layout(&P, &D, 1);
     Wr = desc->residual == LORT_MPO_RESIDUAL_F32 ? (float *)residual
                                                  : lort__lay_slot(base, &D, LORT__MD_BIG2);
-    memcpy(Wr, W0, P.T.size * sizeof(float));
+    if (Wr != W0) memcpy(Wr, W0, P.T.size * sizeof(float)); /* residual may be W0 itself */
     lort__mpo_to_dense(&P, LORT_MPO_RESIDUAL_NONE, Wr, cores, NULL, -1.0f, 1, base, &D); /* W0 - M */
     if (err) *err = (float)sqrt(lort__sumsq(Wr, P.T.size));
     if (desc->residual == LORT_MPO_RESIDUAL_NF4)

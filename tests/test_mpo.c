@@ -454,6 +454,13 @@ static void test_dota_init(void **state) {
         double e = fro_diff(M, W0d, IJ);
         assert_true(e > 0.1 * fro(W0d, IJ)); /* a random matrix: truncation is not free */
         assert_true(fabs((double)err - e) <= 1e-4 * e);
+        /* in place: W0 overwritten by W_res gives the same cores and residual */
+        float *Wi = tr_alloc(IJ), *ci = tr_alloc(np), erri = -1.0f;
+        memcpy(Wi, W0, IJ * sizeof(float));
+        OK(lort_mpo_init(&d, ci, Wi, Wi, &erri, work, ws));
+        assert_true(cmp_ff("in-place residual", Wi, Wres, IJ, 1e-30, 0.0));
+        assert_true(cmp_ff("in-place cores", ci, cores, np, 1e-30, 0.0));
+        free(Wi); free(ci);
         /* left-canonical: core 1 (i1 j1, D1) has orthonormal columns */
         for (int p = 0; p < s.D[1]; ++p)
             for (int q = 0; q < s.D[1]; ++q) {
