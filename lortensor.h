@@ -415,9 +415,10 @@ typedef struct lort_tt_desc {
 /* NF4, QLoRA's 4-bit NormalFloat, exactly as bitsandbytes: the row-major matrix is cut into
    blocks of LORT_NF4_BLOCK = 64 consecutive elements (the last one may be short); each block
    keeps its absmax a (fp32) and every element the code of the level nearest to w / a (ties go
-   down, as bitsandbytes' decision tree); dequantised w = level[code] * a. Two codes per byte,
-   element 2i in the HIGH nibble. Blob layout (any alignment): a[ceil(count/64)] as fp32, then
-   ceil(count/2) code bytes: 4.5 bits per entry. */
+   down, as bitsandbytes' decision tree; an all-zero block gets a = 0 and code 0, as there);
+   dequantised w = level[code] * a. Two codes per byte, element 2i in the HIGH nibble. Blob
+   layout (any alignment): a[ceil(count/64)] as fp32, then ceil(count/2) code bytes: 4.5 bits
+   per entry. */
 #define LORT_NF4_BLOCK 64
 /* The 16 levels, code 0 (-1) .. code 15 (+1); 0 for a code outside 0..15. */
 LORT_API float lort_nf4_level(int code);
@@ -1977,7 +1978,7 @@ LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int rows, int co
         memcpy((unsigned char *)q + b * sizeof(float), &amax, sizeof(float));
         inv = amax > 0.0f ? 1.0f / amax : 0.0f; /* bitsandbytes: x = w * (1 / absmax) */
         for (i = e0; i < e1; ++i) {
-            unsigned c = 7u, k; /* an all-zero block codes 0.0 */
+            unsigned c = 0u, k; /* all-zero block: bitsandbytes' 0 * (1/0) = NaN -> code 0 */
             if (amax > 0.0f) {
                 float x = W[i] * inv;
                 for (c = 0, k = 0; k < 15; ++k) c += (unsigned)(x > lort__nf4_mid[k]);

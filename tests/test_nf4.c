@@ -124,7 +124,7 @@ static void test_nf4_vs_reference(void **state) {
                     ++checked;
                 }
             } else {
-                assert_int_equal(code_of(q, count, e), 7);
+                assert_int_equal(code_of(q, count, e), 0); /* bitsandbytes: NaN -> code 0 */
                 ++checked;
             }
         }
