@@ -367,6 +367,59 @@ static void test_qdota(void **state) {
     }
 }
 
+/* QDoTA through the generic interface: sizes, init, forward, backward, delta == direct calls */
+static void test_qdota_adapter(void **state) {
+    (void)state;
+    lort_adapter a;
+    memset(&a, 0, sizeof a);
+    a.kind = LORT_KIND_MPO;
+    a.desc.mpo.ncores = 2;
+    a.desc.mpo.row_factors[0] = 4; a.desc.mpo.row_factors[1] = 5;
+    a.desc.mpo.col_factors[0] = 8; a.desc.mpo.col_factors[1] = 8;
+    a.desc.mpo.bond = 3;
+    a.desc.mpo.residual = LORT_MPO_RESIDUAL_NF4;
+    const int n = 6;
+    lort_adapter_sizes sz;
+    OK(lort_adapter_sizes_query(&a, n, &sz));
+    size_t bytes = 0, np = 0;
+    OK(lort_nf4_size(20, 64, &bytes));
+    OK(lort_mpo_param_count(&a.desc.mpo, &np));
+    assert_int_equal(sz.frozen, (bytes + 3) / 4);
+    assert_int_equal(sz.params, np);
+    assert_int_equal(sz.replaces_base, 1);
+    assert_int_equal(sz.d_in, 64);
+    assert_int_equal(sz.d_out, 20);
+    tr_seed(321);
+    float *W0 = tr_rand(1280), *x = tr_rand((size_t)n * 64), *dy = tr_rand((size_t)n * 20);
+    a.params = tr_alloc(sz.params);
+    a.frozen = tr_alloc(sz.frozen);
+    a.grads = tr_alloc(sz.params);
+    float *c2 = tr_alloc(sz.params), *f2 = tr_alloc(sz.frozen), *g2 = tr_alloc(sz.params);
+    void *iw = tr_buf(sz.init_work), *w = tr_buf(sz.work), *cache = tr_buf(sz.cache);
+    OK(lort_adapter_init(&a, W0, NULL, iw, sz.init_work));
+    OK(lort_mpo_init(&a.desc.mpo, c2, f2, W0, NULL, iw, sz.init_work));
+    assert_true(memcmp(a.params, c2, sz.params * sizeof(float)) == 0);
+    assert_true(memcmp(a.frozen, f2, bytes) == 0);
+    float *y = tr_alloc((size_t)n * 20), *y2 = tr_alloc((size_t)n * 20);
+    float *dx = tr_alloc((size_t)n * 64), *dx2 = tr_alloc((size_t)n * 64);
+    OK(lort_adapter_forward(&a, y, x, n, cache, sz.cache, w, sz.work));
+    OK(lort_mpo_forward(&a.desc.mpo, y2, x, c2, f2, n, NULL, 0, w, sz.work));
+    assert_true(cmp_ff("adapter y", y, y2, (size_t)n * 20, 1e-6, 1e-6));
+    OK(lort_adapter_backward(&a, dx, dy, x, n, cache, sz.cache, w, sz.work));
+    OK(lort_mpo_backward(&a.desc.mpo, dx2, g2, dy, x, c2, f2, n, NULL, 0, w, sz.work));
+    assert_true(cmp_ff("adapter dx", dx, dx2, (size_t)n * 64, 1e-6, 1e-6));
+    assert_true(cmp_ff("adapter dcores", a.grads, g2, sz.params, 1e-6, 1e-6));
+    /* the QDoTA layer approximates x W0^T (NF4 error of W_res only) */
+    double *W0d = to_double(W0, 1280), *want = td_alloc((size_t)n * 20);
+    ref_linear(n, 64, 20, x, W0d, want);
+    double m = max_abs_d(want, (size_t)n * 20), e = 0.0;
+    for (size_t t = 0; t < (size_t)n * 20; ++t) e = fmax(e, fabs((double)y[t] - want[t]));
+    assert_true(e < 0.25 * m);
+    free(W0); free(x); free(dy); free(a.params); free(a.frozen); free(a.grads); free(c2);
+    free(f2); free(g2); free(iw); free(w); free(cache); free(y); free(y2); free(dx); free(dx2);
+    free(W0d); free(want);
+}
+
 static void test_nf4_errors(void **state) {
     (void)state;
     size_t b;
@@ -397,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_nf4_gaussian_error),
         cmocka_unit_test(test_nf4_linear),
         cmocka_unit_test(test_qdota),
+        cmocka_unit_test(test_qdota_adapter),
         cmocka_unit_test(test_nf4_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
