@@ -32,10 +32,12 @@ TABLE OF CONTENTS
     MEMORY          params / frozen / cache / workspace
     ERRORS          status codes
     THREADING       reentrancy and BLAS threads
-    MATH            lora, loraxs, tt (+ tt_rep, tt_adp), cp, tucker, svd, adamw, dropout
+    MATH            lora, loraxs, tt (+ tt_rep, tt_adp), cp, tucker, mpo (DoTA, TT-SVD, rounding),
+                    nf4, svd, adamw, dropout
     API             declarations (grep "// >>api")
     IMPLEMENTATION  (grep "// >>impl", "// >>gemm", "// >>svd", "// >>lora", "// >>loraxs",
-                    "// >>tt", "// >>tt_rep", "// >>tt_adp", "// >>joint", "// >>cp", "// >>tucker")
+                    "// >>tt", "// >>tt_rep", "// >>tt_adp", "// >>joint", "// >>cp", "// >>tucker",
+                    "// >>nf4", "// >>mpo")
     HISTORY, LICENSE at the end
 
 CONFIGURATION
@@ -52,6 +54,7 @@ CONFIGURATION
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
     LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
     LORT_RESTRICT               restrict           global  C/C++ portable restrict
+    LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
 
 CONVENTIONS
 ===========
@@ -74,7 +77,8 @@ MEMORY
   Nothing in a kernel allocates. Per adapter there are up to four caller-owned buffers:
     params  the trainable values, one flat float vector with a documented layout (its gradient
             uses the same layout, so an optimizer steps one vector and saving is one write);
-    frozen  frozen factors (LoRA-XS's A and B), another flat float vector;
+    frozen  frozen factors (LoRA-XS's A and B; DoTA's W_res, fp32 or an NF4 blob), another flat
+            float vector;
     cache   what forward saves for backward, size from lort_<family>_cache_size(desc, n);
             forward may take cache = NULL (inference); backward then recomputes what it needs;
     work    scratch, dead after the call, size from lort_<family>_workspace_size(desc, n): one
@@ -213,6 +217,37 @@ MATH
       C_M = P^T, alpha = s r1; params 2 d r + S r + r^3 + 2 (the unit C_H, C_L)
       (LORT_TUCKER_INIT_FACT_TK; its dropout on the r-dim hidden is not reproduced: p = 0).
       Default init: as cp with a superdiagonal core of ones (starts as a CP).
+
+  mpo (DoTA, Hu et al. 2024; MPO format of the RUC group). d_out = prod i_k, d_in = prod j_k,
+  cores T_k (D_{k-1}, i_k, j_k, D_k), D_0 = D_N = 1; M = the TT of W reshaped to
+  (i_1..i_N, j_1..j_N) and permuted to the interleaved (i_1, j_1, ..., i_N, j_N).
+      layer: y += x (W_res + M)^T. W_res: none (plain adapter), fp32, or NF4 (QDoTA).
+      dense path: suffixes R_k = T_k R_{k+1} (D_{k-1}, prod_{m>=k} i_m j_m), M = T_1 R_2, then one
+        GEMM with W_res + M (fp32 W_res folded in). backward: dx += dy W_eff; dW = dy^T x,
+        interleaved to F_1; per core dT_k += F_k R_{k+1}^T, F_{k+1} = T_k^T F_k (2 GEMMs/core).
+      factored path: Z_{N+1} = x as (n prod_{m<N} j_m, j_N); step k = N..1 contracts (j_k, D_k):
+        Z_k (i_k, R_k, D_{k-1}) = a_k-to-front of Z_{k+1} (R_k, j_k D_k) T_k[(p, a), (b, q)]^T,
+        R_k = prod_{m>k} i_m * n * prod_{m<k} j_m; Z_1 = y^T. M is never formed. Cost of step k:
+        2 n (prod_{m<k} j_m)(prod_{m>k} i_m) D_{k-1} i_k j_k D_k. Each step is one GEMM with
+        T_k read as (D_{k-1} i_k, j_k D_k) and a transpose moving a_k to the front. backward per
+        step (dZ_k transposed back to (R_k, D_{k-1} i_k)): dT_k += dZ_k^T Z_{k+1};
+        dZ_{k+1} = dZ_k T_k; dZ_{N+1} is dx.
+      path AUTO picks the smaller FLOP count of forward + backward at n rows (the dense one counts
+        the materialisations, 3 GEMMs of n d_in d_out and the core sweep; the factored one 3x its
+        steps, plus the fp32 W_res GEMMs it cannot fold).
+      DoTA init: left-to-right truncated TT-SVD of W0 (interleaved): C_1 = W0; for k < N,
+        C_k (D_{k-1} i_k j_k, rest) ~= U S V^T (lort_svd_truncated, top D_k), T_k = U,
+        C_{k+1} = U^T C_k; T_N = C_N. err^2 = sum_k ||C_k - U U^T C_k||^2 = ||W0 - M||^2.
+        W_res = W0 - M(T) in fp32 (NF4: then quantised), so W_res + M = W0 at step 0.
+      TT rounding (Oseledets 2011): right-to-left SVDs make cores 2..N right-orthonormal, then
+        left-to-right truncated SVDs; err_bound = sqrt(sum of discarded sigma^2), exact in exact
+        arithmetic. lort_tt_svd / lort_tt_round do the same on the tt form (no permutation).
+      params: T_1..T_N flat (sum D_{k-1} i_k j_k D_k); frozen: W_res.
+
+  nf4 (Dettmers et al. 2023, bitsandbytes): blocks of 64 consecutive entries with absmax a;
+      code = #{midpoints m_c : w / a > m_c} (the nearest level, ties down); w' = level[code] a;
+      two codes per byte, element 2i high nibble. |w - w'| <= a * (largest gap) / 2 = 0.152 a.
+      NF4 GEMM: tiles of ~LORT_NF4_TILE_FLOATS dequantised rows of W, one GEMM per tile.
 
   dropout: keep(row, col) is a pure function of (seed, row, col) (a counter-based hash), so
       backward regenerates the mask of forward instead of storing it. Rows are numbered from 0
@@ -721,6 +756,137 @@ LORT_API lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
                                        const float *params, int layer, int matrix, void *work,
                                        size_t work_size);
 
+// >>api ============================================================================ nf4
+
+/* NF4, QLoRA's 4-bit NormalFloat, exactly as bitsandbytes: the row-major matrix is cut into
+   blocks of LORT_NF4_BLOCK = 64 consecutive elements (the last one may be short); each block
+   keeps its absmax a (fp32) and every element the code of the level nearest to w / a (ties go
+   down, as bitsandbytes' decision tree; an all-zero block gets a = 0 and code 0, as there);
+   dequantised w = level[code] * a. Two codes per byte, element 2i in the HIGH nibble. Blob
+   layout (any alignment): a[ceil(count/64)] as fp32, then ceil(count/2) code bytes: 4.5 bits
+   per entry. */
+#define LORT_NF4_BLOCK 64
+/* The 16 levels, code 0 (-1) .. code 15 (+1); 0 for a code outside 0..15. */
+LORT_API float lort_nf4_level(int code);
+/* Bytes of the NF4 blob of a (rows, cols) matrix. */
+LORT_API lort_status lort_nf4_size(int rows, int cols, size_t *bytes);
+/* q (blob of lort_nf4_size bytes) = NF4(W (rows, cols)). W must be finite. */
+LORT_API lort_status lort_nf4_quantize(void *q, const float *W, int rows, int cols);
+/* W (rows, cols) = dequantised q. */
+LORT_API lort_status lort_nf4_dequantize(float *W, const void *q, int rows, int cols);
+/* Workspace of the NF4 linear kernels: one tile of dequantised rows of W (never all of W). */
+LORT_API lort_status lort_nf4_linear_workspace_size(int n, int d_in, int d_out, size_t *bytes);
+/* y (n, d_out) += x (n, d_in) deq(Wq)^T, Wq the blob of a (d_out, d_in) weight: tiles of rows
+   of W are dequantised into the workspace, each followed by one GEMM. */
+LORT_API lort_status lort_nf4_linear_forward(float *y, const float *x, const void *Wq, int n,
+                                             int d_in, int d_out, void *work, size_t work_size);
+/* dx (n, d_in) += dy (n, d_out) deq(Wq), tile by tile. */
+LORT_API lort_status lort_nf4_linear_backward(float *dx, const float *dy, const void *Wq, int n,
+                                              int d_in, int d_out, void *work,
+                                              size_t work_size);
+
+// >>api ============================================================================ mpo
+
+/* A matrix product operator (TT-matrix, spec/MATH.md 5.2) of a (d_out, d_in) matrix M, with
+   d_out = prod i_k (row factors) and d_in = prod j_k (column factors). Core k is
+   T_k (D_{k-1}, i_k, j_k, D_k), D_0 = D_N = 1, and
+       M[row(a), col(b)] = T_1[0,a_1,b_1,:] T_2[:,a_2,b_2,:] ... T_N[:,a_N,b_N,0],
+   row(a) = (..(a_1 i_2 + a_2) i_3 ..) + a_N, col(b) likewise: the TT of M reshaped to
+   (i_1..i_N, j_1..j_N) and permuted to the interleaved (i_1, j_1, i_2, j_2, ...).
+   DoTA (Hu et al. 2024): the cores are initialised by a truncated TT-SVD of W0 and trained; the
+   frozen residual W_res = W0 - MPO(W0) keeps the layer exact at init; QDoTA holds W_res in NF4. */
+#define LORT_MPO_MAX_CORES 16
+typedef enum lort_mpo_path {
+    LORT_MPO_AUTO = 0,       /* the cheaper of the two by a FLOP estimate at n rows */
+    LORT_MPO_FACTORED = 1,   /* contract x with one core at a time; M is never formed */
+    LORT_MPO_DENSE = 2       /* materialise M (d_out, d_in), then GEMM */
+} lort_mpo_path;
+typedef enum lort_mpo_residual {
+    LORT_MPO_RESIDUAL_NONE = 0,   /* a plain additive adapter: y += x M^T */
+    LORT_MPO_RESIDUAL_F32 = 1,    /* DoTA: y += x (W_res + M)^T, W_res fp32 (d_out, d_in) */
+    LORT_MPO_RESIDUAL_NF4 = 2     /* QDoTA: W_res as an NF4 blob (lort_nf4_size bytes) */
+} lort_mpo_residual;
+typedef struct lort_mpo_desc {
+    int d_in, d_out;                       /* 0 = the product of the factors; else must equal it */
+    int ncores;                            /* N, 1..LORT_MPO_MAX_CORES */
+    int row_factors[LORT_MPO_MAX_CORES];   /* i_1..i_N > 0, prod = d_out */
+    int col_factors[LORT_MPO_MAX_CORES];   /* j_1..j_N > 0, prod = d_in */
+    int bonds[LORT_MPO_MAX_CORES + 1];     /* D_0..D_N; D_0, D_N: 0 or 1; an inner 0 = `bond` */
+    int bond;                              /* D, the bond dimension of the inner bonds left 0 */
+    int path;                              /* lort_mpo_path */
+    int residual;                          /* lort_mpo_residual: what `residual` points to */
+    lort_svd_opts svd;                     /* SVDs of init / lort_mpo_from_dense */
+} lort_mpo_desc;
+/* Effective bonds: D_k = min(D_k, D_{k-1} i_k j_k, D_{k+1} i_{k+1} j_{k+1}) (never more than
+   the exact TT rank bound min(prod_{m<=k} i_m j_m, prod_{m>k} i_m j_m)); resolve shows them. */
+LORT_API lort_status lort_mpo_desc_resolve(const lort_mpo_desc *desc, lort_mpo_desc *out);
+/* Floats of the flat core vector T_1..T_N (each row-major), and the offset of core k (0-based). */
+LORT_API lort_status lort_mpo_param_count(const lort_mpo_desc *desc, size_t *count);
+LORT_API lort_status lort_mpo_core_offset(const lort_mpo_desc *desc, int k, size_t *offset);
+/* Floats of the residual buffer: 0 (none), d_out d_in (F32), ceil(nf4 bytes / 4) (NF4). */
+LORT_API lort_status lort_mpo_frozen_count(const lort_mpo_desc *desc, size_t *count);
+/* The path forward/backward take at n rows (LORT_MPO_FACTORED or LORT_MPO_DENSE). */
+LORT_API lort_status lort_mpo_path_used(const lort_mpo_desc *desc, int n, int *path);
+/* Cache and workspace at n rows; they also serve every call with fewer rows (with AUTO the
+   path may differ at fewer rows: the sizes cover both then). The dense path caches nothing. */
+LORT_API lort_status lort_mpo_cache_size(const lort_mpo_desc *desc, int n, size_t *bytes);
+LORT_API lort_status lort_mpo_workspace_size(const lort_mpo_desc *desc, int n, size_t *bytes);
+LORT_API lort_status lort_mpo_init_workspace_size(const lort_mpo_desc *desc, size_t *bytes);
+/* cores = left-to-right truncated TT-SVD of W (d_out, d_in) in the interleaved order (left-
+   canonical: cores 1..N-1 have orthonormal columns). err (optional) = ||W - MPO||_F.
+   Workspace: lort_mpo_init_workspace_size. */
+LORT_API lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores, const float *W,
+                                         float *err, void *work, size_t work_size);
+/* DoTA init: cores = TT-SVD(W0) and, per desc->residual, residual = W0 - MPO(cores) (F32) or
+   NF4(W0 - MPO(cores)) (NF4; residual may be NULL for NONE). err (optional) = ||W0 - MPO||_F,
+   the truncation error (with F32 the layer is exact: W_res + MPO = W0 up to rounding). With F32
+   the residual may be W0 itself (W0 is overwritten by W_res: no second d_out x d_in buffer). */
+LORT_API lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void *residual,
+                                   const float *W0, float *err, void *work, size_t work_size);
+/* y (n, d_out) += x (n, d_in) (W_res + M)^T (no W_res for NONE). cache (optional, factored
+   path only): the partial contractions. */
+LORT_API lort_status lort_mpo_forward(const lort_mpo_desc *desc, float *y, const float *x,
+                                      const float *cores, const void *residual, int n,
+                                      void *cache, size_t cache_size, void *work,
+                                      size_t work_size);
+/* dx (n, d_in) += dy (W_res + M); dcores (flat, as cores) += dL/dcores; either may be NULL. */
+LORT_API lort_status lort_mpo_backward(const lort_mpo_desc *desc, float *dx, float *dcores,
+                                       const float *dy, const float *x, const float *cores,
+                                       const void *residual, int n, const void *cache,
+                                       size_t cache_size, void *work, size_t work_size);
+/* W (d_out, d_in) += weight (W_res + M);  delta: dW = W_res + M (the layer's whole weight
+   for DoTA, just M for NONE). */
+LORT_API lort_status lort_mpo_merge(const lort_mpo_desc *desc, float *W, const float *cores,
+                                    const void *residual, float weight, void *work,
+                                    size_t work_size);
+LORT_API lort_status lort_mpo_delta(const lort_mpo_desc *desc, float *dW, const float *cores,
+                                    const void *residual, void *work, size_t work_size);
+/* TT rounding of an MPO to the (smaller) bonds of `to` (same factors): right-to-left
+   orthogonalisation, then left-to-right truncated SVDs. err_bound (optional) =
+   sqrt(sum of the squared discarded singular values) >= ||MPO(in) - MPO(out)||_F (equal in
+   exact arithmetic). */
+LORT_API lort_status lort_mpo_round_workspace_size(const lort_mpo_desc *from,
+                                                   const lort_mpo_desc *to, size_t *bytes);
+LORT_API lort_status lort_mpo_round(const lort_mpo_desc *from, const float *cores_in,
+                                    const lort_mpo_desc *to, float *cores_out, float *err_bound,
+                                    void *work, size_t work_size);
+
+/* ---- TT-SVD and rounding of the tt form (lort_tt_desc: the matrix is the row-major reshape
+   of the train). Core k is G_k (t_{k-1}, n_k, t_k), cores stored one after another. A rank
+   larger than the data supports is padded with zeros. opts NULL = default SVD. */
+LORT_API lort_status lort_tt_svd_workspace_size(const lort_tt_desc *desc,
+                                                const lort_svd_opts *opts, size_t *bytes);
+/* cores = TT-SVD of W (rows, cols); err (optional) = ||W - TT||_F. */
+LORT_API lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, const float *W,
+                                 const lort_svd_opts *opts, float *err, void *work,
+                                 size_t work_size);
+LORT_API lort_status lort_tt_round_workspace_size(const lort_tt_desc *from,
+                                                  const lort_tt_desc *to, size_t *bytes);
+/* Re-truncates a train to the ranks of `to` (same modes); err_bound as lort_mpo_round. */
+LORT_API lort_status lort_tt_round(const lort_tt_desc *from, const float *cores_in,
+                                   const lort_tt_desc *to, float *cores_out, float *err_bound,
+                                   void *work, size_t work_size);
+
 // >>api ======================================================================== adapter
 
 typedef enum lort_kind {
@@ -728,6 +894,7 @@ typedef enum lort_kind {
     LORT_KIND_LORA = 1,
     LORT_KIND_LORAXS = 2,
     LORT_KIND_TT_REP = 3,
+    LORT_KIND_MPO = 4,
     LORT_KIND_CP = 5,
     LORT_KIND_TUCKER = 6,
     LORT_KIND_TT_ADP = 7
@@ -745,6 +912,7 @@ typedef struct lort_adapter {
         lort_tt_adp_desc tt_adp;
         lort_cp_desc cp;
         lort_tucker_desc tucker;
+        lort_mpo_desc mpo;
     } desc;
     float *params;
     float *frozen;
@@ -759,6 +927,8 @@ typedef struct lort_adapter_sizes {
     size_t work;        /* bytes of workspace for forward/backward/merge/delta at n rows */
     size_t init_work;   /* bytes of workspace for init */
     int d_in, d_out;    /* the adapted matrix */
+    int replaces_base;  /* 1: forward computes the whole layer (DoTA / QDoTA: x (W_res + M)^T);
+                           skip your own x W0^T, and merge / delta add / give W_res + M */
 } lort_adapter_sizes;
 
 LORT_API lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
@@ -1417,9 +1587,13 @@ LORT__PRIVATE lort_status lort__jacobi(int k, double *T, double *P, double *U, d
     int i, j, p, q, sweep, rotated = 1;
     size_t K = (size_t)k;
     const double tol = 1e-15;
-    double smax = 0.0;
+    double smax = 0.0, floor2 = 0.0;
     memset(P, 0, K * K * sizeof(double));
     for (i = 0; i < k; ++i) P[(size_t)i * K + (size_t)i] = 1.0;
+    /* a column below tol ||M||_F (an invariant of the rotations) is numerically zero: rotating
+       it against another changes nothing, and a denormal one would never pass the test below */
+    for (i = 0; i < k * k; ++i) floor2 += T[i] * T[i];
+    floor2 *= tol * tol;
     for (sweep = 0; sweep < max_sweeps && rotated; ++sweep) {
         rotated = 0;
         for (p = 0; p < k - 1; ++p)
@@ -1431,7 +1605,9 @@ LORT__PRIVATE lort_status lort__jacobi(int k, double *T, double *P, double *U, d
                     b += tq[i] * tq[i];
                     g += tp[i] * tq[i];
                 }
-                if (!(fabs(g) > tol * sqrt(a * b)) || fpclassify(g) == FP_ZERO) continue;
+                if (!(fabs(g) > tol * sqrt(a * b)) || fpclassify(g) == FP_ZERO || a < floor2 ||
+                    b < floor2)
+                    continue;
                 rotated = 1;
                 zeta = (b - a) / (2.0 * g);
                 t = (zeta >= 0.0 ? 1.0 : -1.0) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
@@ -4007,6 +4183,1058 @@ LORT_DEF lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
     return lort__joint_dense(&J, dW, params, layer, matrix, 1.0f, 0.0f, work, work_size);
 }
 
+// >>nf4 ============================================================================== nf4
+
+/* The 16 NF4 levels (QLoRA, bitsandbytes) and the 15 midpoints between neighbours, which are
+   the thresholds of bitsandbytes' quantisation tree (code = number of midpoints below x). */
+static const float lort__nf4_lv[16] = {
+    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+    -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+    0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
+    0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
+static const float lort__nf4_mid[15] = {
+    -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
+    -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
+    0.1202552504837513f, 0.2035212516784668f, 0.2920137718319893f, 0.3893125355243683f,
+    0.5016634166240692f, 0.6427869200706482f, 0.8614784181118011f};
+
+/* Rows of W dequantised per tile of the NF4 GEMM: about LORT_NF4_TILE_FLOATS floats. */
+#ifndef LORT_NF4_TILE_FLOATS
+#define LORT_NF4_TILE_FLOATS (1 << 20)
+#endif
+
+LORT_DEF float lort_nf4_level(int code) {
+    return code >= 0 && code < 16 ? lort__nf4_lv[code] : 0.0f;
+}
+
+/* count = rows * cols and the blob's bytes, validated. */
+LORT__PRIVATE lort_status lort__nf4_dims(int rows, int cols, size_t *count, size_t *bytes) {
+    size_t c, t;
+    if (rows <= 0 || cols <= 0) return LORT_ERR_INVALID_ARG;
+    if (!lort__mul((size_t)rows, (size_t)cols, &c) || !lort__mul(c, sizeof(float), &t))
+        return LORT_ERR_OVERFLOW;
+    *count = c;
+    if (bytes) *bytes = (c + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK * sizeof(float) + (c + 1) / 2;
+    return LORT_OK;
+}
+LORT__PRIVATE int lort__nf4_tile_rows(int d_in, int d_out) {
+    int t = LORT_NF4_TILE_FLOATS / d_in;
+    return t < 1 ? 1 : (t > d_out ? d_out : t);
+}
+
+LORT_DEF lort_status lort_nf4_size(int rows, int cols, size_t *bytes) {
+    size_t c;
+    if (!bytes) return LORT_ERR_NULL;
+    return lort__nf4_dims(rows, cols, &c, bytes);
+}
+
+LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int rows, int cols) {
+    size_t count, nb, b, i;
+    unsigned char *codes;
+    lort_status st;
+    if ((st = lort__nf4_dims(rows, cols, &count, NULL))) return st;
+    if (!q || !W) return LORT_ERR_NULL;
+    if (!lort__all_finite(W, count)) return LORT_ERR_NONFINITE;
+    nb = (count + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK;
+    codes = (unsigned char *)q + nb * sizeof(float);
+    memset(codes, 0, (count + 1) / 2);
+    for (b = 0; b < nb; ++b) {
+        size_t e0 = b * LORT_NF4_BLOCK, e1 = e0 + LORT_NF4_BLOCK < count ? e0 + LORT_NF4_BLOCK : count;
+        float amax = 0.0f, inv;
+        for (i = e0; i < e1; ++i)
+            if (fabsf(W[i]) > amax) amax = fabsf(W[i]);
+        memcpy((unsigned char *)q + b * sizeof(float), &amax, sizeof(float));
+        inv = amax > 0.0f ? 1.0f / amax : 0.0f; /* bitsandbytes: x = w * (1 / absmax) */
+        for (i = e0; i < e1; ++i) {
+            unsigned c = 0u, k; /* all-zero block: bitsandbytes' 0 * (1/0) = NaN -> code 0 */
+            if (amax > 0.0f) {
+                float x = W[i] * inv;
+                for (c = 0, k = 0; k < 15; ++k) c += (unsigned)(x > lort__nf4_mid[k]);
+            }
+            codes[i >> 1] = (unsigned char)(codes[i >> 1] | ((i & 1u) ? c : c << 4));
+        }
+    }
+    return LORT_OK;
+}
+
+/* out[0..count) = dequantised elements [e0, e0 + count) of a blob with nb blocks. */
+LORT__PRIVATE void lort__nf4_deq(float *out, const unsigned char *q, size_t nb, size_t e0,
+                                 size_t count) {
+    const unsigned char *codes = q + nb * sizeof(float);
+    size_t e = e0, end = e0 + count;
+    while (e < end) {
+        size_t b = e / LORT_NF4_BLOCK, bend = (b + 1) * LORT_NF4_BLOCK;
+        float a;
+        if (bend > end) bend = end;
+        memcpy(&a, q + b * sizeof(float), sizeof(float));
+        if (e & 1u) *out++ = lort__nf4_lv[codes[e++ >> 1] & 15u] * a;
+        for (; e + 1 < bend; e += 2, out += 2) {
+            unsigned c = codes[e >> 1];
+            out[0] = lort__nf4_lv[c >> 4] * a;
+            out[1] = lort__nf4_lv[c & 15u] * a;
+        }
+        if (e < bend) *out++ = lort__nf4_lv[codes[e++ >> 1] >> 4] * a;
+    }
+}
+
+LORT_DEF lort_status lort_nf4_dequantize(float *W, const void *q, int rows, int cols) {
+    size_t count;
+    lort_status st;
+    if ((st = lort__nf4_dims(rows, cols, &count, NULL))) return st;
+    if (!q || !W) return LORT_ERR_NULL;
+    lort__nf4_deq(W, (const unsigned char *)q, (count + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK, 0,
+                  count);
+    return LORT_OK;
+}
+
+/* bwd = 0: y (n, d_out) += x deq(W)^T;  bwd = 1: dx (n, d_in) += dy deq(W). One tile of rows of
+   W at a time in `tile` (lort__nf4_tile_rows * d_in floats). */
+LORT__PRIVATE void lort__nf4_linear(int bwd, float *out, const float *in, const void *Wq, int n,
+                                    int d_in, int d_out, float *tile) {
+    int tr = lort__nf4_tile_rows(d_in, d_out), r0;
+    size_t nb = ((size_t)d_out * (size_t)d_in + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK;
+    for (r0 = 0; r0 < d_out; r0 += tr) {
+        int rows = d_out - r0 < tr ? d_out - r0 : tr;
+        lort__nf4_deq(tile, (const unsigned char *)Wq, nb, (size_t)r0 * (size_t)d_in,
+                      (size_t)rows * (size_t)d_in);
+        if (bwd) /* dx += dy[:, r0:r0+rows] W[r0:r0+rows, :] */
+            lort__gemm(0, 0, n, d_in, rows, 1.0f, in + r0, d_out, tile, d_in, 1.0f, out, d_in);
+        else     /* y[:, r0:r0+rows] += x W[r0:r0+rows, :]^T */
+            lort__gemm(0, 1, n, rows, d_in, 1.0f, in, d_in, tile, d_in, 1.0f, out + r0, d_out);
+    }
+}
+
+LORT_DEF lort_status lort_nf4_linear_workspace_size(int n, int d_in, int d_out, size_t *bytes) {
+    lort__layout L;
+    size_t c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__nf4_dims(d_out, d_in, &c, NULL))) return st;
+    if ((st = lort__rows_check(n, d_in, d_out))) return st;
+    lort__lay_init(&L);
+    lort__lay_add(&L, (size_t)lort__nf4_tile_rows(d_in, d_out) * (size_t)d_in);
+    return lort__lay_bytes(&L, bytes);
+}
+
+LORT__PRIVATE lort_status lort__nf4_linear_call(int bwd, float *out, const float *in,
+                                                const void *Wq, int n, int d_in, int d_out,
+                                                void *work, size_t work_size) {
+    lort__layout L;
+    size_t c;
+    lort_status st;
+    if ((st = lort__nf4_dims(d_out, d_in, &c, NULL))) return st;
+    if ((st = lort__rows_check(n, d_in, d_out))) return st;
+    if (!out || !in || !Wq) return LORT_ERR_NULL;
+    lort__lay_init(&L);
+    lort__lay_add(&L, (size_t)lort__nf4_tile_rows(d_in, d_out) * (size_t)d_in);
+    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    LORT__DEBUG_FINITE(in, (size_t)n * (size_t)(bwd ? d_out : d_in));
+    lort__nf4_linear(bwd, out, in, Wq, n, d_in, d_out, lort__lay_base(work));
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_nf4_linear_forward(float *y, const float *x, const void *Wq, int n,
+                                             int d_in, int d_out, void *work, size_t work_size) {
+    return lort__nf4_linear_call(0, y, x, Wq, n, d_in, d_out, work, work_size);
+}
+LORT_DEF lort_status lort_nf4_linear_backward(float *dx, const float *dy, const void *Wq, int n,
+                                              int d_in, int d_out, void *work,
+                                              size_t work_size) {
+    return lort__nf4_linear_call(1, dx, dy, Wq, n, d_in, d_out, work, work_size);
+}
+
+// >>mpo ============================================================================== mpo
+
+/* A train of N cores over modes m_k: the shape shared by the mpo family (m_k = i_k j_k, the
+   data permuted to the interleaved order) and by TT-SVD / rounding of the tt form (m_k = n_k).
+   0-based: core k is (rank[k], mode[k], rank[k+1]); rest[k] = prod_{m >= k} mode[m]. */
+typedef struct lort__train {
+    int d, mpo, rows, cols;
+    int rm[LORT_MPO_MAX_CORES], cm[LORT_MPO_MAX_CORES], mode[LORT_MPO_MAX_CORES];
+    int rank[LORT_MPO_MAX_CORES + 1];
+    size_t size;                           /* prod mode = rows * cols */
+    size_t off[LORT_MPO_MAX_CORES + 1];    /* float offset of core k; off[d] = all cores */
+    size_t rest[LORT_MPO_MAX_CORES + 1];
+} lort__train;
+
+LORT__PRIVATE int lort__imin(int a, int b) { return a < b ? a : b; }
+/* min(a * b, cap) without overflow (a, b >= 0) */
+LORT__PRIVATE int lort__satmul(int a, int b, int cap) {
+    return b != 0 && a > cap / b ? cap : lort__imin(a * b, cap);
+}
+
+/* Offsets and the checks every kernel relies on: each GEMM dimension and leading dimension
+   derived from the train fits int, each buffer size fits size_t. */
+LORT__PRIVATE lort_status lort__train_finish(lort__train *T) {
+    int k, N = T->d;
+    size_t t, a, b;
+    T->rest[N] = 1;
+    for (k = N - 1; k >= 0; --k)
+        if (!lort__mul(T->rest[k + 1], (size_t)T->mode[k], &T->rest[k])) return LORT_ERR_OVERFLOW;
+    T->size = T->rest[0];
+    if (!lort__mul(T->size, sizeof(float), &t)) return LORT_ERR_OVERFLOW;
+    for (k = 1; k <= N; ++k)
+        if (T->rest[k] > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+    T->off[0] = 0;
+    for (k = 0; k < N; ++k) {
+        if (!lort__mul((size_t)T->rank[k], (size_t)T->mode[k], &a) || a > (size_t)INT_MAX ||
+            !lort__mul(a, (size_t)T->rank[k + 1], &b) || b > (size_t)INT_MAX ||
+            !lort__mul((size_t)T->mode[k], (size_t)T->rank[k + 1], &a) || a > (size_t)INT_MAX ||
+            !lort__mul((size_t)T->rank[k], T->rest[k], &a) || !lort__mul(a, sizeof(float), &a) ||
+            b > LORT__SIZE_LIMIT / sizeof(float) - T->off[k])
+            return LORT_ERR_OVERFLOW;
+        T->off[k + 1] = T->off[k] + b;
+    }
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__mpo_train(const lort_mpo_desc *d, lort__train *T) {
+    int k, N;
+    size_t pr = 1, pc = 1, t;
+    if (!d) return LORT_ERR_NULL;
+    N = d->ncores;
+    if (N < 1 || N > LORT_MPO_MAX_CORES || d->d_in < 0 || d->d_out < 0 || d->bond < 0 ||
+        d->path < LORT_MPO_AUTO || d->path > LORT_MPO_DENSE ||
+        d->residual < LORT_MPO_RESIDUAL_NONE || d->residual > LORT_MPO_RESIDUAL_NF4 ||
+        d->svd.oversample < 0 || d->svd.max_sweeps < 0)
+        return LORT_ERR_INVALID_ARG;
+    memset(T, 0, sizeof(*T));
+    T->d = N;
+    T->mpo = 1;
+    for (k = 0; k < N; ++k) {
+        int i = d->row_factors[k], j = d->col_factors[k];
+        if (i <= 0 || j <= 0) return LORT_ERR_INVALID_ARG;
+        if (!lort__mul(pr, (size_t)i, &pr) || !lort__mul(pc, (size_t)j, &pc) ||
+            pr > (size_t)INT_MAX || pc > (size_t)INT_MAX)
+            return LORT_ERR_OVERFLOW;
+        if (!lort__mul((size_t)i, (size_t)j, &t) || t > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+        T->rm[k] = i;
+        T->cm[k] = j;
+        T->mode[k] = (int)t;
+    }
+    if ((d->d_out && (size_t)d->d_out != pr) || (d->d_in && (size_t)d->d_in != pc))
+        return LORT_ERR_SHAPE;
+    T->rows = (int)pr;
+    T->cols = (int)pc;
+    if (d->bonds[0] < 0 || d->bonds[0] > 1 || d->bonds[N] < 0 || d->bonds[N] > 1)
+        return LORT_ERR_INVALID_ARG;
+    T->rank[0] = T->rank[N] = 1;
+    for (k = 1; k < N; ++k) {
+        int b = d->bonds[k] ? d->bonds[k] : d->bond;
+        if (b <= 0) return LORT_ERR_INVALID_ARG;
+        T->rank[k] = b;
+    }
+    for (k = 1; k < N; ++k)
+        T->rank[k] = lort__satmul(T->rank[k - 1], T->mode[k - 1], T->rank[k]);
+    for (k = N - 1; k >= 1; --k)
+        T->rank[k] = lort__satmul(T->rank[k + 1], T->mode[k], T->rank[k]);
+    return lort__train_finish(T);
+}
+
+LORT__PRIVATE lort_status lort__tt_train(const lort_tt_desc *d, lort__train *T) {
+    int k, N;
+    size_t p = 1, rc;
+    if (!d) return LORT_ERR_NULL;
+    N = d->d;
+    if (d->rows <= 0 || d->cols <= 0 || N < 1 || N > LORT_TT_MAX_CORES ||
+        N > LORT_MPO_MAX_CORES || d->rank < 0)
+        return LORT_ERR_INVALID_ARG;
+    if (!lort__mul((size_t)d->rows, (size_t)d->cols, &rc)) return LORT_ERR_OVERFLOW;
+    memset(T, 0, sizeof(*T));
+    T->d = N;
+    T->rows = d->rows;
+    T->cols = d->cols;
+    for (k = 0; k < N; ++k) {
+        if (d->modes[k] <= 0) return LORT_ERR_INVALID_ARG;
+        if (!lort__mul(p, (size_t)d->modes[k], &p)) return LORT_ERR_OVERFLOW;
+        T->rm[k] = T->mode[k] = d->modes[k];
+        T->cm[k] = 1;
+    }
+    if (p != rc) return LORT_ERR_SHAPE;
+    if (d->ranks[0] < 0 || d->ranks[0] > 1 || d->ranks[N] < 0 || d->ranks[N] > 1)
+        return LORT_ERR_INVALID_ARG;
+    T->rank[0] = T->rank[N] = 1;
+    for (k = 1; k < N; ++k) {
+        int r = d->ranks[k] ? d->ranks[k] : d->rank;
+        if (r <= 0) return LORT_ERR_INVALID_ARG;
+        T->rank[k] = r;
+    }
+    return lort__train_finish(T);
+}
+
+/* Between the (rows, cols) matrix and the interleaved (i_1, j_1, ..., i_N, j_N) tensor:
+   to_matrix = 0: dst[interleaved] = alpha src[matrix]; to_matrix = 1: dst[matrix] (+)= alpha
+   src[interleaved] (add: accumulate). An odometer over the digits (a_1, b_1, ..., a_{N-1},
+   b_{N-1}) moves one contiguous interleaved block of i_N j_N entries at a time: i_N runs of
+   j_N entries, rows `cols` apart in the matrix. */
+LORT__PRIVATE void lort__mpo_perm(const lort__train *T, float *dst, const float *src,
+                                  int to_matrix, float alpha, int add) {
+    int N = T->d, nd = 2 * N - 2, k, a, dig[2 * LORT_MPO_MAX_CORES], lim[2 * LORT_MPO_MAX_CORES];
+    size_t str[2 * LORT_MPO_MAX_CORES], rs = (size_t)T->cols * (size_t)T->rm[N - 1];
+    size_t cs = (size_t)T->cm[N - 1], run = (size_t)T->cm[N - 1], rowlen = (size_t)T->cols;
+    size_t blk = (size_t)T->mode[N - 1], t, off = 0, i;
+    for (k = N - 2; k >= 0; --k) { /* digit 2k = a_k (row stride), 2k+1 = b_k (column stride) */
+        dig[2 * k] = dig[2 * k + 1] = 0;
+        lim[2 * k] = T->rm[k];
+        lim[2 * k + 1] = T->cm[k];
+        str[2 * k] = rs;
+        str[2 * k + 1] = cs;
+        rs *= (size_t)T->rm[k];
+        cs *= (size_t)T->cm[k];
+    }
+    for (t = 0; t < T->size; t += blk) {
+        for (a = 0; a < T->rm[N - 1]; ++a) {
+            size_t mo = off + (size_t)a * rowlen, io = t + (size_t)a * run;
+            float *o = to_matrix ? dst + mo : dst + io;
+            const float *s = to_matrix ? src + io : src + mo;
+            if (add)
+                for (i = 0; i < run; ++i) o[i] += alpha * s[i];
+            else
+                for (i = 0; i < run; ++i) o[i] = alpha * s[i];
+        }
+        for (k = nd - 1; k >= 0; --k) { /* odometer */
+            off += str[k];
+            if (++dig[k] < lim[k]) break;
+            off -= str[k] * (size_t)lim[k];
+            dig[k] = 0;
+        }
+    }
+}
+
+LORT__PRIVATE double lort__sumsq(const float *x, size_t count) {
+    double s = 0.0;
+    size_t i;
+    for (i = 0; i < count; ++i) s += (double)x[i] * (double)x[i];
+    return s;
+}
+
+/* ---- the plan of one mpo call: train, path, buffer layouts --------------------------------- */
+
+enum { LORT__MD_SUF, LORT__MD_BIG1, LORT__MD_BIG2, LORT__MD_TILE };  /* dense / materialise */
+enum { LORT__MF_Z, LORT__MF_DZ0, LORT__MF_DZ1, LORT__MF_TILE, LORT__MF_TMP }; /* factored; TILE is
+                                                                            slot 3 in both */
+
+typedef struct lort__mpo_plan {
+    lort__train T;
+    int path, n, res;
+    size_t zoff[LORT_MPO_MAX_CORES + 1], zsize, dzmax;  /* factored: output of step k at zoff[k] */
+    size_t sufoff[LORT_MPO_MAX_CORES + 1], sufsize;     /* dense: suffix R_k at sufoff[k] */
+    size_t tile;                                        /* floats of the NF4 tile, or 0 */
+    lort__layout work, mat, cache;                      /* mat: materialise (merge / delta) */
+    size_t work_bytes;                                  /* max(work, mat) */
+} lort__mpo_plan;
+
+/* prod_{m > k} i_m  and  prod_{m < k} j_m */
+LORT__PRIVATE size_t lort__mpo_iafter(const lort__train *T, int k) {
+    size_t p = 1;
+    int m;
+    for (m = k + 1; m < T->d; ++m) p *= (size_t)T->rm[m];
+    return p;
+}
+LORT__PRIVATE size_t lort__mpo_jbefore(const lort__train *T, int k) {
+    size_t p = 1;
+    int m;
+    for (m = 0; m < k; ++m) p *= (size_t)T->cm[m];
+    return p;
+}
+
+LORT__PRIVATE void lort__mpo_dense_layout(const lort__mpo_plan *P, lort__layout *L, int big2) {
+    lort__lay_init(L);
+    lort__lay_add(L, P->sufsize);
+    lort__lay_add(L, P->T.size);
+    lort__lay_add(L, big2 ? P->T.size : 0);
+    lort__lay_add(L, P->tile);
+}
+
+/* n = 0: no rows (merge, delta, init). */
+LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lort__mpo_plan *P) {
+    lort__train *T = &P->T;
+    lort__layout fl;
+    lort_status st;
+    int k, N, fac1 = 0;
+    size_t t, b1, b2;
+    double Id, Jd, fac = 0.0, den = 0.0, mat = 0.0, nn = (double)n;
+    if ((st = lort__mpo_train(d, T))) return st;
+    N = T->d;
+    P->n = n;
+    P->res = d->residual;
+    if (n != 0 && (st = lort__rows_check(n, T->cols, T->rows))) return st;
+    /* dense: suffixes R_k (rank[k], rest[k]) for k = 1..N-2 (R_{N-1} is core N-1) */
+    P->sufsize = 0;
+    for (k = 1; k + 1 < N; ++k) {
+        P->sufoff[k] = P->sufsize;
+        P->sufsize += (size_t)T->rank[k] * T->rest[k]; /* <= size each: no overflow below N */
+    }
+    Id = (double)T->rows;
+    Jd = (double)T->cols;
+    for (k = 1; k + 1 < N; ++k)
+        mat += 2.0 * (double)T->rank[k] * (double)T->mode[k] * (double)T->rest[k + 1] * (double)T->rank[k + 1];
+    if (N > 1) mat += 2.0 * (double)T->size * (double)T->rank[1];
+    den = 2.0 * mat + 6.0 * nn * Id * Jd;
+    for (k = 0; k < N; ++k)
+        den += 4.0 * (double)T->rank[k] * (double)T->mode[k] * (double)T->rest[k + 1] * (double)T->rank[k + 1];
+    P->tile = d->residual == LORT_MPO_RESIDUAL_NF4
+                  ? (size_t)lort__nf4_tile_rows(T->cols, T->rows) * (size_t)T->cols : 0;
+    lort__lay_init(&P->cache);
+    lort__mpo_dense_layout(P, &P->mat, 0);
+    P->path = LORT_MPO_DENSE;
+    if (n != 0) {
+        /* factored: step k reads (R_k, j_k rank[k+1]) and writes (i_k, R_k, rank[k]),
+           R_k = iafter(k) n jbefore(k); outputs of steps N-1..1 are kept (cache) */
+        P->zsize = 0;
+        P->dzmax = (size_t)n * (size_t)T->rows;
+        for (k = N - 1; k >= 0; --k) {
+            size_t R = lort__mpo_iafter(T, k) * (size_t)n * lort__mpo_jbefore(T, k), out;
+            if (R > (size_t)INT_MAX || !lort__mul(R * (size_t)T->rm[k], (size_t)T->rank[k], &out) ||
+                !lort__mul(out, sizeof(float), &t))
+                return LORT_ERR_OVERFLOW;
+            fac += 2.0 * (double)R * (double)T->rank[k] * (double)T->cm[k] * (double)T->rank[k + 1] * (double)T->rm[k];
+            if (k > 0) {
+                P->zoff[k] = P->zsize;
+                if (out > LORT__SIZE_LIMIT / sizeof(float) - P->zsize) return LORT_ERR_OVERFLOW;
+                P->zsize += out;
+                if (out > P->dzmax) P->dzmax = out;
+            }
+        }
+        fac *= 3.0;
+        if (d->residual == LORT_MPO_RESIDUAL_F32) fac += 4.0 * nn * Id * Jd;
+        P->path = d->path == LORT_MPO_AUTO ? (den < fac ? LORT_MPO_DENSE : LORT_MPO_FACTORED)
+                                           : d->path;
+        /* Both costs are affine in n, so AUTO takes the factored path below some n* and the
+           dense one above it. Sizes at n must serve every call with n' <= n rows: when AUTO
+           would pick factored at n' = 1, the factored buffers at n (which bound those at any
+           n' <= n) are included in the workspace and the cache. */
+        fac1 = d->path == LORT_MPO_AUTO && !(den - 6.0 * (nn - 1.0) * Id * Jd < fac / nn);
+        lort__lay_init(&fl);
+        lort__lay_add(&fl, P->zsize);
+        lort__lay_add(&fl, P->dzmax);
+        lort__lay_add(&fl, P->dzmax);
+        lort__lay_add(&fl, P->tile);
+        lort__lay_add(&fl, P->dzmax);
+        if (P->path == LORT_MPO_DENSE) lort__mpo_dense_layout(P, &P->work, 1);
+        else P->work = fl;
+        if (P->path == LORT_MPO_FACTORED || fac1) lort__lay_add(&P->cache, P->zsize);
+    } else {
+        P->work = P->mat;
+    }
+    if ((st = lort__lay_bytes(&P->work, &b1)) || (st = lort__lay_bytes(&P->mat, &b2))) return st;
+    P->work_bytes = b1 > b2 ? b1 : b2;
+    if (fac1) {
+        if ((st = lort__lay_bytes(&fl, &b1))) return st;
+        if (b1 > P->work_bytes) P->work_bytes = b1;
+    }
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__mpo_work_check(const lort__mpo_plan *P, const void *work,
+                                               size_t work_size) {
+    if (P->work_bytes == 0) return LORT_OK;
+    if (!work) return LORT_ERR_NULL;
+    return work_size < P->work_bytes ? LORT_ERR_WORKSPACE : LORT_OK;
+}
+
+/* ---- kernels --------------------------------------------------------------------------------- */
+
+/* Suffix R_k (rank[k], rest[k]) of bond k = 1..N-1: R_{N-1} = core N-1, R_k = T_k R_{k+1}. */
+LORT__PRIVATE const float *lort__mpo_suffix(const lort__mpo_plan *P, const float *cores,
+                                            const float *suf, int k) {
+    return k == P->T.d - 1 ? cores + P->T.off[k] : suf + P->sufoff[k];
+}
+/* Fills the suffixes and returns the interleaved M (size) in big1 (or the only core). */
+LORT__PRIVATE const float *lort__mpo_materialise(const lort__mpo_plan *P, const float *cores,
+                                                 float *suf, float *big1) {
+    const lort__train *T = &P->T;
+    int k, N = T->d;
+    if (N == 1) return cores;
+    for (k = N - 2; k >= 1; --k) /* R_k (rank[k] mode[k], rest[k+1]) = T_k R_{k+1} */
+        lort__gemm(0, 0, T->rank[k] * T->mode[k], (int)T->rest[k + 1], T->rank[k + 1], 1.0f,
+                   cores + T->off[k], T->rank[k + 1], lort__mpo_suffix(P, cores, suf, k + 1),
+                   (int)T->rest[k + 1], 0.0f, suf + P->sufoff[k], (int)T->rest[k + 1]);
+    lort__gemm(0, 0, T->mode[0], (int)T->rest[1], T->rank[1], 1.0f, cores, T->rank[1],
+               lort__mpo_suffix(P, cores, suf, 1), (int)T->rest[1], 0.0f, big1, (int)T->rest[1]);
+    return big1;
+}
+
+/* W (rows, cols) (+)= weight (W_res + M), W_res per res (a lort_mpo_residual; the dense kernels
+   fold an fp32 one and pass NONE for NF4, which has its own tiled GEMM). */
+LORT__PRIVATE void lort__mpo_to_dense(const lort__mpo_plan *P, int res, float *W,
+                                      const float *cores, const void *residual, float weight,
+                                      int add, float *base, const lort__layout *L) {
+    const lort__train *T = &P->T;
+    const float *M = lort__mpo_materialise(P, cores, lort__lay_slot(base, L, LORT__MD_SUF),
+                                           lort__lay_slot(base, L, LORT__MD_BIG1));
+    size_t i, cnt = T->size;
+    if (res == LORT_MPO_RESIDUAL_F32) {
+        const float *R = (const float *)residual;
+        if (add)
+            for (i = 0; i < cnt; ++i) W[i] += weight * R[i];
+        else
+            for (i = 0; i < cnt; ++i) W[i] = weight * R[i];
+        add = 1;
+    } else if (res == LORT_MPO_RESIDUAL_NF4) {
+        float *tile = lort__lay_slot(base, L, LORT__MD_TILE);
+        size_t nb = (cnt + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK, e, c;
+        for (e = 0; e < cnt; e += P->tile) {
+            c = cnt - e < P->tile ? cnt - e : P->tile;
+            lort__nf4_deq(tile, (const unsigned char *)residual, nb, e, c);
+            if (add)
+                for (i = 0; i < c; ++i) W[e + i] += weight * tile[i];
+            else
+                for (i = 0; i < c; ++i) W[e + i] = weight * tile[i];
+        }
+        add = 1;
+    }
+    lort__mpo_perm(T, W, M, 1, weight, add);
+}
+
+/* dst (cols, rows) = src (rows, cols)^T */
+LORT__PRIVATE void lort__transpose(float *dst, const float *src, size_t rows, size_t cols) {
+    size_t r, c, r0, rb = 64;
+    for (r0 = 0; r0 < rows; r0 += rb) {
+        size_t r1 = r0 + rb < rows ? r0 + rb : rows;
+        for (c = 0; c < cols; ++c)
+            for (r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+    }
+}
+
+/* Factored forward steps N-1 .. last (last = 0: all, writing Z_0 = (rows, n) to z0). Step k,
+   one GEMM: tmp (R_k, D_{k-1} i_k) = in (R_k, j_k D_k) T_k^T, T_k read as (D_{k-1} i_k, j_k D_k);
+   then out (i_k, R_k D_{k-1}) = tmp^T moves a_k to the front, the layout step k-1 reads. */
+LORT__PRIVATE void lort__mpo_fac_fwd(const lort__mpo_plan *P, const float *x, const float *cores,
+                                     float *Z, float *z0, float *tmp, int last) {
+    const lort__train *T = &P->T;
+    int k;
+    for (k = T->d - 1; k >= last; --k) {
+        int R = (int)(lort__mpo_iafter(T, k) * (size_t)P->n * lort__mpo_jbefore(T, k));
+        int K = T->cm[k] * T->rank[k + 1], Ni = T->rank[k] * T->rm[k];
+        const float *in = k == T->d - 1 ? x : Z + P->zoff[k + 1];
+        lort__gemm(0, 1, R, Ni, K, 1.0f, in, K, cores + T->off[k], K, 0.0f, tmp, Ni);
+        lort__transpose(k == 0 ? z0 : Z + P->zoff[k], tmp, (size_t)R * (size_t)T->rank[k],
+                        (size_t)T->rm[k]);
+    }
+}
+
+LORT__PRIVATE lort_status lort__mpo_args(const lort_mpo_desc *d, const void *residual) {
+    if (d->residual != LORT_MPO_RESIDUAL_NONE && !residual) return LORT_ERR_NULL;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_mpo_forward(const lort_mpo_desc *desc, float *y, const float *x,
+                                      const float *cores, const void *residual, int n,
+                                      void *cache, size_t cache_size, void *work,
+                                      size_t work_size) {
+    lort__mpo_plan P;
+    lort_status st;
+    float *base;
+    int i, r, rows, cols;
+    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
+    if (!y || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
+    if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
+    if ((st = lort__mpo_work_check(&P, work, work_size))) return st;
+    rows = P.T.rows;
+    cols = P.T.cols;
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)cols);
+    LORT__DEBUG_FINITE(cores, P.T.off[P.T.d]);
+    base = lort__lay_base(work);
+    if (P.path == LORT_MPO_DENSE) {
+        float *W = lort__lay_slot(base, &P.work, LORT__MD_BIG2);
+        lort__mpo_to_dense(&P, P.res == LORT_MPO_RESIDUAL_F32 ? P.res : LORT_MPO_RESIDUAL_NONE,
+                           W, cores, residual, 1.0f, 0, base, &P.work);
+        lort__gemm(0, 1, n, rows, cols, 1.0f, x, cols, W, cols, 1.0f, y, rows); /* y += x W^T */
+    } else {
+        float *Z = cache && P.zsize ? lort__lay_base(cache) : lort__lay_slot(base, &P.work, LORT__MF_Z);
+        float *YT = lort__lay_slot(base, &P.work, LORT__MF_DZ0);
+        lort__mpo_fac_fwd(&P, x, cores, Z, YT, lort__lay_slot(base, &P.work, LORT__MF_TMP), 0);
+        for (r = 0; r < rows; ++r) /* y (n, rows) += YT^T */
+            for (i = 0; i < n; ++i) y[(size_t)i * (size_t)rows + (size_t)r] += YT[(size_t)r * (size_t)n + (size_t)i];
+        if (P.res == LORT_MPO_RESIDUAL_F32)
+            lort__gemm(0, 1, n, rows, cols, 1.0f, x, cols, (const float *)residual, cols, 1.0f, y, rows);
+    }
+    if (P.res == LORT_MPO_RESIDUAL_NF4)
+        lort__nf4_linear(0, y, x, residual, n, cols, rows,
+                         lort__lay_slot(base, &P.work, LORT__MD_TILE));
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_mpo_backward(const lort_mpo_desc *desc, float *dx, float *dcores,
+                                       const float *dy, const float *x, const float *cores,
+                                       const void *residual, int n, const void *cache,
+                                       size_t cache_size, void *work, size_t work_size) {
+    lort__mpo_plan P;
+    const lort__train *T = &P.T;
+    lort_status st;
+    float *base;
+    int k, rows, cols, N;
+    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
+    if (!dy || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
+    if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
+    if ((st = lort__mpo_work_check(&P, work, work_size))) return st;
+    rows = T->rows;
+    cols = T->cols;
+    N = T->d;
+    LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)rows);
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)cols);
+    LORT__DEBUG_FINITE(cores, T->off[N]);
+    base = lort__lay_base(work);
+    if (!dx && !dcores) return LORT_OK;
+    if (P.path == LORT_MPO_DENSE) {
+        float *suf = lort__lay_slot(base, &P.work, LORT__MD_SUF);
+        float *F = lort__lay_slot(base, &P.work, LORT__MD_BIG1);
+        float *G = lort__lay_slot(base, &P.work, LORT__MD_BIG2), *t;
+        lort__mpo_to_dense(&P, P.res == LORT_MPO_RESIDUAL_F32 ? P.res : LORT_MPO_RESIDUAL_NONE,
+                           G, cores, residual, 1.0f, 0, base, &P.work);
+        if (dx) lort__gemm(0, 0, n, cols, rows, 1.0f, dy, rows, G, cols, 1.0f, dx, cols);
+        if (dcores) {
+            static const float one = 1.0f;
+            /* dW = dy^T x (rows, cols), interleaved into F = F_0; for each core k:
+               dT_k (rank[k] mode[k], rank[k+1]) += F_k (., rest[k+1]) R_{k+1}^T;
+               F_{k+1} (rank[k+1], rest[k+1]) = T_k^T F_k */
+            lort__gemm(1, 0, rows, cols, n, 1.0f, dy, rows, x, cols, 0.0f, G, cols);
+            lort__mpo_perm(T, F, G, 0, 1.0f, 0);
+            for (k = 0; k < N; ++k) {
+                int m = T->rank[k] * T->mode[k], c = (int)T->rest[k + 1], rr = T->rank[k + 1];
+                const float *R = k == N - 1 ? &one : lort__mpo_suffix(&P, cores, suf, k + 1);
+                lort__gemm(0, 1, m, rr, c, 1.0f, F, c, R, c, 1.0f, dcores + T->off[k], rr);
+                if (k == N - 1) break;
+                lort__gemm(1, 0, rr, c, m, 1.0f, cores + T->off[k], rr, F, c, 0.0f, G, c);
+                t = F;
+                F = G;
+                G = t;
+            }
+        }
+    } else {
+        float *Z = cache && P.zsize ? lort__lay_base((void *)(uintptr_t)cache)
+                                    : lort__lay_slot(base, &P.work, LORT__MF_Z);
+        float *dZ = lort__lay_slot(base, &P.work, LORT__MF_DZ0);
+        float *dN = lort__lay_slot(base, &P.work, LORT__MF_DZ1), *t;
+        float *tmp = lort__lay_slot(base, &P.work, LORT__MF_TMP);
+        if (!cache && N > 1) lort__mpo_fac_fwd(&P, x, cores, Z, NULL, tmp, 1);
+        lort__transpose(dZ, dy, (size_t)n, (size_t)rows); /* dZ_0 (rows, n) = dy^T */
+        for (k = 0; k < N; ++k) {
+            int R = (int)(lort__mpo_iafter(T, k) * (size_t)n * lort__mpo_jbefore(T, k));
+            int K = T->cm[k] * T->rank[k + 1], Ni = T->rank[k] * T->rm[k];
+            const float *in = k == N - 1 ? x : Z + P.zoff[k + 1];
+            float *din = k == N - 1 ? dx : dN;
+            /* tmp (R_k, D_{k-1} i_k) = dZ_k (i_k, R_k D_{k-1})^T;  dT_k += tmp^T in;
+               din (R_k, j_k D_k) (+)= tmp T_k (dZ_{N+1} is dx itself) */
+            lort__transpose(tmp, dZ, (size_t)T->rm[k], (size_t)R * (size_t)T->rank[k]);
+            if (dcores)
+                lort__gemm(1, 0, Ni, K, R, 1.0f, tmp, Ni, in, K, 1.0f, dcores + T->off[k], K);
+            if (din)
+                lort__gemm(0, 0, R, K, Ni, 1.0f, tmp, Ni, cores + T->off[k], K,
+                           k == N - 1 ? 1.0f : 0.0f, din, K);
+            t = dZ;
+            dZ = dN;
+            dN = t;
+        }
+        if (dx && P.res == LORT_MPO_RESIDUAL_F32)
+            lort__gemm(0, 0, n, cols, rows, 1.0f, dy, rows, (const float *)residual, cols, 1.0f, dx, cols);
+    }
+    if (dx && P.res == LORT_MPO_RESIDUAL_NF4)
+        lort__nf4_linear(1, dx, dy, residual, n, cols, rows,
+                         lort__lay_slot(base, &P.work, LORT__MD_TILE));
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__mpo_dense_call(const lort_mpo_desc *desc, float *W,
+                                               const float *cores, const void *residual,
+                                               float weight, int add, void *work,
+                                               size_t work_size) {
+    lort__mpo_plan P;
+    lort_status st;
+    if ((st = lort__mpo_plan_make(desc, 0, &P))) return st;
+    if (!W || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
+    if (!lort__finite(weight)) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__mpo_work_check(&P, work, work_size))) return st;
+    lort__mpo_to_dense(&P, P.res, W, cores, residual, weight, add, lort__lay_base(work), &P.mat);
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_merge(const lort_mpo_desc *desc, float *W, const float *cores,
+                                    const void *residual, float weight, void *work,
+                                    size_t work_size) {
+    return lort__mpo_dense_call(desc, W, cores, residual, weight, 1, work, work_size);
+}
+LORT_DEF lort_status lort_mpo_delta(const lort_mpo_desc *desc, float *dW, const float *cores,
+                                    const void *residual, void *work, size_t work_size) {
+    return lort__mpo_dense_call(desc, dW, cores, residual, 1.0f, 0, work, work_size);
+}
+
+/* ---- sizes ----------------------------------------------------------------------------------- */
+
+LORT_DEF lort_status lort_mpo_desc_resolve(const lort_mpo_desc *desc, lort_mpo_desc *out) {
+    lort__train T;
+    lort_status st;
+    int k;
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__mpo_train(desc, &T))) return st;
+    *out = *desc;
+    out->d_out = T.rows;
+    out->d_in = T.cols;
+    for (k = 0; k <= T.d; ++k) out->bonds[k] = T.rank[k];
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_param_count(const lort_mpo_desc *desc, size_t *count) {
+    lort__train T;
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__mpo_train(desc, &T))) return st;
+    *count = T.off[T.d];
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_core_offset(const lort_mpo_desc *desc, int k, size_t *offset) {
+    lort__train T;
+    lort_status st;
+    if (!offset) return LORT_ERR_NULL;
+    if ((st = lort__mpo_train(desc, &T))) return st;
+    if (k < 0 || k >= T.d) return LORT_ERR_INVALID_ARG;
+    *offset = T.off[k];
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_frozen_count(const lort_mpo_desc *desc, size_t *count) {
+    lort__train T;
+    lort_status st;
+    size_t c, b;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__mpo_train(desc, &T))) return st;
+    *count = 0;
+    if (desc->residual == LORT_MPO_RESIDUAL_F32) *count = T.size;
+    if (desc->residual == LORT_MPO_RESIDUAL_NF4) {
+        if ((st = lort__nf4_dims(T.rows, T.cols, &c, &b))) return st;
+        *count = (b + sizeof(float) - 1) / sizeof(float);
+    }
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_path_used(const lort_mpo_desc *desc, int n, int *path) {
+    lort__mpo_plan P;
+    lort_status st;
+    if (!path) return LORT_ERR_NULL;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
+    *path = P.path;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_cache_size(const lort_mpo_desc *desc, int n, size_t *bytes) {
+    lort__mpo_plan P;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
+    return lort__lay_bytes(&P.cache, bytes);
+}
+LORT_DEF lort_status lort_mpo_workspace_size(const lort_mpo_desc *desc, int n, size_t *bytes) {
+    lort__mpo_plan P;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
+    *bytes = P.work_bytes;
+    return LORT_OK;
+}
+
+/* ---- TT-SVD ---------------------------------------------------------------------------------- */
+
+/* Ranks TT-SVD reaches: r_k = min(rank_k, r_{k-1} mode_{k-1}, rest_k); the rest is zero padding. */
+LORT__PRIVATE void lort__ttsvd_ranks(const lort__train *T, int *r) {
+    int k;
+    r[0] = 1;
+    for (k = 1; k < T->d; ++k)
+        r[k] = lort__imin(lort__satmul(r[k - 1], T->mode[k - 1], T->rank[k]),
+                          T->rest[k] < (size_t)INT_MAX ? (int)T->rest[k] : INT_MAX);
+    r[T->d] = 1;
+}
+
+enum { LORT__TS_A, LORT__TS_B, LORT__TS_U, LORT__TS_S, LORT__TS_VT, LORT__TS_SVD };
+LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_svd_opts *o,
+                                             lort__layout *L, size_t *svd_bytes) {
+    int r[LORT_MPO_MAX_CORES + 1], k;
+    size_t um = 0, vm = 0, sm = 1, sb = 0, t;
+    lort_status st;
+    lort__ttsvd_ranks(T, r);
+    for (k = 0; k + 1 < T->d; ++k) {
+        int m = r[k] * T->mode[k], c = (int)T->rest[k + 1], rr = r[k + 1];
+        if ((size_t)m * (size_t)rr > um) um = (size_t)m * (size_t)rr;
+        if ((size_t)rr * (size_t)c > vm) vm = (size_t)rr * (size_t)c;
+        if ((size_t)rr > sm) sm = (size_t)rr;
+        if ((st = lort_svd_truncated_workspace_size(m, c, rr, o, &t))) return st;
+        if (t > sb) sb = t;
+    }
+    lort__lay_init(L);
+    lort__lay_add(L, T->size);                  /* A: the remainder being factored */
+    lort__lay_add(L, T->size);                  /* B: the next remainder */
+    lort__lay_add(L, um);                       /* U */
+    lort__lay_add(L, sm);                       /* S */
+    lort__lay_add(L, vm);                       /* Vt */
+    lort__lay_add(L, sb / sizeof(float) + 1);   /* SVD workspace */
+    *svd_bytes = sb;
+    return LORT_OK;
+}
+
+/* cores = TT-SVD of W (matrix; interleaved first for an mpo); *err2 = ||W - train||^2, from the
+   residual of each projection (no cancellation). The remainder after core k is U^T C, the
+   orthogonal projection, whatever the accuracy of the SVD's singular values. */
+LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, float *cores, const float *W,
+                                      const lort_svd_opts *o, double *err2, float *base,
+                                      const lort__layout *L, size_t svd_bytes) {
+    float *A = lort__lay_slot(base, L, LORT__TS_A), *B = lort__lay_slot(base, L, LORT__TS_B);
+    float *U = lort__lay_slot(base, L, LORT__TS_U), *S = lort__lay_slot(base, L, LORT__TS_S);
+    float *Vt = lort__lay_slot(base, L, LORT__TS_VT), *sw = lort__lay_slot(base, L, LORT__TS_SVD);
+    int r[LORT_MPO_MAX_CORES + 1], k, p, N = T->d;
+    double e2 = 0.0;
+    lort_status st;
+    if (!lort__all_finite(W, T->size)) return LORT_ERR_NONFINITE; /* before writing cores */
+    lort__ttsvd_ranks(T, r);
+    if (T->mpo) lort__mpo_perm(T, A, W, 0, 1.0f, 0);
+    else memcpy(A, W, T->size * sizeof(float));
+    memset(cores, 0, T->off[N] * sizeof(float));
+    for (k = 0; k + 1 < N; ++k) {
+        int m = r[k] * T->mode[k], c = (int)T->rest[k + 1], rr = r[k + 1];
+        float *t;
+        if ((st = lort_svd_truncated(U, S, Vt, A, c, m, c, rr, o, sw, svd_bytes))) return st;
+        lort__gemm(1, 0, rr, c, m, 1.0f, U, rr, A, c, 0.0f, B, c);        /* B = U^T A */
+        if (err2) {
+            lort__gemm(0, 0, m, c, rr, -1.0f, U, rr, B, c, 1.0f, A, c);   /* A -= U B */
+            e2 += lort__sumsq(A, (size_t)m * (size_t)c);
+        }
+        for (p = 0; p < m; ++p) /* core k rows (p < r_k, mode) <- U, columns padded */
+            memcpy(cores + T->off[k] + (size_t)p * (size_t)T->rank[k + 1], U + (size_t)p * (size_t)rr,
+                   (size_t)rr * sizeof(float));
+        t = A;
+        A = B;
+        B = t;
+    }
+    memcpy(cores + T->off[N - 1], A, (size_t)r[N - 1] * (size_t)T->mode[N - 1] * sizeof(float));
+    if (err2) *err2 = e2;
+    return LORT_OK;
+}
+
+/* Init workspace: TT-SVD, then (residual) the materialised MPO and W_res. */
+LORT__PRIVATE lort_status lort__mpo_init_plan(const lort_mpo_desc *d, lort__mpo_plan *P,
+                                              lort__layout *L, size_t *svd_bytes,
+                                              size_t *bytes) {
+    lort__layout D;
+    size_t b1, b2;
+    lort_status st;
+    if ((st = lort__mpo_plan_make(d, 0, P))) return st;
+    if ((st = lort__ttsvd_layout(&P->T, &d->svd, L, svd_bytes))) return st;
+    lort__mpo_dense_layout(P, &D, 1);
+    if ((st = lort__lay_bytes(L, &b1)) || (st = lort__lay_bytes(&D, &b2))) return st;
+    *bytes = b1 > b2 ? b1 : b2;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_init_workspace_size(const lort_mpo_desc *desc, size_t *bytes) {
+    lort__mpo_plan P;
+    lort__layout L;
+    size_t sb;
+    if (!bytes) return LORT_ERR_NULL;
+    return lort__mpo_init_plan(desc, &P, &L, &sb, bytes);
+}
+
+LORT_DEF lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores, const float *W,
+                                         float *err, void *work, size_t work_size) {
+    lort__mpo_plan P;
+    lort__layout L;
+    size_t sb, need;
+    double e2 = 0.0;
+    lort_status st;
+    if ((st = lort__mpo_init_plan(desc, &P, &L, &sb, &need))) return st;
+    if (!cores || !W) return LORT_ERR_NULL;
+    if (!work) return LORT_ERR_NULL;
+    if (work_size < need) return LORT_ERR_WORKSPACE;
+    if ((st = lort__ttsvd(&P.T, cores, W, &desc->svd, err ? &e2 : NULL, lort__lay_base(work), &L,
+                          sb)))
+        return st;
+    if (err) *err = (float)sqrt(e2);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void *residual,
+                                   const float *W0, float *err, void *work, size_t work_size) {
+    lort__mpo_plan P;
+    lort__layout L, D;
+    size_t sb, need;
+    float *base, *Wr;
+    lort_status st;
+    if ((st = lort__mpo_init_plan(desc, &P, &L, &sb, &need))) return st;
+    if (!cores || !W0 || (desc->residual != LORT_MPO_RESIDUAL_NONE && !residual)) return LORT_ERR_NULL;
+    if (!work) return LORT_ERR_NULL;
+    if (work_size < need) return LORT_ERR_WORKSPACE;
+    base = lort__lay_base(work);
+    if ((st = lort__ttsvd(&P.T, cores, W0, &desc->svd, NULL, base, &L, sb))) return st;
+    /* W_res = W0 - MPO(cores), exactly what the layer subtracts */
+    lort__mpo_dense_layout(&P, &D, 1);
+    Wr = desc->residual == LORT_MPO_RESIDUAL_F32 ? (float *)residual
+                                                 : lort__lay_slot(base, &D, LORT__MD_BIG2);
+    if (Wr != W0) memcpy(Wr, W0, P.T.size * sizeof(float)); /* residual may be W0 itself */
+    lort__mpo_to_dense(&P, LORT_MPO_RESIDUAL_NONE, Wr, cores, NULL, -1.0f, 1, base, &D); /* W0 - M */
+    if (err) *err = (float)sqrt(lort__sumsq(Wr, P.T.size));
+    if (desc->residual == LORT_MPO_RESIDUAL_NF4)
+        return lort_nf4_quantize(residual, Wr, P.T.rows, P.T.cols);
+    return LORT_OK;
+}
+
+/* ---- TT rounding ------------------------------------------------------------------------------ */
+
+/* Same cores and modes (and, for mpo, the same factors) in both trains. */
+LORT__PRIVATE lort_status lort__round_pair(const lort__train *F, const lort__train *G) {
+    int k;
+    if (F->d != G->d || F->mpo != G->mpo) return LORT_ERR_SHAPE;
+    for (k = 0; k < F->d; ++k)
+        if (F->rm[k] != G->rm[k] || F->cm[k] != G->cm[k]) return LORT_ERR_SHAPE;
+    return LORT_OK;
+}
+enum { LORT__RD_C, LORT__RD_U, LORT__RD_S, LORT__RD_VT, LORT__RD_TMP, LORT__RD_SVD };
+LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout *L,
+                                             size_t *svd_bytes) {
+    int k;
+    size_t mc = 1, mr = 1, sb = 0, t;
+    lort_status st;
+    for (k = 0; k < F->d; ++k) {
+        size_t core = F->off[k + 1] - F->off[k];
+        if (core > mc) mc = core;
+        if ((size_t)F->rank[k] > mr) mr = (size_t)F->rank[k];
+        if ((st = lort_svd_jacobi_workspace_size(F->rank[k], F->mode[k] * F->rank[k + 1], &t)))
+            return st;
+        if (t > sb) sb = t;
+        if ((st = lort_svd_jacobi_workspace_size(F->rank[k] * F->mode[k], F->rank[k + 1], &t)))
+            return st;
+        if (t > sb) sb = t;
+    }
+    lort__lay_init(L);
+    lort__lay_add(L, F->off[F->d]);              /* C: the working train */
+    lort__lay_add(L, mc);                        /* U */
+    lort__lay_add(L, mr);                        /* S (min dimension <= a rank) */
+    lort__lay_add(L, mc);                        /* Vt */
+    lort__lay_add(L, mc);                        /* TMP */
+    lort__lay_add(L, sb / sizeof(float) + 1);    /* Jacobi workspace */
+    *svd_bytes = sb;
+    return LORT_OK;
+}
+
+/* Oseledets' TT rounding: right-to-left orthogonalisation by exact SVDs (core k = (U S) Vt, Vt
+   kept, U S pushed into core k-1), then left to right: SVD of core k as (w_{k-1} mode, w_k),
+   keep the top rank'_k, push S Vt into core k+1. The discarded singular values of the second
+   sweep give the error exactly (the parts are orthonormal): bound = sqrt(sum of squares). */
+LORT__PRIVATE lort_status lort__round(const lort__train *F, const float *in, const lort__train *G,
+                                      float *out, float *err_bound, float *base,
+                                      const lort__layout *L, size_t svd_bytes) {
+    float *C = lort__lay_slot(base, L, LORT__RD_C), *U = lort__lay_slot(base, L, LORT__RD_U);
+    float *S = lort__lay_slot(base, L, LORT__RD_S), *Vt = lort__lay_slot(base, L, LORT__RD_VT);
+    float *Tm = lort__lay_slot(base, L, LORT__RD_TMP), *sw = lort__lay_slot(base, L, LORT__RD_SVD);
+    int w[LORT_MPO_MAX_CORES + 1], k, i, j, N = F->d;
+    double e2 = 0.0;
+    lort_status st;
+    if (!lort__all_finite(in, F->off[N])) return LORT_ERR_NONFINITE; /* before writing out */
+    memcpy(C, in, F->off[N] * sizeof(float));
+    for (k = 0; k <= N; ++k) w[k] = F->rank[k];
+    for (k = N - 1; k >= 1; --k) {
+        int m = w[k], c = F->mode[k] * w[k + 1], q = lort__imin(m, c), mp = w[k - 1] * F->mode[k - 1];
+        float *ck = C + F->off[k], *cp = C + F->off[k - 1];
+        if ((st = lort_svd_jacobi(U, S, Vt, ck, c, m, c, 0, sw, svd_bytes))) return st;
+        memcpy(ck, Vt, (size_t)q * (size_t)c * sizeof(float));
+        for (i = 0; i < m; ++i)
+            for (j = 0; j < q; ++j) U[(size_t)i * (size_t)q + (size_t)j] *= S[j];
+        lort__gemm(0, 0, mp, q, m, 1.0f, cp, m, U, q, 0.0f, Tm, q);
+        memcpy(cp, Tm, (size_t)mp * (size_t)q * sizeof(float));
+        w[k] = q;
+    }
+    memset(out, 0, G->off[N] * sizeof(float));
+    for (k = 0; k + 1 < N; ++k) {
+        int m = w[k] * F->mode[k], c = w[k + 1], q = lort__imin(m, c);
+        int rr = lort__imin(G->rank[k + 1], q), nc = F->mode[k + 1] * w[k + 2];
+        float *ck = C + F->off[k], *cn = C + F->off[k + 1];
+        if ((st = lort_svd_jacobi(U, S, Vt, ck, c, m, c, 0, sw, svd_bytes))) return st;
+        for (j = rr; j < q; ++j) e2 += (double)S[j] * (double)S[j];
+        for (i = 0; i < m; ++i) /* rows (p < w_k, mode) of core k <- U[:, :rr] */
+            memcpy(out + G->off[k] + (size_t)i * (size_t)G->rank[k + 1], U + (size_t)i * (size_t)q,
+                   (size_t)rr * sizeof(float));
+        for (j = 0; j < rr; ++j)
+            for (i = 0; i < c; ++i) Vt[(size_t)j * (size_t)c + (size_t)i] *= S[j];
+        lort__gemm(0, 0, rr, nc, c, 1.0f, Vt, c, cn, nc, 0.0f, Tm, nc);
+        memcpy(cn, Tm, (size_t)rr * (size_t)nc * sizeof(float));
+        w[k + 1] = rr;
+    }
+    memcpy(out + G->off[N - 1], C + F->off[N - 1],
+           (size_t)w[N - 1] * (size_t)F->mode[N - 1] * sizeof(float));
+    if (err_bound) *err_bound = (float)sqrt(e2);
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__round_call(const lort__train *F, const float *in,
+                                           const lort__train *G, float *out, float *err_bound,
+                                           void *work, size_t work_size, size_t *bytes) {
+    lort__layout L;
+    size_t sb, need;
+    lort_status st;
+    if ((st = lort__round_pair(F, G))) return st;
+    if ((st = lort__round_layout(F, &L, &sb)) || (st = lort__lay_bytes(&L, &need))) return st;
+    if (bytes) {
+        *bytes = need;
+        return LORT_OK;
+    }
+    if (!in || !out) return LORT_ERR_NULL;
+    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    return lort__round(F, in, G, out, err_bound, lort__lay_base(work), &L, sb);
+}
+
+LORT_DEF lort_status lort_mpo_round_workspace_size(const lort_mpo_desc *from,
+                                                   const lort_mpo_desc *to, size_t *bytes) {
+    lort__train F, G;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__mpo_train(from, &F)) || (st = lort__mpo_train(to, &G))) return st;
+    return lort__round_call(&F, NULL, &G, NULL, NULL, NULL, 0, bytes);
+}
+LORT_DEF lort_status lort_mpo_round(const lort_mpo_desc *from, const float *cores_in,
+                                    const lort_mpo_desc *to, float *cores_out, float *err_bound,
+                                    void *work, size_t work_size) {
+    lort__train F, G;
+    lort_status st;
+    if ((st = lort__mpo_train(from, &F)) || (st = lort__mpo_train(to, &G))) return st;
+    return lort__round_call(&F, cores_in, &G, cores_out, err_bound, work, work_size, NULL);
+}
+LORT_DEF lort_status lort_tt_round_workspace_size(const lort_tt_desc *from,
+                                                  const lort_tt_desc *to, size_t *bytes) {
+    lort__train F, G;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tt_train(from, &F)) || (st = lort__tt_train(to, &G))) return st;
+    return lort__round_call(&F, NULL, &G, NULL, NULL, NULL, 0, bytes);
+}
+LORT_DEF lort_status lort_tt_round(const lort_tt_desc *from, const float *cores_in,
+                                   const lort_tt_desc *to, float *cores_out, float *err_bound,
+                                   void *work, size_t work_size) {
+    lort__train F, G;
+    lort_status st;
+    if ((st = lort__tt_train(from, &F)) || (st = lort__tt_train(to, &G))) return st;
+    return lort__round_call(&F, cores_in, &G, cores_out, err_bound, work, work_size, NULL);
+}
+
+LORT_DEF lort_status lort_tt_svd_workspace_size(const lort_tt_desc *desc,
+                                                const lort_svd_opts *opts, size_t *bytes) {
+    lort__train T;
+    lort__layout L;
+    size_t sb;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tt_train(desc, &T)) || (st = lort__ttsvd_layout(&T, opts, &L, &sb))) return st;
+    return lort__lay_bytes(&L, bytes);
+}
+LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, const float *W,
+                                 const lort_svd_opts *opts, float *err, void *work,
+                                 size_t work_size) {
+    lort__train T;
+    lort__layout L;
+    size_t sb;
+    double e2 = 0.0;
+    lort_status st;
+    if ((st = lort__tt_train(desc, &T)) || (st = lort__ttsvd_layout(&T, opts, &L, &sb))) return st;
+    if (!cores || !W) return LORT_ERR_NULL;
+    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    if ((st = lort__ttsvd(&T, cores, W, opts, err ? &e2 : NULL, lort__lay_base(work), &L, sb)))
+        return st;
+    if (err) *err = (float)sqrt(e2);
+    return LORT_OK;
+}
+
 // >>adapter ====================================================================== adapter
 
 /* The families' flat layouts: lora params = A (r, d_in) then B (d_out, r);
@@ -4015,7 +5243,8 @@ LORT_DEF lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
    tt_adp params = cores of W_down, cores of W_up, beta_d (b), beta_u (hidden) (no frozen);
    cp params = A (d, r), B (r, d_h), C_H (H, r), C_L (L, r), C_M (M, r), shared by all sites;
    tucker params = core, A, B, C_H, C_L, C_M (see lort_tucker_desc). The site of cp and tucker
-   is (a->layer, a->matrix). */
+   is (a->layer, a->matrix).;
+   mpo params = cores T_1..T_N, frozen = W_res (fp32 or the NF4 blob; none for NONE). */
 LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
                                               lort_adapter_sizes *sizes) {
     lort_status st;
@@ -4071,6 +5300,20 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
             (st = lort_tucker_site_dims(&a->desc.tucker, a->matrix, &z.d_in, &z.d_out)))
             return st;
         break;
+    case LORT_KIND_MPO: {
+        lort_mpo_desc r;
+        if ((st = lort_mpo_desc_resolve(&a->desc.mpo, &r)) ||
+            (st = lort_mpo_param_count(&r, &z.params)) ||
+            (st = lort_mpo_frozen_count(&r, &z.frozen)) ||
+            (st = lort_mpo_cache_size(&r, n, &z.cache)) ||
+            (st = lort_mpo_workspace_size(&r, n, &z.work)) ||
+            (st = lort_mpo_init_workspace_size(&r, &z.init_work)))
+            return st;
+        z.d_in = r.d_in;
+        z.d_out = r.d_out;
+        z.replaces_base = r.residual != LORT_MPO_RESIDUAL_NONE;
+        break;
+    }
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -4117,6 +5360,12 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
         v->A = a->params;
         v->dA = a->grads;
         return LORT_OK;
+    case LORT_KIND_MPO:
+        if (!a->params || (a->desc.mpo.residual != LORT_MPO_RESIDUAL_NONE && !a->frozen))
+            return LORT_ERR_NULL;
+        v->A = a->params;
+        v->dA = a->grads;
+        return LORT_OK;
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -4132,6 +5381,8 @@ LORT_DEF lort_status lort_adapter_init(const lort_adapter *a, const float *W0, l
     if (a->kind == LORT_KIND_LORA) return lort_lora_init(&a->desc.lora, v.A, v.B, rng);
     if (a->kind == LORT_KIND_CP) return lort_cp_init(&a->desc.cp, v.A, rng);
     if (a->kind == LORT_KIND_TUCKER) return lort_tucker_init(&a->desc.tucker, v.A, rng);
+    if (a->kind == LORT_KIND_MPO)
+        return lort_mpo_init(&a->desc.mpo, v.A, a->frozen, W0, NULL, work, work_size);
     return lort_loraxs_init(&a->desc.loraxs, v.R, v.A, v.B, W0, rng, work, work_size);
 }
 
@@ -4147,6 +5398,9 @@ LORT_DEF lort_status lort_adapter_forward(const lort_adapter *a, float *y, const
     if (a->kind == LORT_KIND_TT_ADP)
         return lort_tt_adp_forward(&a->desc.tt_adp, y, x, a->params, n, cache, cache_size, work,
                                    work_size);
+    if (a->kind == LORT_KIND_MPO)
+        return lort_mpo_forward(&a->desc.mpo, y, x, v.A, a->frozen, n, cache, cache_size, work,
+                                work_size);
     if (a->kind == LORT_KIND_LORA)
         return lort_lora_forward(&a->desc.lora, y, x, v.A, v.B, n, cache, cache_size, work,
                                  work_size);
@@ -4172,6 +5426,9 @@ LORT_DEF lort_status lort_adapter_backward(const lort_adapter *a, float *dx, con
     if (a->kind == LORT_KIND_TT_ADP)
         return lort_tt_adp_backward(&a->desc.tt_adp, dx, a->grads, dy, x, a->params, n, cache,
                                     cache_size, work, work_size);
+    if (a->kind == LORT_KIND_MPO)
+        return lort_mpo_backward(&a->desc.mpo, dx, v.dA, dy, x, v.A, a->frozen, n, cache,
+                                 cache_size, work, work_size);
     if (a->kind == LORT_KIND_LORA)
         return lort_lora_backward(&a->desc.lora, dx, v.dA, v.dB, dy, x, v.A, v.B, n, cache,
                                   cache_size, work, work_size);
@@ -4193,6 +5450,8 @@ LORT_DEF lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
     if (a->kind == LORT_KIND_TT_REP)
         return lort_tt_rep_merge(&a->desc.tt_rep, W, a->params, weight, work, work_size);
     if (a->kind == LORT_KIND_TT_ADP) return lort__tt_adp_unmergeable(&a->desc.tt_adp, W);
+    if (a->kind == LORT_KIND_MPO)
+        return lort_mpo_merge(&a->desc.mpo, W, v.A, a->frozen, weight, work, work_size);
     if (a->kind == LORT_KIND_LORA) return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight);
     if (a->kind == LORT_KIND_CP)
         return lort_cp_merge(&a->desc.cp, W, v.A, a->layer, a->matrix, weight, work, work_size);
@@ -4210,6 +5469,8 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
     if (a->kind == LORT_KIND_TT_REP)
         return lort_tt_rep_delta(&a->desc.tt_rep, dW, a->params, work, work_size);
     if (a->kind == LORT_KIND_TT_ADP) return lort__tt_adp_unmergeable(&a->desc.tt_adp, dW);
+    if (a->kind == LORT_KIND_MPO)
+        return lort_mpo_delta(&a->desc.mpo, dW, v.A, a->frozen, work, work_size);
     if (a->kind == LORT_KIND_LORA) return lort_lora_delta(&a->desc.lora, dW, v.A, v.B);
     if (a->kind == LORT_KIND_CP)
         return lort_cp_delta(&a->desc.cp, dW, v.A, a->layer, a->matrix, work, work_size);
@@ -4269,8 +5530,9 @@ REVISION HISTORY
 ================
     0.1.0 (2026-11-23)  first release: status codes, allocator, RNG and counter-based dropout,
                         GEMM layer (cblas or built-in), randomized and Jacobi SVD, lora, loraxs,
-                        the generic adapter interface, AdamW; cp (LoRTA) and tucker joint
-                        tensor adapters (LoTR and FacT-TK as tucker configurations).
+                        the generic adapter interface, AdamW; tt (LoRETTA rep and adp), cp
+                        (LoRTA) and tucker joint tensors (LoTR and FacT-TK as configurations),
+                        mpo (DoTA, QDoTA), TT-SVD and rounding, NF4.
 
 LICENSE
 =======

@@ -108,6 +108,7 @@ TR_FN void *tr_buf(size_t bytes) {
 }
 /* ---- shared by the family tests ---- */
 #define OK(call) assert_int_equal((int)(call), (int)LORT_OK)
+#define ST(want, call) assert_int_equal((int)(call), (int)(want))
 
 TR_FN double tg_normal(void) { /* N(0,1), Box-Muller on the test RNG */
     double u1 = 1.0 - tr_uniform(), u2 = tr_uniform();

@@ -55,7 +55,6 @@ static void tm_end(lort_status st) {
     assert_int_equal(tm_allocs, 0);
 }
 
-#define ST(want, call) assert_int_equal((int)(call), (int)(want))
 
 /* ---- one configuration of either family ------------------------------------------------ */
 typedef struct {

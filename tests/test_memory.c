@@ -437,6 +437,86 @@ static void *dup_bytes(const void *p, size_t bytes) {
     return q;
 }
 
+/* mpo (every path and residual), DoTA init, TT-SVD, rounding and NF4: no allocation, and
+   buffers of exactly the queried size at a misaligned base pointer suffice. */
+static void *tm_exact(size_t bytes, unsigned char **raw) { /* base + 1: misaligned */
+    *raw = (unsigned char *)tr_buf(bytes + 1);
+    return *raw + 1;
+}
+static void test_no_alloc_mpo(void **state) {
+    (void)state;
+    const int n = 5;
+    for (int res = 0; res < 3; ++res)
+        for (int path = 1; path <= 2; ++path) {
+            lort_mpo_desc d;
+            memset(&d, 0, sizeof d);
+            d.ncores = 3;
+            d.row_factors[0] = 2; d.row_factors[1] = 3; d.row_factors[2] = 2;
+            d.col_factors[0] = 4; d.col_factors[1] = 1; d.col_factors[2] = 5;
+            d.bond = 3;
+            d.path = path;
+            d.residual = res;
+            size_t np = 0, fz = 0, ws = 0, cs = 0, iw = 0;
+            COUNTED("lort_mpo_param_count", lort_mpo_param_count(&d, &np));
+            COUNTED("lort_mpo_frozen_count", lort_mpo_frozen_count(&d, &fz));
+            COUNTED("lort_mpo_workspace_size", lort_mpo_workspace_size(&d, n, &ws));
+            COUNTED("lort_mpo_cache_size", lort_mpo_cache_size(&d, n, &cs));
+            COUNTED("lort_mpo_init_workspace_size", lort_mpo_init_workspace_size(&d, &iw));
+            unsigned char *r1, *r2, *r3;
+            float *cores = tr_alloc(np), *dc = tr_alloc(np), *fr = tr_alloc(fz + 1);
+            float *W0 = tr_rand(12u * 20u), *W = tr_alloc(12u * 20u), err = 0.0f;
+            float *x = tr_rand((size_t)n * 20u), *dy = tr_rand((size_t)n * 12u);
+            float *y = tr_alloc((size_t)n * 12u), *dx = tr_alloc((size_t)n * 20u);
+            void *work = tm_exact(ws, &r1), *cache = tm_exact(cs, &r2), *iwork = tm_exact(iw, &r3);
+            COUNTED("lort_mpo_init", lort_mpo_init(&d, cores, res ? fr : NULL, W0, &err, iwork, iw));
+            COUNTED("lort_mpo_from_dense", lort_mpo_from_dense(&d, cores, W0, &err, iwork, iw));
+            COUNTED("lort_mpo_forward", lort_mpo_forward(&d, y, x, cores, fr, n, cache, cs, work, ws));
+            COUNTED("lort_mpo_forward (no cache)",
+                    lort_mpo_forward(&d, y, x, cores, fr, n, NULL, 0, work, ws));
+            COUNTED("lort_mpo_backward",
+                    lort_mpo_backward(&d, dx, dc, dy, x, cores, fr, n, cache, cs, work, ws));
+            COUNTED("lort_mpo_backward (no cache)",
+                    lort_mpo_backward(&d, dx, dc, dy, x, cores, fr, n, NULL, 0, work, ws));
+            COUNTED("lort_mpo_merge", lort_mpo_merge(&d, W, cores, fr, 1.0f, work, ws));
+            COUNTED("lort_mpo_delta", lort_mpo_delta(&d, W, cores, fr, work, ws));
+            if (ws > 64) /* one byte short is refused */
+                assert_int_equal(lort_mpo_forward(&d, y, x, cores, fr, n, NULL, 0, work, ws - 1),
+                                 LORT_ERR_WORKSPACE);
+            lort_mpo_desc to = d;
+            to.bond = 1;
+            size_t rw = 0, np2 = 0;
+            COUNTED("lort_mpo_round_workspace_size", lort_mpo_round_workspace_size(&d, &to, &rw));
+            COUNTED("lort_mpo_param_count", lort_mpo_param_count(&to, &np2));
+            unsigned char *r4;
+            void *rwork = tm_exact(rw, &r4);
+            float *c2 = tr_alloc(np2);
+            COUNTED("lort_mpo_round", lort_mpo_round(&d, cores, &to, c2, &err, rwork, rw));
+            free(r1); free(r2); free(r3); free(r4); free(cores); free(dc); free(fr); free(W0);
+            free(W); free(x); free(dy); free(y); free(dx); free(c2);
+        }
+    /* tt form and the NF4 kernels */
+    lort_tt_desc t;
+    memset(&t, 0, sizeof t);
+    t.rows = 6; t.cols = 10; t.d = 3; t.modes[0] = 3; t.modes[1] = 4; t.modes[2] = 5; t.rank = 2;
+    size_t ts = 0, tw = 0, b = 0, nw = 0;
+    COUNTED("lort_tt_svd_workspace_size", lort_tt_svd_workspace_size(&t, NULL, &ts));
+    COUNTED("lort_tt_round_workspace_size", lort_tt_round_workspace_size(&t, &t, &tw));
+    unsigned char *r5, *r6, *r7;
+    void *tsw = tm_exact(ts, &r5), *trw = tm_exact(tw, &r6);
+    float *W = tr_rand(60), *c = tr_alloc(3 * 2 + 2 * 4 * 2 + 2 * 5), *c2 = tr_alloc(40), err = 0.0f;
+    COUNTED("lort_tt_svd", lort_tt_svd(&t, c, W, NULL, &err, tsw, ts));
+    COUNTED("lort_tt_round", lort_tt_round(&t, c, &t, c2, &err, trw, tw));
+    COUNTED("lort_nf4_size", lort_nf4_size(6, 10, &b));
+    COUNTED("lort_nf4_linear_workspace_size", lort_nf4_linear_workspace_size(3, 10, 6, &nw));
+    void *q = tr_buf(b), *nwk = tm_exact(nw, &r7);
+    float *x = tr_rand(30), *y = tr_alloc(18), *D = tr_alloc(60);
+    COUNTED("lort_nf4_quantize", lort_nf4_quantize(q, W, 6, 10));
+    COUNTED("lort_nf4_dequantize", lort_nf4_dequantize(D, q, 6, 10));
+    COUNTED("lort_nf4_linear_forward", lort_nf4_linear_forward(y, x, q, 3, 10, 6, nwk, nw));
+    COUNTED("lort_nf4_linear_backward", lort_nf4_linear_backward(x, y, q, 3, 10, 6, nwk, nw));
+    free(r5); free(r6); free(r7); free(W); free(c); free(c2); free(q); free(x); free(y); free(D);
+}
+
 static void test_short_buffers_lora(void **state) {
     (void)state;
     const int n = 9;
@@ -1043,7 +1123,7 @@ int main(void) {
         cmocka_unit_test(test_no_alloc_loraxs),    cmocka_unit_test(test_no_alloc_adapter_adamw),
         cmocka_unit_test(test_short_buffers_lora), cmocka_unit_test(test_short_buffers_loraxs),
         cmocka_unit_test(test_short_buffers_svd),  cmocka_unit_test(test_misaligned),
-        cmocka_unit_test(test_alloc_spy),
+        cmocka_unit_test(test_alloc_spy),          cmocka_unit_test(test_no_alloc_mpo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

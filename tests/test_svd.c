@@ -946,6 +946,26 @@ static void test_workspace_alignment(void **state) {
     free_known(&K);
 }
 
+/* Regression: a column that QR leaves at ~1e-155 (a matrix with a zero row) used to make one-
+   sided Jacobi rotate it forever (a denormal squared norm) and report NO_CONVERGENCE. */
+static void test_jacobi_negligible_column(void **state) {
+    (void)state;
+    float M[9] = {0.32415f, -0.648488f, -0.0474058f, -1.05624f, -0.119965f, 1.02908f, 0, 0, 0};
+    float U[9], S[3], Vt[9];
+    size_t ws = 0;
+    assert_int_equal(lort_svd_jacobi_workspace_size(3, 3, &ws), LORT_OK);
+    void *w = tr_buf(ws);
+    assert_int_equal(lort_svd_jacobi(U, S, Vt, M, 3, 3, 3, 0, w, ws), LORT_OK);
+    assert_true(S[2] < 1e-6f * S[0]);
+    for (int i = 0; i < 3; ++i) /* U S Vt reproduces M */
+        for (int j = 0; j < 3; ++j) {
+            double s = 0.0;
+            for (int k = 0; k < 3; ++k) s += (double)U[i * 3 + k] * (double)S[k] * (double)Vt[k * 3 + j];
+            assert_true(fabs(s - (double)M[i * 3 + j]) < 1e-5);
+        }
+    free(w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_shapes),          cmocka_unit_test(test_padded_ldw),
@@ -954,7 +974,7 @@ int main(void) {
         cmocka_unit_test(test_randomized_slow_decay), cmocka_unit_test(test_vs_lapack),
         cmocka_unit_test(test_determinism),           cmocka_unit_test(test_scale_invariance),
         cmocka_unit_test(test_sign_convention),       cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_workspace_alignment),
+        cmocka_unit_test(test_workspace_alignment),   cmocka_unit_test(test_jacobi_negligible_column),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,772 @@
+/* MPO (family mpo, DoTA), TT-SVD and TT rounding against independent double references.
+
+   References written here: the MPO matrix entry by entry (a product of core slices over the
+   digits of the row and column indices: no reshapes, no permutations, nothing shared with the
+   header), the tt tensor entry by entry, the layer loss L = sum(G .* y) and its central finite
+   differences in double (L is linear in every core entry and in x, so these are exact up to
+   rounding).
+
+   Tolerances ("norm tol t": |got - want| <= t * (max|want| + |want|) per element):
+     forward vs double reference                 norm 2e-5
+     backward (dx, every core) vs finite diffs   norm 1e-4
+     factored vs dense, cache vs no cache        norm 2e-5
+     DoTA: ||W_res + MPO - W0|| <= 1e-5 ||W0||   (the issue's bound)
+     TT-SVD of an exactly low-rank train         relative Frobenius 1e-5
+     rounding: actual error <= bound (1 + 1e-3) + 2e-6 ||A||
+*/
+#define LORTENSOR_IMPLEMENTATION
+#include "lort_test.h"
+#include <limits.h>
+
+#define MAXC LORT_MPO_MAX_CORES
+
+static double fro_diff(const double *a, const double *b, size_t count) {
+    double s = 0.0;
+    for (size_t i = 0; i < count; ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
+    return sqrt(s);
+}
+static double fro(const double *a, size_t count) {
+    double s = 0.0;
+    for (size_t i = 0; i < count; ++i) s += a[i] * a[i];
+    return sqrt(s);
+}
+
+/* ---- shapes ------------------------------------------------------------------------------- */
+typedef struct {
+    int N, ii[MAXC], jj[MAXC], D[MAXC + 1], nr, nc;
+    size_t off[MAXC + 1];
+} mshape;
+
+static lort_mpo_desc mk_desc(int N, const int *ii, const int *jj, int bond) {
+    lort_mpo_desc d;
+    memset(&d, 0, sizeof d);
+    d.ncores = N;
+    for (int k = 0; k < N; ++k) {
+        d.row_factors[k] = ii[k];
+        d.col_factors[k] = jj[k];
+    }
+    d.bond = bond;
+    return d;
+}
+static void shape_of(const lort_mpo_desc *d, mshape *s) {
+    lort_mpo_desc r;
+    OK(lort_mpo_desc_resolve(d, &r));
+    memset(s, 0, sizeof *s);
+    s->N = r.ncores;
+    s->nr = r.d_out;
+    s->nc = r.d_in;
+    for (int k = 0; k <= s->N; ++k) s->D[k] = r.bonds[k];
+    for (int k = 0; k < s->N; ++k) {
+        s->ii[k] = r.row_factors[k];
+        s->jj[k] = r.col_factors[k];
+        s->off[k + 1] = s->off[k] + (size_t)s->D[k] * (size_t)s->ii[k] * (size_t)s->jj[k] * (size_t)s->D[k + 1];
+    }
+    size_t np = 0;
+    OK(lort_mpo_param_count(d, &np));
+    assert_int_equal(np, s->off[s->N]);
+}
+
+/* M (I, J) entry by entry: M[r, c] = prod_k T_k[:, a_k, b_k, :], a = digits of r over ii,
+   b = digits of c over jj (row-major). */
+static void ref_mpo(const mshape *s, const double *cores, double *M) {
+    double v[4096], w[4096];
+    for (int r = 0; r < s->nr; ++r)
+        for (int c = 0; c < s->nc; ++c) {
+            int a[MAXC], b[MAXC], rr = r, cc = c;
+            for (int k = s->N - 1; k >= 0; --k) {
+                a[k] = rr % s->ii[k]; rr /= s->ii[k];
+                b[k] = cc % s->jj[k]; cc /= s->jj[k];
+            }
+            v[0] = 1.0;
+            for (int k = 0; k < s->N; ++k) {
+                const double *T = cores + s->off[k];
+                int Dl = s->D[k], Dr = s->D[k + 1];
+                for (int q = 0; q < Dr; ++q) {
+                    double acc = 0.0;
+                    for (int p = 0; p < Dl; ++p)
+                        acc += v[p] * T[(((size_t)p * (size_t)s->ii[k] + (size_t)a[k]) * (size_t)s->jj[k] + (size_t)b[k]) * (size_t)Dr + (size_t)q];
+                    w[q] = acc;
+                }
+                memcpy(v, w, (size_t)Dr * sizeof(double));
+            }
+            M[(size_t)r * (size_t)s->nc + (size_t)c] = v[0];
+        }
+}
+
+/* L = sum G .* (x (Wres + M)^T); y = that product (optional) */
+static double ref_loss(const mshape *s, int n, const double *cores, const double *Wres,
+                       const double *x, const double *G, double *y) {
+    size_t IJ = (size_t)s->nr * (size_t)s->nc;
+    double *M = td_alloc(IJ), L = 0.0;
+    ref_mpo(s, cores, M);
+    if (Wres)
+        for (size_t t = 0; t < IJ; ++t) M[t] += Wres[t];
+    for (int i = 0; i < n; ++i)
+        for (int o = 0; o < s->nr; ++o) {
+            double acc = 0.0;
+            for (int c = 0; c < s->nc; ++c) acc += x[(size_t)i * (size_t)s->nc + (size_t)c] * M[(size_t)o * (size_t)s->nc + (size_t)c];
+            if (y) y[(size_t)i * (size_t)s->nr + (size_t)o] = acc;
+            if (G) L += G[(size_t)i * (size_t)s->nr + (size_t)o] * acc;
+        }
+    free(M);
+    return L;
+}
+
+/* ---- cases ---------------------------------------------------------------------------------- */
+typedef struct {
+    int N, ii[6], jj[6], bond, bonds[7], n, res;
+} mcase;
+static const mcase CASES[] = {
+    {3, {2, 3, 2}, {2, 2, 3}, 0, {1, 3, 2, 1}, 3, 1},  /* spec/check_grads.py DoTA case */
+    {1, {5}, {3}, 0, {0}, 4, 1},                       /* one core: a dense matrix */
+    {2, {3, 2}, {2, 5}, 1, {0}, 2, 0},                 /* bond 1 */
+    {4, {1, 4, 1, 3}, {2, 1, 3, 1}, 2, {0}, 5, 1},     /* factors of size 1 */
+    {4, {2, 2, 2, 2}, {3, 1, 2, 2}, 3, {0}, 1, 0},     /* n = 1, mixed */
+    {2, {2, 3}, {2, 2}, 100, {0}, 3, 1},               /* bond above the exact rank: clamped */
+    {3, {3, 1, 2}, {1, 2, 3}, 0, {0, 1, 4, 0}, 6, 0},  /* explicit bonds 1 and 4 */
+    {5, {2, 1, 2, 1, 2}, {1, 2, 1, 2, 2}, 2, {0}, 2, 1},
+};
+#define NCASES (sizeof CASES / sizeof CASES[0])
+
+static lort_mpo_desc case_desc(const mcase *c, int path) {
+    lort_mpo_desc d = mk_desc(c->N, c->ii, c->jj, c->bond);
+    for (int k = 0; k <= c->N; ++k) d.bonds[k] = c->bonds[k];
+    d.path = path;
+    d.residual = c->res;
+    return d;
+}
+
+typedef struct {
+    lort_mpo_desc d;
+    mshape s;
+    int n;
+    size_t np, nx, ny, IJ;
+    float *cores, *x, *G, *Wres, *y0;
+    double *cd, *xd, *Gd, *Wd;
+} msetup;
+static void setup(msetup *S, const mcase *c, int path, uint64_t seed) {
+    memset(S, 0, sizeof *S);
+    S->d = case_desc(c, path);
+    shape_of(&S->d, &S->s);
+    S->n = c->n;
+    S->np = S->s.off[S->s.N];
+    S->nx = (size_t)c->n * (size_t)S->s.nc;
+    S->ny = (size_t)c->n * (size_t)S->s.nr;
+    S->IJ = (size_t)S->s.nr * (size_t)S->s.nc;
+    tr_seed(seed);
+    S->cores = tr_rand(S->np); S->x = tr_rand(S->nx); S->G = tr_rand(S->ny);
+    S->Wres = tr_rand(S->IJ); S->y0 = tr_rand(S->ny);
+    S->cd = to_double(S->cores, S->np); S->xd = to_double(S->x, S->nx);
+    S->Gd = to_double(S->G, S->ny); S->Wd = to_double(S->Wres, S->IJ);
+}
+static void teardown(msetup *S) {
+    free(S->cores); free(S->x); free(S->G); free(S->Wres); free(S->y0);
+    free(S->cd); free(S->xd); free(S->Gd); free(S->Wd);
+}
+static const double *res_d(const msetup *S) { return S->d.residual ? S->Wd : NULL; }
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+static void test_mpo_counts_resolve(void **state) {
+    (void)state;
+    lort_mpo_desc d = case_desc(&CASES[0], 0), r;
+    size_t np, off, fz;
+    OK(lort_mpo_param_count(&d, &np));
+    assert_int_equal(np, 1 * 4 * 3 + 3 * 6 * 2 + 2 * 6 * 1); /* sum D_{k-1} i_k j_k D_k = 60 */
+    OK(lort_mpo_core_offset(&d, 2, &off));
+    assert_int_equal(off, 48);
+    OK(lort_mpo_frozen_count(&d, &fz));
+    assert_int_equal(fz, 12 * 12);
+    OK(lort_mpo_desc_resolve(&d, &r));
+    assert_int_equal(r.d_out, 12);
+    assert_int_equal(r.d_in, 12);
+    /* bond 100 on factors (2,3)x(2,2): D_1 <= min(2*2, 3*2) = 4 */
+    d = case_desc(&CASES[5], 0);
+    OK(lort_mpo_desc_resolve(&d, &r));
+    assert_int_equal(r.bonds[1], 4);
+    /* explicit bonds (1, 1, 4, 1) on (3,1)(1,2)(2,3): D_2 <= min(D_1 * 2, 2 * 3) = 2 */
+    d = case_desc(&CASES[6], 0);
+    OK(lort_mpo_desc_resolve(&d, &r));
+    assert_int_equal(r.bonds[0], 1);
+    assert_int_equal(r.bonds[1], 1);
+    assert_int_equal(r.bonds[2], 2);
+    assert_int_equal(r.bonds[3], 1);
+    /* 4096 = (8,8,8,8) x (8,8,8,8) at D = 8: 64*8 + 8*64*8*2 + 8*64 = 9216 */
+    int e8[4] = {8, 8, 8, 8};
+    d = mk_desc(4, e8, e8, 8);
+    OK(lort_mpo_param_count(&d, &np));
+    assert_int_equal(np, 9216);
+    d.residual = LORT_MPO_RESIDUAL_NF4; /* 4.5 bits per entry */
+    OK(lort_mpo_frozen_count(&d, &fz));
+    assert_int_equal(fz, (4096u * 4096u / 64u * 4u + 4096u * 4096u / 2u) / 4u);
+}
+
+static void run_forward(const mcase *c, int path, uint64_t seed) {
+    msetup S;
+    setup(&S, c, path, seed);
+    size_t ws = 0, cs = 0;
+    OK(lort_mpo_workspace_size(&S.d, S.n, &ws));
+    OK(lort_mpo_cache_size(&S.d, S.n, &cs));
+    void *work = tr_buf(ws), *cache = tr_buf(cs);
+    int used;
+    OK(lort_mpo_path_used(&S.d, S.n, &used));
+    if (path) assert_int_equal(used, path);
+    double *want = td_alloc(S.ny);
+    ref_loss(&S.s, S.n, S.cd, res_d(&S), S.xd, NULL, want);
+    for (size_t t = 0; t < S.ny; ++t) want[t] += (double)S.y0[t];
+    float *y = tr_alloc(S.ny);
+    memcpy(y, S.y0, S.ny * sizeof(float));
+    OK(lort_mpo_forward(&S.d, y, S.x, S.cores, S.Wres, S.n, cache, cs, work, ws));
+    assert_true(near_fd("mpo forward", y, want, S.ny, 2e-5));
+    memcpy(y, S.y0, S.ny * sizeof(float));
+    OK(lort_mpo_forward(&S.d, y, S.x, S.cores, S.Wres, S.n, NULL, 0, work, ws));
+    assert_true(near_fd("mpo forward (no cache)", y, want, S.ny, 2e-5));
+    free(y); free(want); free(work); free(cache);
+    teardown(&S);
+}
+static void test_mpo_forward(void **state) {
+    (void)state;
+    for (size_t i = 0; i < NCASES; ++i) {
+        run_forward(&CASES[i], LORT_MPO_FACTORED, 100 + i);
+        run_forward(&CASES[i], LORT_MPO_DENSE, 200 + i);
+        run_forward(&CASES[i], LORT_MPO_AUTO, 300 + i);
+    }
+}
+
+static void run_backward(const mcase *c, int path, uint64_t seed) {
+    msetup S;
+    setup(&S, c, path, seed);
+    size_t ws = 0, cs = 0;
+    OK(lort_mpo_workspace_size(&S.d, S.n, &ws));
+    OK(lort_mpo_cache_size(&S.d, S.n, &cs));
+    void *work = tr_buf(ws), *cache = tr_buf(cs);
+    float *y = tr_alloc(S.ny);
+    OK(lort_mpo_forward(&S.d, y, S.x, S.cores, S.Wres, S.n, cache, cs, work, ws));
+    /* finite differences of the double loss, every core entry and every x entry */
+    const double h = 1e-3;
+    double *fdc = td_alloc(S.np), *fdx = td_alloc(S.nx);
+    for (size_t t = 0; t < S.np; ++t) {
+        double keep = S.cd[t];
+        S.cd[t] = keep + h;
+        double lp = ref_loss(&S.s, S.n, S.cd, res_d(&S), S.xd, S.Gd, NULL);
+        S.cd[t] = keep - h;
+        double lm = ref_loss(&S.s, S.n, S.cd, res_d(&S), S.xd, S.Gd, NULL);
+        S.cd[t] = keep;
+        fdc[t] = (lp - lm) / (2.0 * h) + 0.5; /* + the accumulated initial value */
+    }
+    for (size_t t = 0; t < S.nx; ++t) {
+        double keep = S.xd[t];
+        S.xd[t] = keep + h;
+        double lp = ref_loss(&S.s, S.n, S.cd, res_d(&S), S.xd, S.Gd, NULL);
+        S.xd[t] = keep - h;
+        double lm = ref_loss(&S.s, S.n, S.cd, res_d(&S), S.xd, S.Gd, NULL);
+        S.xd[t] = keep;
+        fdx[t] = (lp - lm) / (2.0 * h) - 0.25;
+    }
+    for (int pass = 0; pass < 2; ++pass) { /* with the cache, then recomputing it */
+        float *dc = tr_alloc(S.np), *dx = tr_alloc(S.nx);
+        for (size_t t = 0; t < S.np; ++t) dc[t] = 0.5f;
+        for (size_t t = 0; t < S.nx; ++t) dx[t] = -0.25f;
+        OK(lort_mpo_backward(&S.d, dx, dc, S.G, S.x, S.cores, S.Wres, S.n, pass ? NULL : cache,
+                             pass ? 0 : cs, work, ws));
+        assert_true(near_fd("mpo dcores vs fd", dc, fdc, S.np, 1e-4));
+        assert_true(near_fd("mpo dx vs fd", dx, fdx, S.nx, 1e-4));
+        /* NULL gradients skip: dx only, then cores only */
+        float *dx2 = tr_alloc(S.nx), *dc2 = tr_alloc(S.np);
+        for (size_t t = 0; t < S.nx; ++t) dx2[t] = -0.25f;
+        for (size_t t = 0; t < S.np; ++t) dc2[t] = 0.5f;
+        OK(lort_mpo_backward(&S.d, dx2, NULL, S.G, S.x, S.cores, S.Wres, S.n, NULL, 0, work, ws));
+        OK(lort_mpo_backward(&S.d, NULL, dc2, S.G, S.x, S.cores, S.Wres, S.n, NULL, 0, work, ws));
+        assert_true(cmp_ff("dx alone", dx2, dx, S.nx, 1e-6, 1e-5));
+        assert_true(cmp_ff("dcores alone", dc2, dc, S.np, 1e-6, 1e-5));
+        free(dc); free(dx); free(dx2); free(dc2);
+    }
+    free(fdc); free(fdx); free(y); free(work); free(cache);
+    teardown(&S);
+}
+static void test_mpo_backward(void **state) {
+    (void)state;
+    for (size_t i = 0; i < NCASES; ++i) {
+        run_backward(&CASES[i], LORT_MPO_FACTORED, 400 + i);
+        run_backward(&CASES[i], LORT_MPO_DENSE, 500 + i);
+    }
+}
+
+/* factored == dense on a larger case, forward and backward, float against float */
+static void test_mpo_paths_agree(void **state) {
+    (void)state;
+    static const mcase big[] = {
+        {3, {4, 4, 4}, {4, 4, 4}, 5, {0}, 7, 1},
+        {4, {2, 4, 4, 2}, {3, 3, 2, 4}, 6, {0}, 9, 2 - 2},
+        {6, {2, 2, 2, 2, 2, 2}, {2, 2, 2, 2, 2, 2}, 3, {0}, 33, 0},
+    };
+    for (size_t ci = 0; ci < sizeof big / sizeof big[0]; ++ci) {
+        float *y[2], *dx[2], *dc[2];
+        msetup S;
+        for (int p = 0; p < 2; ++p) {
+            setup(&S, &big[ci], p ? LORT_MPO_DENSE : LORT_MPO_FACTORED, 77 + ci);
+            size_t ws = 0, cs = 0;
+            OK(lort_mpo_workspace_size(&S.d, S.n, &ws));
+            OK(lort_mpo_cache_size(&S.d, S.n, &cs));
+            if (p) assert_int_equal(cs, 0); /* the dense path keeps nothing */
+            void *work = tr_buf(ws), *cache = tr_buf(cs);
+            y[p] = tr_alloc(S.ny); dx[p] = tr_alloc(S.nx); dc[p] = tr_alloc(S.np);
+            OK(lort_mpo_forward(&S.d, y[p], S.x, S.cores, S.Wres, S.n, cache, cs, work, ws));
+            OK(lort_mpo_backward(&S.d, dx[p], dc[p], S.G, S.x, S.cores, S.Wres, S.n, cache, cs,
+                                 work, ws));
+            free(work); free(cache);
+            if (p == 0) teardown(&S);
+        }
+        double *yd = to_double(y[1], S.ny), *dxd = to_double(dx[1], S.nx), *dcd = to_double(dc[1], S.np);
+        assert_true(near_fd("y factored vs dense", y[0], yd, S.ny, 2e-5));
+        assert_true(near_fd("dx factored vs dense", dx[0], dxd, S.nx, 2e-5));
+        assert_true(near_fd("dcores factored vs dense", dc[0], dcd, S.np, 2e-5));
+        free(yd); free(dxd); free(dcd);
+        for (int p = 0; p < 2; ++p) { free(y[p]); free(dx[p]); free(dc[p]); }
+        teardown(&S);
+    }
+}
+
+/* auto picks factored for small bonds and dense for large ones (4096 = 4^6), at 64 rows */
+static void test_mpo_auto_path(void **state) {
+    (void)state;
+    int f[6] = {4, 4, 4, 4, 4, 4}, path;
+    lort_mpo_desc d = mk_desc(6, f, f, 2);
+    OK(lort_mpo_path_used(&d, 64, &path));
+    assert_int_equal(path, LORT_MPO_FACTORED);
+    d.bond = 64;
+    OK(lort_mpo_path_used(&d, 64, &path));
+    assert_int_equal(path, LORT_MPO_DENSE);
+    d.path = LORT_MPO_FACTORED;
+    OK(lort_mpo_path_used(&d, 64, &path));
+    assert_int_equal(path, LORT_MPO_FACTORED);
+}
+
+/* With AUTO the path depends on n; buffers sized at n rows serve every call with fewer rows,
+   and each result equals the forced path's. */
+static void test_mpo_sizes_serve_fewer_rows(void **state) {
+    (void)state;
+    int f[6] = {2, 2, 2, 2, 2, 2}, found = 0;
+    const int nmax = 64;
+    for (int D = 2; D <= 8 && !found; ++D) {
+        lort_mpo_desc d = mk_desc(6, f, f, D);
+        int p1, pn;
+        OK(lort_mpo_path_used(&d, 1, &p1));
+        OK(lort_mpo_path_used(&d, nmax, &pn));
+        if (p1 == pn) continue;
+        found = 1;
+        assert_int_equal(p1, LORT_MPO_FACTORED);
+        assert_int_equal(pn, LORT_MPO_DENSE);
+        size_t ws = 0, cs = 0, np = 0;
+        OK(lort_mpo_workspace_size(&d, nmax, &ws));
+        OK(lort_mpo_cache_size(&d, nmax, &cs));
+        OK(lort_mpo_param_count(&d, &np));
+        assert_true(cs > 0);
+        void *work = tr_buf(ws), *cache = tr_buf(cs);
+        tr_seed(61);
+        float *cores = tr_rand(np), *x = tr_rand((size_t)nmax * 64), *dy = tr_rand((size_t)nmax * 64);
+        for (int n = 1; n <= nmax; n *= 2) {
+            float *y = tr_alloc((size_t)n * 64), *yf = tr_alloc((size_t)n * 64);
+            float *dx = tr_alloc((size_t)n * 64), *dc = tr_alloc(np);
+            OK(lort_mpo_forward(&d, y, x, cores, NULL, n, cache, cs, work, ws));
+            OK(lort_mpo_backward(&d, dx, dc, dy, x, cores, NULL, n, cache, cs, work, ws));
+            lort_mpo_desc e = d;
+            e.path = LORT_MPO_DENSE;
+            size_t we = 0;
+            OK(lort_mpo_workspace_size(&e, n, &we));
+            void *w2 = tr_buf(we);
+            OK(lort_mpo_forward(&e, yf, x, cores, NULL, n, NULL, 0, w2, we));
+            double *yd = to_double(yf, (size_t)n * 64);
+            assert_true(near_fd("auto vs dense", y, yd, (size_t)n * 64, 2e-5));
+            free(y); free(yf); free(dx); free(dc); free(w2); free(yd);
+        }
+        free(work); free(cache); free(cores); free(x); free(dy);
+    }
+    assert_true(found);
+}
+
+static void test_mpo_merge_delta(void **state) {
+    (void)state;
+    for (size_t i = 0; i < NCASES; ++i) {
+        msetup S;
+        setup(&S, &CASES[i], 0, 900 + i);
+        size_t ws = 0;
+        OK(lort_mpo_workspace_size(&S.d, 1, &ws));
+        void *work = tr_buf(ws);
+        double *M = td_alloc(S.IJ);
+        ref_mpo(&S.s, S.cd, M);
+        if (S.d.residual)
+            for (size_t t = 0; t < S.IJ; ++t) M[t] += S.Wd[t];
+        float *W = tr_rand(S.IJ), *W0 = tr_alloc(S.IJ), *dW = tr_alloc(S.IJ);
+        memcpy(W0, W, S.IJ * sizeof(float));
+        double *want = td_alloc(S.IJ);
+        for (size_t t = 0; t < S.IJ; ++t) want[t] = (double)W0[t] + 0.75 * M[t];
+        OK(lort_mpo_merge(&S.d, W, S.cores, S.Wres, 0.75f, work, ws));
+        assert_true(near_fd("merge", W, want, S.IJ, 2e-5));
+        OK(lort_mpo_delta(&S.d, dW, S.cores, S.Wres, work, ws));
+        assert_true(near_fd("delta", dW, M, S.IJ, 2e-5));
+        free(W); free(W0); free(dW); free(want); free(M); free(work);
+        teardown(&S);
+    }
+}
+
+/* DoTA init: the layer is exact at init and the reported error is ||W0 - MPO||. */
+static void test_dota_init(void **state) {
+    (void)state;
+    int ii[3] = {2, 3, 4}, jj[3] = {3, 2, 5};
+    for (int exact = 0; exact < 2; ++exact) {
+        lort_mpo_desc d = mk_desc(3, ii, jj, 3);
+        d.residual = LORT_MPO_RESIDUAL_F32;
+        d.svd.exact = exact;
+        mshape s;
+        shape_of(&d, &s);
+        size_t IJ = 24 * 30, np = s.off[3], ws = 0;
+        tr_seed(31 + (uint64_t)exact);
+        float *W0 = tr_rand(IJ), *cores = tr_alloc(np), *Wres = tr_alloc(IJ), err = -1.0f;
+        OK(lort_mpo_init_workspace_size(&d, &ws));
+        void *work = tr_buf(ws);
+        OK(lort_mpo_init(&d, cores, Wres, W0, &err, work, ws));
+        double *cd = to_double(cores, np), *M = td_alloc(IJ), *W0d = to_double(W0, IJ), *sum = td_alloc(IJ);
+        ref_mpo(&s, cd, M);
+        for (size_t t = 0; t < IJ; ++t) sum[t] = (double)Wres[t] + M[t];
+        assert_true(fro_diff(sum, W0d, IJ) <= 1e-5 * fro(W0d, IJ));
+        double e = fro_diff(M, W0d, IJ);
+        assert_true(e > 0.1 * fro(W0d, IJ)); /* a random matrix: truncation is not free */
+        assert_true(fabs((double)err - e) <= 1e-4 * e);
+        /* in place: W0 overwritten by W_res gives the same cores and residual */
+        float *Wi = tr_alloc(IJ), *ci = tr_alloc(np), erri = -1.0f;
+        memcpy(Wi, W0, IJ * sizeof(float));
+        OK(lort_mpo_init(&d, ci, Wi, Wi, &erri, work, ws));
+        assert_true(cmp_ff("in-place residual", Wi, Wres, IJ, 1e-30, 0.0));
+        assert_true(cmp_ff("in-place cores", ci, cores, np, 1e-30, 0.0));
+        free(Wi); free(ci);
+        /* left-canonical: core 1 (i1 j1, D1) has orthonormal columns */
+        for (int p = 0; p < s.D[1]; ++p)
+            for (int q = 0; q < s.D[1]; ++q) {
+                double g = 0.0;
+                for (int r = 0; r < 6; ++r) g += cd[r * s.D[1] + p] * cd[r * s.D[1] + q];
+                assert_true(fabs(g - (p == q ? 1.0 : 0.0)) < 1e-5);
+            }
+        /* exact SVD: the TT-SVD error is at most sqrt(N-1) times the best error of the first
+           unfolding alone (a lower bound), here checked against the first unfolding's tail */
+        free(W0); free(cores); free(Wres); free(work); free(cd); free(M); free(W0d); free(sum);
+    }
+}
+
+/* random train with ranks (1, r1, ..., 1) over modes; double contraction entry by entry */
+static void ref_tt(int N, const int *modes, const int *ranks, const double *cores, double *out,
+                   size_t size) {
+    size_t off[MAXC + 1];
+    off[0] = 0;
+    for (int k = 0; k < N; ++k) off[k + 1] = off[k] + (size_t)ranks[k] * (size_t)modes[k] * (size_t)ranks[k + 1];
+    for (size_t t = 0; t < size; ++t) {
+        int dig[MAXC];
+        size_t u = t;
+        for (int k = N - 1; k >= 0; --k) { dig[k] = (int)(u % (size_t)modes[k]); u /= (size_t)modes[k]; }
+        double v[256], w[256];
+        v[0] = 1.0;
+        for (int k = 0; k < N; ++k) {
+            for (int q = 0; q < ranks[k + 1]; ++q) {
+                double acc = 0.0;
+                for (int p = 0; p < ranks[k]; ++p)
+                    acc += v[p] * cores[off[k] + ((size_t)p * (size_t)modes[k] + (size_t)dig[k]) * (size_t)ranks[k + 1] + (size_t)q];
+                w[q] = acc;
+            }
+            memcpy(v, w, (size_t)ranks[k + 1] * sizeof(double));
+        }
+        out[t] = v[0];
+    }
+}
+static size_t tt_params(int N, const int *modes, const int *ranks) {
+    size_t p = 0;
+    for (int k = 0; k < N; ++k) p += (size_t)ranks[k] * (size_t)modes[k] * (size_t)ranks[k + 1];
+    return p;
+}
+static lort_tt_desc mk_tt(int rows, int cols, int N, const int *modes, const int *ranks) {
+    lort_tt_desc d;
+    memset(&d, 0, sizeof d);
+    d.rows = rows; d.cols = cols; d.d = N;
+    for (int k = 0; k < N; ++k) d.modes[k] = modes[k];
+    for (int k = 0; k <= N; ++k) d.ranks[k] = ranks[k];
+    return d;
+}
+
+static void test_tt_svd_lowrank(void **state) {
+    (void)state;
+    /* 8 x 15 over modes (4, 3, 5, 2): the row/column split falls inside mode 2 */
+    int modes[4] = {4, 3, 5, 2}, ranks[5] = {1, 2, 3, 2, 1}, big[5] = {1, 3, 9, 5, 1};
+    size_t size = 120, np = tt_params(4, modes, ranks);
+    for (int exact = 0; exact < 2; ++exact)
+        for (int pad = 0; pad < 2; ++pad) {
+            tr_seed(5 + (uint64_t)(exact * 2 + pad));
+            double *c = td_alloc(np), *A = td_alloc(size), *B = td_alloc(size);
+            for (size_t t = 0; t < np; ++t) c[t] = tg_normal();
+            ref_tt(4, modes, ranks, c, A, size);
+            float *W = tr_alloc(size);
+            for (size_t t = 0; t < size; ++t) W[t] = (float)A[t];
+            const int *rk = pad ? big : ranks; /* pad: ranks above what the data has */
+            lort_tt_desc d = mk_tt(8, 15, 4, modes, rk);
+            lort_svd_opts o;
+            memset(&o, 0, sizeof o);
+            o.exact = exact;
+            size_t ws = 0, npo = tt_params(4, modes, rk);
+            OK(lort_tt_svd_workspace_size(&d, &o, &ws));
+            void *work = tr_buf(ws);
+            float *out = tr_alloc(npo), err = -1.0f;
+            OK(lort_tt_svd(&d, out, W, &o, &err, work, ws));
+            double *od = to_double(out, npo);
+            ref_tt(4, modes, rk, od, B, size);
+            double nA = fro(A, size);
+            assert_true(fro_diff(A, B, size) <= 1e-5 * nA);
+            assert_true((double)err <= 1e-5 * nA);
+            free(c); free(A); free(B); free(W); free(work); free(out); free(od);
+        }
+}
+
+static void test_mpo_from_dense_lowrank(void **state) {
+    (void)state;
+    int ii[3] = {2, 3, 2}, jj[3] = {2, 2, 3};
+    lort_mpo_desc d = mk_desc(3, ii, jj, 0);
+    d.bonds[1] = 3; d.bonds[2] = 2;
+    mshape s;
+    shape_of(&d, &s);
+    size_t IJ = 144, np = s.off[3], ws = 0;
+    tr_seed(99);
+    double *c = td_alloc(np), *A = td_alloc(IJ), *B = td_alloc(IJ);
+    for (size_t t = 0; t < np; ++t) c[t] = tg_normal();
+    ref_mpo(&s, c, A);
+    float *W = tr_alloc(IJ), *out = tr_alloc(np), err = -1.0f;
+    for (size_t t = 0; t < IJ; ++t) W[t] = (float)A[t];
+    OK(lort_mpo_init_workspace_size(&d, &ws));
+    void *work = tr_buf(ws);
+    OK(lort_mpo_from_dense(&d, out, W, &err, work, ws));
+    double *od = to_double(out, np);
+    ref_mpo(&s, od, B);
+    assert_true(fro_diff(A, B, IJ) <= 1e-5 * fro(A, IJ));
+    assert_true((double)err <= 1e-5 * fro(A, IJ));
+    free(c); free(A); free(B); free(W); free(out); free(od); free(work);
+}
+
+static void test_tt_round(void **state) {
+    (void)state;
+    int modes[4] = {3, 4, 5, 3}, from[5] = {1, 3, 6, 3, 1};
+    int tos[3][5] = {{1, 2, 2, 2, 1}, {1, 1, 1, 1, 1}, {1, 3, 6, 3, 1}};
+    size_t size = 180, np = tt_params(4, modes, from);
+    for (int lowrank = 0; lowrank < 2; ++lowrank)
+        for (int ti = 0; ti < 3; ++ti) {
+            tr_seed(1000 + (uint64_t)(lowrank * 3 + ti));
+            double *c = td_alloc(np), *A = td_alloc(size), *B = td_alloc(size);
+            if (lowrank) { /* rank-(2,2,2) content inside the rank-(3,6,3) train */
+                int r2[5] = {1, 2, 2, 2, 1};
+                size_t off = 0, off2 = 0;
+                for (int k = 0; k < 4; ++k) {
+                    for (int p = 0; p < r2[k]; ++p)
+                        for (int a = 0; a < modes[k]; ++a)
+                            for (int q = 0; q < r2[k + 1]; ++q)
+                                c[off + ((size_t)p * (size_t)modes[k] + (size_t)a) * (size_t)from[k + 1] + (size_t)q] = tg_normal();
+                    off += (size_t)from[k] * (size_t)modes[k] * (size_t)from[k + 1];
+                    off2 += 0;
+                }
+            } else {
+                for (size_t t = 0; t < np; ++t) c[t] = tg_normal();
+            }
+            ref_tt(4, modes, from, c, A, size);
+            float *cf = tr_alloc(np);
+            for (size_t t = 0; t < np; ++t) cf[t] = (float)c[t];
+            lort_tt_desc fd = mk_tt(12, 15, 4, modes, from), td = mk_tt(12, 15, 4, modes, tos[ti]);
+            size_t ws = 0, npo = tt_params(4, modes, tos[ti]);
+            OK(lort_tt_round_workspace_size(&fd, &td, &ws));
+            void *work = tr_buf(ws);
+            float *out = tr_alloc(npo), bound = -1.0f;
+            OK(lort_tt_round(&fd, cf, &td, out, &bound, work, ws));
+            double *od = to_double(out, npo);
+            ref_tt(4, modes, tos[ti], od, B, size);
+            double e = fro_diff(A, B, size), nA = fro(A, size);
+            assert_true(e <= (double)bound * (1.0 + 1e-3) + 2e-6 * nA);
+            if (ti == 2 || (lowrank && ti == 0)) assert_true(e <= 1e-5 * nA); /* lossless */
+            if (!lowrank && ti < 2) assert_true((double)bound > 1e-3 * nA && e >= 0.99 * (double)bound);
+            free(c); free(A); free(B); free(cf); free(work); free(out); free(od);
+        }
+}
+
+static void test_mpo_round(void **state) {
+    (void)state;
+    int ii[3] = {2, 3, 2}, jj[3] = {3, 2, 2};
+    lort_mpo_desc fd = mk_desc(3, ii, jj, 5), td = mk_desc(3, ii, jj, 2);
+    mshape sf, st;
+    shape_of(&fd, &sf);
+    shape_of(&td, &st);
+    size_t IJ = 144, ws = 0;
+    tr_seed(4242);
+    float *c = tr_rand(sf.off[3]), *out = tr_alloc(st.off[3]), bound = -1.0f;
+    double *cd = to_double(c, sf.off[3]), *A = td_alloc(IJ), *B = td_alloc(IJ);
+    ref_mpo(&sf, cd, A);
+    OK(lort_mpo_round_workspace_size(&fd, &td, &ws));
+    void *work = tr_buf(ws);
+    OK(lort_mpo_round(&fd, c, &td, out, &bound, work, ws));
+    double *od = to_double(out, st.off[3]);
+    ref_mpo(&st, od, B);
+    double e = fro_diff(A, B, IJ);
+    assert_true(e <= (double)bound * (1.0 + 1e-3) + 2e-6 * fro(A, IJ));
+    assert_true(e >= 0.99 * (double)bound && bound > 0.0f);
+    free(c); free(out); free(cd); free(A); free(B); free(od); free(work);
+}
+
+/* the generic interface: sizes, DoTA init (exact layer), forward, backward, merge, delta */
+static void test_mpo_adapter(void **state) {
+    (void)state;
+    int ii[3] = {2, 3, 2}, jj[3] = {2, 2, 3};
+    lort_adapter a;
+    memset(&a, 0, sizeof a);
+    a.kind = LORT_KIND_MPO;
+    a.desc.mpo = mk_desc(3, ii, jj, 2);
+    a.desc.mpo.residual = LORT_MPO_RESIDUAL_F32;
+    int n = 4;
+    lort_adapter_sizes sz;
+    OK(lort_adapter_sizes_query(&a, n, &sz));
+    assert_int_equal(sz.d_in, 12);
+    assert_int_equal(sz.d_out, 12);
+    assert_int_equal(sz.frozen, 144);
+    assert_int_equal(sz.replaces_base, 1);
+    size_t np;
+    OK(lort_mpo_param_count(&a.desc.mpo, &np));
+    assert_int_equal(sz.params, np);
+    tr_seed(8);
+    float *W0 = tr_rand(144), *x = tr_rand(48), *dy = tr_rand(48);
+    a.params = tr_alloc(sz.params);
+    a.frozen = tr_alloc(sz.frozen);
+    a.grads = tr_alloc(sz.params);
+    void *iw = tr_buf(sz.init_work), *w = tr_buf(sz.work), *c = tr_buf(sz.cache);
+    OK(lort_adapter_init(&a, W0, NULL, iw, sz.init_work));
+    float *y = tr_alloc(48), *dx = tr_alloc(48), *dx2 = tr_alloc(48), *g2 = tr_alloc(sz.params);
+    OK(lort_adapter_forward(&a, y, x, n, c, sz.cache, w, sz.work));
+    double *want = td_alloc(48), *W0d = to_double(W0, 144);
+    ref_linear(n, 12, 12, x, W0d, want);
+    assert_true(near_fd("DoTA layer at init == x W0^T", y, want, 48, 2e-5));
+    OK(lort_adapter_backward(&a, dx, dy, x, n, c, sz.cache, w, sz.work));
+    OK(lort_mpo_backward(&a.desc.mpo, dx2, g2, dy, x, a.params, a.frozen, n, NULL, 0, w, sz.work));
+    assert_true(cmp_ff("adapter dx", dx, dx2, 48, 1e-6, 1e-6));
+    assert_true(cmp_ff("adapter dcores", a.grads, g2, sz.params, 1e-6, 1e-6));
+    float *W = tr_alloc(144);
+    OK(lort_adapter_merge(&a, W, 1.0f, w, sz.work)); /* into zero: the layer's weight = W0 */
+    assert_true(near_fd("merge into zero == W0", W, W0d, 144, 1e-5));
+    OK(lort_adapter_delta(&a, W, w, sz.work));
+    assert_true(near_fd("delta == W0", W, W0d, 144, 1e-5));
+    free(W0); free(x); free(dy); free(a.params); free(a.frozen); free(a.grads); free(iw);
+    free(w); free(c); free(y); free(dx); free(dx2); free(g2); free(want); free(W0d); free(W);
+}
+
+/* bad factor lists and arguments get a status, never a crash */
+static void test_mpo_errors(void **state) {
+    (void)state;
+    int ii[3] = {2, 3, 2}, jj[3] = {2, 2, 3};
+    lort_mpo_desc d = mk_desc(3, ii, jj, 2), b;
+    size_t sz;
+    int path;
+    float buf[4096];
+    ST(LORT_ERR_NULL, lort_mpo_param_count(NULL, &sz));
+    ST(LORT_ERR_NULL, lort_mpo_param_count(&d, NULL));
+    b = d; b.d_out = 13;                     /* product mismatch */
+    ST(LORT_ERR_SHAPE, lort_mpo_param_count(&b, &sz));
+    b = d; b.d_in = 11;
+    ST(LORT_ERR_SHAPE, lort_mpo_workspace_size(&b, 2, &sz));
+    b = d; b.bond = 0;                       /* rank 0 */
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_param_count(&b, &sz));
+    b = d; b.bonds[1] = -1;
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_param_count(&b, &sz));
+    b = d; b.bonds[3] = 2;                   /* D_N must be 1 */
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_param_count(&b, &sz));
+    b = d; b.ncores = LORT_MPO_MAX_CORES + 1; /* too many cores */
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_param_count(&b, &sz));
+    b = d; b.ncores = 0;
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_param_count(&b, &sz));
+    b = d; b.row_factors[1] = 0;
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_param_count(&b, &sz));
+    b = d; b.path = 3;
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_param_count(&b, &sz));
+    b = d; b.residual = -1;
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_param_count(&b, &sz));
+    int big[2] = {65536, 65536}, one[2] = {1, 1};
+    b = mk_desc(2, big, one, 1);             /* int overflow in the product of factors */
+    ST(LORT_ERR_OVERFLOW, lort_mpo_param_count(&b, &sz));
+    int hf[2] = {46341, 46341};              /* i_k j_k overflows int */
+    b = mk_desc(1, hf, hf, 1);
+    ST(LORT_ERR_OVERFLOW, lort_mpo_param_count(&b, &sz));
+    int wide[2] = {8, 8192}, wj[2] = {8192, 8};
+    b = mk_desc(2, wide, wj, 1 << 20);       /* D_1 = 65536: a core of 2^32 entries */
+    ST(LORT_ERR_OVERFLOW, lort_mpo_param_count(&b, &sz));
+    b = d; b.path = LORT_MPO_FACTORED;       /* a GEMM dimension n * prod(...) > INT_MAX */
+    ST(LORT_ERR_OVERFLOW, lort_mpo_workspace_size(&b, INT_MAX, &sz));
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_workspace_size(&d, 0, &sz));
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_path_used(&d, -1, &path));
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_core_offset(&d, 3, &sz));
+    /* kernels: NULL, short workspace, short cache, missing residual */
+    size_t ws = 0, cs = 0;
+    d.path = LORT_MPO_FACTORED;
+    OK(lort_mpo_workspace_size(&d, 2, &ws));
+    OK(lort_mpo_cache_size(&d, 2, &cs));
+    assert_true(ws <= sizeof buf && cs > 0);
+    float x[24] = {0}, y[24] = {0}, cores[200] = {0};
+    ST(LORT_ERR_NULL, lort_mpo_forward(&d, NULL, x, cores, NULL, 2, NULL, 0, buf, ws));
+    ST(LORT_ERR_NULL, lort_mpo_forward(&d, y, x, cores, NULL, 2, NULL, 0, NULL, ws));
+    ST(LORT_ERR_WORKSPACE, lort_mpo_forward(&d, y, x, cores, NULL, 2, NULL, 0, buf, ws - 1));
+    ST(LORT_ERR_CACHE, lort_mpo_forward(&d, y, x, cores, NULL, 2, buf, cs - 1, buf, ws));
+    ST(LORT_ERR_WORKSPACE, lort_mpo_backward(&d, x, cores, y, x, cores, NULL, 2, NULL, 0, buf, 1));
+    d.residual = LORT_MPO_RESIDUAL_F32;
+    ST(LORT_ERR_NULL, lort_mpo_forward(&d, y, x, cores, NULL, 2, NULL, 0, buf, ws));
+    ST(LORT_ERR_NULL, lort_mpo_merge(&d, y, cores, NULL, 1.0f, buf, ws));
+    ST(LORT_ERR_INVALID_ARG, lort_mpo_merge(&d, y, cores, buf, NAN, buf, ws));
+    OK(lort_mpo_init_workspace_size(&d, &ws));
+    ST(LORT_ERR_WORKSPACE, lort_mpo_init(&d, cores, buf, x, NULL, buf, ws - 1));
+    ST(LORT_ERR_NULL, lort_mpo_init(&d, cores, NULL, x, NULL, buf, ws));
+    /* tt form: product mismatch, rank 0, too many cores, mismatched round, NaN input */
+    int modes[3] = {2, 3, 4}, ranks[4] = {1, 2, 2, 1};
+    lort_tt_desc t = mk_tt(4, 6, 3, modes, ranks), u;
+    u = t; u.cols = 7;
+    ST(LORT_ERR_SHAPE, lort_tt_svd_workspace_size(&u, NULL, &sz));
+    u = t; u.ranks[1] = 0; u.rank = 0;
+    ST(LORT_ERR_INVALID_ARG, lort_tt_svd_workspace_size(&u, NULL, &sz));
+    u = t; u.d = LORT_TT_MAX_CORES + 1;
+    ST(LORT_ERR_INVALID_ARG, lort_tt_svd_workspace_size(&u, NULL, &sz));
+    u = t; u.modes[2] = 8; u.rows = 8;
+    ST(LORT_ERR_SHAPE, lort_tt_round_workspace_size(&t, &u, &sz));
+    u = t; u.rows = 1 << 20; u.cols = 1 << 20;
+    ST(LORT_ERR_SHAPE, lort_tt_svd_workspace_size(&u, NULL, &sz));
+    OK(lort_tt_svd_workspace_size(&t, NULL, &ws));
+    assert_true(ws <= sizeof buf);
+    float W[24];
+    for (int i = 0; i < 24; ++i) W[i] = (float)i;
+    W[5] = NAN;
+    for (int i = 0; i < 200; ++i) cores[i] = 7.0f;
+    ST(LORT_ERR_NONFINITE, lort_tt_svd(&t, cores, W, NULL, NULL, buf, ws));
+    for (int i = 0; i < 200; ++i) assert_true(fabsf(cores[i] - 7.0f) < 1e-30f); /* untouched */
+    float cin[32], cout[32];
+    for (int i = 0; i < 32; ++i) { cin[i] = 1.0f; cout[i] = 7.0f; }
+    cin[20] = NAN;
+    OK(lort_tt_round_workspace_size(&t, &t, &ws));
+    assert_true(ws <= sizeof buf);
+    ST(LORT_ERR_NONFINITE, lort_tt_round(&t, cin, &t, cout, NULL, buf, ws));
+    for (int i = 0; i < 32; ++i) assert_true(fabsf(cout[i] - 7.0f) < 1e-30f);
+    ST(LORT_ERR_WORKSPACE, lort_tt_svd(&t, cores, W, NULL, NULL, buf, ws - 1));
+    ST(LORT_ERR_NULL, lort_tt_round(&t, NULL, &t, cores, NULL, buf, sizeof buf));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mpo_counts_resolve),
+        cmocka_unit_test(test_mpo_forward),
+        cmocka_unit_test(test_mpo_backward),
+        cmocka_unit_test(test_mpo_paths_agree),
+        cmocka_unit_test(test_mpo_auto_path),
+        cmocka_unit_test(test_mpo_sizes_serve_fewer_rows),
+        cmocka_unit_test(test_mpo_merge_delta),
+        cmocka_unit_test(test_dota_init),
+        cmocka_unit_test(test_tt_svd_lowrank),
+        cmocka_unit_test(test_mpo_from_dense_lowrank),
+        cmocka_unit_test(test_tt_round),
+        cmocka_unit_test(test_mpo_round),
+        cmocka_unit_test(test_mpo_adapter),
+        cmocka_unit_test(test_mpo_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
