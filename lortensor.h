@@ -1261,6 +1261,15 @@ LORT__PRIVATE void lort__axpy(float *y, float a, const float *x, size_t len) {
     size_t i;
     for (i = 0; i < len; ++i) y[i] += a * x[i];
 }
+/* dst (cols, rows) = src (rows, cols)^T, in blocks of 64 rows */
+LORT__PRIVATE void lort__transpose(float *dst, const float *src, size_t rows, size_t cols) {
+    size_t r, c, r0, rb = 64;
+    for (r0 = 0; r0 < rows; r0 += rb) {
+        size_t r1 = r0 + rb < rows ? r0 + rb : rows;
+        for (c = 0; c < cols; ++c)
+            for (r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+    }
+}
 
 /* The power of two 2^e with max|x| 2^e in [0.5, 1) (1 for an all-zero x): scaling by it is
    exact, and keeps sums of squares and products of the SVD's blocks inside float range. */
@@ -2792,14 +2801,6 @@ LORT_DEF lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float
     return LORT_OK;
 }
 
-/* dst (cols, rows) = src (rows, cols)^T. (The mpo branch has an equivalent lort__transpose
-   with size_t dims; one of the two can go when both are merged.) */
-LORT__PRIVATE void lort__tt_transpose(float *dst, const float *src, int rows, int cols) {
-    int i, j;
-    for (i = 0; i < rows; ++i)
-        for (j = 0; j < cols; ++j)
-            dst[(size_t)j * (size_t)rows + (size_t)i] = src[(size_t)i * (size_t)cols + (size_t)j];
-}
 /* A tt desc embedded in an adapter: rows/cols 0 take the adapter's shape; others must match. */
 LORT__PRIVATE lort_status lort__tt_embed(const lort_tt_desc *in, int rows, int cols,
                                          lort_tt_desc *out) {
@@ -2869,8 +2870,8 @@ LORT__PRIVATE void lort__tt_rep_factors(const lort_tt_rep_desc *d, const lort__t
     R->A = lort__lay_slot(R->base, w, LORT__TR_A);
     R->B = lort__lay_slot(R->base, w, LORT__TR_B);
     if (transpose) {
-        lort__tt_transpose(R->A, R->WA, d->d_in, d->r);
-        lort__tt_transpose(R->B, R->WB, d->r, d->d_out);
+        lort__transpose(R->A, R->WA, (size_t)d->d_in, (size_t)d->r);
+        lort__transpose(R->B, R->WB, (size_t)d->r, (size_t)d->d_out);
     }
 }
 
@@ -2986,8 +2987,8 @@ LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *d
     if (!dparams) return LORT_OK;
     dWA = lort__lay_slot(R.sbA, &sa, LORT__TT_DW);
     dWB = lort__lay_slot(R.sbB, &sb, LORT__TT_DW);
-    lort__tt_transpose(dWA, dA, desc->r, desc->d_in);
-    lort__tt_transpose(dWB, dB, desc->d_out, desc->r);
+    lort__transpose(dWA, dA, (size_t)desc->r, (size_t)desc->d_in);
+    lort__transpose(dWB, dB, (size_t)desc->d_out, (size_t)desc->r);
     lort__tt_grad_sub(&pa, dparams, params, R.sbA, &sa);
     lort__tt_grad_sub(&pb, dparams + pa.coff[pa.d], params + pa.coff[pa.d], R.sbB, &sb);
     return LORT_OK;
@@ -4686,15 +4687,6 @@ LORT__PRIVATE void lort__mpo_to_dense(const lort__mpo_plan *P, int res, float *W
     lort__mpo_perm(T, W, M, 1, weight, add);
 }
 
-/* dst (cols, rows) = src (rows, cols)^T */
-LORT__PRIVATE void lort__transpose(float *dst, const float *src, size_t rows, size_t cols) {
-    size_t r, c, r0, rb = 64;
-    for (r0 = 0; r0 < rows; r0 += rb) {
-        size_t r1 = r0 + rb < rows ? r0 + rb : rows;
-        for (c = 0; c < cols; ++c)
-            for (r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
-    }
-}
 
 /* Factored forward steps N-1 .. last (last = 0: all, writing Z_0 = (rows, n) to z0). Step k,
    one GEMM: tmp (R_k, D_{k-1} i_k) = in (R_k, j_k D_k) T_k^T, T_k read as (D_{k-1} i_k, j_k D_k);
@@ -5376,14 +5368,18 @@ LORT_DEF lort_status lort_adapter_init(const lort_adapter *a, const float *W0, l
     lort__views v;
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
-    if (a->kind == LORT_KIND_TT_REP) return lort_tt_rep_init(&a->desc.tt_rep, a->params, rng);
-    if (a->kind == LORT_KIND_TT_ADP) return lort_tt_adp_init(&a->desc.tt_adp, a->params, rng);
-    if (a->kind == LORT_KIND_LORA) return lort_lora_init(&a->desc.lora, v.A, v.B, rng);
-    if (a->kind == LORT_KIND_CP) return lort_cp_init(&a->desc.cp, v.A, rng);
-    if (a->kind == LORT_KIND_TUCKER) return lort_tucker_init(&a->desc.tucker, v.A, rng);
-    if (a->kind == LORT_KIND_MPO)
+    switch (a->kind) {
+    case LORT_KIND_LORA: return lort_lora_init(&a->desc.lora, v.A, v.B, rng);
+    case LORT_KIND_LORAXS:
+        return lort_loraxs_init(&a->desc.loraxs, v.R, v.A, v.B, W0, rng, work, work_size);
+    case LORT_KIND_TT_REP: return lort_tt_rep_init(&a->desc.tt_rep, a->params, rng);
+    case LORT_KIND_TT_ADP: return lort_tt_adp_init(&a->desc.tt_adp, a->params, rng);
+    case LORT_KIND_MPO:
         return lort_mpo_init(&a->desc.mpo, v.A, a->frozen, W0, NULL, work, work_size);
-    return lort_loraxs_init(&a->desc.loraxs, v.R, v.A, v.B, W0, rng, work, work_size);
+    case LORT_KIND_CP: return lort_cp_init(&a->desc.cp, v.A, rng);
+    case LORT_KIND_TUCKER: return lort_tucker_init(&a->desc.tucker, v.A, rng);
+    default: return LORT_ERR_UNSUPPORTED;
+    }
 }
 
 LORT_DEF lort_status lort_adapter_forward(const lort_adapter *a, float *y, const float *x, int n,
@@ -5392,26 +5388,30 @@ LORT_DEF lort_status lort_adapter_forward(const lort_adapter *a, float *y, const
     lort__views v;
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
-    if (a->kind == LORT_KIND_TT_REP)
-        return lort_tt_rep_forward(&a->desc.tt_rep, y, x, a->params, n, cache, cache_size, work,
-                                   work_size);
-    if (a->kind == LORT_KIND_TT_ADP)
-        return lort_tt_adp_forward(&a->desc.tt_adp, y, x, a->params, n, cache, cache_size, work,
-                                   work_size);
-    if (a->kind == LORT_KIND_MPO)
-        return lort_mpo_forward(&a->desc.mpo, y, x, v.A, a->frozen, n, cache, cache_size, work,
-                                work_size);
-    if (a->kind == LORT_KIND_LORA)
+    switch (a->kind) {
+    case LORT_KIND_LORA:
         return lort_lora_forward(&a->desc.lora, y, x, v.A, v.B, n, cache, cache_size, work,
                                  work_size);
-    if (a->kind == LORT_KIND_CP)
+    case LORT_KIND_LORAXS:
+        return lort_loraxs_forward(&a->desc.loraxs, y, x, v.R, v.A, v.B, n, cache, cache_size,
+                                   work, work_size);
+    case LORT_KIND_TT_REP:
+        return lort_tt_rep_forward(&a->desc.tt_rep, y, x, a->params, n, cache, cache_size, work,
+                                   work_size);
+    case LORT_KIND_TT_ADP:
+        return lort_tt_adp_forward(&a->desc.tt_adp, y, x, a->params, n, cache, cache_size, work,
+                                   work_size);
+    case LORT_KIND_MPO:
+        return lort_mpo_forward(&a->desc.mpo, y, x, v.A, a->frozen, n, cache, cache_size, work,
+                                work_size);
+    case LORT_KIND_CP:
         return lort_cp_forward(&a->desc.cp, y, x, v.A, a->layer, a->matrix, n, cache,
                                cache_size, work, work_size);
-    if (a->kind == LORT_KIND_TUCKER)
+    case LORT_KIND_TUCKER:
         return lort_tucker_forward(&a->desc.tucker, y, x, v.A, a->layer, a->matrix, n, cache,
                                    cache_size, work, work_size);
-    return lort_loraxs_forward(&a->desc.loraxs, y, x, v.R, v.A, v.B, n, cache, cache_size, work,
-                               work_size);
+    default: return LORT_ERR_UNSUPPORTED;
+    }
 }
 
 LORT_DEF lort_status lort_adapter_backward(const lort_adapter *a, float *dx, const float *dy,
@@ -5420,26 +5420,30 @@ LORT_DEF lort_status lort_adapter_backward(const lort_adapter *a, float *dx, con
     lort__views v;
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
-    if (a->kind == LORT_KIND_TT_REP)
-        return lort_tt_rep_backward(&a->desc.tt_rep, dx, a->grads, dy, x, a->params, n, cache,
-                                    cache_size, work, work_size);
-    if (a->kind == LORT_KIND_TT_ADP)
-        return lort_tt_adp_backward(&a->desc.tt_adp, dx, a->grads, dy, x, a->params, n, cache,
-                                    cache_size, work, work_size);
-    if (a->kind == LORT_KIND_MPO)
-        return lort_mpo_backward(&a->desc.mpo, dx, v.dA, dy, x, v.A, a->frozen, n, cache,
-                                 cache_size, work, work_size);
-    if (a->kind == LORT_KIND_LORA)
+    switch (a->kind) {
+    case LORT_KIND_LORA:
         return lort_lora_backward(&a->desc.lora, dx, v.dA, v.dB, dy, x, v.A, v.B, n, cache,
                                   cache_size, work, work_size);
-    if (a->kind == LORT_KIND_CP)
+    case LORT_KIND_LORAXS:
+        return lort_loraxs_backward(&a->desc.loraxs, dx, v.dR, dy, x, v.R, v.A, v.B, n, cache,
+                                    cache_size, work, work_size);
+    case LORT_KIND_TT_REP:
+        return lort_tt_rep_backward(&a->desc.tt_rep, dx, a->grads, dy, x, a->params, n, cache,
+                                    cache_size, work, work_size);
+    case LORT_KIND_TT_ADP:
+        return lort_tt_adp_backward(&a->desc.tt_adp, dx, a->grads, dy, x, a->params, n, cache,
+                                    cache_size, work, work_size);
+    case LORT_KIND_MPO:
+        return lort_mpo_backward(&a->desc.mpo, dx, v.dA, dy, x, v.A, a->frozen, n, cache,
+                                 cache_size, work, work_size);
+    case LORT_KIND_CP:
         return lort_cp_backward(&a->desc.cp, dx, v.dA, dy, x, v.A, a->layer, a->matrix, n,
                                 cache, cache_size, work, work_size);
-    if (a->kind == LORT_KIND_TUCKER)
+    case LORT_KIND_TUCKER:
         return lort_tucker_backward(&a->desc.tucker, dx, v.dA, dy, x, v.A, a->layer, a->matrix,
                                     n, cache, cache_size, work, work_size);
-    return lort_loraxs_backward(&a->desc.loraxs, dx, v.dR, dy, x, v.R, v.A, v.B, n, cache,
-                                cache_size, work, work_size);
+    default: return LORT_ERR_UNSUPPORTED;
+    }
 }
 
 LORT_DEF lort_status lort_adapter_merge(const lort_adapter *a, float *W, float weight,
@@ -5447,18 +5451,22 @@ LORT_DEF lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
     lort__views v;
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
-    if (a->kind == LORT_KIND_TT_REP)
+    switch (a->kind) {
+    case LORT_KIND_LORA: return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight);
+    case LORT_KIND_LORAXS:
+        return lort_loraxs_merge(&a->desc.loraxs, W, v.R, v.A, v.B, weight, work, work_size);
+    case LORT_KIND_TT_REP:
         return lort_tt_rep_merge(&a->desc.tt_rep, W, a->params, weight, work, work_size);
-    if (a->kind == LORT_KIND_TT_ADP) return lort__tt_adp_unmergeable(&a->desc.tt_adp, W);
-    if (a->kind == LORT_KIND_MPO)
+    case LORT_KIND_TT_ADP: return lort__tt_adp_unmergeable(&a->desc.tt_adp, W);
+    case LORT_KIND_MPO:
         return lort_mpo_merge(&a->desc.mpo, W, v.A, a->frozen, weight, work, work_size);
-    if (a->kind == LORT_KIND_LORA) return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight);
-    if (a->kind == LORT_KIND_CP)
+    case LORT_KIND_CP:
         return lort_cp_merge(&a->desc.cp, W, v.A, a->layer, a->matrix, weight, work, work_size);
-    if (a->kind == LORT_KIND_TUCKER)
+    case LORT_KIND_TUCKER:
         return lort_tucker_merge(&a->desc.tucker, W, v.A, a->layer, a->matrix, weight, work,
                                  work_size);
-    return lort_loraxs_merge(&a->desc.loraxs, W, v.R, v.A, v.B, weight, work, work_size);
+    default: return LORT_ERR_UNSUPPORTED;
+    }
 }
 
 LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *work,
@@ -5466,17 +5474,20 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
     lort__views v;
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
-    if (a->kind == LORT_KIND_TT_REP)
+    switch (a->kind) {
+    case LORT_KIND_LORA: return lort_lora_delta(&a->desc.lora, dW, v.A, v.B);
+    case LORT_KIND_LORAXS:
+        return lort_loraxs_delta(&a->desc.loraxs, dW, v.R, v.A, v.B, work, work_size);
+    case LORT_KIND_TT_REP:
         return lort_tt_rep_delta(&a->desc.tt_rep, dW, a->params, work, work_size);
-    if (a->kind == LORT_KIND_TT_ADP) return lort__tt_adp_unmergeable(&a->desc.tt_adp, dW);
-    if (a->kind == LORT_KIND_MPO)
-        return lort_mpo_delta(&a->desc.mpo, dW, v.A, a->frozen, work, work_size);
-    if (a->kind == LORT_KIND_LORA) return lort_lora_delta(&a->desc.lora, dW, v.A, v.B);
-    if (a->kind == LORT_KIND_CP)
+    case LORT_KIND_TT_ADP: return lort__tt_adp_unmergeable(&a->desc.tt_adp, dW);
+    case LORT_KIND_MPO: return lort_mpo_delta(&a->desc.mpo, dW, v.A, a->frozen, work, work_size);
+    case LORT_KIND_CP:
         return lort_cp_delta(&a->desc.cp, dW, v.A, a->layer, a->matrix, work, work_size);
-    if (a->kind == LORT_KIND_TUCKER)
+    case LORT_KIND_TUCKER:
         return lort_tucker_delta(&a->desc.tucker, dW, v.A, a->layer, a->matrix, work, work_size);
-    return lort_loraxs_delta(&a->desc.loraxs, dW, v.R, v.A, v.B, work, work_size);
+    default: return LORT_ERR_UNSUPPORTED;
+    }
 }
 
 // >>adamw ========================================================================== adamw
