@@ -256,8 +256,8 @@ MATH
 
   svd: lort_svd_truncated finds the top-r singular triplets of an (m, n) matrix by a randomized
       range finder (Halko, Martinsson, Tropp 2011): l = r + oversample Gaussian probes, q power
-      iterations re-orthonormalized by CholeskyQR2 (GEMMs; Householder QR when the block is too
-      ill-conditioned for it), then the exact SVD of the small (l, n) projection. The exact SVD (lort_svd_jacobi, or opts.exact) reduces by Householder QR to a
+      iterations re-orthonormalized by CholeskyQR (GEMMs; one pass between power steps, two for
+      the final basis; Householder QR when a block is too ill-conditioned for it), then the exact SVD of the small (l, n) projection. The exact SVD (lort_svd_jacobi, or opts.exact) reduces by Householder QR to a
       k x k triangle, k = min(m, n), and runs one-sided Jacobi on it in double precision.
       Results are deterministic given opts.seed; singular values are sorted descending.
 
@@ -386,8 +386,8 @@ LORT_API lort_status lort_linear_backward(float *dx, float *dW, float *db, const
 typedef struct lort_svd_opts {
     int exact;         /* nonzero: exact SVD (QR + Jacobi) instead of the randomized one; the
                           exact SVD is also used when r + oversample >= min(m, n) */
-    int oversample;    /* extra probes l - r; 0 = default max(10, r) (capped by min(m, n)) */
-    int power_iters;   /* 0 = default 5 (a value < 0 means none) */
+    int oversample;    /* extra probes l - r; 0 = default max(10, 5r/4) (capped by min(m, n)) */
+    int power_iters;   /* 0 = default 4 (a value < 0 means none) */
     int max_sweeps;    /* Jacobi sweep limit; 0 = default 60 */
     uint64_t seed;     /* probe seed; 0 is a valid seed */
 } lort_svd_opts;
@@ -1541,18 +1541,20 @@ LORT__PRIVATE void lort__rowqr(int k, int len, float *X, float *R, float *Q, flo
     }
 }
 
-/* Orthonormalises the k rows of Y (k, len), k <= len, into Q by CholeskyQR2: twice, the Gram
-   matrix Y Y^T (a GEMM), its Cholesky factor L in double, and Q = L^-1 Y (a GEMM). Returns 0
-   when a pivot shows the block too ill-conditioned for float Gram matrices; Y then holds a basis
-   of the same span (scaled, or the first pass's rows) for Householder QR to finish. Y is
-   destroyed. G: k*k floats; Ld: 2*k*k doubles. */
-LORT__PRIVATE int lort__cholqr2(int k, int len, float *Y, float *Q, float *G, double *Ld) {
+/* Orthonormalises the k rows of Y (k, len), k <= len, into Q by CholeskyQR: `passes` times
+   (2 = CholeskyQR2, orthonormal to rounding; 1 = a well-conditioned basis, enough between power
+   steps) the Gram matrix Y Y^T (a GEMM), its Cholesky factor L in double, and Q = L^-1 Y (a
+   GEMM). Returns 0 when a pivot shows the block too ill-conditioned for float Gram matrices; Y
+   then holds a basis of the same span (scaled, or the first pass's rows) for Householder QR to
+   finish. Y is destroyed. G: k*k floats; Ld: 2*k*k doubles. */
+LORT__PRIVATE int lort__cholqr(int k, int len, float *Y, float *Q, float *G, double *Ld,
+                               int passes) {
     size_t K = (size_t)k, t, total = (size_t)k * (size_t)len;
     double *L = Ld, *Li = Ld + K * K;
     float *src = Y, *dst = Q, c = lort__pow2_normalizer(Y, total);
     int pass, i, j, p;
     for (t = 0; t < total; ++t) Y[t] *= c; /* exact; keeps the Gram matrix finite */
-    for (pass = 0; pass < 2; ++pass) {
+    for (pass = 0; pass < passes; ++pass) {
         lort__gemm(0, 1, k, k, len, 1.0f, src, len, src, len, 0.0f, G, k); /* G = S S^T */
         for (j = 0; j < k; ++j) {
             double d = (double)G[(size_t)j * K + (size_t)j], g0 = d;
@@ -1583,7 +1585,7 @@ LORT__PRIVATE int lort__cholqr2(int k, int len, float *Y, float *Q, float *G, do
         src = dst;
         dst = pass == 0 ? Y : Q;
     }
-    memcpy(Q, Y, total * sizeof(float));
+    if (src != Q) memcpy(Q, src, total * sizeof(float));
     return 1;
 }
 
@@ -1796,9 +1798,9 @@ LORT__PRIVATE lort_status lort__svd_plan_make(int m, int n, int r, const lort_sv
         o = &z;
     }
     if (o->oversample < 0 || o->max_sweeps < 0) return LORT_ERR_INVALID_ARG;
-    over = o->oversample ? o->oversample : (r > 10 ? r : 10);
+    over = o->oversample ? o->oversample : (r + r / 4 > 10 ? r + r / 4 : 10);
     p->l = over >= k - r ? k : r + over;
-    p->q = o->power_iters == 0 ? 5 : (o->power_iters < 0 ? 0 : o->power_iters);
+    p->q = o->power_iters == 0 ? 4 : (o->power_iters < 0 ? 0 : o->power_iters);
     p->sweeps = o->max_sweeps ? o->max_sweeps : 60;
     p->seed = o->seed;
     p->exact = o->exact || p->l >= k; /* a probe block as wide as the matrix buys nothing */
@@ -1896,7 +1898,7 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     lort_rng_seed(&rng, p.seed);
     lort__fill_normal(&rng, Z, (size_t)l * (size_t)n);
     lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);   /* Y^T = Omega^T W^T */
-    if (!lort__cholqr2(l, m, Y, Qm, G, Ld)) lort__rowqr(l, m, Y, R, Qm, tau);
+    if (!lort__cholqr(l, m, Y, Qm, G, Ld, p.q ? 1 : 2)) lort__rowqr(l, m, Y, R, Qm, tau);
     for (it = 0; it < p.q; ++it) { /* Q <- qr(W W^T Q): re-orthonormalised once per power step,
                                        which squares the conditioning of the block: harmless
                                        once the previous step has orthonormalised it */
@@ -1905,7 +1907,8 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
         c = lort__pow2_normalizer(Z, (size_t)l * (size_t)n); /* Z to max ~1 so that the */
         for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= c; /* ~W^2 below stays finite */
         lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);  /* Y^T = Z^T W^T */
-        if (!lort__cholqr2(l, m, Y, Qm, G, Ld)) lort__rowqr(l, m, Y, R, Qm, tau);
+        if (!lort__cholqr(l, m, Y, Qm, G, Ld, it + 1 < p.q ? 1 : 2))
+            lort__rowqr(l, m, Y, R, Qm, tau);
     }
     lort__gemm(0, 0, l, n, m, 1.0f, Qm, m, W, ldw, 0.0f, Z, n);     /* B = Q^T W (l, n) */
     st = lort__svd_exact(UB, S, Vt, Z, (size_t)n, l, n, rr, p.sweeps, V2, &sub);

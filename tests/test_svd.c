@@ -414,7 +414,7 @@ static void test_null_vectors(void **state) {
     free_known(&K);
 }
 
-/* Documented defaults: oversample 0 = max(10, r), power_iters 0 = 5, max_sweeps 0 = 60.
+/* Documented defaults: oversample 0 = max(10, 5r/4), power_iters 0 = 4, max_sweeps 0 = 60.
    A zero field and its documented value must give bit-identical results. */
 static void test_documented_defaults(void **state) {
     (void)state;
@@ -429,8 +429,8 @@ static void test_documented_defaults(void **state) {
         memset(&z, 0, sizeof z);
         memset(&e, 0, sizeof e);
         z.seed = e.seed = 5;
-        e.oversample = r > 10 ? r : 10;
-        e.power_iters = 5;
+        e.oversample = r + r / 4 > 10 ? r + r / 4 : 10;
+        e.power_iters = 4;
         e.max_sweeps = 60;
         size_t wz = 0, we = 0;
         assert_int_equal(lort_svd_truncated_workspace_size(m, n, r, &z, &wz), LORT_OK);
@@ -444,19 +444,19 @@ static void test_documented_defaults(void **state) {
             memcmp(a.U, b.U, (size_t)m * (size_t)r * sizeof(float)) ||
             memcmp(a.Vt, b.Vt, (size_t)r * (size_t)n * sizeof(float))) {
             printf("  r=%d: zero opts differ from the documented defaults (oversample %d, "
-                   "power_iters 5, max_sweeps 60)\n",
+                   "power_iters 4, max_sweeps 60)\n",
                    r, e.oversample);
             /* which one? */
             for (int f = 0; f < 3; ++f) {
                 lort_svd_opts x = z;
                 if (f == 0) x.oversample = e.oversample;
-                if (f == 1) x.power_iters = 5;
+                if (f == 1) x.power_iters = 4;
                 if (f == 2) x.max_sweeps = 60;
                 assert_int_equal(lort_svd_truncated(b.U, b.S, b.Vt, W, n, m, n, r, &x, w, wz),
                                  LORT_OK);
                 if (memcmp(a.S, b.S, (size_t)r * sizeof(float)))
                     printf("    %s explicit != 0 (default)\n",
-                           f == 0 ? "oversample" : (f == 1 ? "power_iters 5" : "max_sweeps 60"));
+                           f == 0 ? "oversample" : (f == 1 ? "power_iters 4" : "max_sweeps 60"));
             }
             ok = 0;
         }
