@@ -1546,11 +1546,11 @@ LORT__PRIVATE void lort__rowqr(int k, int len, float *X, float *R, float *Q, flo
    steps) the Gram matrix Y Y^T (a GEMM), its Cholesky factor L in double, and Q = L^-1 Y (a
    GEMM). Returns 0 when a pivot shows the block too ill-conditioned for float Gram matrices; Y
    then holds a basis of the same span (scaled, or the first pass's rows) for Householder QR to
-   finish. Y is destroyed. G: k*k floats; Ld: 2*k*k doubles. */
-LORT__PRIVATE int lort__cholqr(int k, int len, float *Y, float *Q, float *G, double *Ld,
-                               int passes) {
+   finish. Y is destroyed. G: k*k floats; L, Li: k*k doubles each. Lprod (k*k doubles, or NULL)
+   receives the product of the passes' factors, the lower triangle with (scaled) Y = Lprod Q. */
+LORT__PRIVATE int lort__cholqr(int k, int len, float *Y, float *Q, float *G, double *L,
+                               double *Li, double *Lprod, int passes) {
     size_t K = (size_t)k, t, total = (size_t)k * (size_t)len;
-    double *L = Ld, *Li = Ld + K * K;
     float *src = Y, *dst = Q, c = lort__pow2_normalizer(Y, total);
     int pass, i, j, p;
     for (t = 0; t < total; ++t) Y[t] *= c; /* exact; keeps the Gram matrix finite */
@@ -1582,17 +1582,41 @@ LORT__PRIVATE int lort__cholqr(int k, int len, float *Y, float *Q, float *G, dou
             }
         for (t = 0; t < K * K; ++t) G[t] = (float)Li[t];
         lort__gemm(0, 0, k, len, k, 1.0f, G, k, src, len, 0.0f, dst, len); /* D = L^-1 S */
+        if (Lprod && pass == 0) memcpy(Lprod, L, K * K * sizeof(double));
+        else if (Lprod) { /* Lprod <- Lprod L (lower times lower), through Li */
+            for (i = 0; i < k; ++i)
+                for (j = 0; j < k; ++j) {
+                    double acc = 0.0;
+                    for (p = j; p <= i; ++p)
+                        acc += Lprod[(size_t)i * K + (size_t)p] * L[(size_t)p * K + (size_t)j];
+                    Li[(size_t)i * K + (size_t)j] = acc;
+                }
+            memcpy(Lprod, Li, K * K * sizeof(double));
+        }
         src = dst;
         dst = pass == 0 ? Y : Q;
     }
     if (src != Q) memcpy(Q, src, total * sizeof(float));
+    if (Lprod)
+        for (t = 0; t < K * K; ++t) Lprod[t] /= (double)c; /* back to the unscaled Y */
     return 1;
+}
+
+/* double dot product with 4 independent partial sums (vectorisable) */
+LORT__PRIVATE double lort__ddot(const double *a, const double *b, size_t len) {
+    double s[4] = {0, 0, 0, 0};
+    size_t i, t, n4 = len & ~(size_t)3;
+    for (i = 0; i < n4; i += 4)
+        for (t = 0; t < 4; ++t) s[t] += a[i + t] * b[i + t];
+    for (; i < len; ++i) s[0] += a[i] * b[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
 /* One-sided Jacobi SVD in double of a k x k matrix M given by its columns: T row i = column i
    of M (destroyed). On return M = sum_i S[i] u_i p_i^T with S descending, U row i = u_i and
    P row i = p_i, both orthonormal (u_i for S[i] ~ 0 completed to an orthonormal set).
-   order: k ints of scratch. Returns LORT_ERR_NO_CONVERGENCE after max_sweeps sweeps. */
+   order: k ints of scratch; S doubles as the squared column norms during the sweeps.
+   Returns LORT_ERR_NO_CONVERGENCE after max_sweeps sweeps. */
 LORT__PRIVATE lort_status lort__jacobi(int k, double *T, double *P, double *U, double *S,
                                        int *order, int max_sweeps) {
     int i, j, p, q, sweep, rotated = 1;
@@ -1607,23 +1631,21 @@ LORT__PRIVATE lort_status lort__jacobi(int k, double *T, double *P, double *U, d
     floor2 *= tol * tol;
     for (sweep = 0; sweep < max_sweeps && rotated; ++sweep) {
         rotated = 0;
+        for (i = 0; i < k; ++i) S[i] = lort__ddot(T + (size_t)i * K, T + (size_t)i * K, K);
         for (p = 0; p < k - 1; ++p)
             for (q = p + 1; q < k; ++q) {
                 double *tp = T + (size_t)p * K, *tq = T + (size_t)q * K;
-                double a = 0.0, b = 0.0, g = 0.0, zeta, t, c, s;
-                for (i = 0; i < k; ++i) {
-                    a += tp[i] * tp[i];
-                    b += tq[i] * tq[i];
-                    g += tp[i] * tq[i];
-                }
-                if (!(fabs(g) > tol * sqrt(a * b)) || fpclassify(g) == FP_ZERO || a < floor2 ||
-                    b < floor2)
-                    continue;
+                double a = S[p], b = S[q], g, zeta, t, c, s;
+                if (a < floor2 || b < floor2) continue;
+                g = lort__ddot(tp, tq, K);
+                if (!(fabs(g) > tol * sqrt(a * b)) || fpclassify(g) == FP_ZERO) continue;
                 rotated = 1;
                 zeta = (b - a) / (2.0 * g);
                 t = (zeta >= 0.0 ? 1.0 : -1.0) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
                 c = 1.0 / sqrt(1.0 + t * t);
                 s = c * t;
+                S[p] = a - t * g; /* squared norms after the rotation (recomputed each sweep) */
+                S[q] = b + t * g;
                 for (i = 0; i < k; ++i) {
                     double x = tp[i], y = tq[i];
                     tp[i] = c * x - s * y;
@@ -1724,7 +1746,7 @@ LORT__PRIVATE void lort__svd_sign(int m, int n, int r, float *U, float *Vt) {
    reduced by Householder QR to a k x k triangle, which Jacobi diagonalises in double. */
 LORT__PRIVATE lort_status lort__svd_exact(float *U, float *S, float *Vt, const float *W,
                                           size_t ldw, int m, int n, int r, int max_sweeps,
-                                          float *base, const lort__layout *L) {
+                                          int fast_qr, float *base, const lort__layout *L) {
     int k = m < n ? m : n, len = m < n ? n : m, i, j;
     size_t K = (size_t)k, N = (size_t)len, t;
     float *X = lort__lay_slot(base, L, LORT__SV_X), *Q = lort__lay_slot(base, L, LORT__SV_Q);
@@ -1736,15 +1758,27 @@ LORT__PRIVATE lort_status lort__svd_exact(float *U, float *S, float *Vt, const f
     int *order = (int *)(void *)lort__lay_slot(base, L, LORT__SV_ORD);
     float *Uf = lort__lay_slot(base, L, LORT__SV_UF), *Pf = lort__lay_slot(base, L, LORT__SV_PF);
     lort_status st;
+    int pass;
     /* X: the k long vectors. m >= n: the columns of W (W = Q^T R, M = R); else the rows
        (W = R^T Q, M = R^T). T holds the columns of M as rows. */
-    for (i = 0; i < m; ++i)
-        for (j = 0; j < n; ++j) {
-            float w = W[(size_t)i * ldw + (size_t)j];
-            if (m >= n) X[(size_t)j * N + (size_t)i] = w;
-            else X[(size_t)i * N + (size_t)j] = w;
+    /* fast_qr: CholeskyQR2 (GEMMs) when the block is well conditioned, R = Lprod^T; else (or
+       when it declines) Householder on a fresh copy */
+    for (pass = fast_qr ? 0 : 1; pass < 2; ++pass) {
+        for (i = 0; i < m; ++i)
+            for (j = 0; j < n; ++j) {
+                float w = W[(size_t)i * ldw + (size_t)j];
+                if (m >= n) X[(size_t)j * N + (size_t)i] = w;
+                else X[(size_t)i * N + (size_t)j] = w;
+            }
+        if (pass == 1) {
+            lort__rowqr(k, len, X, R, Q, tau);
+        } else if (lort__cholqr(k, len, X, Q, Uf, T, P, Ud, 2)) {
+            for (i = 0; i < k; ++i)
+                for (j = 0; j < k; ++j)
+                    R[(size_t)i * K + (size_t)j] = (float)Ud[(size_t)j * K + (size_t)i];
+            break;
         }
-    lort__rowqr(k, len, X, R, Q, tau);
+    }
     for (i = 0; i < k; ++i)
         for (j = 0; j < k; ++j)
             T[(size_t)i * K + (size_t)j] = m >= n ? (double)R[(size_t)j * K + (size_t)i] : (double)R[(size_t)i * K + (size_t)j];
@@ -1884,7 +1918,7 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     base = lort__lay_base(work);
     l = p.l;
     if (p.exact) {
-        return lort__svd_exact(U, S, Vt, W, ld, m, n, rr, p.sweeps, base, &L);
+        return lort__svd_exact(U, S, Vt, W, ld, m, n, rr, p.sweeps, 0, base, &L);
     }
     Y = lort__lay_slot(base, &L, LORT__RS_Y);
     Z = lort__lay_slot(base, &L, LORT__RS_Z);
@@ -1898,7 +1932,8 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     lort_rng_seed(&rng, p.seed);
     lort__fill_normal(&rng, Z, (size_t)l * (size_t)n);
     lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);   /* Y^T = Omega^T W^T */
-    if (!lort__cholqr(l, m, Y, Qm, G, Ld, p.q ? 1 : 2)) lort__rowqr(l, m, Y, R, Qm, tau);
+    if (!lort__cholqr(l, m, Y, Qm, G, Ld, Ld + (size_t)l * (size_t)l, NULL, p.q ? 1 : 2))
+        lort__rowqr(l, m, Y, R, Qm, tau);
     for (it = 0; it < p.q; ++it) { /* Q <- qr(W W^T Q): re-orthonormalised once per power step,
                                        which squares the conditioning of the block: harmless
                                        once the previous step has orthonormalised it */
@@ -1907,11 +1942,12 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
         c = lort__pow2_normalizer(Z, (size_t)l * (size_t)n); /* Z to max ~1 so that the */
         for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= c; /* ~W^2 below stays finite */
         lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);  /* Y^T = Z^T W^T */
-        if (!lort__cholqr(l, m, Y, Qm, G, Ld, it + 1 < p.q ? 1 : 2))
+        if (!lort__cholqr(l, m, Y, Qm, G, Ld, Ld + (size_t)l * (size_t)l, NULL,
+                          it + 1 < p.q ? 1 : 2))
             lort__rowqr(l, m, Y, R, Qm, tau);
     }
     lort__gemm(0, 0, l, n, m, 1.0f, Qm, m, W, ldw, 0.0f, Z, n);     /* B = Q^T W (l, n) */
-    st = lort__svd_exact(UB, S, Vt, Z, (size_t)n, l, n, rr, p.sweeps, V2, &sub);
+    st = lort__svd_exact(UB, S, Vt, Z, (size_t)n, l, n, rr, p.sweeps, 1, V2, &sub);
     if (st) return st;
     if (U) lort__gemm(1, 0, m, rr, l, 1.0f, Qm, m, UB, rr, 0.0f, U, rr); /* U = Q U_B */
     return LORT_OK;
@@ -1939,7 +1975,7 @@ LORT_DEF lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float 
     lort__svd_exact_layout(m, n, &L);
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
     if (!lort__svd_finite(W, (size_t)ldw, m, n)) return LORT_ERR_NONFINITE;
-    return lort__svd_exact(U, S, Vt, W, (size_t)ldw, m, n, k, max_sweeps ? max_sweeps : 60,
+    return lort__svd_exact(U, S, Vt, W, (size_t)ldw, m, n, k, max_sweeps ? max_sweeps : 60, 0,
                            lort__lay_base(work), &L);
 }
 
