@@ -47,13 +47,13 @@ test: deps
 check: test-compile test-blas test-noblas test-sanitize examples
 	@echo "make check: all passed"
 
-$(B)/blas/%: tests/%.c tests/lort_test.h lortensor.h
+$(B)/blas/%: tests/%.c tests/lort_test.h tests/alloc_spy.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lcmocka -lm
-$(B)/noblas/%: tests/%.c tests/lort_test.h lortensor.h
+$(B)/noblas/%: tests/%.c tests/lort_test.h tests/alloc_spy.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. -DLORT_NO_BLAS $< -o $@ -lcmocka -lm
-$(B)/asan/%: tests/%.c tests/lort_test.h lortensor.h
+$(B)/asan/%: tests/%.c tests/lort_test.h tests/alloc_spy.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	  -fno-omit-frame-pointer $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_DEBUG $< -o $@ -lcmocka -lm

@@ -143,4 +143,16 @@ TR_FN double ref_scale(int r, float alpha, int rslora) {
 TR_FN size_t zu(int v) { return (size_t)v; }
 #define IX(i, ld, j) ((size_t)(i) * (size_t)(ld) + (size_t)(j)) /* row-major offset */
 
+/* want (n, d_out) = y0 + (xd .* M) D^T, D (d_out, d_in): the dense form of an adapter with
+   materialised delta D and dropout mask M (n, d_in). */
+TR_FN void ref_dense_adapter(int n, int d_in, int d_out, const double *xd, const double *M,
+                             const float *y0, const double *D, double *want) {
+    for (int i = 0; i < n; ++i)
+        for (int o = 0; o < d_out; ++o) {
+            double acc = 0.0;
+            for (int j = 0; j < d_in; ++j)
+                acc += xd[IX(i, d_in, j)] * M[IX(i, d_in, j)] * D[IX(o, d_in, j)];
+            want[IX(i, d_out, o)] = (double)y0[IX(i, d_out, o)] + acc;
+        }
+}
 #endif

@@ -18,42 +18,8 @@
    the LORT_NO_BLAS build on glibc without ASan the malloc family is interposed too, counting
    only inside tm_begin/tm_end, so a kernel calling malloc directly is caught. (With BLAS the
    interposer is left out: OpenBLAS keeps its own buffer pool.) */
-#include <stddef.h>
-#include <stdlib.h>
-static long spy_lort_allocs;
-static void *spy_lort_malloc(size_t bytes, void *user) { (void)user; spy_lort_allocs++; return malloc(bytes); }
-static void spy_lort_free(void *ptr, void *user) { (void)user; spy_lort_allocs++; free(ptr); }
-#define LORT_MALLOC(sz, u) spy_lort_malloc((sz), (u))
-#define LORT_FREE(p, u) spy_lort_free((p), (u))
-#define LORTENSOR_IMPLEMENTATION
-#include "lort_test.h"
-#if defined(__SANITIZE_ADDRESS__)
-#define TM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TM_ASAN 1
-#endif
-#endif
-static volatile int tm_counting;
-static volatile long tm_allocs;
-#if defined(__GLIBC__) && !defined(TM_ASAN) && defined(LORT_NO_BLAS)
-#define TM_INTERPOSE 1
-extern void *__libc_malloc(size_t bytes);
-extern void *__libc_calloc(size_t count, size_t bytes);
-extern void *__libc_realloc(void *ptr, size_t bytes);
-extern void __libc_free(void *ptr);
-void *malloc(size_t bytes) { if (tm_counting) tm_allocs++; return __libc_malloc(bytes); }
-void *calloc(size_t count, size_t bytes) { if (tm_counting) tm_allocs++; return __libc_calloc(count, bytes); }
-void *realloc(void *ptr, size_t bytes) { if (tm_counting) tm_allocs++; return __libc_realloc(ptr, bytes); }
-void free(void *ptr) { if (tm_counting && ptr) tm_allocs++; __libc_free(ptr); }
-#endif
-static void tm_begin(void) { tm_allocs = 0; spy_lort_allocs = 0; tm_counting = 1; }
-static void tm_end(lort_status st) {
-    tm_counting = 0;
-    assert_int_equal((int)st, (int)LORT_OK);
-    assert_int_equal(spy_lort_allocs, 0);
-    assert_int_equal(tm_allocs, 0);
-}
+#define TM_NO_BLAS_INTERPOSE 1
+#include "alloc_spy.h"
 
 
 /* ---- one configuration of either family ------------------------------------------------ */
@@ -497,11 +463,11 @@ static void test_cp_no_alloc_unaligned(void **state) {
             for (int k = 0; k < 2; ++k) {
                 size_t off = k ? 13u : 0u; /* an odd byte offset */
                 void *wk = wb + off, *ck = cb + off;
-                tm_begin(); tm_end(j_fwd(&S, y[k], S.x[0], S.P, 0, 1, c->n, ck, cs, wk, ws));
-                tm_begin(); tm_end(j_bwd(&S, dx[k], dP[k], S.G[0], S.x[0], S.P, 0, 1, c->n, ck, cs, wk, ws));
-                tm_begin(); tm_end(j_bwd(&S, dx[k], dP[k], S.G[0], S.x[0], S.P, 0, 1, c->n, NULL, 0, wk, ws));
-                tm_begin(); tm_end(j_delta(&S, W[k], S.P, 0, 1, wk, ws));
-                tm_begin(); tm_end(j_merge(&S, W[k], S.P, 0, 1, 0.5f, wk, ws));
+                tm_begin(); tm_end("cp", j_fwd(&S, y[k], S.x[0], S.P, 0, 1, c->n, ck, cs, wk, ws));
+                tm_begin(); tm_end("cp", j_bwd(&S, dx[k], dP[k], S.G[0], S.x[0], S.P, 0, 1, c->n, ck, cs, wk, ws));
+                tm_begin(); tm_end("cp", j_bwd(&S, dx[k], dP[k], S.G[0], S.x[0], S.P, 0, 1, c->n, NULL, 0, wk, ws));
+                tm_begin(); tm_end("cp", j_delta(&S, W[k], S.P, 0, 1, wk, ws));
+                tm_begin(); tm_end("cp", j_merge(&S, W[k], S.P, 0, 1, 0.5f, wk, ws));
             }
             assert_int_equal(memcmp(y[0], y[1], ny * sizeof(float)), 0);
             assert_int_equal(memcmp(dx[0], dx[1], nx * sizeof(float)), 0);
@@ -510,7 +476,7 @@ static void test_cp_no_alloc_unaligned(void **state) {
             lort_rng rng;
             lort_rng_seed(&rng, 1u);
             tm_begin();
-            tm_end(f ? lort_tucker_init(&S.td, dP[0], &rng) : lort_cp_init(&S.cd, dP[0], &rng));
+            tm_end("cp", f ? lort_tucker_init(&S.td, dP[0], &rng) : lort_cp_init(&S.cd, dP[0], &rng));
             for (int k = 0; k < 2; ++k) { free(y[k]); free(dx[k]); free(dP[k]); free(W[k]); }
             free(wb); free(cb);
             jset_free(&S);

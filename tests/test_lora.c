@@ -113,17 +113,6 @@ static void lora_dense(const lsetup *S, double *D) {
             D[IX(o, di, j)] = S->s * acc;
         }
 }
-/* want = y0 + (x .* M) dW^T: the dense form of the adapter (a second path besides lora_ref) */
-static void dense_forward(const lsetup *S, const double *D, double *want) {
-    int n = S->n, di = S->d_in, dout = S->d_out;
-    for (int i = 0; i < n; ++i)
-        for (int o = 0; o < dout; ++o) {
-            double acc = 0.0;
-            for (int j = 0; j < di; ++j)
-                acc += S->xd[IX(i, di, j)] * S->M[IX(i, di, j)] * D[IX(o, di, j)];
-            want[IX(i, dout, o)] = (double)S->y0[IX(i, dout, o)] + acc;
-        }
-}
 
 /* Central differences of L with respect to every entry of p (one of S's double arrays). */
 static void fd_grad(const lsetup *S, double *p, size_t count, double *out) {
@@ -246,7 +235,7 @@ static void test_lora_forward(void **state) {
         }
         double *want = td_alloc(ny), *D = td_alloc(zu(S.d_out) * zu(S.d_in)), *Z = td_alloc(ny);
         lora_dense(&S, D);
-        dense_forward(&S, D, want);
+        ref_dense_adapter(S.n, S.d_in, S.d_out, S.xd, S.M, S.y0, D, want);
         /* the factored reference (used by the finite differences) agrees with the dense one */
         (void)lora_ref(&S, S.xd, S.Ad, S.Bd, Z);
         for (size_t i = 0; i < ny; ++i) Z[i] += (double)S.y0[i];

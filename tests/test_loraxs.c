@@ -402,17 +402,6 @@ static void xs_dense(const xsetup *S, double *D) {
         }
     free(RA);
 }
-/* want = y0 + (x .* M) dW^T: the dense form of the adapter (a second path besides xs_ref) */
-static void dense_forward(const xsetup *S, const double *D, double *want) {
-    int n = S->n, di = S->d_in, dout = S->d_out;
-    for (int i = 0; i < n; ++i)
-        for (int o = 0; o < dout; ++o) {
-            double acc = 0.0;
-            for (int j = 0; j < di; ++j)
-                acc += S->xd[IX(i, di, j)] * S->M[IX(i, di, j)] * D[IX(o, di, j)];
-            want[IX(i, dout, o)] = (double)S->y0[IX(i, dout, o)] + acc;
-        }
-}
 static void fd_grad(const xsetup *S, double *p, size_t count, double *out) {
     const double eps = 1e-5;
     for (size_t i = 0; i < count; ++i) {
@@ -495,7 +484,7 @@ static void test_loraxs_forward(void **state) {
         }
         double *want = td_alloc(ny), *D = td_alloc(zu(S.d_out) * zu(S.d_in)), *Z = td_alloc(ny);
         xs_dense(&S, D);
-        dense_forward(&S, D, want);
+        ref_dense_adapter(S.n, S.d_in, S.d_out, S.xd, S.M, S.y0, D, want);
         /* the factored reference (used by the finite differences) agrees with the dense one */
         (void)xs_ref(&S, Z);
         for (size_t i = 0; i < ny; ++i) Z[i] += (double)S.y0[i];
