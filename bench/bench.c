@@ -20,7 +20,7 @@
    A full run takes about a minute here (2 cores), most of it in sgesdd_; --quick about 15 s.
 
    usage: bench [--quick] [--lora-only | --svd-only | --gemm-only] [--samples N] [--svd-n N]
-                [--svd-iters Q] [--no-lapack]
+                [--svd-iters Q] [--svd-over P] [--no-lapack]
 */
 #define _POSIX_C_SOURCE 200809L
 
@@ -60,6 +60,7 @@ typedef struct bench_cfg {
     int svd_n;       /* size of the SVD test matrix */
     int svd_reps;    /* timed runs of lort_svd_truncated */
     int svd_iters;   /* 0: NULL options (library defaults); else opts.power_iters */
+    int svd_over;    /* 0: default; else opts.oversample */
 } bench_cfg;
 
 static bench_cfg cfg;
@@ -562,12 +563,13 @@ typedef struct svd_ctx {
     size_t work_size;
 } svd_ctx;
 
-/* NULL (the defaults) unless --svd-iters was given */
+/* NULL (the defaults) unless --svd-iters or --svd-over was given */
 static const lort_svd_opts *svd_opts(void) {
     static lort_svd_opts o;
-    if (cfg.svd_iters == 0) return NULL;
+    if (cfg.svd_iters == 0 && cfg.svd_over == 0) return NULL;
     memset(&o, 0, sizeof o);
     o.power_iters = cfg.svd_iters;
+    o.oversample = cfg.svd_over;
     return &o;
 }
 
@@ -717,10 +719,12 @@ static void section_svd(void) {
            " (built in %.1f s). lort_svd_truncated with %s:"
            " 1 warmup + median of %d run(s). LAPACK sgesdd_ (column-major, given W^T: same"
            " singular values) runs once per JOBZ, no repetitions.\n\n",
-           t_setup, cfg.svd_iters ? "opts.power_iters from --svd-iters (other options default)"
+           t_setup, cfg.svd_iters || cfg.svd_over ? "opts from --svd-iters / --svd-over (other options default)"
                                   : "default options (randomized, NULL opts)",
            cfg.svd_reps);
-    if (cfg.svd_iters) printf("opts.power_iters = %d\n\n", cfg.svd_iters);
+    if (cfg.svd_iters || cfg.svd_over)
+        printf("opts.power_iters = %d, opts.oversample = %d (0 = default)\n\n", cfg.svd_iters,
+               cfg.svd_over);
     printf("| method | time s | speedup of lort | cores used (CPU s / wall s) |\n"
            "|---|---:|---:|---:|\n");
     printf("| lort_svd_truncated r=%d | %.3f (min %.3f) | 1.0x | %.2f (median) |\n", r,
@@ -803,11 +807,12 @@ static void section_gemm(void) {
 static void usage(void) {
     fprintf(stderr,
             "usage: bench [--quick] [--lora-only | --svd-only | --gemm-only] [--samples N]\n"
-            "             [--svd-n N] [--svd-iters Q] [--no-lapack]\n"
+            "             [--svd-n N] [--svd-iters Q] [--svd-over P] [--no-lapack]\n"
             "  --quick      fewer samples, skip the LAPACK SVD\n"
             "  --samples N  timed samples per operation (median over them), 1..%d\n"
             "  --svd-n N    size of the SVD test matrix (default %d)\n"
             "  --svd-iters Q  opts.power_iters for lort_svd_truncated (-1 = none; default: NULL opts)\n"
+            "  --svd-over P   opts.oversample for lort_svd_truncated (default: NULL opts)\n"
             "  --no-lapack  skip sgesdd_\n",
             MAX_SAMPLES, D_MODEL);
     exit(2);
@@ -844,6 +849,9 @@ int main(int argc, char **argv) {
         } else if (strcmp(a, "--svd-iters") == 0 && i + 1 < argc) {
             cfg.svd_iters = atoi(argv[++i]);
             if (cfg.svd_iters == 0 || cfg.svd_iters > 100) usage();
+        } else if (strcmp(a, "--svd-over") == 0 && i + 1 < argc) {
+            cfg.svd_over = atoi(argv[++i]);
+            if (cfg.svd_over < 1 || cfg.svd_over > 1000) usage();
         } else if (strcmp(a, "--svd-n") == 0 && i + 1 < argc) {
             cfg.svd_n = atoi(argv[++i]);
             if (cfg.svd_n < 2 * SVD_RANK || cfg.svd_n > 16384) usage();
