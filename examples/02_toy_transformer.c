@@ -21,7 +21,8 @@
    tt_adp: on the MLP output of every layer) one run:
      1. attaches one lort_adapter per site through the generic interface (cp and tucker: ONE
         shared parameter block, the site is (layer, matrix)); all trainable floats of the run
-        are one flat vector, stepped by lort_adamw_step;
+        are one flat vector, stepped by lort_adamw_step (mpo: DoTA's init first replaces the
+        site's W0 by the frozen residual W_res = W0 - MPO(cores), in place);
      2. plants a teacher: the same network with the same family at parameters
         theta_T = theta_0 + sigma * eps (eps ~ N(0, 1), sigma set so that the teacher's output
         differs from the student's initial output by TEACHER_GAP in relative rms). The target is
@@ -505,7 +506,7 @@ static void family_desc(lort_adapter *a, const char **name) {
         d->B.d = 3, d->B.modes[0] = 4, d->B.modes[1] = 4, d->B.modes[2] = 8, d->B.rank = 4;
         break;
     }
-    case LORT_KIND_MPO: { /* DoTA: 3 cores, D = 4*2*4 on both sides, bond 4 */
+    case LORT_KIND_MPO: { /* DoTA: 3 cores, 32 = 4*2*4 on both sides, bond 4 */
         lort_mpo_desc *d = &a->desc.mpo;
         *name = "mpo";
         d->ncores = 3, d->bond = 4;
@@ -524,7 +525,10 @@ static void family_desc(lort_adapter *a, const char **name) {
         lort_tucker_desc *d = &a->desc.tucker;
         *name = "tucker";
         d->d = D, d->heads = HEADS, d->layers = LAYERS, d->r1 = 3, d->r2 = 3;
-        /* rh = rl = rm = 0: r1. (With rh = rl = rm = 2 < r1 = 4 the fit stalls near 10x.) */
+        /* rh = rl = rm = 0: r1. Keep them >= r1, r2 with the default init: it starts from a
+           superdiagonal core and B = 0, so with k = min(rh, rl, rm) < r2 the rows k.. of B and
+           the core slices [:, k.., ...] are zero with zero gradient, for ever (r2 = 4 with
+           rh = rl = rm = 2 stalls at a 10x loss drop). */
         break;
     }
     case LORT_KIND_TT_ADP: { /* bottleneck D -> 8 -> D with tt down/up, on the MLP output */
