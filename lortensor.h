@@ -5342,7 +5342,7 @@ LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, const f
    tt_adp params = cores of W_down, cores of W_up, beta_d (b), beta_u (hidden) (no frozen);
    cp params = A (d, r), B (r, d_h), C_H (H, r), C_L (L, r), C_M (M, r), shared by all sites;
    tucker params = core, A, B, C_H, C_L, C_M (see lort_tucker_desc). The site of cp and tucker
-   is (a->layer, a->matrix).;
+   is (a->layer, a->matrix).
    mpo params = cores T_1..T_N, frozen = W_res (fp32 or the NF4 blob; none for NONE). */
 LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
                                               lort_adapter_sizes *sizes) {
