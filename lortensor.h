@@ -1999,10 +1999,11 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
         for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= c; /* ~W^2 below stays finite */
         /* the dynamic shift (see MATH, svd): t2 is the smallest squared Ritz value of this
            step. While it still grows (> 5% a step) the tail has not converged and alpha moves
-           halfway to it; once it stalls alpha stays put. */
+           halfway to it; once it stalls alpha stays put. t2 < 0: no estimate (no_shift, or a
+           singular Gram matrix), so alpha cannot move in this step or the next. */
         t2 = p.no_shift ? -1.0
                         : lort__gram_min_eig(l, n, Z, G, Ld, Vv, Vv + l) / ((double)c * (double)c);
-        if (!p.no_shift && prev > 0.0 && t2 > 1.05 * prev && t2 > alpha)
+        if (prev > 0.0 && t2 > 1.05 * prev && t2 > alpha)
             alpha = 0.5 * (alpha + t2);
         prev = t2;
         if (alpha > 0.0) {
