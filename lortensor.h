@@ -323,13 +323,14 @@ extern "C" {
     X(LORT_ERR_UNSUPPORTED, -8, "unknown adapter kind or unsupported operation")              \
     X(LORT_ERR_NO_CONVERGENCE, -9, "iteration did not converge")                              \
     X(LORT_ERR_NONFINITE, -10, "input contains NaN or Inf")                                   \
-    X(LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge")
+    X(LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge") \
+    X(LORT_ERR_NOT_FOUND, -12, "no entry of that name")
 
 typedef enum lort_status {
 #define LORT__STATUS_ENUM(name, value, msg) name = value,
     LORT__STATUS_LIST(LORT__STATUS_ENUM)
 #undef LORT__STATUS_ENUM
-    LORT__STATUS_MIN = -11
+    LORT__STATUS_MIN = -12
 } lort_status;
 
 /* Static message for a status; "unknown status" for a value not in the list. */
@@ -960,6 +961,42 @@ LORT_API lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
                                         void *work, size_t work_size);
 LORT_API lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *work,
                                         size_t work_size);
+
+// >>api ============================================================================ set
+
+/* An adapter set: the adapters of a whole model, by site. A site is one adapted matrix, named
+   by the module path it adapts (PEFT's, e.g. "model.layers.3.self_attn.q_proj", or any name of
+   the caller's). entries holds one lort_adapter per per-site adapter (lora, loraxs, tt_rep,
+   tt_adp, mpo) and ONE per joint block (cp, tucker), however many sites share that block; each
+   site points at its entry and, for a joint block, gives its (layer, matrix). The layer and
+   matrix fields of the entries themselves are unused. The set only points: entries, sites,
+   names and the float buffers are the caller's (or a loader's arena). A site name may be NULL
+   in a set built in code (lort_set_find then skips it). */
+typedef struct lort_set_site {
+    const char *name;    /* the module path, NUL-terminated; NULL = unnamed */
+    int entry;           /* index into entries */
+    int layer, matrix;   /* cp / tucker: the site inside the shared block; 0 for other kinds */
+} lort_set_site;
+
+typedef struct lort_adapter_set {
+    lort_adapter *entries;
+    int n_entries;
+    lort_set_site *sites;
+    int n_sites;
+} lort_adapter_set;
+
+/* Every site names an entry in range, every entry answers its size queries at one row, joint
+   sites are in range of their block, and no two named sites share a name. O(sites^2) in the
+   name check: call it once after building or loading a set, not per token. */
+LORT_API lort_status lort_set_validate(const lort_adapter_set *set);
+/* The index of the site called name (exact, case-sensitive), or LORT_ERR_NOT_FOUND (site is
+   then left as it was). Linear in the number of sites. */
+LORT_API lort_status lort_set_find(const lort_adapter_set *set, const char *name, int *site);
+/* The lort_adapter that applies site i: its entry with (layer, matrix) filled in. Every
+   lort_adapter_* verb then works on it; joint backward calls for the sites of one block all
+   accumulate into that block's one gradient vector. */
+LORT_API lort_status lort_set_site_adapter(const lort_adapter_set *set, int site,
+                                           lort_adapter *out);
 
 // >>api ========================================================================== adamw
 
@@ -5596,6 +5633,64 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
         return lort_tucker_delta(&a->desc.tucker, dW, v.A, a->layer, a->matrix, work, work_size);
     default: return LORT_ERR_UNSUPPORTED;
     }
+}
+
+// >>set ============================================================================== set
+
+LORT__PRIVATE lort_status lort__set_check(const lort_adapter_set *set) {
+    if (!set) return LORT_ERR_NULL;
+    if (set->n_entries < 0 || set->n_sites < 0) return LORT_ERR_INVALID_ARG;
+    if ((set->n_entries > 0 && !set->entries) || (set->n_sites > 0 && !set->sites))
+        return LORT_ERR_NULL;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_set_site_adapter(const lort_adapter_set *set, int site,
+                                           lort_adapter *out) {
+    const lort_set_site *s;
+    lort_status st;
+    if ((st = lort__set_check(set))) return st;
+    if (!out) return LORT_ERR_NULL;
+    if (site < 0 || site >= set->n_sites) return LORT_ERR_INVALID_ARG;
+    s = &set->sites[site];
+    if (s->entry < 0 || s->entry >= set->n_entries) return LORT_ERR_INVALID_ARG;
+    *out = set->entries[s->entry];
+    out->layer = s->layer;
+    out->matrix = s->matrix;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_set_find(const lort_adapter_set *set, const char *name, int *site) {
+    int i;
+    lort_status st;
+    if ((st = lort__set_check(set))) return st;
+    if (!name || !site) return LORT_ERR_NULL;
+    for (i = 0; i < set->n_sites; ++i)
+        if (set->sites[i].name && strcmp(set->sites[i].name, name) == 0) {
+            *site = i;
+            return LORT_OK;
+        }
+    return LORT_ERR_NOT_FOUND;
+}
+
+LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set) {
+    int i, j;
+    lort_status st;
+    if ((st = lort__set_check(set))) return st;
+    for (i = 0; i < set->n_sites; ++i) {
+        lort_adapter a;
+        lort_adapter_sizes sz;
+        const char *name = set->sites[i].name;
+        if ((st = lort_set_site_adapter(set, i, &a)) || (st = lort_adapter_sizes_query(&a, 1, &sz)))
+            return st;
+        if ((a.kind == LORT_KIND_CP && (a.layer < 0 || a.layer >= a.desc.cp.layers)) ||
+            (a.kind == LORT_KIND_TUCKER && (a.layer < 0 || a.layer >= a.desc.tucker.layers)))
+            return LORT_ERR_INVALID_ARG;
+        for (j = 0; name && j < i; ++j)
+            if (set->sites[j].name && strcmp(set->sites[j].name, name) == 0)
+                return LORT_ERR_INVALID_ARG;
+    }
+    return LORT_OK;
 }
 
 // >>adamw ========================================================================== adamw
