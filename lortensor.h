@@ -987,8 +987,12 @@ typedef struct lort_adapter_set {
 
 /* Every site names an entry in range, every entry answers its size queries at one row, joint
    sites are in range of their block, and no two named sites share a name. O(sites^2) in the
-   name check: call it once after building or loading a set, not per token. */
-LORT_API lort_status lort_set_validate(const lort_adapter_set *set);
+   name check: call it once after building or loading a set, not per token. On error, msg (if
+   not NULL; msg_size bytes, always NUL-terminated, truncated if short) says what is wrong, e.g.
+   "site 4 (model.layers.1.self_attn.q_proj): layer 6 out of range [0, 6)"; on success msg
+   holds "". Functions that validate structured input (sets, files, configs) all take this
+   trailing (msg, msg_size) pair: no global "last error", no stdio. */
+LORT_API lort_status lort_set_validate(const lort_adapter_set *set, char *msg, size_t msg_size);
 /* The index of the site called name (exact, case-sensitive), or LORT_ERR_NOT_FOUND (site is
    then left as it was). Linear in the number of sites. */
 LORT_API lort_status lort_set_find(const lort_adapter_set *set, const char *name, int *site);
@@ -5637,6 +5641,48 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
 
 // >>set ============================================================================== set
 
+/* Messages into a caller buffer: truncated, always NUL-terminated, no stdio. A NULL buffer or
+   size 0 discards them. Shared by every function that takes (msg, msg_size). */
+typedef struct lort__msg {
+    char *buf;
+    size_t cap, len;
+} lort__msg;
+LORT__PRIVATE void lort__msg_init(lort__msg *m, char *buf, size_t cap) {
+    m->buf = cap ? buf : NULL;
+    m->cap = m->buf ? cap : 0;
+    m->len = 0;
+    if (m->buf) m->buf[0] = '\0';
+}
+LORT__PRIVATE void lort__msg_str(lort__msg *m, const char *s) {
+    if (!m->buf || !s) return;
+    while (*s && m->len + 1 < m->cap) m->buf[m->len++] = *s++;
+    m->buf[m->len] = '\0';
+}
+LORT__PRIVATE void lort__msg_int(lort__msg *m, long long v) {
+    char t[24];
+    int k = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        t[k++] = (char)('0' + (int)(u % 10u));
+        u /= 10u;
+    } while (u);
+    if (v < 0) t[k++] = '-';
+    while (k > 0) {
+        char c[2];
+        c[0] = t[--k];
+        c[1] = '\0';
+        lort__msg_str(m, c);
+    }
+}
+/* " out of range [lo, hi)" */
+LORT__PRIVATE void lort__msg_range(lort__msg *m, long long lo, long long hi) {
+    lort__msg_str(m, " out of range [");
+    lort__msg_int(m, lo);
+    lort__msg_str(m, ", ");
+    lort__msg_int(m, hi);
+    lort__msg_str(m, ")");
+}
+
 LORT__PRIVATE lort_status lort__set_check(const lort_adapter_set *set) {
     if (!set) return LORT_ERR_NULL;
     if (set->n_entries < 0 || set->n_sites < 0) return LORT_ERR_INVALID_ARG;
@@ -5673,22 +5719,71 @@ LORT_DEF lort_status lort_set_find(const lort_adapter_set *set, const char *name
     return LORT_ERR_NOT_FOUND;
 }
 
-LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set) {
+LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, size_t msg_size) {
     int i, j;
     lort_status st;
-    if ((st = lort__set_check(set))) return st;
+    lort__msg m;
+    lort__msg_init(&m, msg, msg_size);
+    if ((st = lort__set_check(set))) {
+        lort__msg_str(&m, "set: NULL or negative counts");
+        return st;
+    }
     for (i = 0; i < set->n_sites; ++i) {
         lort_adapter a;
         lort_adapter_sizes sz;
-        const char *name = set->sites[i].name;
-        if ((st = lort_set_site_adapter(set, i, &a)) || (st = lort_adapter_sizes_query(&a, 1, &sz)))
-            return st;
-        if ((a.kind == LORT_KIND_CP && (a.layer < 0 || a.layer >= a.desc.cp.layers)) ||
-            (a.kind == LORT_KIND_TUCKER && (a.layer < 0 || a.layer >= a.desc.tucker.layers)))
+        const lort_set_site *s = &set->sites[i];
+        int layers, matrices = 0;
+        lort__msg_str(&m, "site ");
+        lort__msg_int(&m, i);
+        if (s->name) {
+            lort__msg_str(&m, " (");
+            lort__msg_str(&m, s->name);
+            lort__msg_str(&m, ")");
+        }
+        lort__msg_str(&m, ": ");
+        if (s->entry < 0 || s->entry >= set->n_entries) {
+            lort__msg_str(&m, "entry ");
+            lort__msg_int(&m, s->entry);
+            lort__msg_range(&m, 0, set->n_entries);
             return LORT_ERR_INVALID_ARG;
-        for (j = 0; name && j < i; ++j)
-            if (set->sites[j].name && strcmp(set->sites[j].name, name) == 0)
+        }
+        if ((st = lort_set_site_adapter(set, i, &a))) return st;
+        if (a.kind == LORT_KIND_CP || a.kind == LORT_KIND_TUCKER) {
+            lort_cp_desc c;
+            lort_tucker_desc t;
+            if (a.kind == LORT_KIND_CP && lort_cp_desc_resolve(&a.desc.cp, &c) == LORT_OK)
+                matrices = c.matrices;
+            if (a.kind == LORT_KIND_TUCKER &&
+                lort_tucker_desc_resolve(&a.desc.tucker, &t) == LORT_OK)
+                matrices = t.matrices;
+            layers = a.kind == LORT_KIND_CP ? a.desc.cp.layers : a.desc.tucker.layers;
+            if (layers > 0 && (a.layer < 0 || a.layer >= layers)) {
+                lort__msg_str(&m, "layer ");
+                lort__msg_int(&m, a.layer);
+                lort__msg_range(&m, 0, layers);
                 return LORT_ERR_INVALID_ARG;
+            }
+            if (matrices > 0 && (a.matrix < 0 || a.matrix >= matrices)) {
+                lort__msg_str(&m, "matrix ");
+                lort__msg_int(&m, a.matrix);
+                lort__msg_range(&m, 0, matrices);
+                return LORT_ERR_INVALID_ARG;
+            }
+        }
+        if ((st = lort_adapter_sizes_query(&a, 1, &sz))) {
+            lort__msg_str(&m, "entry ");
+            lort__msg_int(&m, s->entry);
+            lort__msg_str(&m, ": ");
+            lort__msg_str(&m, lort_status_string(st));
+            return st;
+        }
+        for (j = 0; s->name && j < i; ++j)
+            if (set->sites[j].name && strcmp(set->sites[j].name, s->name) == 0) {
+                lort__msg_str(&m, "same name as site ");
+                lort__msg_int(&m, j);
+                return LORT_ERR_INVALID_ARG;
+            }
+        lort__msg_init(&m, msg, msg_size);
     }
     return LORT_OK;
 }

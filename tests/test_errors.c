@@ -706,7 +706,7 @@ static void test_not_found(void **state) {
     e.desc.lora.d_in = DI; e.desc.lora.d_out = DO; e.desc.lora.r = RK;
     e.params = P;
     set.entries = &e; set.n_entries = 1; set.sites = &site; set.n_sites = 1;
-    EXPECT(LORT_OK, lort_set_validate(&set));
+    EXPECT(LORT_OK, lort_set_validate(&set, NULL, 0));
     EXPECT(LORT_ERR_NOT_FOUND, lort_set_find(&set, "model.layers.0.self_attn.k_proj", &idx));
     assert_int_equal(idx, 77);
     EXPECT(LORT_ERR_NOT_FOUND, lort_set_find(&set, "model.layers.0.self_attn.q_pro", &idx));

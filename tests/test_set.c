@@ -6,7 +6,9 @@
    - Backward of the three cp sites through the set accumulates into the one gradient block:
      equal to the sum of the three direct calls (same order, so bit-identical).
    - lort_set_find: exact names only; lort_set_validate refuses an entry index out of range, a
-     joint layer or matrix out of range, a duplicate name, a negative count, NULL arrays. */
+     joint layer or matrix out of range, a duplicate name, a negative count, NULL arrays, and
+     says why in the caller's message buffer (exact text; truncated and NUL-terminated when the
+     buffer is short; "" on success; bytes past the terminator untouched). */
 #define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
@@ -73,7 +75,7 @@ static void test_set_find(void **state) {
     fixture f;
     int site = -1;
     fixture_make(&f);
-    OK(lort_set_validate(&f.set));
+    OK(lort_set_validate(&f.set, NULL, 0));
     for (int i = 0; i < 5; ++i) {
         OK(lort_set_find(&f.set, f.sites[i].name, &site));
         assert_int_equal(site, i);
@@ -84,7 +86,7 @@ static void test_set_find(void **state) {
                      LORT_ERR_NOT_FOUND);
     assert_int_equal(site, 42);
     f.sites[1].name = NULL; /* unnamed sites are skipped by find, allowed by validate */
-    OK(lort_set_validate(&f.set));
+    OK(lort_set_validate(&f.set, NULL, 0));
     assert_int_equal(lort_set_find(&f.set, "model.layers.0.self_attn.v_proj", &site),
                      LORT_ERR_NOT_FOUND);
     assert_int_equal(lort_set_find(&f.set, NULL, &site), LORT_ERR_NULL);
@@ -98,42 +100,82 @@ static void test_set_validate_refuses(void **state) {
     lort_adapter a;
     fixture_make(&f);
     f.sites[3].entry = 3;
-    assert_int_equal(lort_set_validate(&f.set), LORT_ERR_INVALID_ARG);
+    assert_int_equal(lort_set_validate(&f.set, NULL, 0), LORT_ERR_INVALID_ARG);
     assert_int_equal(lort_set_site_adapter(&f.set, 3, &a), LORT_ERR_INVALID_ARG);
     f.sites[3].entry = -1;
-    assert_int_equal(lort_set_validate(&f.set), LORT_ERR_INVALID_ARG);
+    assert_int_equal(lort_set_validate(&f.set, NULL, 0), LORT_ERR_INVALID_ARG);
     f.sites[3].entry = 2;
     f.sites[3].layer = LAYERS;
-    assert_int_equal(lort_set_validate(&f.set), LORT_ERR_INVALID_ARG);
+    assert_int_equal(lort_set_validate(&f.set, NULL, 0), LORT_ERR_INVALID_ARG);
     f.sites[3].layer = -1;
-    assert_int_equal(lort_set_validate(&f.set), LORT_ERR_INVALID_ARG);
+    assert_int_equal(lort_set_validate(&f.set, NULL, 0), LORT_ERR_INVALID_ARG);
     f.sites[3].layer = 2;
     f.sites[3].matrix = 4;
-    assert_int_equal(lort_set_validate(&f.set), LORT_ERR_INVALID_ARG);
+    assert_int_equal(lort_set_validate(&f.set, NULL, 0), LORT_ERR_INVALID_ARG);
     f.sites[3].matrix = LORT_CP_O;
-    OK(lort_set_validate(&f.set));
+    OK(lort_set_validate(&f.set, NULL, 0));
     f.sites[4].name = f.sites[0].name;
-    assert_int_equal(lort_set_validate(&f.set), LORT_ERR_INVALID_ARG);
+    assert_int_equal(lort_set_validate(&f.set, NULL, 0), LORT_ERR_INVALID_ARG);
     f.sites[4].name = "model.layers.1.self_attn.q_proj";
     f.entries[0].desc.lora.r = 0;
-    assert_int_equal(lort_set_validate(&f.set), LORT_ERR_INVALID_ARG);
+    assert_int_equal(lort_set_validate(&f.set, NULL, 0), LORT_ERR_INVALID_ARG);
     f.entries[0].desc.lora.r = R;
     assert_int_equal(lort_set_site_adapter(&f.set, 5, &a), LORT_ERR_INVALID_ARG);
     assert_int_equal(lort_set_site_adapter(&f.set, -1, &a), LORT_ERR_INVALID_ARG);
     assert_int_equal(lort_set_site_adapter(&f.set, 0, NULL), LORT_ERR_NULL);
     f.set.n_sites = -1;
-    assert_int_equal(lort_set_validate(&f.set), LORT_ERR_INVALID_ARG);
+    assert_int_equal(lort_set_validate(&f.set, NULL, 0), LORT_ERR_INVALID_ARG);
     f.set.n_sites = 5;
     f.set.sites = NULL;
-    assert_int_equal(lort_set_validate(&f.set), LORT_ERR_NULL);
+    assert_int_equal(lort_set_validate(&f.set, NULL, 0), LORT_ERR_NULL);
     f.set.sites = f.sites;
     f.set.n_entries = 0;
-    assert_int_equal(lort_set_validate(&f.set), LORT_ERR_INVALID_ARG);
+    assert_int_equal(lort_set_validate(&f.set, NULL, 0), LORT_ERR_INVALID_ARG);
     f.set.n_entries = 3;
-    OK(lort_set_validate(&f.set));
+    OK(lort_set_validate(&f.set, NULL, 0));
     lort_adapter_set empty = {NULL, 0, NULL, 0};
-    OK(lort_set_validate(&empty));
-    assert_int_equal(lort_set_validate(NULL), LORT_ERR_NULL);
+    OK(lort_set_validate(&empty, NULL, 0));
+    assert_int_equal(lort_set_validate(NULL, NULL, 0), LORT_ERR_NULL);
+    fixture_free(&f);
+}
+
+static void test_set_validate_messages(void **state) {
+    (void)state;
+    fixture f;
+    char msg[128];
+    fixture_make(&f);
+    f.sites[3].layer = 6;
+    memset(msg, 'x', sizeof msg);
+    assert_int_equal(lort_set_validate(&f.set, msg, sizeof msg), LORT_ERR_INVALID_ARG);
+    assert_string_equal(msg, "site 3 (model.layers.2.self_attn.o_proj): layer 6 out of range [0, 3)");
+    f.sites[3].layer = 2;
+    f.sites[3].matrix = -4;
+    assert_int_equal(lort_set_validate(&f.set, msg, sizeof msg), LORT_ERR_INVALID_ARG);
+    assert_string_equal(msg, "site 3 (model.layers.2.self_attn.o_proj): matrix -4 out of range [0, 4)");
+    f.sites[3].matrix = LORT_CP_O;
+    f.sites[1].entry = 3;
+    f.sites[1].name = NULL;
+    assert_int_equal(lort_set_validate(&f.set, msg, sizeof msg), LORT_ERR_INVALID_ARG);
+    assert_string_equal(msg, "site 1: entry 3 out of range [0, 3)");
+    f.sites[1].entry = 1;
+    f.sites[1].name = "model.layers.0.self_attn.v_proj";
+    f.sites[4].name = "model.layers.0.self_attn.q_proj";
+    assert_int_equal(lort_set_validate(&f.set, msg, sizeof msg), LORT_ERR_INVALID_ARG);
+    assert_string_equal(msg, "site 4 (model.layers.0.self_attn.q_proj): same name as site 0");
+    /* a short buffer: truncated to 9 chars + NUL, the byte after it untouched */
+    memset(msg, 'x', sizeof msg);
+    assert_int_equal(lort_set_validate(&f.set, msg, 10), LORT_ERR_INVALID_ARG);
+    assert_string_equal(msg, "site 4 (m");
+    assert_int_equal(msg[10], 'x');
+    f.sites[4].name = "model.layers.1.self_attn.q_proj";
+    f.entries[1].desc.lora.d_out = -3;
+    assert_int_equal(lort_set_validate(&f.set, msg, sizeof msg), LORT_ERR_INVALID_ARG);
+    assert_string_equal(msg, "site 1 (model.layers.0.self_attn.v_proj): entry 1: invalid argument: "
+                             "a size is <= 0 or an option is out of range");
+    f.entries[1].desc.lora.d_out = D;
+    OK(lort_set_validate(&f.set, msg, sizeof msg));
+    assert_string_equal(msg, "");
+    OK(lort_set_validate(&f.set, msg, 0)); /* size 0: nothing written */
     fixture_free(&f);
 }
 
@@ -191,6 +233,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_find),
         cmocka_unit_test(test_set_validate_refuses),
+        cmocka_unit_test(test_set_validate_messages),
         cmocka_unit_test(test_set_sites_match_family_kernels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
