@@ -37,7 +37,7 @@ TABLE OF CONTENTS
     API             declarations (grep "// >>api")
     IMPLEMENTATION  (grep "// >>impl", "// >>gemm", "// >>svd", "// >>lora", "// >>loraxs",
                     "// >>tt", "// >>tt_rep", "// >>tt_adp", "// >>joint", "// >>cp", "// >>tucker",
-                    "// >>nf4", "// >>mpo")
+                    "// >>nf4", "// >>mpo", "// >>adapter", "// >>set", "// >>serve")
     HISTORY, LICENSE at the end
 
 CONFIGURATION
@@ -1001,6 +1001,90 @@ LORT_API lort_status lort_set_find(const lort_adapter_set *set, const char *name
    accumulate into that block's one gradient vector. */
 LORT_API lort_status lort_set_site_adapter(const lort_adapter_set *set, int site,
                                            lort_adapter *out);
+
+// >>api ========================================================================== serve
+
+/* Serving: whole-model sizes in one query, out-of-place merge, batches whose rows use
+   different adapters, and one call for the sites that read the same input.
+
+   ---- plan: the sizes of a whole set at n rows ----
+   One block of floats can hold every entry's params (and another the grads, a third the
+   frozen factors): entry e's params start params_offset floats into it. Offsets are multiples
+   of 16 floats, so with a 64-byte aligned block every entry is 64-byte aligned. cache and work
+   are maxima over every site and verb (forward, backward, merge, delta, init) at n rows, so one
+   cache buffer and one workspace serve every call of the model. */
+typedef struct lort_set_plan {
+    size_t params;        /* floats of the params block (also the grads block) */
+    size_t frozen;        /* floats of the frozen block */
+    size_t cache;         /* bytes: the largest cache of any site at n rows */
+    size_t work;          /* bytes: the largest workspace of any site and verb at n rows */
+    int max_d_in, max_d_out;
+} lort_set_plan;
+typedef struct lort_set_plan_entry {
+    size_t params_offset, params;   /* floats: where entry e starts in the params block, count */
+    size_t frozen_offset, frozen;   /* the same in the frozen block */
+} lort_set_plan_entry;
+/* entries (n_entries, may be NULL) and sites (n_sites, may be NULL) receive the per-entry
+   offsets and the per-site sizes (lort_adapter_sizes_query of each site's adapter at n). The
+   set must pass lort_set_validate. */
+LORT_API lort_status lort_set_plan_query(const lort_adapter_set *set, int n, lort_set_plan *plan,
+                                         lort_set_plan_entry *entries, lort_adapter_sizes *sites);
+/* Points every entry into the blocks: params = params_block + params_offset, likewise frozen
+   (NULL when the entry has none) and grads (grads_block NULL: grads = NULL). */
+LORT_API lort_status lort_set_bind(lort_adapter_set *set, const lort_set_plan_entry *entries,
+                                   float *params_block, float *frozen_block, float *grads_block);
+
+/* ---- out-of-place merge, for base weights in read-only mappings ----
+   W_out (d_out, d_in) = W_in + weight * dW: bit-identical to copying W_in to W_out, then
+   lort_adapter_merge. W_out may equal W_in (in place); any other overlap is refused. work as
+   lort_adapter_merge (lort_adapter_sizes_query's work at any n >= 1). On error W_out is
+   untouched.
+   Hot swap: adapters are plain data and no kernel keeps state between calls, so switching the
+   adapter of a site between two calls (another lort_adapter, or new values in params) needs no
+   re-initialisation; the cache of one adapter is meaningless to another. Merge then unmerge
+   (weight +1, then -1) is not bit-exact: W' = fl(fl(W + D) - D). Each entry comes back within
+   1 ulp of W where |D| <= |W|, and within half an ulp of W + D otherwise; repeating the pair
+   does not drift further (tests/test_serve.c checks both over 1,000 rounds). To restore W
+   exactly, keep W (or merge out of place from the read-only original). */
+LORT_API lort_status lort_adapter_merge_into(const lort_adapter *a, float *W_out,
+                                             const float *W_in, float weight, void *work,
+                                             size_t work_size);
+
+/* ---- mixed-adapter batches (Punica's SGMV on the CPU) ----
+   Row i of the batch uses adapters[row_adapter[i]], or no adapter when row_adapter[i] = -1:
+       y[i] += adapter_{row_adapter[i]}(x[i])     (tt_adp OUTPUT: y[i] = y[i] + f(y[i]))
+   for any mix of families that share d_in and d_out. A counting sort in the workspace groups
+   the rows per adapter (no allocation); each group runs as one call of its family on the
+   group's rows (gathered, then scattered back; a group of consecutive rows runs in place).
+   Shared-basis LoRA-XS: consecutive adapters (by index) of kind loraxs with the same frozen
+   pointer, shape and no dropout share one H1 = x A^T GEMM over all their rows, a per-row
+   r x r product with each row's own R, and one GEMM with B: cost flat in the number of users.
+   Inference: no cache; dropout masks (p > 0) number rows within each group. DoTA adapters
+   (replaces_base) add x (W_res + M)^T to their rows, exactly as lort_adapter_forward. Output
+   equals each row's adapter applied alone, up to float rounding. On error y is untouched. */
+LORT_API lort_status lort_mixed_workspace_size(const lort_adapter *adapters, int n_adapters,
+                                               int n, size_t *bytes);
+LORT_API lort_status lort_mixed_forward(const lort_adapter *adapters, int n_adapters, float *y,
+                                        const float *x, const int *row_adapter, int n,
+                                        void *work, size_t work_size);
+
+/* ---- one call for the sites that read the same input (q, k, v; gate, up) ----
+   y[i] (n, d_out_i) += adapters[i](x) for i < count, all with the same d_in. lora sites run as
+   one GEMM x [A_0; A_1; ...]^T (the A factors stacked in the workspace) followed by one GEMM
+   per site with its B; cp and tucker sites of one block (same params) with heads on the
+   output compute their shared U = drop(x) A once. Other families: one call each. Backward
+   likewise: dx += the sum over sites (one stacked GEMM for lora), parameter gradients to each
+   adapter's grads. Equal to the per-site calls up to float rounding. At n <= 8 lora sites are
+   applied one by one (stacking would copy more bytes than it saves). */
+LORT_API lort_status lort_multi_workspace_size(const lort_adapter *adapters, int count, int n,
+                                               size_t *bytes);
+LORT_API lort_status lort_multi_forward(const lort_adapter *adapters, int count, float *const *y,
+                                        const float *x, int n, void *work, size_t work_size);
+/* dx (n, d_in) += sum_i J_i^T dy[i] (NULL skips); each adapter's grads accumulate. No cache:
+   the shared products are recomputed. */
+LORT_API lort_status lort_multi_backward(const lort_adapter *adapters, int count, float *dx,
+                                         const float *const *dy, const float *x, int n,
+                                         void *work, size_t work_size);
 
 // >>api ========================================================================== adamw
 
@@ -3514,6 +3598,7 @@ typedef struct lort__joint {
     size_t oA, oB, oH, oL, oM, count; /* offsets in the flat vector (core at 0 for tucker) */
     /* site */
     int layer, matrix, nh, q, d_out;
+    int u_ready; /* heads out: the cache already holds U = Xd A (lort_multi_forward) */
 } lort__joint;
 
 /* Workspace slots after the lowrank ones. */
@@ -3869,12 +3954,12 @@ LORT__PRIVATE void lort__joint_forward_stacked(const lort__joint *J, float *y, c
     float *Ps = lort__lay_slot(base, W, LORT__JT_BK);
     float *Ys = Ps + (size_t)J->nh * (size_t)n * (size_t)J->r2;
     int g, i, r = J->r1, r2 = J->r2, dh = J->dh, d = J->d, ds = J->nh * J->dh;
-    if (J->p > 0.0f) {
+    if (J->p > 0.0f && !J->u_ready) {
         float *xd = lort__lay_slot(base, W, LORT__LR_XD);
         lort__dropout(J->seed, J->p, n, d, xd, x);
         xin = xd;
     }
-    lort__gemm(0, 0, n, r, d, 1.0f, xin, d, P + J->oA, r, 0.0f, U, r);        /* U = Xd A */
+    if (!J->u_ready) lort__gemm(0, 0, n, r, d, 1.0f, xin, d, P + J->oA, r, 0.0f, U, r); /* U = Xd A */
     if (J->tucker) {
         lort__tucker_cores(J, P, base, W);
         lort__tucker_kcat(J, base, W);
@@ -4001,7 +4086,9 @@ LORT__PRIVATE lort_status lort__joint_forward(lort__joint *J, float *y, const fl
     }
     lort__joint_bk(J, P, base, &w);
     Bk = lort__lay_slot(base, &w, LORT__JT_BK);
-    if (J->heads_in)
+    if (J->u_ready && !J->heads_in) /* y += s U Bk */
+        lort__gemm(0, 0, n, J->d_out, J->r1, J->s, H, J->r1, Bk, J->d_out, 1.0f, y, J->d_out);
+    else if (J->heads_in)
         lort__lowrank_forward_t(J->d, J->d, J->r1, J->s, J->p, J->seed, y, x, NULL, Bk, P + J->oA,
                                 n, H, base, &w, 0, 0);
     else
@@ -5785,6 +5872,535 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
             }
         lort__msg_init(&m, msg, msg_size);
     }
+    return LORT_OK;
+}
+
+// >>serve ========================================================================== serve
+
+/* ---- plan ---------------------------------------------------------------------------------- */
+
+/* n rounded up to a multiple of 16 floats (64 bytes); 0 on overflow. */
+LORT__PRIVATE int lort__round16(size_t n, size_t *out) {
+    if (n > LORT__SIZE_LIMIT - 15u) return 0;
+    *out = (n + 15u) & ~(size_t)15u;
+    return 1;
+}
+LORT__PRIVATE void lort__plan_max(lort_set_plan *p, const lort_adapter_sizes *z) {
+    if (z->cache > p->cache) p->cache = z->cache;
+    if (z->work > p->work) p->work = z->work;
+    if (z->init_work > p->work) p->work = z->init_work;
+    if (z->d_in > p->max_d_in) p->max_d_in = z->d_in;
+    if (z->d_out > p->max_d_out) p->max_d_out = z->d_out;
+}
+
+LORT_DEF lort_status lort_set_plan_query(const lort_adapter_set *set, int n, lort_set_plan *plan,
+                                         lort_set_plan_entry *entries, lort_adapter_sizes *sites) {
+    lort_set_plan p;
+    lort_status st;
+    int i;
+    if ((st = lort__set_check(set))) return st;
+    if (!plan) return LORT_ERR_NULL;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    memset(&p, 0, sizeof(p));
+    /* every site first (validates the set as lort_set_validate's range checks do) */
+    for (i = 0; i < set->n_sites; ++i) {
+        lort_adapter a;
+        lort_adapter_sizes z;
+        if ((st = lort_set_site_adapter(set, i, &a))) return st;
+        if ((st = lort_adapter_sizes_query(&a, n, &z))) return st;
+        if (a.kind == LORT_KIND_CP || a.kind == LORT_KIND_TUCKER) {
+            int layers = a.kind == LORT_KIND_CP ? a.desc.cp.layers : a.desc.tucker.layers;
+            if (a.layer < 0 || a.layer >= layers) return LORT_ERR_INVALID_ARG;
+        }
+        lort__plan_max(&p, &z);
+    }
+    for (i = 0; i < set->n_entries; ++i) {
+        lort_adapter a = set->entries[i];
+        lort_adapter_sizes z;
+        a.layer = a.matrix = 0; /* entries' own (layer, matrix) are unused */
+        if ((st = lort_adapter_sizes_query(&a, n, &z))) return st;
+        lort__plan_max(&p, &z);
+        if (!lort__round16(p.params, &p.params) || !lort__round16(p.frozen, &p.frozen) ||
+            z.params > LORT__SIZE_LIMIT / sizeof(float) - p.params ||
+            z.frozen > LORT__SIZE_LIMIT / sizeof(float) - p.frozen)
+            return LORT_ERR_OVERFLOW;
+        p.params += z.params;
+        p.frozen += z.frozen;
+    }
+    /* the same walk again, now that nothing can fail: the caller's arrays */
+    if (entries || sites) {
+        size_t po = 0, fo = 0;
+        for (i = 0; entries && i < set->n_entries; ++i) {
+            lort_adapter a = set->entries[i];
+            lort_adapter_sizes z;
+            a.layer = a.matrix = 0;
+            (void)lort_adapter_sizes_query(&a, n, &z);
+            (void)lort__round16(po, &po);
+            (void)lort__round16(fo, &fo);
+            entries[i].params_offset = po;
+            entries[i].params = z.params;
+            entries[i].frozen_offset = fo;
+            entries[i].frozen = z.frozen;
+            po += z.params;
+            fo += z.frozen;
+        }
+        for (i = 0; sites && i < set->n_sites; ++i) {
+            lort_adapter a;
+            (void)lort_set_site_adapter(set, i, &a);
+            (void)lort_adapter_sizes_query(&a, n, &sites[i]);
+        }
+    }
+    *plan = p;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_set_bind(lort_adapter_set *set, const lort_set_plan_entry *entries,
+                                   float *params_block, float *frozen_block, float *grads_block) {
+    lort_status st;
+    int i;
+    if ((st = lort__set_check(set))) return st;
+    if (set->n_entries > 0 && (!entries || !params_block)) return LORT_ERR_NULL;
+    for (i = 0; i < set->n_entries; ++i)
+        if (entries[i].frozen && !frozen_block) return LORT_ERR_NULL;
+    for (i = 0; i < set->n_entries; ++i) {
+        lort_adapter *e = &set->entries[i];
+        e->params = params_block + entries[i].params_offset;
+        e->frozen = entries[i].frozen ? frozen_block + entries[i].frozen_offset : NULL;
+        e->grads = grads_block ? grads_block + entries[i].params_offset : NULL;
+    }
+    return LORT_OK;
+}
+
+/* ---- out-of-place merge --------------------------------------------------------------------- */
+
+LORT_DEF lort_status lort_adapter_merge_into(const lort_adapter *a, float *W_out,
+                                             const float *W_in, float weight, void *work,
+                                             size_t work_size) {
+    lort_adapter_sizes z;
+    lort__views v;
+    lort_status st;
+    size_t count;
+    uintptr_t o, i, bytes;
+    if ((st = lort_adapter_sizes_query(a, 1, &z))) return st;
+    if ((st = lort__adapter_views(a, &v))) return st;
+    if (!W_out || !W_in) return LORT_ERR_NULL;
+    if (a->kind == LORT_KIND_TT_ADP) return LORT_ERR_NOT_MERGEABLE;
+    if (!lort__finite(weight)) return LORT_ERR_INVALID_ARG;
+    if (z.work && (!work || work_size < z.work)) return work ? LORT_ERR_WORKSPACE : LORT_ERR_NULL;
+    count = (size_t)z.d_out * (size_t)z.d_in;
+    if (W_out != W_in) {
+        o = (uintptr_t)W_out;
+        i = (uintptr_t)W_in;
+        bytes = (uintptr_t)(count * sizeof(float));
+        if (o < i + bytes && i < o + bytes) return LORT_ERR_INVALID_ARG; /* partial overlap */
+        memcpy(W_out, W_in, count * sizeof(float));
+    }
+    return lort_adapter_merge(a, W_out, weight, work, work_size);
+}
+
+/* ---- shared private pieces of mixed and multi ---------------------------------------------- */
+
+/* Floats that hold `count` ints. */
+LORT__PRIVATE size_t lort__int_floats(size_t count) {
+    return (count * sizeof(int) + sizeof(float) - 1u) / sizeof(float);
+}
+/* The sizes of one adapter at n rows, with its factor pointers checked. */
+LORT__PRIVATE lort_status lort__serve_sizes(const lort_adapter *a, int n, lort_adapter_sizes *z) {
+    lort__views v;
+    lort_status st;
+    if ((st = lort_adapter_sizes_query(a, n, z))) return st;
+    if ((st = lort__adapter_views(a, &v))) return st;
+    return LORT_OK;
+}
+LORT__PRIVATE int lort__tt_adp_output(const lort_adapter *a) {
+    return a->kind == LORT_KIND_TT_ADP && a->desc.tt_adp.placement == LORT_TT_ADP_OUTPUT;
+}
+/* loraxs adapters b can join a's shared-basis run: same frozen factors, shape, no dropout. */
+LORT__PRIVATE int lort__xs_shared(const lort_adapter *a, const lort_adapter *b) {
+    return a->kind == LORT_KIND_LORAXS && b->kind == LORT_KIND_LORAXS && a->frozen == b->frozen &&
+           a->desc.loraxs.d_in == b->desc.loraxs.d_in &&
+           a->desc.loraxs.d_out == b->desc.loraxs.d_out && a->desc.loraxs.r == b->desc.loraxs.r &&
+           !(a->desc.loraxs.dropout > 0.0f) && !(b->desc.loraxs.dropout > 0.0f);
+}
+
+/* ---- mixed-adapter batches -------------------------------------------------------------------- */
+
+enum { LORT__MX_INT, LORT__MX_XS, LORT__MX_YS, LORT__MX_H1, LORT__MX_H2, LORT__MX_WORK };
+/* ints: start (n_adapters + 2: index a + 1, -1 at 0) then order (n). */
+LORT__PRIVATE void lort__mixed_layout(int n_adapters, int n, int d_in, int d_out, int rmax,
+                                      size_t awork, lort__layout *L) {
+    size_t t = 0;
+    lort__lay_init(L);
+    lort__lay_add(L, lort__int_floats((size_t)n_adapters + 2u + (size_t)n));
+    if (!lort__mul((size_t)n, (size_t)d_in, &t)) L->overflow = 1;
+    lort__lay_add(L, t);
+    if (!lort__mul((size_t)n, (size_t)d_out, &t)) L->overflow = 1;
+    lort__lay_add(L, t);
+    lort__lay_add(L, (size_t)n * (size_t)rmax);
+    lort__lay_add(L, (size_t)n * (size_t)rmax);
+    lort__lay_add(L, awork / sizeof(float) + 1u);
+}
+
+LORT_DEF lort_status lort_mixed_workspace_size(const lort_adapter *adapters, int n_adapters,
+                                               int n, size_t *bytes) {
+    lort__layout L;
+    lort_status st;
+    size_t awork = 0;
+    int i, d_in = 0, d_out = 0, rmax = 0;
+    if (!bytes) return LORT_ERR_NULL;
+    if (n <= 0 || n_adapters < 0 || n_adapters >= INT_MAX - 2) return LORT_ERR_INVALID_ARG;
+    if (n_adapters > 0 && !adapters) return LORT_ERR_NULL;
+    for (i = 0; i < n_adapters; ++i) {
+        lort_adapter_sizes z;
+        if ((st = lort_adapter_sizes_query(&adapters[i], n, &z))) return st;
+        if (i == 0) {
+            d_in = z.d_in;
+            d_out = z.d_out;
+        } else if (z.d_in != d_in || z.d_out != d_out) {
+            return LORT_ERR_SHAPE;
+        }
+        if (z.work > awork) awork = z.work;
+        if (adapters[i].kind == LORT_KIND_LORAXS && adapters[i].desc.loraxs.r > rmax)
+            rmax = adapters[i].desc.loraxs.r;
+    }
+    lort__mixed_layout(n_adapters, n, d_in, d_out, rmax, awork, &L);
+    return lort__lay_bytes(&L, bytes);
+}
+
+/* H2[t] = s H1[t] R^T for the m rows t = rows[k] (rows NULL: t = first + k) of one adapter:
+   r x r per row, cheaper than a GEMM call for the few rows a user has in a batch. */
+LORT__PRIVATE void lort__xs_rows(const lort_adapter *a, float *H2, const float *H1,
+                                 const int *rows, int first, int m, int r) {
+    const float *R = a->params;
+    float s = 0.0f;
+    int k, i, j;
+    (void)lort_loraxs_scale(&a->desc.loraxs, &s);
+    for (k = 0; k < m; ++k) {
+        size_t t = (size_t)(rows ? rows[k] : first + k);
+        const float *h = H1 + t * (size_t)r;
+        float *o = H2 + t * (size_t)r;
+        for (i = 0; i < r; ++i) {
+            const float *Ri = R + (size_t)i * (size_t)r;
+            float acc = 0.0f;
+            for (j = 0; j < r; ++j) acc += h[j] * Ri[j];
+            o[i] = s * acc;
+        }
+    }
+}
+
+LORT_DEF lort_status lort_mixed_forward(const lort_adapter *adapters, int n_adapters, float *y,
+                                        const float *x, const int *row_adapter, int n,
+                                        void *work, size_t work_size) {
+    lort__layout L;
+    lort_status st;
+    size_t awork = 0, ints;
+    float *base, *xs, *ys, *H1, *H2, *aw;
+    int *start, *order;
+    int i, a, d_in = 0, d_out = 0, rmax = 0, used = 0;
+    if (n <= 0 || n_adapters < 0 || n_adapters >= INT_MAX - 2) return LORT_ERR_INVALID_ARG;
+    if ((n_adapters > 0 && !adapters) || !y || !x || !row_adapter) return LORT_ERR_NULL;
+    for (i = 0; i < n; ++i)
+        if (row_adapter[i] < -1 || row_adapter[i] >= n_adapters) return LORT_ERR_INVALID_ARG;
+    /* the counting sort needs only the int slot: check that part of the workspace first */
+    lort__mixed_layout(n_adapters, n, 0, 0, 0, 0, &L);
+    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    base = lort__lay_base(work);
+    start = (int *)(void *)lort__lay_slot(base, &L, LORT__MX_INT);
+    order = start + n_adapters + 2;
+    ints = (size_t)n_adapters + 2u;
+    memset(start, 0, ints * sizeof(int));
+    for (i = 0; i < n; ++i) start[row_adapter[i] + 2]++;             /* counts at a + 2 */
+    for (a = 1; a < n_adapters + 2; ++a) start[a] += start[a - 1];     /* starts at a + 1 */
+    for (i = 0; i < n; ++i) order[start[row_adapter[i] + 1]++] = i;    /* stable */
+    /* now start[a + 1] is the end of segment a, start[a] its start (start[0] = 0) */
+    for (a = 0; a < n_adapters; ++a) {
+        lort_adapter_sizes z;
+        if (start[a + 1] == start[a]) continue;
+        if ((st = lort__serve_sizes(&adapters[a], n, &z))) return st;
+        if (!used) {
+            d_in = z.d_in;
+            d_out = z.d_out;
+        } else if (z.d_in != d_in || z.d_out != d_out) {
+            return LORT_ERR_SHAPE;
+        }
+        used = 1;
+        if (z.work > awork) awork = z.work;
+        if (adapters[a].kind == LORT_KIND_LORAXS && adapters[a].desc.loraxs.r > rmax)
+            rmax = adapters[a].desc.loraxs.r;
+    }
+    if (!used) return LORT_OK;
+    if ((st = lort__rows_check(n, d_in, d_out))) return st;
+    lort__mixed_layout(n_adapters, n, d_in, d_out, rmax, awork, &L);
+    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    xs = lort__lay_slot(base, &L, LORT__MX_XS);
+    ys = lort__lay_slot(base, &L, LORT__MX_YS);
+    H1 = lort__lay_slot(base, &L, LORT__MX_H1);
+    H2 = lort__lay_slot(base, &L, LORT__MX_H2);
+    aw = lort__lay_slot(base, &L, LORT__MX_WORK);
+    awork = (size_t)((char *)base + L.end - (char *)aw);
+    for (a = 0; a < n_adapters;) {
+        const lort_adapter *A = &adapters[a];
+        int p0 = start[a], m = start[a + 1] - start[a], k;
+        const int *rows = order + p0;
+        if (!m) {
+            ++a;
+            continue;
+        }
+        if (A->kind == LORT_KIND_LORAXS && !(A->desc.loraxs.dropout > 0.0f)) {
+            /* shared-basis run: the following used adapters with the same basis */
+            int b = a + 1, p1, all, r = A->desc.loraxs.r, c;
+            const float *FA = A->frozen, *FB = A->frozen + (size_t)r * (size_t)d_in;
+            while (b < n_adapters && (start[b + 1] == start[b] || lort__xs_shared(A, &adapters[b])))
+                ++b;
+            p1 = start[b];
+            m = p1 - p0;
+            all = m == n;
+            if (all) { /* in place, rows in their own order: H1 = x A^T, y += H2 B^T */
+                lort__gemm(0, 1, n, r, d_in, 1.0f, x, d_in, FA, d_in, 0.0f, H1, r);
+                for (c = a; c < b; ++c)
+                    lort__xs_rows(&adapters[c], H2, H1, order + start[c], 0,
+                                  start[c + 1] - start[c], r);
+                lort__gemm(0, 1, n, d_out, r, 1.0f, H2, r, FB, r, 1.0f, y, d_out);
+            } else { /* gathered: position k of the run holds row order[p0 + k] */
+                for (k = 0; k < m; ++k)
+                    memcpy(xs + (size_t)k * (size_t)d_in, x + (size_t)rows[k] * (size_t)d_in,
+                           (size_t)d_in * sizeof(float));
+                lort__gemm(0, 1, m, r, d_in, 1.0f, xs, d_in, FA, d_in, 0.0f, H1, r);
+                for (c = a; c < b; ++c) /* rows of adapter c sit at positions start[c] - p0.. */
+                    lort__xs_rows(&adapters[c], H2, H1, NULL, start[c] - p0,
+                                  start[c + 1] - start[c], r);
+                lort__gemm(0, 1, m, d_out, r, 1.0f, H2, r, FB, r, 0.0f, ys, d_out);
+                for (k = 0; k < m; ++k)
+                    lort__axpy(y + (size_t)rows[k] * (size_t)d_out, 1.0f,
+                               ys + (size_t)k * (size_t)d_out, (size_t)d_out);
+            }
+            a = b;
+            continue;
+        }
+        if (rows[m - 1] - rows[0] == m - 1) { /* consecutive rows: in place */
+            st = lort_adapter_forward(A, y + (size_t)rows[0] * (size_t)d_out,
+                                      x + (size_t)rows[0] * (size_t)d_in, m, NULL, 0, aw, awork);
+        } else {
+            int out = lort__tt_adp_output(A);
+            for (k = 0; k < m; ++k) {
+                memcpy(xs + (size_t)k * (size_t)d_in, x + (size_t)rows[k] * (size_t)d_in,
+                       (size_t)d_in * sizeof(float));
+                if (out)
+                    memcpy(ys + (size_t)k * (size_t)d_out, y + (size_t)rows[k] * (size_t)d_out,
+                           (size_t)d_out * sizeof(float));
+            }
+            if (!out) memset(ys, 0, (size_t)m * (size_t)d_out * sizeof(float));
+            st = lort_adapter_forward(A, ys, xs, m, NULL, 0, aw, awork);
+            for (k = 0; st == LORT_OK && k < m; ++k) {
+                float *yr = y + (size_t)rows[k] * (size_t)d_out;
+                const float *s = ys + (size_t)k * (size_t)d_out;
+                if (out) memcpy(yr, s, (size_t)d_out * sizeof(float));
+                else lort__axpy(yr, 1.0f, s, (size_t)d_out);
+            }
+        }
+        if (st) return st;
+        ++a;
+    }
+    return LORT_OK;
+}
+
+/* ---- one call for the sites that share an input --------------------------------------------- */
+
+enum { LORT__MU_ACAT, LORT__MU_H, LORT__MU_G, LORT__MU_U, LORT__MU_WORK };
+/* lora sites without dropout are stacked (when n > LORT__DECODE_ROWS and there are two). */
+#define LORT__DECODE_ROWS 8
+LORT__PRIVATE int lort__multi_stackable(const lort_adapter *a) {
+    return a->kind == LORT_KIND_LORA && !(a->desc.lora.dropout > 0.0f);
+}
+/* cp / tucker site with heads on the output, no dropout: U = x A is the same for every site
+   of the block. */
+LORT__PRIVATE int lort__multi_joint(const lort_adapter *a) {
+    if (a->kind == LORT_KIND_CP)
+        return a->desc.cp.head_side == LORT_CP_HEADS_OUT && !(a->desc.cp.dropout > 0.0f);
+    if (a->kind == LORT_KIND_TUCKER)
+        return a->desc.tucker.head_side == LORT_CP_HEADS_OUT && !(a->desc.tucker.dropout > 0.0f);
+    return 0;
+}
+LORT__PRIVATE int lort__same_block(const lort_adapter *a, const lort_adapter *b) {
+    if (a->kind != b->kind || a->params != b->params) return 0;
+    return a->kind == LORT_KIND_CP ? memcmp(&a->desc.cp, &b->desc.cp, sizeof(a->desc.cp)) == 0
+                                   : memcmp(&a->desc.tucker, &b->desc.tucker,
+                                            sizeof(a->desc.tucker)) == 0;
+}
+typedef struct lort__multi {
+    int d_in, rsum, stack, ucache_floats;
+    size_t awork, ucache;
+    lort__layout L;
+} lort__multi;
+LORT__PRIVATE lort_status lort__multi_plan(const lort_adapter *ad, int count, int n,
+                                           lort__multi *M) {
+    lort_status st;
+    size_t t = 0, ra = 0;
+    int i, nstack = 0;
+    memset(M, 0, sizeof(*M));
+    if (count <= 0 || n <= 0) return LORT_ERR_INVALID_ARG;
+    if (!ad) return LORT_ERR_NULL;
+    for (i = 0; i < count; ++i) {
+        lort_adapter_sizes z;
+        if ((st = lort__serve_sizes(&ad[i], n, &z))) return st;
+        if (i == 0) M->d_in = z.d_in;
+        else if (z.d_in != M->d_in) return LORT_ERR_SHAPE;
+        if (z.work > M->awork) M->awork = z.work;
+        if (lort__multi_joint(&ad[i]) && z.cache > M->ucache) M->ucache = z.cache;
+        if (lort__multi_stackable(&ad[i])) {
+            nstack++;
+            ra += (size_t)ad[i].desc.lora.r;
+        }
+    }
+    M->stack = n > LORT__DECODE_ROWS && nstack >= 2;
+    if (!M->stack) ra = 0;
+    if (ra > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+    M->rsum = (int)ra;
+    lort__lay_init(&M->L);
+    if (!lort__mul(ra, (size_t)M->d_in, &t)) M->L.overflow = 1;
+    lort__lay_add(&M->L, t);
+    if (!lort__mul(ra, (size_t)n, &t)) M->L.overflow = 1;
+    lort__lay_add(&M->L, t);
+    lort__lay_add(&M->L, t);
+    lort__lay_add(&M->L, M->ucache ? M->ucache / sizeof(float) + 1u : 0);
+    lort__lay_add(&M->L, M->awork / sizeof(float) + 1u);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_multi_workspace_size(const lort_adapter *adapters, int count, int n,
+                                               size_t *bytes) {
+    lort__multi M;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__multi_plan(adapters, count, n, &M))) return st;
+    return lort__lay_bytes(&M.L, bytes);
+}
+
+/* The stacked A factors of the lora sites, Acat (rsum, d_in). */
+LORT__PRIVATE void lort__multi_stack(const lort_adapter *ad, int count, const lort__multi *M,
+                                     float *Acat) {
+    size_t off = 0;
+    int i;
+    for (i = 0; i < count; ++i)
+        if (lort__multi_stackable(&ad[i])) {
+            size_t na = (size_t)ad[i].desc.lora.r * (size_t)M->d_in;
+            memcpy(Acat + off, ad[i].params, na * sizeof(float));
+            off += na;
+        }
+}
+
+LORT_DEF lort_status lort_multi_forward(const lort_adapter *adapters, int count, float *const *y,
+                                        const float *x, int n, void *work, size_t work_size) {
+    lort__multi M;
+    lort_status st;
+    float *base, *Acat, *H, *U, *aw;
+    size_t awork;
+    int i, off = 0, u_owner = -1;
+    if ((st = lort__multi_plan(adapters, count, n, &M))) return st;
+    if (!y || !x) return LORT_ERR_NULL;
+    for (i = 0; i < count; ++i)
+        if (!y[i]) return LORT_ERR_NULL;
+    if ((st = lort__lay_check(&M.L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    base = lort__lay_base(work);
+    Acat = lort__lay_slot(base, &M.L, LORT__MU_ACAT);
+    H = lort__lay_slot(base, &M.L, LORT__MU_H);
+    U = lort__lay_slot(base, &M.L, LORT__MU_U);
+    aw = lort__lay_slot(base, &M.L, LORT__MU_WORK);
+    awork = (size_t)((char *)base + M.L.end - (char *)aw);
+    if (M.stack) { /* H = x [A_0; A_1; ...]^T, one GEMM */
+        lort__multi_stack(adapters, count, &M, Acat);
+        lort__gemm(0, 1, n, M.rsum, M.d_in, 1.0f, x, M.d_in, Acat, M.d_in, 0.0f, H, M.rsum);
+    }
+    for (i = 0; i < count; ++i) {
+        const lort_adapter *a = &adapters[i];
+        if (M.stack && lort__multi_stackable(a)) { /* y_i += s_i H_i B_i^T */
+            const lort_lora_desc *d = &a->desc.lora;
+            float s = 0.0f;
+            (void)lort_lora_scale(d, &s);
+            lort__gemm(0, 1, n, d->d_out, d->r, s, H + off, M.rsum,
+                       a->params + (size_t)d->r * (size_t)d->d_in, d->r, 1.0f, y[i], d->d_out);
+            off += d->r;
+        } else if (lort__multi_joint(a) && u_owner >= 0 && lort__same_block(&adapters[u_owner], a)) {
+            lort__joint J;
+            if (a->kind == LORT_KIND_CP) st = lort__cp_joint(&a->desc.cp, &J);
+            else st = lort__tucker_joint(&a->desc.tucker, &J);
+            if (st) return st;
+            J.u_ready = 1; /* U = x A of this block is in the U slot */
+            st = lort__joint_forward(&J, y[i], x, a->params, a->layer, a->matrix, n, U, M.ucache,
+                                     aw, awork);
+        } else if (lort__multi_joint(a)) { /* the block's first site leaves U in the U slot */
+            st = lort_adapter_forward(a, y[i], x, n, U, M.ucache, aw, awork);
+            u_owner = i;
+        } else {
+            st = lort_adapter_forward(a, y[i], x, n, NULL, 0, aw, awork);
+        }
+        if (st) return st;
+    }
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_multi_backward(const lort_adapter *adapters, int count, float *dx,
+                                         const float *const *dy, const float *x, int n,
+                                         void *work, size_t work_size) {
+    lort__multi M;
+    lort_status st;
+    float *base, *Acat, *H, *G, *U, *aw;
+    size_t awork;
+    int i, off = 0, u_owner = -1;
+    if ((st = lort__multi_plan(adapters, count, n, &M))) return st;
+    if (!dy || !x) return LORT_ERR_NULL;
+    for (i = 0; i < count; ++i)
+        if (!dy[i]) return LORT_ERR_NULL;
+    if ((st = lort__lay_check(&M.L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    base = lort__lay_base(work);
+    Acat = lort__lay_slot(base, &M.L, LORT__MU_ACAT);
+    H = lort__lay_slot(base, &M.L, LORT__MU_H);
+    G = lort__lay_slot(base, &M.L, LORT__MU_G);
+    U = lort__lay_slot(base, &M.L, LORT__MU_U);
+    aw = lort__lay_slot(base, &M.L, LORT__MU_WORK);
+    awork = (size_t)((char *)base + M.L.end - (char *)aw);
+    if (M.stack) {
+        lort__multi_stack(adapters, count, &M, Acat);
+        lort__gemm(0, 1, n, M.rsum, M.d_in, 1.0f, x, M.d_in, Acat, M.d_in, 0.0f, H, M.rsum);
+    }
+    for (i = 0; i < count; ++i) {
+        const lort_adapter *a = &adapters[i];
+        if (M.stack && lort__multi_stackable(a)) {
+            const lort_lora_desc *d = &a->desc.lora;
+            const float *B = a->params + (size_t)d->r * (size_t)d->d_in;
+            float s = 0.0f;
+            (void)lort_lora_scale(d, &s);
+            /* G_i = s dy_i B_i into columns off.. of G (n, rsum) */
+            lort__gemm(0, 0, n, d->r, d->d_out, s, dy[i], d->d_out, B, d->r, 0.0f, G + off,
+                       M.rsum);
+            if (a->grads) {
+                float *dA = a->grads, *dB = a->grads + (size_t)d->r * (size_t)d->d_in;
+                lort__gemm(1, 0, d->d_out, d->r, n, s, dy[i], d->d_out, H + off, M.rsum, 1.0f,
+                           dB, d->r);                                          /* += s dy^T H */
+                lort__gemm(1, 0, d->r, d->d_in, n, 1.0f, G + off, M.rsum, x, d->d_in, 1.0f, dA,
+                           d->d_in);                                           /* += G^T x */
+            }
+            off += d->r;
+            continue;
+        }
+        if (lort__multi_joint(a)) { /* U = x A once per block, given to backward as its cache */
+            if (u_owner < 0 || !lort__same_block(&adapters[u_owner], a)) {
+                lort__joint J;
+                if (a->kind == LORT_KIND_CP) st = lort__cp_joint(&a->desc.cp, &J);
+                else st = lort__tucker_joint(&a->desc.tucker, &J);
+                if (st) return st;
+                lort__gemm(0, 0, n, J.r1, J.d, 1.0f, x, J.d, a->params + J.oA, J.r1, 0.0f,
+                           lort__lay_base(U), J.r1);
+                u_owner = i;
+            }
+            st = lort_adapter_backward(a, dx, dy[i], x, n, U, M.ucache, aw, awork);
+        } else {
+            st = lort_adapter_backward(a, dx, dy[i], x, n, NULL, 0, aw, awork);
+        }
+        if (st) return st;
+    }
+    if (M.stack && dx) /* dx += [G_0 | G_1 | ...] [A_0; A_1; ...], one GEMM */
+        lort__gemm(0, 0, n, M.d_in, M.rsum, 1.0f, G, M.rsum, Acat, M.d_in, 1.0f, dx, M.d_in);
     return LORT_OK;
 }
 
