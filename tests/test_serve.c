@@ -39,7 +39,7 @@ typedef struct fam {
 
 static void tt3(lort_tt_desc *t, int rank) {
     memset(t, 0, sizeof *t);
-    t->d = 3;
+    t->n_cores = 3;
     t->modes[0] = t->modes[1] = t->modes[2] = 4;
     t->rank = rank;
 }
@@ -68,7 +68,7 @@ static void fam_desc(lort_adapter *a, lort_kind kind, int variant) {
         tt3(&a->desc.tt_adp.down, 2);
         break;
     case LORT_KIND_MPO:
-        a->desc.mpo.ncores = 2;
+        a->desc.mpo.n_cores = 2;
         a->desc.mpo.row_factors[0] = a->desc.mpo.row_factors[1] = 4;
         a->desc.mpo.col_factors[0] = a->desc.mpo.col_factors[1] = 4;
         a->desc.mpo.bond = 3;
@@ -92,10 +92,10 @@ static void fam_make(fam *f, lort_kind kind, int variant, int n) {
     fam_desc(&f->a, kind, variant);
     OK(lort_adapter_sizes_query(&f->a, n, &f->sz));
     f->a.params = tr_alloc(f->sz.params);
-    f->a.frozen = f->sz.frozen ? tr_alloc(f->sz.frozen) : NULL;
+    f->a.frozen = f->sz.frozen_bytes ? tr_alloc(f->sz.frozen_bytes / sizeof(float)) : NULL;
     f->a.grads = tr_alloc(f->sz.params);
     for (size_t i = 0; i < f->sz.params; ++i) f->a.params[i] = 0.4f * tr_sym();
-    for (size_t i = 0; i < f->sz.frozen; ++i) f->a.frozen[i] = 0.4f * tr_sym();
+    for (size_t i = 0; i < f->sz.frozen_bytes / sizeof(float); ++i) ((float *)f->a.frozen)[i] = 0.4f * tr_sym();
 }
 static void fam_free(fam *f) {
     free(f->a.params);
@@ -124,7 +124,7 @@ static void test_plan(void **state) {
     e[3].desc.cp.r = 6; e[3].desc.cp.kv_heads = 2; e[3].layer = 77;
     lort_adapter_set set = {e, 4, sites, 6};
     const size_t want_p[4] = {3 * 48, 5 * 32, 49, 6 * (24 + 6 + 4 + 2 + 4)};
-    const size_t want_f[4] = {0, 0, 7 * 48, 0};
+    const size_t want_f[4] = {0, 0, 7 * 48 * sizeof(float), 0};
     for (int n = 1; n <= 40; n += 13) {
         lort_set_plan p;
         lort_set_plan_entry pe[4];
@@ -134,16 +134,16 @@ static void test_plan(void **state) {
         size_t po = 0, fo = 0, cache = 0, work = 0;
         for (int i = 0; i < 4; ++i) {
             po = (po + 15u) / 16u * 16u;
-            fo = (fo + 15u) / 16u * 16u;
+            fo = (fo + 63u) / 64u * 64u;
             assert_int_equal(pe[i].params_offset, po);
             assert_int_equal(pe[i].params, want_p[i]);
             assert_int_equal(pe[i].frozen_offset, fo);
-            assert_int_equal(pe[i].frozen, want_f[i]);
+            assert_int_equal(pe[i].frozen_bytes, want_f[i]);
             po += want_p[i];
             fo += want_f[i];
         }
         assert_int_equal(p.params, po);
-        assert_int_equal(p.frozen, fo);
+        assert_int_equal(p.frozen_bytes, fo);
         for (int i = 0; i < 6; ++i) {
             lort_adapter a;
             lort_adapter_sizes z;
@@ -160,7 +160,8 @@ static void test_plan(void **state) {
         assert_int_equal(p.max_d_out, 24);
         assert_int_equal(ss[4].d_out, 12); /* the GQA K site: kv_heads d_h */
         /* bind */
-        float *P = tr_alloc(p.params), *F = tr_alloc(p.frozen), *G = tr_alloc(p.params);
+        float *P = tr_alloc(p.params), *G = tr_alloc(p.params);
+        char *F = (char *)tr_buf(p.frozen_bytes);
         OK(lort_set_bind(&set, pe, P, F, G));
         for (int i = 0; i < 4; ++i) {
             assert_ptr_equal(e[i].params, P + pe[i].params_offset);
@@ -322,7 +323,8 @@ static void mixed_reference(const lort_adapter *ad, int na, const float *x, cons
                 }
             } else {
                 memcpy(row, y0 + IX(i, D, 0), sizeof(float) * D);
-                OK(lort_adapter_forward(&ad[a], row, x + IX(i, D, 0), 1, NULL, 0, w, z.work));
+                int outp = ad[a].desc.tt_adp.placement == LORT_TT_ADP_OUTPUT;
+                OK(lort_adapter_forward(&ad[a], row, outp ? NULL : x + IX(i, D, 0), 1, NULL, 0, w, z.work));
                 for (int o = 0; o < D; ++o) want[IX(i, D, o)] = (double)row[o];
             }
         }
