@@ -2305,6 +2305,76 @@ LORT_DEF lort_status lort_lora_init(const lort_lora_desc *desc, float *A, float 
     return LORT_OK;
 }
 
+/* ---- decode path: n <= LORT__DECODE_ROWS rows --------------------------------------------
+   At a few rows a BLAS call costs more in dispatch than the work, and every factor is read
+   once: fused loops that stream A and B at memory speed are faster. The loops are written so
+   that a compiler vectorises them without reassociating a float sum: dot products keep 8
+   partial sums, and y = B h with B (d_out, r) row-major runs across outputs with r fixed at
+   compile time (1, 2, 4, 8, 16, 32; other ranks take the generic loop). */
+#define LORT__DECODE_ROWS 8
+/* sum_j a[j] b[j], 8 partial sums */
+LORT__PRIVATE float lort__dot8(const float *LORT_RESTRICT a, const float *LORT_RESTRICT b,
+                               int len) {
+    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}, sum;
+    int j = 0, t;
+    for (; j + 8 <= len; j += 8)
+        for (t = 0; t < 8; ++t) acc[t] += a[j + t] * b[j + t];
+    sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; j < len; ++j) sum += a[j] * b[j];
+    return sum;
+}
+/* y (d_out) += s B h, B (d_out, r) row-major: one output per iteration, r fixed */
+#define LORT__DECODE_BH(RR)                                                                   \
+    for (o = 0; o < d_out; ++o) {                                                             \
+        const float *b = B + (size_t)o * (size_t)(RR);                                        \
+        float acc = 0.0f;                                                                     \
+        for (k = 0; k < (RR); ++k) acc += b[k] * h[k];                                        \
+        y[o] += s * acc;                                                                      \
+    }
+LORT__PRIVATE void lort__decode_bh(float *LORT_RESTRICT y, const float *LORT_RESTRICT B,
+                                   const float *LORT_RESTRICT h, int d_out, int r, float s) {
+    int o, k;
+    switch (r) {
+    case 1: LORT__DECODE_BH(1) break;
+    case 2: LORT__DECODE_BH(2) break;
+    case 4: LORT__DECODE_BH(4) break;
+    case 8: LORT__DECODE_BH(8) break;
+    case 16: LORT__DECODE_BH(16) break;
+    case 32: LORT__DECODE_BH(32) break;
+    default: LORT__DECODE_BH(r) break;
+    }
+}
+#undef LORT__DECODE_BH
+/* The lowrank forward at n <= LORT__DECODE_ROWS rows, as lort__lowrank_forward_t: H = X A^T
+   (kept: it is the cache), H2 = H R^T (loraxs), y += s H2 B^T. at, bt: A (d_in, r), B (r,
+   d_out) stored transposed. */
+LORT__PRIVATE void lort__decode_lowrank(int d_in, int d_out, int r, float s, float *y,
+                                        const float *x, const float *R, const float *A,
+                                        const float *B, int n, float *H, float *H2, int at,
+                                        int bt) {
+    int i, j, k;
+    for (i = 0; i < n; ++i) {
+        const float *xi = x + (size_t)i * (size_t)d_in;
+        float *h = H + (size_t)i * (size_t)r, *yi = y + (size_t)i * (size_t)d_out;
+        if (!at) {
+            for (k = 0; k < r; ++k) h[k] = lort__dot8(A + (size_t)k * (size_t)d_in, xi, d_in);
+        } else {
+            memset(h, 0, (size_t)r * sizeof(float));
+            for (j = 0; j < d_in; ++j) lort__axpy(h, xi[j], A + (size_t)j * (size_t)r, (size_t)r);
+        }
+        if (R) {
+            float *h2 = H2 + (size_t)i * (size_t)r;
+            for (k = 0; k < r; ++k) h2[k] = lort__dot8(R + (size_t)k * (size_t)r, h, r);
+            h = h2;
+        }
+        if (!bt) {
+            lort__decode_bh(yi, B, h, d_out, r, s);
+        } else {
+            for (k = 0; k < r; ++k) lort__axpy(yi, s * h[k], B + (size_t)k * (size_t)d_out, (size_t)d_out);
+        }
+    }
+}
+
 /* The low-rank pipeline shared by lora (R = NULL), loraxs and the joint families cp and
    tucker: one body for all. at: A is stored transposed, (d_in, r) instead of (r, d_in);
    bt: B is stored transposed, (r, d_out) instead of (d_out, r).
@@ -2319,6 +2389,11 @@ LORT__PRIVATE void lort__lowrank_forward_t(int d_in, int d_out, int r, float s, 
         float *xd = lort__lay_slot(base, L, LORT__LR_XD);
         lort__dropout(seed, p, n, d_in, xd, x);
         xin = xd;
+    }
+    if (n <= LORT__DECODE_ROWS) { /* decode: fused loops, no GEMM call */
+        lort__decode_lowrank(d_in, d_out, r, s, y, xin, R, A, B, n, H,
+                             R ? lort__lay_slot(base, L, LORT__LR_G) : NULL, at, bt);
+        return;
     }
     lort__gemm(0, !at, n, r, d_in, 1.0f, xin, d_in, A, at ? r : d_in, 0.0f, H, r); /* H = Xd A^T */
     if (R) {
@@ -6238,7 +6313,6 @@ LORT_DEF lort_status lort_mixed_forward(const lort_adapter *adapters, int n_adap
 
 enum { LORT__MU_ACAT, LORT__MU_H, LORT__MU_G, LORT__MU_U, LORT__MU_WORK };
 /* lora sites without dropout are stacked (when n > LORT__DECODE_ROWS and there are two). */
-#define LORT__DECODE_ROWS 8
 LORT__PRIVATE int lort__multi_stackable(const lort_adapter *a) {
     return a->kind == LORT_KIND_LORA && !(a->desc.lora.dropout > 0.0f);
 }
