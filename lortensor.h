@@ -2306,19 +2306,32 @@ LORT_DEF lort_status lort_lora_init(const lort_lora_desc *desc, float *A, float 
 }
 
 /* ---- decode path: n <= LORT__DECODE_ROWS rows --------------------------------------------
-   At a few rows a BLAS call costs more in dispatch than the work, and every factor is read
-   once: fused loops that stream A and B at memory speed are faster. The loops are written so
-   that a compiler vectorises them without reassociating a float sum: dot products keep 8
+   At a few rows a GEMM call costs more in dispatch and packing than the work, and every
+   factor is read once: fused loops that stream A and B are faster (lort__decode_use). The loops are written so
+   that a compiler vectorises them without reassociating a float sum: dot products keep 32
    partial sums, and y = B h with B (d_out, r) row-major runs across outputs with r fixed at
    compile time (1, 2, 4, 8, 16, 32; other ranks take the generic loop). */
 #define LORT__DECODE_ROWS 8
-/* sum_j a[j] b[j], 8 partial sums */
+/* Measured (bench/bench_serve.c, d 1024 and 4096): the loops beat the built-in GEMM at every
+   n <= 8, and OpenBLAS's sgemv/sgemm only while n r <= 16. */
+LORT__PRIVATE int lort__decode_use(int n, int r) {
+#if defined(LORT_NO_BLAS) && !defined(LORT_SGEMM)
+    (void)r;
+    return n <= LORT__DECODE_ROWS;
+#else
+    return n <= LORT__DECODE_ROWS && n * r <= 16;
+#endif
+}
+/* sum_j a[j] b[j], 32 partial sums (enough independent chains to stream at L1/L2 speed) */
 LORT__PRIVATE float lort__dot8(const float *LORT_RESTRICT a, const float *LORT_RESTRICT b,
                                int len) {
-    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}, sum;
+    float acc[32], sum;
     int j = 0, t;
-    for (; j + 8 <= len; j += 8)
-        for (t = 0; t < 8; ++t) acc[t] += a[j + t] * b[j + t];
+    for (t = 0; t < 32; ++t) acc[t] = 0.0f;
+    for (; j + 32 <= len; j += 32)
+        for (t = 0; t < 32; ++t) acc[t] += a[j + t] * b[j + t];
+    for (t = 0; t < 16; ++t) acc[t] += acc[t + 16];
+    for (t = 0; t < 8; ++t) acc[t] += acc[t + 8];
     sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (; j < len; ++j) sum += a[j] * b[j];
     return sum;
@@ -2347,31 +2360,47 @@ LORT__PRIVATE void lort__decode_bh(float *LORT_RESTRICT y, const float *LORT_RES
 #undef LORT__DECODE_BH
 /* The lowrank forward at n <= LORT__DECODE_ROWS rows, as lort__lowrank_forward_t: H = X A^T
    (kept: it is the cache), H2 = H R^T (loraxs), y += s H2 B^T. at, bt: A (d_in, r), B (r,
-   d_out) stored transposed. */
+   d_out) stored transposed. The factors are streamed once: each piece (a row of A, a block of
+   LORT__DECODE_BLOCK floats of B) serves all n rows while it is in L1. */
+#define LORT__DECODE_BLOCK 4096
 LORT__PRIVATE void lort__decode_lowrank(int d_in, int d_out, int r, float s, float *y,
                                         const float *x, const float *R, const float *A,
                                         const float *B, int n, float *H, float *H2, int at,
                                         int bt) {
-    int i, j, k;
-    for (i = 0; i < n; ++i) {
-        const float *xi = x + (size_t)i * (size_t)d_in;
-        float *h = H + (size_t)i * (size_t)r, *yi = y + (size_t)i * (size_t)d_out;
-        if (!at) {
-            for (k = 0; k < r; ++k) h[k] = lort__dot8(A + (size_t)k * (size_t)d_in, xi, d_in);
-        } else {
-            memset(h, 0, (size_t)r * sizeof(float));
-            for (j = 0; j < d_in; ++j) lort__axpy(h, xi[j], A + (size_t)j * (size_t)r, (size_t)r);
-        }
-        if (R) {
-            float *h2 = H2 + (size_t)i * (size_t)r;
-            for (k = 0; k < r; ++k) h2[k] = lort__dot8(R + (size_t)k * (size_t)r, h, r);
-            h = h2;
-        }
-        if (!bt) {
-            lort__decode_bh(yi, B, h, d_out, r, s);
-        } else {
-            for (k = 0; k < r; ++k) lort__axpy(yi, s * h[k], B + (size_t)k * (size_t)d_out, (size_t)d_out);
-        }
+    int i, j, k, j0, jb;
+    const float *Hr = H;
+    if (!at) { /* H[i, k] = A_k . x_i */
+        for (k = 0; k < r; ++k)
+            for (i = 0; i < n; ++i)
+                H[(size_t)i * (size_t)r + (size_t)k] =
+                    lort__dot8(A + (size_t)k * (size_t)d_in, x + (size_t)i * (size_t)d_in, d_in);
+    } else { /* H_i = sum_j x_i[j] A_j, A (d_in, r), in blocks of rows of A */
+        memset(H, 0, (size_t)n * (size_t)r * sizeof(float));
+        jb = LORT__DECODE_BLOCK / r > 0 ? LORT__DECODE_BLOCK / r : 1;
+        for (j0 = 0; j0 < d_in; j0 += jb)
+            for (i = 0; i < n; ++i)
+                for (j = j0; j < d_in && j < j0 + jb; ++j)
+                    lort__axpy(H + (size_t)i * (size_t)r, x[(size_t)i * (size_t)d_in + (size_t)j],
+                               A + (size_t)j * (size_t)r, (size_t)r);
+    }
+    if (R) { /* H2_i = H_i R^T */
+        for (i = 0; i < n; ++i)
+            for (k = 0; k < r; ++k)
+                H2[(size_t)i * (size_t)r + (size_t)k] =
+                    lort__dot8(R + (size_t)k * (size_t)r, H + (size_t)i * (size_t)r, r);
+        Hr = H2;
+    }
+    if (!bt) { /* y_i += s B h_i, B (d_out, r), in blocks of rows of B */
+        jb = LORT__DECODE_BLOCK / r > 0 ? LORT__DECODE_BLOCK / r : 1;
+        for (j0 = 0; j0 < d_out; j0 += jb)
+            for (i = 0; i < n; ++i)
+                lort__decode_bh(y + (size_t)i * (size_t)d_out + (size_t)j0, B + (size_t)j0 * (size_t)r,
+                                Hr + (size_t)i * (size_t)r, d_out - j0 < jb ? d_out - j0 : jb, r, s);
+    } else { /* y_i += s sum_k h_i[k] B_k, B (r, d_out) */
+        for (k = 0; k < r; ++k)
+            for (i = 0; i < n; ++i)
+                lort__axpy(y + (size_t)i * (size_t)d_out, s * Hr[(size_t)i * (size_t)r + (size_t)k],
+                           B + (size_t)k * (size_t)d_out, (size_t)d_out);
     }
 }
 
@@ -2390,7 +2419,7 @@ LORT__PRIVATE void lort__lowrank_forward_t(int d_in, int d_out, int r, float s, 
         lort__dropout(seed, p, n, d_in, xd, x);
         xin = xd;
     }
-    if (n <= LORT__DECODE_ROWS) { /* decode: fused loops, no GEMM call */
+    if (lort__decode_use(n, r)) { /* decode: fused loops, no GEMM call */
         lort__decode_lowrank(d_in, d_out, r, s, y, xin, R, A, B, n, H,
                              R ? lort__lay_slot(base, L, LORT__LR_G) : NULL, at, bt);
         return;
