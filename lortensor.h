@@ -56,18 +56,19 @@ CONFIGURATION
     LORT_CBLAS_HEADER           <cblas.h>          impl    header that declares cblas_sgemm
     LORT_SGEMM(tA,tB,M,N,K,alpha,A,lda,B,ldb,beta,C,ldc)   impl    row-major sgemm override (MKL,
                                 cblas_sgemm                BLIS, a spy); tA, tB are 0 or 1
-    LORT_ASSERT(x)              nothing; assert(x) impl    internal invariants only, never user input;
-                                under LORT_DEBUG           costs nothing (no assert, no stdio) unless
-                                                           LORT_DEBUG is defined or you define it
+    LORT_ASSERT(x)              (void)0, or        impl    internal invariants only, never user
+                                assert(x) under            input; costs nothing (no assert, no
+                                LORT_DEBUG                 stdio) unless LORT_DEBUG or you define it
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
     LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
     LORT_RESTRICT               restrict           global  C/C++ portable restrict (internal
                                                            helpers whose buffers never alias)
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
-    LORT_NO_<F>                 off                impl    compile family F out (F = LORA, LORAXS, TT,
-                                                   + decl  TT_REP, TT_ADP, CP, TUCKER, MPO, NF4, SVD)
-    LORT_ONLY_<F>               off                impl    keep only the named families (any number
-                                                   + decl  of LORT_ONLY_ macros); see EMBEDDED
+    LORT_NO_<F>                 off                global  compile family F out (F = LORA, LORAXS,
+                                                           TT, TT_REP, TT_ADP, CP, TUCKER, MPO, NF4,
+                                                           SVD)
+    LORT_ONLY_<F>               off                global  keep only the named families (any number
+                                                           of LORT_ONLY_ macros); see EMBEDDED
 
 CONVENTIONS
 ===========
@@ -346,9 +347,10 @@ MATH
 #endif
 #endif
 
-/* Families compiled in (declarations and implementation). LORT_ONLY_<F> (any number of them) keeps just those families;
-   otherwise LORT_NO_<F> drops one. Dependencies come back in: tt_rep and tt_adp need tt, tt
-   and loraxs need svd (TT-SVD, LoRA-XS init), mpo needs svd and nf4. */
+/* Families compiled in (declarations and implementation). LORT_ONLY_<F> (any number of
+   them) keeps just those families; otherwise LORT_NO_<F> drops one. Dependencies come back
+   in: tt_rep and tt_adp need tt, tt and loraxs need svd (TT-SVD, LoRA-XS init), mpo needs
+   svd and nf4. */
 #if defined(LORT_ONLY_LORA) || defined(LORT_ONLY_LORAXS) || defined(LORT_ONLY_TT) ||          \
     defined(LORT_ONLY_TT_REP) || defined(LORT_ONLY_TT_ADP) || defined(LORT_ONLY_CP) ||        \
     defined(LORT_ONLY_TUCKER) || defined(LORT_ONLY_MPO) || defined(LORT_ONLY_NF4) ||          \
@@ -2155,7 +2157,7 @@ LORT__PRIVATE void lort__svd_layout(int m, int n, int r, const lort__svd_plan *p
     lort__lay_put(L, LORT__RS_UB, lr);   /* U_B (l, r) */
     lort__lay_put(L, LORT__RS_G, ll);   /* Gram matrix, then L^-1 (CholeskyQR2) */
     lort__lay_put(L, LORT__RS_LD, ll * 4); /* L and L^-1 in double */
-    lort__lay_put(L, LORT__RS_V, l * 4);  /* two vectors of l doubles: the shift's inverse iteration */
+    lort__lay_put(L, LORT__RS_V, l * 4);  /* 2 x l doubles: the shift's inverse iteration */
     lort__svd_exact_layout(p->l, n, sub);
     if (sub->overflow) L->overflow = 1;
     lort__lay_put(L, LORT__RS_SUB, sub->end / sizeof(float)); /* the exact SVD of B */
@@ -2301,7 +2303,7 @@ LORT__PRIVATE void lort__lowrank_layout(int d_in, int d_out, int r, float dropou
     size_t nr = (size_t)n * (size_t)r, nd = 0, rd = 0;
     if (!lort__mul((size_t)n, (size_t)d_in, &nd)) work->overflow = 1;
     if (xs && !lort__mul((size_t)r, (size_t)(d_in > d_out ? d_in : d_out), &rd)) work->overflow = 1;
-    lort__lay_put(work, LORT__LR_H, nr);                        /* H = drop(x) A^T when there is no cache */
+    lort__lay_put(work, LORT__LR_H, nr); /* H = drop(x) A^T when there is no cache */
     lort__lay_put(work, LORT__LR_G, nr);                        /* dy B, and H R^T for loraxs */
     lort__lay_put(work, LORT__LR_XD, dropout > 0.0f ? nd : 0);   /* drop(x), then the masked dx */
     lort__lay_put(work, LORT__LR_T, xs ? nr : 0);               /* loraxs: dH1 = dH2 R */
@@ -4020,7 +4022,8 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
         else memcpy(Uc, u, nh * sizeof(float));
         U = Uc;
     }
-    Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_Z) : lort__lay_slot(R.base, &w, LORT__TA_Z);
+    Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_Z)
+              : lort__lay_slot(R.base, &w, LORT__TA_Z);
     Act = lort__lay_slot(R.base, &w, LORT__TA_A);
     lort__tt_adp_pre(desc, &pd, &R, U, Z, Act, n);
     lort__tt_apply(&pu, y, Act, R.WU, R.bu, n, s);
@@ -4053,7 +4056,8 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
     if (!dx && !dparams) return LORT_OK;
     if (cache) {
         float *cb = lort__lay_base((void *)(uintptr_t)cache);
-        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, lort__lay_slot(cb, &c, LORT__TAC_WD),
+        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work,
+                           lort__lay_slot(cb, &c, LORT__TAC_WD),
                            lort__lay_slot(cb, &c, LORT__TAC_WU), dparams != NULL, &R);
     } else {
         lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 1, &R);
@@ -4294,7 +4298,7 @@ LORT__PRIVATE lort_status lort__joint_layout(const lort__joint *J, int n, lort__
     if (J->tucker && !lort__mul((size_t)J->H, r12, &hk)) work->overflow = 1;
     lort__lay_put(work, LORT__JT_BK, bk);                   /* Bk (r1, nh d_h) */
     lort__lay_put(work, LORT__JT_DBK, bk);                   /* dBk */
-    lort__lay_put(work, LORT__JT_CH, ch);                   /* Ch (nh, rH); cp: c_g = Ch .* C_L[l] .* C_M[m] */
+    lort__lay_put(work, LORT__JT_CH, ch); /* Ch (nh, rH); cp: c_g = Ch .* C_L[l] .* C_M[m] */
     lort__lay_put(work, LORT__JT_DCH, ch);                   /* dCh */
     lort__lay_put(work, LORT__JT_Z1, J->tucker ? r4 : 0);   /* Z1 = C x_5 C_M[m]   (r1 r2 rH, rL) */
     lort__lay_put(work, LORT__JT_Z2, J->tucker ? r3 : 0);   /* Z2 = Z1 x_4 C_L[l]  (r1 r2, rH) */
@@ -5845,7 +5849,8 @@ LORT_DEF lort_status lort_adapter_forward(const lort_adapter *a, float *y, const
                                           size_t work_size) {
     lort__views v;
     lort_status st;
-    (void)y, (void)x, (void)n, (void)cache, (void)cache_size, (void)work, (void)work_size; /* with few families compiled in */
+    /* some are unused when few families are compiled in */
+    (void)y, (void)x, (void)n, (void)cache, (void)cache_size, (void)work, (void)work_size;
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
 #if LORT__HAS_LORA
@@ -5892,8 +5897,9 @@ LORT_DEF lort_status lort_adapter_backward(const lort_adapter *a, float *dx, con
                                            size_t cache_size, void *work, size_t work_size) {
     lort__views v;
     lort_status st;
+    /* some are unused when few families are compiled in */
     (void)dx, (void)dy, (void)x, (void)n, (void)cache, (void)cache_size, (void)work,
-        (void)work_size; /* with few families compiled in */
+        (void)work_size;
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
 #if LORT__HAS_LORA
