@@ -61,8 +61,16 @@ CONVENTIONS
   - float32, row-major, contiguous. A linear layer is PyTorch nn.Linear: W is (d_out, d_in),
     y = x W^T (+ b), x is (n, d_in) with one token per row. PEFT tensors load without transposes.
   - Shapes are written (rows, cols). n = rows of x (batch x tokens), d_in, d_out, r = rank.
-  - Argument order everywhere: desc, outputs, inputs and weights, n, cache, cache_size, work,
-    work_size.
+  - Argument order everywhere: desc, outputs (including optional error outputs such as err,
+    err_bound), inputs and weights, n, cache, cache_size, work, work_size. Rounding takes two
+    descs (from, to) first. Every merge and delta takes work, work_size (lora's need none and
+    accept NULL, 0; the family's workspace size always suffices).
+  - Weights are one flat float vector per family (params, grads with the same layout), with
+    one exception: lora and loraxs kernels take their named factors (A, B; R, A, B), because
+    those are the tensors PEFT files hold; their flat layouts (A then B) are what lort_adapter
+    uses, so the generic interface is one flat vector for every family.
+  - Shape scalars follow the layer's data flow: n, d_in, d_out (lort_linear_*, lort_nf4_*). A
+    weight is (d_out, d_in); a general matrix (SVD) is sized (m, n) = (rows, cols).
   - Adapters ADD: forward does y += dy_adapter; the base layer is yours.
   - Backward ACCUMULATES: dx, dA, dB, ... += (PyTorch .grad semantics). Zero them yourself
     (lort_zero). A NULL gradient pointer skips that gradient.
@@ -77,8 +85,8 @@ MEMORY
   Nothing in a kernel allocates. Per adapter there are up to four caller-owned buffers:
     params  the trainable values, one flat float vector with a documented layout (its gradient
             uses the same layout, so an optimizer steps one vector and saving is one write);
-    frozen  frozen factors (LoRA-XS's A and B; DoTA's W_res, fp32 or an NF4 blob), another flat
-            float vector;
+    frozen  frozen data: LoRA-XS's A and B (floats); DoTA's W_res (fp32 floats or an NF4 byte
+            blob), sized in bytes by lort_mpo_residual_size;
     cache   what forward saves for backward, size from lort_<family>_cache_size(desc, n);
             forward may take cache = NULL (inference); backward then recomputes what it needs;
     work    scratch, dead after the call, size from lort_<family>_workspace_size(desc, n): one
@@ -453,10 +461,11 @@ LORT_API lort_status lort_lora_backward(const lort_lora_desc *desc, float *dx, f
                                         size_t work_size);
 /* W: (d_out, d_in) += weight * s B A (weight +1 merges, -1 unmerges). */
 LORT_API lort_status lort_lora_merge(const lort_lora_desc *desc, float *W, const float *A,
-                                     const float *B, float weight);
+                                     const float *B, float weight, void *work,
+                                     size_t work_size);
 /* dW: (d_out, d_in) = s B A. */
 LORT_API lort_status lort_lora_delta(const lort_lora_desc *desc, float *dW, const float *A,
-                                     const float *B);
+                                     const float *B, void *work, size_t work_size);
 
 // >>api ========================================================================= loraxs
 
@@ -512,7 +521,7 @@ LORT_API lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, 
 #define LORT_TT_MAX_CORES 16
 typedef struct lort_tt_desc {
     int rows, cols;                      /* the matrix; LoRETTA's W_tt is (in, out) */
-    int d;                               /* number of cores, 1..LORT_TT_MAX_CORES */
+    int n_cores;                         /* d, the number of cores, 1..LORT_TT_MAX_CORES */
     int modes[LORT_TT_MAX_CORES];        /* n_1..n_d, each > 0 */
     int ranks[LORT_TT_MAX_CORES + 1];    /* t_0..t_d; t_0 = t_d = 1; an inner 0 = `rank` */
     int rank;                            /* uniform inner rank for the entries left 0 */
@@ -521,10 +530,10 @@ typedef struct lort_tt_desc {
 /* The tt layer maps rows -> cols: y (n, cols) += x (n, rows) W_tt (+ bias), W_tt (rows, cols)
    the row-major reshape of the train (the transpose of the nn.Linear layout). The cores are one
    flat vector: core k (t_{k-1}, n_k, t_k) row-major at offset sum_{m<k} t_{m-1} n_m t_m.
-   Bad mode lists are statuses: d outside 1..LORT_TT_MAX_CORES, a mode, rows or cols <= 0, an
-   inner rank <= 0 (after the default), t_0 or t_d other than 0 or 1 (LORT_ERR_INVALID_ARG); rows*cols, a partial product of the
-   modes or a core size above INT_MAX (LORT_ERR_OVERFLOW); prod n_k != rows*cols
-   (LORT_ERR_SHAPE). */
+   Bad mode lists are statuses: n_cores outside 1..LORT_TT_MAX_CORES, a mode, rows or cols
+   <= 0, an inner rank <= 0 (after the default), t_0 or t_d other than 0 or 1
+   (LORT_ERR_INVALID_ARG); rows*cols, a partial product of the modes or a core size above
+   INT_MAX (LORT_ERR_OVERFLOW); prod n_k != rows*cols (LORT_ERR_SHAPE). */
 /* A copy of desc with every rank filled in (t_0 = t_d = 1, inner zeros = rank). */
 LORT_API lort_status lort_tt_desc_resolve(const lort_tt_desc *desc, lort_tt_desc *out);
 /* Floats of the cores: sum_k t_{k-1} n_k t_k. */
@@ -611,7 +620,7 @@ typedef struct lort_tt_adp_desc {
     float dropout;            /* p in [0, 1) on the adapter's input */
     uint64_t dropout_seed;
     lort_tt_desc down;        /* W_down (hidden, bottleneck); rows, cols 0 = those */
-    lort_tt_desc up;          /* W_up (bottleneck, hidden); d = 0: the modes and ranks of down */
+    lort_tt_desc up;          /* W_up (bottleneck, hidden); n_cores 0 = down's modes, ranks */
 } lort_tt_adp_desc;
 
 LORT_API lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
@@ -627,19 +636,21 @@ LORT_API lort_status lort_tt_adp_workspace_size(const lort_tt_adp_desc *desc, in
    nn.Linear bias init of LoRETTA's TT layers). f is not zero at init. */
 LORT_API lort_status lort_tt_adp_init(const lort_tt_adp_desc *desc, float *params,
                                       lort_rng *rng);
-/* y (n, hidden) += f(u), f(u) = s (act(drop(u) W_down + beta_d) W_up + beta_u), where the input
-   u is y itself for LORT_TT_ADP_OUTPUT (x is ignored and may be NULL: y = y0 + f(y0)) and x
-   for LORT_TT_ADP_INPUT (x may equal y: x' = x + f(x) in place). cache (optional) keeps the
-   input for backward; with the output placement the input is overwritten, so backward then
-   needs the cache (or a copy of y0 passed as x). */
-LORT_API lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y, const float *x,
+/* y (n, hidden) += f(u), f(u) = s (act(drop(u) W_down + beta_d) W_up + beta_u). u (n, hidden)
+   is the adapter's input, in forward and backward alike:
+     LORT_TT_ADP_INPUT:  u = x; x may equal y (x' = x + f(x) in place).
+     LORT_TT_ADP_OUTPUT: u = y0, the value y holds on entry (y = y0 + f(y0) in place); pass
+                         u = y or NULL (anything else is LORT_ERR_INVALID_ARG).
+   cache (optional) keeps u for backward. Without a cache, backward needs u again: with the
+   output placement forward has overwritten y0, so keep a copy of it to pass to backward. */
+LORT_API lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y, const float *u,
                                          const float *params, int n, void *cache,
                                          size_t cache_size, void *work, size_t work_size);
 /* dx (n, hidden) += J_f^T dy (dx may equal dy: then dx = dy + J_f^T dy, the gradient of the
-   residual u + f(u)); dparams accumulate (NULL skips). The input u is read from the cache if
-   given, else from x. */
+   residual u + f(u)); dparams accumulate (NULL skips). u: the adapter's input (see forward;
+   y0 for the output placement), read only when cache is NULL (then required). */
 LORT_API lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *dx,
-                                          float *dparams, const float *dy, const float *x,
+                                          float *dparams, const float *dy, const float *u,
                                           const float *params, int n, const void *cache,
                                           size_t cache_size, void *work, size_t work_size);
 
@@ -779,12 +790,13 @@ LORT_API lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
 #define LORT_NF4_BLOCK 64
 /* The 16 levels, code 0 (-1) .. code 15 (+1); 0 for a code outside 0..15. */
 LORT_API float lort_nf4_level(int code);
-/* Bytes of the NF4 blob of a (rows, cols) matrix. */
-LORT_API lort_status lort_nf4_size(int rows, int cols, size_t *bytes);
-/* q (blob of lort_nf4_size bytes) = NF4(W (rows, cols)). W must be finite. */
-LORT_API lort_status lort_nf4_quantize(void *q, const float *W, int rows, int cols);
-/* W (rows, cols) = dequantised q. */
-LORT_API lort_status lort_nf4_dequantize(float *W, const void *q, int rows, int cols);
+/* Bytes of the NF4 blob of a weight W (d_out, d_in). The shape scalars come in the layer
+   order (d_in, d_out) of lort_nf4_linear_*; only their product matters to the blob. */
+LORT_API lort_status lort_nf4_size(int d_in, int d_out, size_t *bytes);
+/* q (blob of lort_nf4_size bytes) = NF4(W (d_out, d_in)). W must be finite. */
+LORT_API lort_status lort_nf4_quantize(void *q, const float *W, int d_in, int d_out);
+/* W (d_out, d_in) = dequantised q. */
+LORT_API lort_status lort_nf4_dequantize(float *W, const void *q, int d_in, int d_out);
 /* Workspace of the NF4 linear kernels: one tile of dequantised rows of W (never all of W). */
 LORT_API lort_status lort_nf4_linear_workspace_size(int n, int d_in, int d_out, size_t *bytes);
 /* y (n, d_out) += x (n, d_in) deq(Wq)^T, Wq the blob of a (d_out, d_in) weight: tiles of rows
@@ -819,7 +831,7 @@ typedef enum lort_mpo_residual {
 } lort_mpo_residual;
 typedef struct lort_mpo_desc {
     int d_in, d_out;                       /* 0 = the product of the factors; else must equal it */
-    int ncores;                            /* N, 1..LORT_MPO_MAX_CORES */
+    int n_cores;                           /* N, 1..LORT_MPO_MAX_CORES */
     int row_factors[LORT_MPO_MAX_CORES];   /* i_1..i_N > 0, prod = d_out */
     int col_factors[LORT_MPO_MAX_CORES];   /* j_1..j_N > 0, prod = d_in */
     int bonds[LORT_MPO_MAX_CORES + 1];     /* D_0..D_N; D_0, D_N: 0 or 1; an inner 0 = `bond` */
@@ -834,8 +846,9 @@ LORT_API lort_status lort_mpo_desc_resolve(const lort_mpo_desc *desc, lort_mpo_d
 /* Floats of the flat core vector T_1..T_N (each row-major), and the offset of core k (0-based). */
 LORT_API lort_status lort_mpo_param_count(const lort_mpo_desc *desc, size_t *count);
 LORT_API lort_status lort_mpo_core_offset(const lort_mpo_desc *desc, int k, size_t *offset);
-/* Floats of the residual buffer: 0 (none), d_out d_in (F32), ceil(nf4 bytes / 4) (NF4). */
-LORT_API lort_status lort_mpo_frozen_count(const lort_mpo_desc *desc, size_t *count);
+/* Bytes of the residual buffer: 0 (NONE), 4 d_out d_in (F32: floats, float-aligned),
+   lort_nf4_size(d_in, d_out) (NF4: a byte blob, any alignment). */
+LORT_API lort_status lort_mpo_residual_size(const lort_mpo_desc *desc, size_t *bytes);
 /* The path forward/backward take at n rows (LORT_MPO_FACTORED or LORT_MPO_DENSE). */
 LORT_API lort_status lort_mpo_path_used(const lort_mpo_desc *desc, int n, int *path);
 /* Cache and workspace at n rows; they also serve every call with fewer rows (with AUTO the
@@ -846,14 +859,14 @@ LORT_API lort_status lort_mpo_init_workspace_size(const lort_mpo_desc *desc, siz
 /* cores = left-to-right truncated TT-SVD of W (d_out, d_in) in the interleaved order (left-
    canonical: cores 1..N-1 have orthonormal columns). err (optional) = ||W - MPO||_F.
    Workspace: lort_mpo_init_workspace_size. */
-LORT_API lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores, const float *W,
-                                         float *err, void *work, size_t work_size);
+LORT_API lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores, float *err,
+                                         const float *W, void *work, size_t work_size);
 /* DoTA init: cores = TT-SVD(W0) and, per desc->residual, residual = W0 - MPO(cores) (F32) or
    NF4(W0 - MPO(cores)) (NF4; residual may be NULL for NONE). err (optional) = ||W0 - MPO||_F,
    the truncation error (with F32 the layer is exact: W_res + MPO = W0 up to rounding). With F32
    the residual may be W0 itself (W0 is overwritten by W_res: no second d_out x d_in buffer). */
 LORT_API lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void *residual,
-                                   const float *W0, float *err, void *work, size_t work_size);
+                                   float *err, const float *W0, void *work, size_t work_size);
 /* y (n, d_out) += x (n, d_in) (W_res + M)^T (no W_res for NONE). cache (optional, factored
    path only): the partial contractions. */
 LORT_API lort_status lort_mpo_forward(const lort_mpo_desc *desc, float *y, const float *x,
@@ -878,8 +891,8 @@ LORT_API lort_status lort_mpo_delta(const lort_mpo_desc *desc, float *dW, const 
    exact arithmetic). */
 LORT_API lort_status lort_mpo_round_workspace_size(const lort_mpo_desc *from,
                                                    const lort_mpo_desc *to, size_t *bytes);
-LORT_API lort_status lort_mpo_round(const lort_mpo_desc *from, const float *cores_in,
-                                    const lort_mpo_desc *to, float *cores_out, float *err_bound,
+LORT_API lort_status lort_mpo_round(const lort_mpo_desc *from, const lort_mpo_desc *to,
+                                    float *cores_out, float *err_bound, const float *cores_in,
                                     void *work, size_t work_size);
 
 /* ---- TT-SVD and rounding of the tt form (lort_tt_desc: the matrix is the row-major reshape
@@ -888,14 +901,14 @@ LORT_API lort_status lort_mpo_round(const lort_mpo_desc *from, const float *core
 LORT_API lort_status lort_tt_svd_workspace_size(const lort_tt_desc *desc,
                                                 const lort_svd_opts *opts, size_t *bytes);
 /* cores = TT-SVD of W (rows, cols); err (optional) = ||W - TT||_F. */
-LORT_API lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, const float *W,
-                                 const lort_svd_opts *opts, float *err, void *work,
+LORT_API lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, float *err,
+                                 const float *W, const lort_svd_opts *opts, void *work,
                                  size_t work_size);
 LORT_API lort_status lort_tt_round_workspace_size(const lort_tt_desc *from,
                                                   const lort_tt_desc *to, size_t *bytes);
 /* Re-truncates a train to the ranks of `to` (same modes); err_bound as lort_mpo_round. */
-LORT_API lort_status lort_tt_round(const lort_tt_desc *from, const float *cores_in,
-                                   const lort_tt_desc *to, float *cores_out, float *err_bound,
+LORT_API lort_status lort_tt_round(const lort_tt_desc *from, const lort_tt_desc *to,
+                                   float *cores_out, float *err_bound, const float *cores_in,
                                    void *work, size_t work_size);
 
 // >>api ======================================================================== adapter
@@ -911,9 +924,13 @@ typedef enum lort_kind {
     LORT_KIND_TT_ADP = 7
 } lort_kind;
 
-/* One adapted matrix of any family. params/grads share the family's flat layout; frozen holds
-   frozen factors (NULL for families without). grads NULL = no parameter gradients. layer and
-   matrix name the site of joint families (ignored by lora and loraxs). */
+/* One adapted matrix of any family. params and grads are one flat float vector each, in the
+   family's layout (lort_adapter_sizes.params floats; grads NULL = no parameter gradients).
+   frozen is the family's frozen data, lort_adapter_sizes.frozen_bytes bytes (NULL when 0):
+   loraxs: the floats A (r, d_in) then B (d_out, r), float-aligned; mpo: W_res, fp32 (d_out,
+   d_in) floats, float-aligned, or the NF4 blob (lort_nf4_size bytes, any alignment).
+   layer and matrix name the site of the joint families (cp, tucker); the other families
+   ignore them. */
 typedef struct lort_adapter {
     lort_kind kind;
     union {
@@ -926,14 +943,14 @@ typedef struct lort_adapter {
         lort_mpo_desc mpo;
     } desc;
     float *params;
-    float *frozen;
+    void *frozen;
     float *grads;
     int layer, matrix;
 } lort_adapter;
 
 typedef struct lort_adapter_sizes {
     size_t params;      /* floats in params (and grads) */
-    size_t frozen;      /* floats in frozen */
+    size_t frozen_bytes; /* bytes in frozen (0: the family has none, frozen may be NULL) */
     size_t cache;       /* bytes of cache for n rows */
     size_t work;        /* bytes of workspace for forward/backward/merge/delta at n rows */
     size_t init_work;   /* bytes of workspace for init */
@@ -944,10 +961,10 @@ typedef struct lort_adapter_sizes {
 
 LORT_API lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
                                               lort_adapter_sizes *sizes);
-/* W0 (d_out, d_in) is needed by families initialised from the weight (loraxs); may be NULL
-   for the others. For forward and backward, x is the adapted layer's input, except for tt_adp
-   with the output placement, whose input is y itself (y = y0 + f(y0); x is ignored by forward
-   and, when backward gets no cache, must be a copy of y0). */
+/* W0 (d_out, d_in) is needed by families initialised from the weight (loraxs, mpo); may be
+   NULL for the others. For forward and backward, x is the adapter's input: the adapted layer's
+   input, except for tt_adp with the output placement, whose input is y0 = y itself (forward:
+   x = y or NULL; backward without a cache: x = a copy of y0; see lort_tt_adp_forward). */
 LORT_API lort_status lort_adapter_init(const lort_adapter *a, const float *W0, lort_rng *rng,
                                        void *work, size_t work_size);
 LORT_API lort_status lort_adapter_forward(const lort_adapter *a, float *y, const float *x, int n,
@@ -2340,23 +2357,26 @@ LORT_DEF lort_status lort_lora_backward(const lort_lora_desc *desc, float *dx, f
 }
 
 LORT_DEF lort_status lort_lora_merge(const lort_lora_desc *desc, float *W, const float *A,
-                                     const float *B, float weight) {
+                                     const float *B, float weight, void *work,
+                                     size_t work_size) {
     lort_status st;
     float s;
     if ((st = lort__lora_check(desc, &s))) return st;
     if (!W || !A || !B) return LORT_ERR_NULL;
     if (!lort__finite(weight)) return LORT_ERR_INVALID_ARG;
+    (void)work; (void)work_size; /* lora needs no scratch: W += (weight s B) A is one GEMM */
     lort__gemm(0, 0, desc->d_out, desc->d_in, desc->r, weight * s, B, desc->r, A, desc->d_in, 1.0f,
                W, desc->d_in);                                                  /* W += w s B A */
     return LORT_OK;
 }
 
 LORT_DEF lort_status lort_lora_delta(const lort_lora_desc *desc, float *dW, const float *A,
-                                     const float *B) {
+                                     const float *B, void *work, size_t work_size) {
     lort_status st;
     float s;
     if ((st = lort__lora_check(desc, &s))) return st;
     if (!dW || !A || !B) return LORT_ERR_NULL;
+    (void)work; (void)work_size; /* one GEMM, no scratch */
     lort__gemm(0, 0, desc->d_out, desc->d_in, desc->r, s, B, desc->r, A, desc->d_in, 0.0f, dW,
                desc->d_in);                                                     /* dW = s B A */
     return LORT_OK;
@@ -2607,7 +2627,7 @@ LORT__PRIVATE lort_status lort__tt_plan_make(const lort_tt_desc *desc, lort__tt_
     size_t prod = 1, t;
     if (!desc) return LORT_ERR_NULL;
     memset(p, 0, sizeof(*p));
-    d = desc->d;
+    d = desc->n_cores;
     if (d < 1 || d > LORT_TT_MAX_CORES || desc->rows <= 0 || desc->cols <= 0)
         return LORT_ERR_INVALID_ARG;
     p->d = d;
@@ -3218,7 +3238,7 @@ LORT__PRIVATE lort_status lort__tt_adp_check(const lort_tt_adp_desc *d, lort__tt
     if (!lort__mul3((size_t)d->hidden, (size_t)d->bottleneck, sizeof(float), &t))
         return LORT_ERR_OVERFLOW;
     if ((st = lort__tt_embed(&d->down, d->hidden, d->bottleneck, &td))) return st;
-    if (d->up.d == 0) { /* the modes and ranks of down, reshaped the other way */
+    if (d->up.n_cores == 0) { /* the modes and ranks of down, reshaped the other way */
         tu = td;
         tu.rows = d->up.rows;
         tu.cols = d->up.cols;
@@ -3271,7 +3291,7 @@ LORT_DEF lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
     o = *desc;
     if (lort__is_zero(o.scale)) o.scale = 1.0f;
     (void)lort__tt_embed(&desc->down, desc->hidden, desc->bottleneck, &o.down);
-    if (desc->up.d == 0) {
+    if (desc->up.n_cores == 0) {
         o.up = o.down;
         o.up.rows = desc->up.rows;
         o.up.cols = desc->up.cols;
@@ -3377,6 +3397,7 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
     if ((st = lort__tt_adp_plan(desc, n, &pd, &pu, &w, &c, &sd, &su))) return st;
     u = desc->placement == LORT_TT_ADP_OUTPUT ? y : x;
     if (!y || !u || !params) return LORT_ERR_NULL;
+    if (desc->placement == LORT_TT_ADP_OUTPUT && x && x != y) return LORT_ERR_INVALID_ARG;
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     nh = (size_t)n * (size_t)desc->hidden;
     LORT__DEBUG_FINITE(u, nh);
@@ -4357,11 +4378,11 @@ LORT_DEF float lort_nf4_level(int code) {
     return code >= 0 && code < 16 ? lort__nf4_lv[code] : 0.0f;
 }
 
-/* count = rows * cols and the blob's bytes, validated. */
-LORT__PRIVATE lort_status lort__nf4_dims(int rows, int cols, size_t *count, size_t *bytes) {
+/* count = d_out * d_in and the blob's bytes, validated. */
+LORT__PRIVATE lort_status lort__nf4_dims(int d_in, int d_out, size_t *count, size_t *bytes) {
     size_t c, t;
-    if (rows <= 0 || cols <= 0) return LORT_ERR_INVALID_ARG;
-    if (!lort__mul((size_t)rows, (size_t)cols, &c) || !lort__mul(c, sizeof(float), &t))
+    if (d_in <= 0 || d_out <= 0) return LORT_ERR_INVALID_ARG;
+    if (!lort__mul((size_t)d_out, (size_t)d_in, &c) || !lort__mul(c, sizeof(float), &t))
         return LORT_ERR_OVERFLOW;
     *count = c;
     if (bytes) *bytes = (c + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK * sizeof(float) + (c + 1) / 2;
@@ -4372,17 +4393,17 @@ LORT__PRIVATE int lort__nf4_tile_rows(int d_in, int d_out) {
     return t < 1 ? 1 : (t > d_out ? d_out : t);
 }
 
-LORT_DEF lort_status lort_nf4_size(int rows, int cols, size_t *bytes) {
+LORT_DEF lort_status lort_nf4_size(int d_in, int d_out, size_t *bytes) {
     size_t c;
     if (!bytes) return LORT_ERR_NULL;
-    return lort__nf4_dims(rows, cols, &c, bytes);
+    return lort__nf4_dims(d_in, d_out, &c, bytes);
 }
 
-LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int rows, int cols) {
+LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int d_in, int d_out) {
     size_t count, nb, b, i;
     unsigned char *codes;
     lort_status st;
-    if ((st = lort__nf4_dims(rows, cols, &count, NULL))) return st;
+    if ((st = lort__nf4_dims(d_in, d_out, &count, NULL))) return st;
     if (!q || !W) return LORT_ERR_NULL;
     if (!lort__all_finite(W, count)) return LORT_ERR_NONFINITE;
     nb = (count + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK;
@@ -4427,10 +4448,10 @@ LORT__PRIVATE void lort__nf4_deq(float *out, const unsigned char *q, size_t nb, 
     }
 }
 
-LORT_DEF lort_status lort_nf4_dequantize(float *W, const void *q, int rows, int cols) {
+LORT_DEF lort_status lort_nf4_dequantize(float *W, const void *q, int d_in, int d_out) {
     size_t count;
     lort_status st;
-    if ((st = lort__nf4_dims(rows, cols, &count, NULL))) return st;
+    if ((st = lort__nf4_dims(d_in, d_out, &count, NULL))) return st;
     if (!q || !W) return LORT_ERR_NULL;
     lort__nf4_deq(W, (const unsigned char *)q, (count + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK, 0,
                   count);
@@ -4459,7 +4480,7 @@ LORT_DEF lort_status lort_nf4_linear_workspace_size(int n, int d_in, int d_out, 
     size_t c;
     lort_status st;
     if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__nf4_dims(d_out, d_in, &c, NULL))) return st;
+    if ((st = lort__nf4_dims(d_in, d_out, &c, NULL))) return st;
     if ((st = lort__rows_check(n, d_in, d_out))) return st;
     lort__lay_init(&L);
     lort__lay_add(&L, (size_t)lort__nf4_tile_rows(d_in, d_out) * (size_t)d_in);
@@ -4472,7 +4493,7 @@ LORT__PRIVATE lort_status lort__nf4_linear_call(int bwd, float *out, const float
     lort__layout L;
     size_t c;
     lort_status st;
-    if ((st = lort__nf4_dims(d_out, d_in, &c, NULL))) return st;
+    if ((st = lort__nf4_dims(d_in, d_out, &c, NULL))) return st;
     if ((st = lort__rows_check(n, d_in, d_out))) return st;
     if (!out || !in || !Wq) return LORT_ERR_NULL;
     lort__lay_init(&L);
@@ -4541,7 +4562,7 @@ LORT__PRIVATE lort_status lort__mpo_train(const lort_mpo_desc *d, lort__train *T
     int k, N;
     size_t pr = 1, pc = 1, t;
     if (!d) return LORT_ERR_NULL;
-    N = d->ncores;
+    N = d->n_cores;
     if (N < 1 || N > LORT_MPO_MAX_CORES || d->d_in < 0 || d->d_out < 0 || d->bond < 0 ||
         d->path < LORT_MPO_AUTO || d->path > LORT_MPO_DENSE ||
         d->residual < LORT_MPO_RESIDUAL_NONE || d->residual > LORT_MPO_RESIDUAL_NF4 ||
@@ -4584,7 +4605,7 @@ LORT__PRIVATE lort_status lort__tt_train(const lort_tt_desc *d, lort__train *T) 
     int k, N;
     size_t p = 1, rc;
     if (!d) return LORT_ERR_NULL;
-    N = d->d;
+    N = d->n_cores;
     if (d->rows <= 0 || d->cols <= 0 || N < 1 || N > LORT_TT_MAX_CORES ||
         N > LORT_MPO_MAX_CORES || d->rank < 0)
         return LORT_ERR_INVALID_ARG;
@@ -5030,18 +5051,18 @@ LORT_DEF lort_status lort_mpo_core_offset(const lort_mpo_desc *desc, int k, size
     *offset = T.off[k];
     return LORT_OK;
 }
-LORT_DEF lort_status lort_mpo_frozen_count(const lort_mpo_desc *desc, size_t *count) {
+LORT_DEF lort_status lort_mpo_residual_size(const lort_mpo_desc *desc, size_t *bytes) {
     lort__train T;
     lort_status st;
-    size_t c, b;
-    if (!count) return LORT_ERR_NULL;
+    size_t c, b = 0;
+    if (!bytes) return LORT_ERR_NULL;
     if ((st = lort__mpo_train(desc, &T))) return st;
-    *count = 0;
-    if (desc->residual == LORT_MPO_RESIDUAL_F32) *count = T.size;
-    if (desc->residual == LORT_MPO_RESIDUAL_NF4) {
-        if ((st = lort__nf4_dims(T.rows, T.cols, &c, &b))) return st;
-        *count = (b + sizeof(float) - 1) / sizeof(float);
-    }
+    if (desc->residual == LORT_MPO_RESIDUAL_F32 && !lort__mul(T.size, sizeof(float), &b))
+        return LORT_ERR_OVERFLOW;
+    if (desc->residual == LORT_MPO_RESIDUAL_NF4 &&
+        (st = lort__nf4_dims(T.cols, T.rows, &c, &b)))
+        return st;
+    *bytes = b;
     return LORT_OK;
 }
 LORT_DEF lort_status lort_mpo_path_used(const lort_mpo_desc *desc, int n, int *path) {
@@ -5169,8 +5190,8 @@ LORT_DEF lort_status lort_mpo_init_workspace_size(const lort_mpo_desc *desc, siz
     return lort__mpo_init_plan(desc, &P, &L, &sb, bytes);
 }
 
-LORT_DEF lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores, const float *W,
-                                         float *err, void *work, size_t work_size) {
+LORT_DEF lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores, float *err,
+                                         const float *W, void *work, size_t work_size) {
     lort__mpo_plan P;
     lort__layout L;
     size_t sb, need;
@@ -5188,7 +5209,7 @@ LORT_DEF lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores
 }
 
 LORT_DEF lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void *residual,
-                                   const float *W0, float *err, void *work, size_t work_size) {
+                                   float *err, const float *W0, void *work, size_t work_size) {
     lort__mpo_plan P;
     lort__layout L, D;
     size_t sb, need;
@@ -5208,7 +5229,7 @@ LORT_DEF lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void
     lort__mpo_to_dense(&P, LORT_MPO_RESIDUAL_NONE, Wr, cores, NULL, -1.0f, 1, base, &D); /* W0 - M */
     if (err) *err = (float)sqrt(lort__sumsq(Wr, P.T.size));
     if (desc->residual == LORT_MPO_RESIDUAL_NF4)
-        return lort_nf4_quantize(residual, Wr, P.T.rows, P.T.cols);
+        return lort_nf4_quantize(residual, Wr, P.T.cols, P.T.rows);
     return LORT_OK;
 }
 
@@ -5324,8 +5345,8 @@ LORT_DEF lort_status lort_mpo_round_workspace_size(const lort_mpo_desc *from,
     if ((st = lort__mpo_train(from, &F)) || (st = lort__mpo_train(to, &G))) return st;
     return lort__round_call(&F, NULL, &G, NULL, NULL, NULL, 0, bytes);
 }
-LORT_DEF lort_status lort_mpo_round(const lort_mpo_desc *from, const float *cores_in,
-                                    const lort_mpo_desc *to, float *cores_out, float *err_bound,
+LORT_DEF lort_status lort_mpo_round(const lort_mpo_desc *from, const lort_mpo_desc *to,
+                                    float *cores_out, float *err_bound, const float *cores_in,
                                     void *work, size_t work_size) {
     lort__train F, G;
     lort_status st;
@@ -5340,8 +5361,8 @@ LORT_DEF lort_status lort_tt_round_workspace_size(const lort_tt_desc *from,
     if ((st = lort__tt_train(from, &F)) || (st = lort__tt_train(to, &G))) return st;
     return lort__round_call(&F, NULL, &G, NULL, NULL, NULL, 0, bytes);
 }
-LORT_DEF lort_status lort_tt_round(const lort_tt_desc *from, const float *cores_in,
-                                   const lort_tt_desc *to, float *cores_out, float *err_bound,
+LORT_DEF lort_status lort_tt_round(const lort_tt_desc *from, const lort_tt_desc *to,
+                                   float *cores_out, float *err_bound, const float *cores_in,
                                    void *work, size_t work_size) {
     lort__train F, G;
     lort_status st;
@@ -5359,8 +5380,8 @@ LORT_DEF lort_status lort_tt_svd_workspace_size(const lort_tt_desc *desc,
     if ((st = lort__tt_train(desc, &T)) || (st = lort__ttsvd_layout(&T, opts, &L, &sb))) return st;
     return lort__lay_bytes(&L, bytes);
 }
-LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, const float *W,
-                                 const lort_svd_opts *opts, float *err, void *work,
+LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, float *err,
+                                 const float *W, const lort_svd_opts *opts, void *work,
                                  size_t work_size) {
     lort__train T;
     lort__layout L;
@@ -5403,11 +5424,12 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         break;
     case LORT_KIND_LORAXS:
         if ((st = lort_loraxs_param_count(&a->desc.loraxs, &z.params)) ||
-            (st = lort_loraxs_frozen_count(&a->desc.loraxs, &z.frozen)) ||
+            (st = lort_loraxs_frozen_count(&a->desc.loraxs, &z.frozen_bytes)) ||
             (st = lort_loraxs_cache_size(&a->desc.loraxs, n, &z.cache)) ||
             (st = lort_loraxs_workspace_size(&a->desc.loraxs, n, &z.work)) ||
             (st = lort_loraxs_init_workspace_size(&a->desc.loraxs, &z.init_work)))
             return st;
+        if (!lort__mul(z.frozen_bytes, sizeof(float), &z.frozen_bytes)) return LORT_ERR_OVERFLOW;
         z.d_in = a->desc.loraxs.d_in;
         z.d_out = a->desc.loraxs.d_out;
         break;
@@ -5445,7 +5467,7 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         lort_mpo_desc r;
         if ((st = lort_mpo_desc_resolve(&a->desc.mpo, &r)) ||
             (st = lort_mpo_param_count(&r, &z.params)) ||
-            (st = lort_mpo_frozen_count(&r, &z.frozen)) ||
+            (st = lort_mpo_residual_size(&r, &z.frozen_bytes)) ||
             (st = lort_mpo_cache_size(&r, n, &z.cache)) ||
             (st = lort_mpo_workspace_size(&r, n, &z.work)) ||
             (st = lort_mpo_init_workspace_size(&r, &z.init_work)))
@@ -5487,8 +5509,8 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
         if (a->desc.loraxs.r <= 0 || a->desc.loraxs.d_in <= 0) return LORT_ERR_INVALID_ARG;
         ra = (size_t)a->desc.loraxs.r * (size_t)a->desc.loraxs.d_in;
         v->R = a->params;
-        v->A = a->frozen;
-        v->B = a->frozen + ra;
+        v->A = (float *)a->frozen;
+        v->B = (float *)a->frozen + ra;
         v->dR = a->grads;
         return LORT_OK;
     case LORT_KIND_TT_REP:
@@ -5524,7 +5546,7 @@ LORT_DEF lort_status lort_adapter_init(const lort_adapter *a, const float *W0, l
     case LORT_KIND_TT_REP: return lort_tt_rep_init(&a->desc.tt_rep, a->params, rng);
     case LORT_KIND_TT_ADP: return lort_tt_adp_init(&a->desc.tt_adp, a->params, rng);
     case LORT_KIND_MPO:
-        return lort_mpo_init(&a->desc.mpo, v.A, a->frozen, W0, NULL, work, work_size);
+        return lort_mpo_init(&a->desc.mpo, v.A, a->frozen, NULL, W0, work, work_size);
     case LORT_KIND_CP: return lort_cp_init(&a->desc.cp, v.A, rng);
     case LORT_KIND_TUCKER: return lort_tucker_init(&a->desc.tucker, v.A, rng);
     default: return LORT_ERR_UNSUPPORTED;
@@ -5601,7 +5623,8 @@ LORT_DEF lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
-    case LORT_KIND_LORA: return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight);
+    case LORT_KIND_LORA:
+        return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight, work, work_size);
     case LORT_KIND_LORAXS:
         return lort_loraxs_merge(&a->desc.loraxs, W, v.R, v.A, v.B, weight, work, work_size);
     case LORT_KIND_TT_REP:
@@ -5624,7 +5647,7 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
     lort_status st;
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
-    case LORT_KIND_LORA: return lort_lora_delta(&a->desc.lora, dW, v.A, v.B);
+    case LORT_KIND_LORA: return lort_lora_delta(&a->desc.lora, dW, v.A, v.B, work, work_size);
     case LORT_KIND_LORAXS:
         return lort_loraxs_delta(&a->desc.loraxs, dW, v.R, v.A, v.B, work, work_size);
     case LORT_KIND_TT_REP:

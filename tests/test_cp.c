@@ -780,7 +780,7 @@ static void test_cp_generic(void **state) {
             size_t ws = 0, cs = 0;
             OK(j_ws(&S, c->n, &ws)); OK(j_cs(&S, c->n, &cs));
             assert_int_equal(sz.work, ws); assert_int_equal(sz.cache, cs);
-            assert_int_equal(sz.params, S.np); assert_int_equal(sz.frozen, 0);
+            assert_int_equal(sz.params, S.np); assert_int_equal(sz.frozen_bytes, 0);
             assert_int_equal(sz.d_in, c->d); assert_int_equal(sz.d_out, site_dout(&S, a.matrix));
             void *w = tr_buf(ws), *ca = tr_buf(cs), *cb = tr_buf(cs);
             size_t ny = zu(c->n) * zu(sz.d_out), nx = zu(c->n) * zu(c->d);
