@@ -29,7 +29,7 @@ typedef struct {
 } lcase;
 
 static const lcase CASES[] = {
-    {3, 5, 4, 2, 3.4f, 0, 0.5f, 1},     /* spec/check_grads.py LoRA shapes, s = 1.7 */
+    {3, 5, 4, 2, 3.4f, 0, 0.5f, 1},     /* the reference gradient check LoRA shapes, s = 1.7 */
     {1, 7, 13, 1, 0.0f, 0, 0.0f, 1},    /* n = 1, r = 1, alpha default */
     {1, 7, 13, 1, 2.0f, 1, 0.3f, 1},    /* n = 1, r = 1, rslora, dropout */
     {5, 13, 7, 7, 16.0f, 0, 0.3f, 1},   /* r = min(d_in, d_out) = d_out */
@@ -128,7 +128,7 @@ static void fd_grad(const lsetup *S, double *p, size_t count, double *out) {
     }
 }
 
-/* Dense chain rule (MATH.md section 1): dB = s G^T H, GH = s G B, dA = GH^T Xd, dx = (GH A).*M */
+/* Dense chain rule (the MATH section of lortensor.h): dB = s G^T H, GH = s G B, dA = GH^T Xd, dx = (GH A).*M */
 static void lora_chain(const lsetup *S, double *dx, double *dA, double *dB) {
     int n = S->n, di = S->d_in, dout = S->d_out, r = S->r;
     (void)lora_ref(S, S->xd, S->Ad, S->Bd, NULL); /* fills S->H */
@@ -599,7 +599,7 @@ static void test_lora_counts_resolve(void **state) {
     }
 }
 
-/* Port of the LoRA case of spec/check_grads.py: din=5, dout=4, r=2, s=1.7, n=3, Gaussian data,
+/* Port of the LoRA case of the reference gradient check: din=5, dout=4, r=2, s=1.7, n=3, Gaussian data,
    an inverted-dropout mask with values {0, 2} (p = 0.5), the base layer included in the loss:
    L = sum((x W0^T + s (x.*M) A^T B^T) .* G). dx = G W0 (the caller's base) + the adapter's dx.
    Metric of the script: |fd - g| / max(1, |fd|) <= 1e-5 (float kernel vs double fd). */

@@ -1,5 +1,5 @@
 /* LoRETTA_rep (tt_rep) and LoRETTA_adp (tt_adp) against independent double references, the
-   parameter counts of spec/MATH.md 3.2/3.3 from the papers' mode lists, and the generic
+   parameter counts of the MATH section of lortensor.h/3.3 from the papers' mode lists, and the generic
    adapter interface.
 
    References (double, this file only): each tt matrix entry by entry (the flat offset split

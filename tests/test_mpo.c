@@ -10,7 +10,7 @@
      forward vs double reference                 norm 2e-5
      backward (dx, every core) vs finite diffs   norm 1e-4
      factored vs dense, cache vs no cache        norm 2e-5
-     DoTA: ||W_res + MPO - W0|| <= 1e-5 ||W0||   (the issue's bound)
+     DoTA: ||W_res + MPO - W0|| <= 1e-5 ||W0||
      TT-SVD of an exactly low-rank train         relative Frobenius 1e-5
      rounding: actual error <= bound (1 + 1e-3) + 2e-6 ||A||
 */
@@ -117,7 +117,7 @@ typedef struct {
     int N, ii[6], jj[6], bond, bonds[7], n, res;
 } mcase;
 static const mcase CASES[] = {
-    {3, {2, 3, 2}, {2, 2, 3}, 0, {1, 3, 2, 1}, 3, 1},  /* spec/check_grads.py DoTA case */
+    {3, {2, 3, 2}, {2, 2, 3}, 0, {1, 3, 2, 1}, 3, 1},  /* the reference gradient check DoTA case */
     {1, {5}, {3}, 0, {0}, 4, 1},                       /* one core: a dense matrix */
     {2, {3, 2}, {2, 5}, 1, {0}, 2, 0},                 /* bond 1 */
     {4, {1, 4, 1, 3}, {2, 1, 3, 1}, 2, {0}, 5, 1},     /* factors of size 1 */

@@ -1,7 +1,7 @@
 /* NF4 (QLoRA / bitsandbytes 4-bit NormalFloat), the NF4 GEMM and QDoTA (mpo with an NF4
    residual), against references written here.
 
-   References: the 16 levels typed in from spec/MATH.md 5.5; an independent quantiser (nearest
+   References: the 16 levels typed in from the MATH section of lortensor.h; an independent quantiser (nearest
    level in double, ties down, as bitsandbytes' tree); a blob decoder of our own (absmax fp32
    per block of 64, then bytes with element 2i in the high nibble); the expected squared error
    of NF4 on N(0, 1) blocks of 64, integrated numerically from the codebook and the distribution

@@ -1,4 +1,4 @@
-/* The tt family (the TT layer of LoRETTA, spec/MATH.md 3.1) against independent references.
+/* The tt family (the TT layer of LoRETTA, the MATH section of lortensor.h) against independent references.
 
    References (double, written for this file, sharing nothing with lortensor.h):
      - W_tt entry by entry: the flat row-major offset f = p*cols + q is split into the mode
@@ -32,7 +32,7 @@ typedef struct {
 } tcase;
 
 static const tcase CASES[] = {
-    /* spec/check_grads.py: in 4, out 6, mode 2 straddles the split */
+    /* the reference gradient check: in 4, out 6, mode 2 straddles the split */
     {"check_grads", 4, 6, 4, {2, 3, 2, 2}, {1, 2, 3, 2, 1}, 0, 3},
     {"split inside mode 1", 3, 8, 4, {2, 3, 2, 2}, {0}, 3, 2},
     {"all ranks 1, modes of size 1", 5, 12, 5, {5, 1, 3, 4, 1}, {0}, 1, 4},
