@@ -37,11 +37,11 @@ TABLE OF CONTENTS
                     >>tucker, >>mpo (DoTA), >>nf4, >>rng (dropout), >>svd, >>adamw
     API             declarations, one banner per section (grep -n '^// >>.* api$'):
                     >>core, >>rng, >>gemm, >>svd, >>lora, >>loraxs, >>tt, >>tt_rep, >>tt_adp,
-                    >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>adamw
+                    >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>set, >>adamw
     IMPLEMENTATION  one banner per section (grep -n '^// >>.* impl$'): >>config, >>core, >>rng,
                     >>gemm, >>svd, >>lora, >>loraxs, >>train (TT-SVD and rounding engine shared
                     by tt and mpo), >>tt, >>tt_rep, >>tt_adp, >>joint (shared by cp and
-                    tucker), >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>adamw
+                    tucker), >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>set, >>adamw
     HISTORY, LICENSE at the end
     Each family carries the same tag in MATH, API and IMPLEMENTATION: grep -n '>>tt_adp'
     lists all three.
@@ -453,13 +453,14 @@ extern "C" {
     X(LORT_ERR_UNSUPPORTED, -8, "unknown adapter kind or unsupported operation")              \
     X(LORT_ERR_NO_CONVERGENCE, -9, "iteration did not converge")                              \
     X(LORT_ERR_NONFINITE, -10, "input contains NaN or Inf")                                   \
-    X(LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge")
+    X(LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge") \
+    X(LORT_ERR_NOT_FOUND, -12, "no entry of that name")
 
 typedef enum lort_status {
 #define LORT__STATUS_ENUM(name, value, msg) name = value,
     LORT__STATUS_LIST(LORT__STATUS_ENUM)
 #undef LORT__STATUS_ENUM
-    LORT__STATUS_MIN = -11
+    LORT__STATUS_MIN = -12
 } lort_status;
 
 /* Static message for a status; "unknown status" for a value not in the list. */
@@ -1128,6 +1129,46 @@ LORT_API lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
                                         void *work, size_t work_size);
 LORT_API lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *work,
                                         size_t work_size);
+
+// >>set =================================================================================== api
+
+/* An adapter set: the adapters of a whole model, by site. A site is one adapted matrix, named
+   by the module path it adapts (PEFT's, e.g. "model.layers.3.self_attn.q_proj", or any name of
+   the caller's). entries holds one lort_adapter per per-site adapter (lora, loraxs, tt_rep,
+   tt_adp, mpo) and ONE per joint block (cp, tucker), however many sites share that block; each
+   site points at its entry and, for a joint block, gives its (layer, matrix). The layer and
+   matrix fields of the entries themselves are unused. The set only points: entries, sites,
+   names and the float buffers are the caller's (or a loader's arena). A site name may be NULL
+   in a set built in code (lort_set_find then skips it). */
+typedef struct lort_set_site {
+    const char *name;    /* the module path, NUL-terminated; NULL = unnamed */
+    int entry;           /* index into entries */
+    int layer, matrix;   /* cp / tucker: the site inside the shared block; 0 for other kinds */
+} lort_set_site;
+
+typedef struct lort_adapter_set {
+    lort_adapter *entries;
+    int n_entries;
+    lort_set_site *sites;
+    int n_sites;
+} lort_adapter_set;
+
+/* Every site names an entry in range, every entry answers its size queries at one row, joint
+   sites are in range of their block, and no two named sites share a name. O(sites^2) in the
+   name check: call it once after building or loading a set, not per token. On error, msg (if
+   not NULL; msg_size bytes, always NUL-terminated, truncated if short) says what is wrong, e.g.
+   "site 4 (model.layers.1.self_attn.q_proj): layer 6 out of range [0, 6)"; on success msg
+   holds "". Functions that validate structured input (sets, files, configs) all take this
+   trailing (msg, msg_size) pair: no global "last error", no stdio. */
+LORT_API lort_status lort_set_validate(const lort_adapter_set *set, char *msg, size_t msg_size);
+/* The index of the site called name (exact, case-sensitive), or LORT_ERR_NOT_FOUND (site is
+   then left as it was). Linear in the number of sites. */
+LORT_API lort_status lort_set_find(const lort_adapter_set *set, const char *name, int *site);
+/* The lort_adapter that applies site i: its entry with (layer, matrix) filled in. Every
+   lort_adapter_* verb then works on it; joint backward calls for the sites of one block all
+   accumulate into that block's one gradient vector. */
+LORT_API lort_status lort_set_site_adapter(const lort_adapter_set *set, int site,
+                                           lort_adapter *out);
 
 // >>adamw ================================================================================= api
 
@@ -6014,6 +6055,155 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
 #endif
     default: return LORT_ERR_UNSUPPORTED;
     }
+}
+
+// >>set ================================================================================== impl
+
+/* Messages into a caller buffer: truncated, always NUL-terminated, no stdio. A NULL buffer or
+   size 0 discards them. Shared by every function that takes (msg, msg_size). */
+typedef struct lort__msg {
+    char *buf;
+    size_t cap, len;
+} lort__msg;
+LORT__PRIVATE void lort__msg_init(lort__msg *m, char *buf, size_t cap) {
+    m->buf = cap ? buf : NULL;
+    m->cap = m->buf ? cap : 0;
+    m->len = 0;
+    if (m->buf) m->buf[0] = '\0';
+}
+LORT__PRIVATE void lort__msg_str(lort__msg *m, const char *s) {
+    if (!m->buf || !s) return;
+    while (*s && m->len + 1 < m->cap) m->buf[m->len++] = *s++;
+    m->buf[m->len] = '\0';
+}
+LORT__PRIVATE void lort__msg_int(lort__msg *m, long long v) {
+    char t[24];
+    int k = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        t[k++] = (char)('0' + (int)(u % 10u));
+        u /= 10u;
+    } while (u);
+    if (v < 0) t[k++] = '-';
+    while (k > 0) {
+        char c[2];
+        c[0] = t[--k];
+        c[1] = '\0';
+        lort__msg_str(m, c);
+    }
+}
+/* " out of range [lo, hi)" */
+LORT__PRIVATE void lort__msg_range(lort__msg *m, long long lo, long long hi) {
+    lort__msg_str(m, " out of range [");
+    lort__msg_int(m, lo);
+    lort__msg_str(m, ", ");
+    lort__msg_int(m, hi);
+    lort__msg_str(m, ")");
+}
+
+LORT__PRIVATE lort_status lort__set_check(const lort_adapter_set *set) {
+    if (!set) return LORT_ERR_NULL;
+    if (set->n_entries < 0 || set->n_sites < 0) return LORT_ERR_INVALID_ARG;
+    if ((set->n_entries > 0 && !set->entries) || (set->n_sites > 0 && !set->sites))
+        return LORT_ERR_NULL;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_set_site_adapter(const lort_adapter_set *set, int site,
+                                           lort_adapter *out) {
+    const lort_set_site *s;
+    lort_status st;
+    if ((st = lort__set_check(set))) return st;
+    if (!out) return LORT_ERR_NULL;
+    if (site < 0 || site >= set->n_sites) return LORT_ERR_INVALID_ARG;
+    s = &set->sites[site];
+    if (s->entry < 0 || s->entry >= set->n_entries) return LORT_ERR_INVALID_ARG;
+    *out = set->entries[s->entry];
+    out->layer = s->layer;
+    out->matrix = s->matrix;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_set_find(const lort_adapter_set *set, const char *name, int *site) {
+    int i;
+    lort_status st;
+    if ((st = lort__set_check(set))) return st;
+    if (!name || !site) return LORT_ERR_NULL;
+    for (i = 0; i < set->n_sites; ++i)
+        if (set->sites[i].name && strcmp(set->sites[i].name, name) == 0) {
+            *site = i;
+            return LORT_OK;
+        }
+    return LORT_ERR_NOT_FOUND;
+}
+
+LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, size_t msg_size) {
+    int i, j;
+    lort_status st;
+    lort__msg m;
+    lort__msg_init(&m, msg, msg_size);
+    if ((st = lort__set_check(set))) {
+        lort__msg_str(&m, "set: NULL or negative counts");
+        return st;
+    }
+    for (i = 0; i < set->n_sites; ++i) {
+        lort_adapter a;
+        lort_adapter_sizes sz;
+        const lort_set_site *s = &set->sites[i];
+        int layers, matrices = 0;
+        lort__msg_str(&m, "site ");
+        lort__msg_int(&m, i);
+        if (s->name) {
+            lort__msg_str(&m, " (");
+            lort__msg_str(&m, s->name);
+            lort__msg_str(&m, ")");
+        }
+        lort__msg_str(&m, ": ");
+        if (s->entry < 0 || s->entry >= set->n_entries) {
+            lort__msg_str(&m, "entry ");
+            lort__msg_int(&m, s->entry);
+            lort__msg_range(&m, 0, set->n_entries);
+            return LORT_ERR_INVALID_ARG;
+        }
+        if ((st = lort_set_site_adapter(set, i, &a))) return st;
+        if (a.kind == LORT_KIND_CP || a.kind == LORT_KIND_TUCKER) {
+            lort_cp_desc c;
+            lort_tucker_desc t;
+            if (a.kind == LORT_KIND_CP && lort_cp_desc_resolve(&a.desc.cp, &c) == LORT_OK)
+                matrices = c.matrices;
+            if (a.kind == LORT_KIND_TUCKER &&
+                lort_tucker_desc_resolve(&a.desc.tucker, &t) == LORT_OK)
+                matrices = t.matrices;
+            layers = a.kind == LORT_KIND_CP ? a.desc.cp.layers : a.desc.tucker.layers;
+            if (layers > 0 && (a.layer < 0 || a.layer >= layers)) {
+                lort__msg_str(&m, "layer ");
+                lort__msg_int(&m, a.layer);
+                lort__msg_range(&m, 0, layers);
+                return LORT_ERR_INVALID_ARG;
+            }
+            if (matrices > 0 && (a.matrix < 0 || a.matrix >= matrices)) {
+                lort__msg_str(&m, "matrix ");
+                lort__msg_int(&m, a.matrix);
+                lort__msg_range(&m, 0, matrices);
+                return LORT_ERR_INVALID_ARG;
+            }
+        }
+        if ((st = lort_adapter_sizes_query(&a, 1, &sz))) {
+            lort__msg_str(&m, "entry ");
+            lort__msg_int(&m, s->entry);
+            lort__msg_str(&m, ": ");
+            lort__msg_str(&m, lort_status_string(st));
+            return st;
+        }
+        for (j = 0; s->name && j < i; ++j)
+            if (set->sites[j].name && strcmp(set->sites[j].name, s->name) == 0) {
+                lort__msg_str(&m, "same name as site ");
+                lort__msg_int(&m, j);
+                return LORT_ERR_INVALID_ARG;
+            }
+        lort__msg_init(&m, msg, msg_size);
+    }
+    return LORT_OK;
 }
 
 // >>adamw ================================================================================ impl

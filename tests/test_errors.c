@@ -24,6 +24,7 @@ static const struct {
     {LORT_ERR_NO_CONVERGENCE, "LORT_ERR_NO_CONVERGENCE"},
     {LORT_ERR_NONFINITE, "LORT_ERR_NONFINITE"},
     {LORT_ERR_NOT_MERGEABLE, "LORT_ERR_NOT_MERGEABLE"},
+    {LORT_ERR_NOT_FOUND, "LORT_ERR_NOT_FOUND"},
 };
 #define NCODES (sizeof ALL_CODES / sizeof ALL_CODES[0])
 static int seen[NCODES];
@@ -693,6 +694,26 @@ static void test_nonfinite(void **state) {
 #endif
 }
 
+static void test_not_found(void **state) {
+    (void)state;
+    static float P[RK * (DI + DO)];
+    lort_adapter e;
+    lort_set_site site = {"model.layers.0.self_attn.q_proj", 0, 0, 0};
+    lort_adapter_set set;
+    int idx = 77;
+    memset(&e, 0, sizeof e);
+    e.kind = LORT_KIND_LORA;
+    e.desc.lora.d_in = DI; e.desc.lora.d_out = DO; e.desc.lora.r = RK;
+    e.params = P;
+    set.entries = &e; set.n_entries = 1; set.sites = &site; set.n_sites = 1;
+    EXPECT(LORT_OK, lort_set_validate(&set, NULL, 0));
+    EXPECT(LORT_ERR_NOT_FOUND, lort_set_find(&set, "model.layers.0.self_attn.k_proj", &idx));
+    assert_int_equal(idx, 77);
+    EXPECT(LORT_ERR_NOT_FOUND, lort_set_find(&set, "model.layers.0.self_attn.q_pro", &idx));
+    EXPECT(LORT_OK, lort_set_find(&set, "model.layers.0.self_attn.q_proj", &idx));
+    assert_int_equal(idx, 0);
+}
+
 /* Runs last: each status code was produced by at least one real call above. */
 static void test_every_status_reached(void **state) {
     (void)state;
@@ -719,6 +740,7 @@ int main(void) {
         cmocka_unit_test(test_not_mergeable),
         cmocka_unit_test(test_no_convergence),
         cmocka_unit_test(test_nonfinite),
+        cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_every_status_reached),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
