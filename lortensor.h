@@ -6167,13 +6167,21 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
         }
         if ((st = lort_set_site_adapter(set, i, &a))) return st;
         if (a.kind == LORT_KIND_CP || a.kind == LORT_KIND_TUCKER) {
+#if LORT__HAS_CP
             lort_cp_desc c;
+#endif
+#if LORT__HAS_TUCKER
             lort_tucker_desc t;
+#endif
+#if LORT__HAS_CP /* a kind compiled out fails the size query below */
             if (a.kind == LORT_KIND_CP && lort_cp_desc_resolve(&a.desc.cp, &c) == LORT_OK)
                 matrices = c.matrices;
+#endif
+#if LORT__HAS_TUCKER
             if (a.kind == LORT_KIND_TUCKER &&
                 lort_tucker_desc_resolve(&a.desc.tucker, &t) == LORT_OK)
                 matrices = t.matrices;
+#endif
             layers = a.kind == LORT_KIND_CP ? a.desc.cp.layers : a.desc.tucker.layers;
             if (layers > 0 && (a.layer < 0 || a.layer >= layers)) {
                 lort__msg_str(&m, "layer ");
