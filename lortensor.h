@@ -92,7 +92,10 @@ ERRORS
   that overflow, shape mismatches, short workspaces) and returns a negative lort_status; it never
   aborts, exits or prints, and on error writes nothing to the caller's outputs.
   lort_status_string() gives a static message. Under LORT_DEBUG, kernels also scan their inputs
-  for NaN/Inf (LORT_ERR_NONFINITE); the SVD routines always do (their cost dwarfs the scan).
+  for NaN/Inf (LORT_ERR_NONFINITE): inputs and every parameter they read, in forward and
+  backward alike. The SVD routines always scan (their cost dwarfs the scan), and also refuse a
+  matrix whose Frobenius norm exceeds FLT_MAX (LORT_ERR_NONFINITE: its singular values might
+  not be representable); below that they scale internally, so an OK never hides a NaN.
   Joint families (cp, tucker): a site with layer or matrix out of range is LORT_ERR_INVALID_ARG;
   d not divisible by heads, or kv_heads not dividing heads, LORT_ERR_SHAPE; GQA with heads on
   the input LORT_ERR_UNSUPPORTED; a GEMM dimension (d r1, r1 r2, the core size) above INT_MAX
@@ -969,7 +972,9 @@ typedef struct lort_adamw_desc {
 /* torch.optim.AdamW defaults: beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0.01. */
 LORT_API lort_adamw_desc lort_adamw_default(float lr);
 /* One step t >= 1 (1 on the first call) over count values; m and v (zero at t = 1) are the
-   caller's state, same length. */
+   caller's state, same length. Hyper-parameters whose step lr / (1 - beta1^t) or decay
+   1 - lr weight_decay overflow: LORT_ERR_INVALID_ARG. A non-finite gradient, or a new params,
+   m or v entry that would overflow: LORT_ERR_NONFINITE, with nothing written. */
 LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, float *m,
                                      float *v, const float *grads, size_t count, long t);
 
@@ -990,6 +995,7 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 #include <string.h>
 #include <math.h>
 #include <limits.h>
+#include <float.h>
 
 #ifndef LORT_ASSERT
 #include <assert.h>
@@ -1102,6 +1108,13 @@ LORT__PRIVATE int lort__mul3(size_t a, size_t b, size_t c, size_t *out) {
     return lort__mul(a, b, &t) && lort__mul(t, c, out);
 }
 
+/* *c += a b; 0 on overflow. */
+LORT__PRIVATE int lort__add_mul(size_t *c, size_t a, size_t b) {
+    size_t t;
+    if (!lort__mul(a, b, &t) || t > LORT__SIZE_LIMIT - *c) return 0;
+    *c += t;
+    return 1;
+}
 /* A layout is a list of 64-byte aligned float slots carved from one buffer. Size queries and
    kernels build the same layout from the same function, so they cannot drift. */
 typedef struct lort__layout {
@@ -1114,12 +1127,15 @@ typedef struct lort__layout {
 LORT__PRIVATE void lort__lay_init(lort__layout *L) {
     memset(L, 0, sizeof(*L));
 }
-/* Adds a slot of `floats` floats (0 = an empty slot); returns its index. */
+/* Adds a slot of `floats` floats (0 = an empty slot); returns its index. The end never exceeds
+   LORT__SIZE_LIMIT - LORT__ALIGN (the alignment slack of lort__lay_bytes included), and once a
+   slot overflows the layout stays overflowed. */
 LORT__PRIVATE int lort__lay_add(lort__layout *L, size_t floats) {
     size_t bytes = 0, end;
     int i = L->count;
     LORT_ASSERT(i < LORT__MAX_SLOTS);
-    if (!lort__mul(floats, sizeof(float), &bytes) || bytes > LORT__SIZE_LIMIT - L->end - LORT__ALIGN)
+    if (!lort__mul(floats, sizeof(float), &bytes) || L->end > LORT__SIZE_LIMIT - 2 * LORT__ALIGN ||
+        bytes > LORT__SIZE_LIMIT - 2 * LORT__ALIGN - L->end)
         L->overflow = 1;
     L->off[i] = L->end;
     if (!L->overflow) {
@@ -1128,6 +1144,17 @@ LORT__PRIVATE int lort__lay_add(lort__layout *L, size_t floats) {
     }
     L->count = i + 1;
     return i;
+}
+/* A slot of a b floats (a b c for lort__lay_add3), the product checked. */
+LORT__PRIVATE int lort__lay_add2(lort__layout *L, size_t a, size_t b) {
+    size_t t = 0;
+    if (!lort__mul(a, b, &t)) L->overflow = 1;
+    return lort__lay_add(L, t);
+}
+LORT__PRIVATE int lort__lay_add3(lort__layout *L, size_t a, size_t b, size_t c) {
+    size_t t = 0;
+    if (!lort__mul3(a, b, c, &t)) L->overflow = 1;
+    return lort__lay_add(L, t);
 }
 /* Bytes a caller must provide: the slots plus alignment slack for any base pointer. */
 LORT__PRIVATE lort_status lort__lay_bytes(const lort__layout *L, size_t *bytes) {
@@ -1862,11 +1889,19 @@ LORT__PRIVATE lort_status lort__svd_args(const float *W, int ldw, int m, int n, 
     if (!lort__mul3((size_t)m, (size_t)ldw, sizeof(float), &t)) return LORT_ERR_OVERFLOW;
     return LORT_OK;
 }
-LORT__PRIVATE int lort__svd_finite(const float *W, size_t ldw, int m, int n) {
-    int i;
-    for (i = 0; i < m; ++i)
-        if (!lort__all_finite(W + (size_t)i * ldw, (size_t)n)) return 0;
-    return 1;
+/* 1 when every entry of W is finite and ||W||_F <= FLT_MAX (so that every singular value is
+   representable); *fro (may be NULL) gets ||W||_F in double. */
+LORT__PRIVATE int lort__svd_finite(const float *W, size_t ldw, int m, int n, double *fro) {
+    int i, j;
+    double ss = 0.0;
+    for (i = 0; i < m; ++i) {
+        const float *w = W + (size_t)i * ldw;
+        if (!lort__all_finite(w, (size_t)n)) return 0;
+        for (j = 0; j < n; ++j) ss += (double)w[j] * (double)w[j];
+    }
+    ss = sqrt(ss);
+    if (fro) *fro = ss;
+    return ss <= (double)FLT_MAX;
 }
 
 typedef struct lort__svd_plan {
@@ -1957,7 +1992,8 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     lort__layout L, sub;
     lort_status st;
     float *base, *Y, *Z, *Qm, *R, *tau, *UB, *V2, *G;
-    double *Ld, *Vv, alpha = 0.0, prev = -1.0;
+    double *Ld, *Vv, alpha = 0.0, prev = -1.0, fro = 0.0, bound;
+    float cs = 1.0f; /* power-of-two scale of the probe blocks multiplied by W (see below) */
     size_t ld = (size_t)ldw;
     int it, l, rr = r;
     size_t i;
@@ -1967,7 +2003,7 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     if ((st = lort__svd_plan_make(m, n, r, opts, &p))) return st;
     lort__svd_layout(m, n, r, &p, &L, &sub);
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if (!lort__svd_finite(W, ld, m, n)) return LORT_ERR_NONFINITE;
+    if (!lort__svd_finite(W, ld, m, n, &fro)) return LORT_ERR_NONFINITE;
     base = lort__lay_base(work);
     l = p.l;
     if (p.exact) {
@@ -1984,8 +2020,15 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     Ld = (double *)(void *)lort__lay_slot(base, &L, LORT__RS_LD);
     Vv = (double *)(void *)lort__lay_slot(base, &L, LORT__RS_V);
     lort_rng_seed(&rng, p.seed);
+    /* A block with entries <= 1 times W^T has entries <= sqrt(n) ||W||_F, which may exceed
+       FLT_MAX even though ||W||_F does not: such blocks are scaled by cs (a power of two, exact)
+       first. Q^T W stays below ||W||_F (Q orthonormal). */
+    bound = 4.0 * sqrt((double)n) * fro;
+    while (bound * (double)cs > (double)FLT_MAX) cs *= 0.5f;
     lort__fill_probes(&rng, Z, (size_t)l * (size_t)n);
     for (it = 0; it < l; ++it) Vv[it] = (double)lort_rng_uniform(&rng) + 0.5;
+    if (cs < 1.0f)
+        for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= cs;
     lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);   /* Y^T = Omega^T W^T */
     if (!lort__cholqr(l, m, Y, Qm, G, Ld, Ld + (size_t)l * (size_t)l, NULL, p.q ? 1 : 2))
         lort__rowqr(l, m, Y, R, Qm, tau);
@@ -2006,8 +2049,10 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
         if (prev > 0.0 && t2 > 1.05 * prev && t2 > alpha)
             alpha = 0.5 * (alpha + t2);
         prev = t2;
+        if (cs < 1.0f)
+            for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= cs;
         if (alpha > 0.0) {
-            float a = -(float)(alpha * (double)c); /* Y = c (W W^T Q - alpha Q) */
+            float a = -(float)(alpha * (double)c * (double)cs); /* Y = c cs (W W^T Q - alpha Q) */
             for (i = 0; i < (size_t)l * (size_t)m; ++i) Y[i] = a * Qm[i];
         }
         lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, alpha > 0.0 ? 1.0f : 0.0f, Y, m);
@@ -2043,7 +2088,7 @@ LORT_DEF lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float 
     lort__lay_init(&L);
     lort__svd_exact_layout(m, n, &L);
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if (!lort__svd_finite(W, (size_t)ldw, m, n)) return LORT_ERR_NONFINITE;
+    if (!lort__svd_finite(W, (size_t)ldw, m, n, NULL)) return LORT_ERR_NONFINITE;
     return lort__svd_exact(U, S, Vt, W, (size_t)ldw, m, n, k, max_sweeps ? max_sweeps : 60, 0,
                            lort__lay_base(work), &L);
 }
@@ -2086,7 +2131,8 @@ LORT__PRIVATE lort_status lort__lora_check(const lort_lora_desc *d, float *scale
 enum { LORT__LR_H, LORT__LR_G, LORT__LR_XD, LORT__LR_T, LORT__LR_M };
 LORT__PRIVATE void lort__lowrank_layout(int d_in, int d_out, int r, float dropout, int n,
                                         int xs, lort__layout *work, lort__layout *cache) {
-    size_t nr = (size_t)n * (size_t)r, nd = 0, rd = 0;
+    size_t nr = 0, nd = 0, rd = 0;
+    if (!lort__mul((size_t)n, (size_t)r, &nr)) work->overflow = cache->overflow = 1;
     if (!lort__mul((size_t)n, (size_t)d_in, &nd)) work->overflow = 1;
     if (xs && !lort__mul((size_t)r, (size_t)(d_in > d_out ? d_in : d_out), &rd)) work->overflow = 1;
     lort__lay_add(work, nr);                        /* H = drop(x) A^T when there is no cache */
@@ -2291,6 +2337,8 @@ LORT_DEF lort_status lort_lora_backward(const lort_lora_desc *desc, float *dx, f
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(A, (size_t)desc->r * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(B, (size_t)desc->d_out * (size_t)desc->r);
     base = lort__lay_base(work);
     lort__lowrank_backward(desc->d_in, desc->d_out, desc->r, s, desc->dropout,
                            desc->dropout_seed, dx, dA, dB, NULL, dy, x, NULL, A, B, n,
@@ -2469,6 +2517,9 @@ LORT_DEF lort_status lort_loraxs_backward(const lort_loraxs_desc *desc, float *d
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(R, (size_t)desc->r * (size_t)desc->r);
+    LORT__DEBUG_FINITE(A, (size_t)desc->r * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(B, (size_t)desc->d_out * (size_t)desc->r);
     base = lort__lay_base(work);
     lort__lowrank_backward(desc->d_in, desc->d_out, desc->r, s, desc->dropout,
                            desc->dropout_seed, dx, NULL, NULL, dR, dy, x, R, A, B, n,
@@ -2587,14 +2638,14 @@ LORT__PRIVATE lort_status lort__tt_plan_make(const lort_tt_desc *desc, lort__tt_
         if (desc->modes[k] <= 0) return LORT_ERR_INVALID_ARG;
         p->n[k] = desc->modes[k];
     }
-    p->N = (size_t)desc->rows * (size_t)desc->cols;
-    if (p->N > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+    if (!lort__mul((size_t)desc->rows, (size_t)desc->cols, &p->N) || p->N > (size_t)INT_MAX)
+        return LORT_ERR_OVERFLOW;
     for (k = 0; k < d; ++k) { /* every partial product fits int (the GEMM dims are these) */
         p->lo[k] = prod;
-        prod *= (size_t)p->n[k];
-        if (prod > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+        if (!lort__mul(prod, (size_t)p->n[k], &prod) || prod > (size_t)INT_MAX)
+            return LORT_ERR_OVERFLOW;
         if (!lort__mul3((size_t)p->t[k], (size_t)p->n[k], (size_t)p->t[k + 1], &t) ||
-            t > (size_t)INT_MAX)
+            t > (size_t)INT_MAX || t > LORT__SIZE_LIMIT / sizeof(float) - p->coff[k])
             return LORT_ERR_OVERFLOW;
         p->coff[k + 1] = p->coff[k] + t;
     }
@@ -2888,6 +2939,7 @@ LORT_DEF lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)p.cols);
     LORT__DEBUG_FINITE(x, dcores ? (size_t)n * (size_t)p.rows : 0);
+    LORT__DEBUG_FINITE(cores, p.coff[p.d]);
     base = lort__lay_base(work);
     if (cache) {
         P = lort__lay_base((void *)(uintptr_t)cache);
@@ -3079,6 +3131,7 @@ LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *d
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(params, pa.coff[pa.d] + pb.coff[pb.d]);
     if (!dx && !dparams) return LORT_OK;
     lort__tt_rep_factors(desc, &pa, &pb, &w, &sa, &sb, params, work, 1, &R);
     if (dparams) {
@@ -3387,6 +3440,8 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
     nb = (size_t)n * (size_t)b;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)h);
     LORT__DEBUG_FINITE(cache ? NULL : x, (size_t)n * (size_t)h);
+    LORT__DEBUG_FINITE(params, pd.coff[pd.d] + pu.coff[pu.d] + (size_t)desc->bottleneck +
+                                   (size_t)desc->hidden);
     if (!dx && !dparams) return LORT_OK;
     if (cache) {
         float *cb = lort__lay_base((void *)(uintptr_t)cache);
@@ -3507,13 +3562,6 @@ LORT__PRIVATE int lort__joint_stacked(const lort__joint *J, int n) {
            (!J->tucker || (n < J->dh && 2u * (size_t)n * (size_t)J->r2 <= rd));
 }
 
-/* *c += a b; 0 on overflow. */
-LORT__PRIVATE int lort__add_mul(size_t *c, size_t a, size_t b) {
-    size_t t;
-    if (!lort__mul(a, b, &t) || t > LORT__SIZE_LIMIT - *c) return 0;
-    *c += t;
-    return 1;
-}
 /* Validation common to cp and tucker; ranks r1.. already in J. */
 LORT__PRIVATE lort_status lort__joint_check(lort__joint *J, int d, int heads, int layers,
                                             int matrices, float alpha, int rslora, float dropout,
@@ -4357,7 +4405,8 @@ LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int rows, int co
         for (i = e0; i < e1; ++i) {
             unsigned c = 0u, k; /* all-zero block: bitsandbytes' 0 * (1/0) = NaN -> code 0 */
             if (amax > 0.0f) {
-                float x = W[i] * inv;
+                /* a denormal absmax has an infinite reciprocal: divide instead (|x| <= 1) */
+                float x = lort__finite(inv) ? W[i] * inv : W[i] / amax;
                 for (c = 0, k = 0; k < 15; ++k) c += (unsigned)(x > lort__nf4_mid[k]);
             }
             codes[i >> 1] = (unsigned char)(codes[i >> 1] | ((i & 1u) ? c : c << 4));
@@ -4671,7 +4720,7 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
     P->sufsize = 0;
     for (k = 1; k + 1 < N; ++k) {
         P->sufoff[k] = P->sufsize;
-        P->sufsize += (size_t)T->rank[k] * T->rest[k]; /* <= size each: no overflow below N */
+        if (!lort__add_mul(&P->sufsize, (size_t)T->rank[k], T->rest[k])) return LORT_ERR_OVERFLOW;
     }
     Id = (double)T->rows;
     Jd = (double)T->cols;
@@ -4692,8 +4741,10 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
         P->zsize = 0;
         P->dzmax = (size_t)n * (size_t)T->rows;
         for (k = N - 1; k >= 0; --k) {
-            size_t R = lort__mpo_iafter(T, k) * (size_t)n * lort__mpo_jbefore(T, k), out;
-            if (R > (size_t)INT_MAX || !lort__mul(R * (size_t)T->rm[k], (size_t)T->rank[k], &out) ||
+            size_t R = 0, out;
+            if (!lort__mul3(lort__mpo_iafter(T, k), (size_t)n, lort__mpo_jbefore(T, k), &R) ||
+                R > (size_t)INT_MAX ||
+                !lort__mul3(R, (size_t)T->rm[k], (size_t)T->rank[k], &out) ||
                 !lort__mul(out, sizeof(float), &t))
                 return LORT_ERR_OVERFLOW;
             fac += 2.0 * (double)R * (double)T->rank[k] * (double)T->cm[k] * (double)T->rank[k + 1] * (double)T->rm[k];
@@ -5630,6 +5681,15 @@ LORT_DEF lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
     step_size = (float)((double)opt->lr / bc1);
     bc2_sqrt = (float)sqrt(bc2);
     decay = 1.0f - opt->lr * opt->weight_decay;
+    if (!lort__finite(step_size) || !lort__finite(decay) || !(bc2_sqrt > 0.0f))
+        return LORT_ERR_INVALID_ARG; /* finite hyper-parameters whose products overflow */
+    /* two passes: the first only checks that every new value is finite, so an overflow (or a
+       non-finite input) returns LORT_ERR_NONFINITE with params, m and v untouched */
+    for (i = 0; i < count; ++i) {
+        float g = grads[i], mi = m[i] * b1 + g * (1.0f - b1), vi = v[i] * b2 + (1.0f - b2) * g * g;
+        float pi = params[i] * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + opt->eps));
+        if (!lort__finite(mi) || !lort__finite(vi) || !lort__finite(pi)) return LORT_ERR_NONFINITE;
+    }
     for (i = 0; i < count; ++i) {
         float g = grads[i], denom;
         params[i] *= decay;

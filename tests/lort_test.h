@@ -1,6 +1,7 @@
 /* Shared test utilities: cmocka includes, a test RNG, double-precision references that share
-   no code with lortensor.h, array comparison and finite differences. Each test program is one
-   translation unit that defines LORTENSOR_IMPLEMENTATION before including this file. */
+   no code with lortensor.h, array comparison and finite differences. Test programs include this
+   file (the header's declarations) and link the implementation object built from tests/impl.c;
+   a program that needs its own configuration macros defines LORTENSOR_IMPLEMENTATION first. */
 #ifndef LORT_TEST_H
 #define LORT_TEST_H
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lortensor.h"
+#include "lort_hooks.h"
 #define TR_FN static __attribute__((unused))
 
 /* ---- test RNG (independent of lort_rng) ---- */
@@ -34,6 +36,14 @@ TR_FN double *td_alloc(size_t count) {
     double *p = (double *)calloc(count ? count : 1, sizeof(double));
     assert_non_null(p);
     return p;
+}
+
+/* ---- platform limits ---- */
+/* Whether a buffer of count elements of elem bytes is addressable here, i.e. count * elem <=
+   PTRDIFF_MAX, computed in 64-bit arithmetic (size_t is 32 bits in the m32 build): the library's
+   rule for every size (beyond it: LORT_ERR_OVERFLOW). */
+TR_FN int fits_bytes(uint64_t count, uint64_t elem) {
+    return elem == 0 || count <= (uint64_t)PTRDIFF_MAX / elem;
 }
 
 /* ---- double references ---- */

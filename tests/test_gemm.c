@@ -2,7 +2,6 @@
    status strings, version, backend name, RNG, counter-based hash and dropout, allocation.
    Every expected value comes from double math, closed forms or statistical bounds, never from
    the code under test. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 #include <float.h>

@@ -16,7 +16,6 @@
      ReLU every |Z| is checked to be > 1e-2 so no kink lies within eps)   norm 2e-4
      merge / delta vs s (W_A W_B)^T in double             norm 2e-5
      generic interface vs family calls                    bit-exact */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 
@@ -440,11 +439,11 @@ static void test_adp_forward_backward(void **state) {
         char label[160];
         {
             lort_tt_adp_desc r;
-            lort__tt_plan pl;
+            lort_test_plan_info pl;
             OK(lort_tt_adp_desc_resolve(&S.desc, &r));
-            OK(lort__tt_plan_make(&r.down, &pl));
+            OK(lort_test_tt_plan(&r.down, &pl));
             seen_split[pl.split > 0] = 1;
-            OK(lort__tt_plan_make(&r.up, &pl));
+            OK(lort_test_tt_plan(&r.up, &pl));
             seen_split[pl.split > 0] = 1;
         }
         size_t np = 0, cs = 0, ws = 0;
