@@ -395,13 +395,19 @@ LORT_API lort_status lort_linear_backward(float *dx, float *dW, float *db, const
                                           int d_out);
 
 /* ---- SVD ------------------------------------------------------------------------------ */
+/* Upper bounds of the iteration counts (a larger value is LORT_ERR_INVALID_ARG, so that no
+   argument can make a call run for days): Jacobi converges in ~10 sweeps, the power iterations
+   gain nothing measurable beyond a few dozen. */
+#define LORT_SVD_MAX_POWER_ITERS 100
+#define LORT_SVD_MAX_SWEEPS 1000
 typedef struct lort_svd_opts {
     int exact;         /* nonzero: exact SVD (QR + Jacobi) instead of the randomized one; the
                           exact SVD is also used when r + oversample >= min(m, n) */
     int oversample;    /* extra probes l - r; 0 = default max(10, r/2) (capped by min(m, n)) */
-    int power_iters;   /* 0 = default 5 (a value < 0 means none) */
+    int power_iters;   /* 0 = default 5 (a value < 0 means none); at most
+                          LORT_SVD_MAX_POWER_ITERS, else LORT_ERR_INVALID_ARG */
     int no_shift;      /* nonzero: plain power iterations, without the dynamic shift */
-    int max_sweeps;    /* Jacobi sweep limit; 0 = default 60 */
+    int max_sweeps;    /* Jacobi sweep limit; 0 = default 60; at most LORT_SVD_MAX_SWEEPS */
     uint64_t seed;     /* probe seed; 0 is a valid seed */
 } lort_svd_opts;
 
@@ -414,7 +420,7 @@ LORT_API lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
                                         int m, int n, int r, const lort_svd_opts *opts,
                                         void *work, size_t work_size);
 /* Full thin exact SVD, k = min(m, n): U (m, k) (may be NULL), S (k), Vt (k, n).
-   max_sweeps: Jacobi sweep limit, 0 = default 60. */
+   max_sweeps: Jacobi sweep limit, 0 = default 60, at most LORT_SVD_MAX_SWEEPS. */
 LORT_API lort_status lort_svd_jacobi_workspace_size(int m, int n, size_t *bytes);
 LORT_API lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float *W, int ldw,
                                      int m, int n, int max_sweeps, void *work, size_t work_size);
@@ -719,7 +725,10 @@ LORT_API lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const fl
    rL = L, C_L = I, C_H = C_M = 1 (LORT_TUCKER_INIT_LOTR); FacT-TK = heads 1, layers 1, one
    matrix type per stacked slice, rH = rL = 1, C_M = P^T (LORT_TUCKER_INIT_FACT_TK). */
 typedef enum lort_tucker_init_kind {
-    LORT_TUCKER_INIT_DEFAULT = 0,   /* as cp, core = superdiagonal ones: starts as a CP */
+    LORT_TUCKER_INIT_DEFAULT = 0,   /* as cp, core = ones at (k mod r1, k mod r2, k mod rH,
+                                       k mod rL, k mod rM), k < max rank: the superdiagonal
+                                       (a CP) when the ranks are equal; every core slice is
+                                       non-zero, so no part of the adapter starts frozen */
     LORT_TUCKER_INIT_LOTR = 1,      /* LoTR: A, B ~ N(0, 1), core = 0, C_L = I, C_H = C_M = 1 */
     LORT_TUCKER_INIT_FACT_TK = 2    /* FacT-TK: A ~ U(+-1/sqrt(d)), B = 0, core ~ Xavier U(+-
                                        sqrt(3)/r1), C_M ~ Xavier U(+-sqrt(6/(M + rM))), C_H =
@@ -1917,7 +1926,9 @@ LORT__PRIVATE lort_status lort__svd_plan_make(int m, int n, int r, const lort_sv
         memset(&z, 0, sizeof(z));
         o = &z;
     }
-    if (o->oversample < 0 || o->max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    if (o->oversample < 0 || o->max_sweeps < 0 || o->max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        o->power_iters > LORT_SVD_MAX_POWER_ITERS)
+        return LORT_ERR_INVALID_ARG;
     over = o->oversample ? o->oversample : (r / 2 > 10 ? r / 2 : 10);
     p->l = over >= k - r ? k : r + over;
     p->q = o->power_iters == 0 ? 5 : (o->power_iters < 0 ? 0 : o->power_iters);
@@ -2084,7 +2095,7 @@ LORT_DEF lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float 
     int k = m < n ? m : n;
     if ((st = lort__svd_args(W, ldw, m, n, k > 0 ? k : 1, S))) return st;
     if (!Vt) return LORT_ERR_NULL;
-    if (max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    if (max_sweeps < 0 || max_sweeps > LORT_SVD_MAX_SWEEPS) return LORT_ERR_INVALID_ARG;
     lort__lay_init(&L);
     lort__svd_exact_layout(m, n, &L);
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
@@ -2379,7 +2390,8 @@ LORT__PRIVATE lort_status lort__loraxs_check(const lort_loraxs_desc *d, float *s
         return st;
     if (d->r > d->d_in || d->r > d->d_out) return LORT_ERR_SHAPE;
     if (!lort__finite(d->init_std) || d->init_std < 0.0f || d->svd.oversample < 0 ||
-        d->svd.max_sweeps < 0)
+        d->svd.max_sweeps < 0 || d->svd.max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        d->svd.power_iters > LORT_SVD_MAX_POWER_ITERS)
         return LORT_ERR_INVALID_ARG;
     return LORT_OK;
 }
@@ -4260,7 +4272,7 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
     lort__joint J;
     lort_status st;
     size_t i, nA, nB, nc;
-    int k, kmin;
+    int k, kmax;
     if ((st = lort__tucker_joint(desc, &J))) return st;
     if (!params || !rng) return LORT_ERR_NULL;
     if (desc->init == LORT_TUCKER_INIT_LOTR && (J.rh != 1 || J.rm != 1 || J.rl != J.L))
@@ -4291,12 +4303,18 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
         lort__uniform_fill(params + J.oH, (size_t)J.H * (size_t)J.rh, sqrtf(6.0f / (float)J.rh), rng);
         lort__uniform_fill(params + J.oL, (size_t)J.L * (size_t)J.rl, sqrtf(6.0f / (float)J.rl), rng);
         lort__uniform_fill(params + J.oM, (size_t)J.M * (size_t)J.rm, sqrtf(6.0f / (float)J.rm), rng);
-        kmin = J.r1 < J.r2 ? J.r1 : J.r2;
-        kmin = kmin < J.rh ? kmin : J.rh;
-        kmin = kmin < J.rl ? kmin : J.rl;
-        kmin = kmin < J.rm ? kmin : J.rm;
-        for (k = 0; k < kmin; ++k)
-            params[(((((size_t)k * (size_t)J.r2 + (size_t)k) * (size_t)J.rh + (size_t)k) * (size_t)J.rl + (size_t)k) * (size_t)J.rm) + (size_t)k] = 1.0f;
+        /* ones on the wrapped diagonal (k mod r1, k mod r2, k mod rH, k mod rL, k mod rM),
+           k < the largest rank: distinct entries, the superdiagonal when the ranks are equal,
+           and every slice of the core along every mode holds a one, so that no row of B (nor
+           any factor column) starts with a gradient that is zero forever */
+        kmax = J.r1 > J.r2 ? J.r1 : J.r2;
+        kmax = kmax > J.rh ? kmax : J.rh;
+        kmax = kmax > J.rl ? kmax : J.rl;
+        kmax = kmax > J.rm ? kmax : J.rm;
+        for (k = 0; k < kmax; ++k)
+            params[(((((size_t)(k % J.r1) * (size_t)J.r2 + (size_t)(k % J.r2)) * (size_t)J.rh +
+                      (size_t)(k % J.rh)) * (size_t)J.rl + (size_t)(k % J.rl)) * (size_t)J.rm) +
+                   (size_t)(k % J.rm)] = 1.0f;
         break;
     }
     return LORT_OK;
@@ -4553,7 +4571,8 @@ LORT__PRIVATE lort_status lort__mpo_train(const lort_mpo_desc *d, lort__train *T
     if (N < 1 || N > LORT_MPO_MAX_CORES || d->d_in < 0 || d->d_out < 0 || d->bond < 0 ||
         d->path < LORT_MPO_AUTO || d->path > LORT_MPO_DENSE ||
         d->residual < LORT_MPO_RESIDUAL_NONE || d->residual > LORT_MPO_RESIDUAL_NF4 ||
-        d->svd.oversample < 0 || d->svd.max_sweeps < 0)
+        d->svd.oversample < 0 || d->svd.max_sweeps < 0 || d->svd.max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        d->svd.power_iters > LORT_SVD_MAX_POWER_ITERS)
         return LORT_ERR_INVALID_ARG;
     memset(T, 0, sizeof(*T));
     T->d = N;
@@ -4877,6 +4896,7 @@ LORT_DEF lort_status lort_mpo_forward(const lort_mpo_desc *desc, float *y, const
     lort_status st;
     float *base;
     int i, r, rows, cols;
+    if (n <= 0) return LORT_ERR_INVALID_ARG; /* as every family: n >= 1 */
     if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
     if (!y || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
     if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
@@ -4915,6 +4935,7 @@ LORT_DEF lort_status lort_mpo_backward(const lort_mpo_desc *desc, float *dx, flo
     lort_status st;
     float *base;
     int k, rows, cols, N;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
     if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
     if (!dy || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
     if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
@@ -5443,6 +5464,7 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
             (st = lort_cp_workspace_size(&a->desc.cp, n, &z.work)) ||
             (st = lort_cp_site_dims(&a->desc.cp, a->matrix, &z.d_in, &z.d_out)))
             return st;
+        if (a->layer < 0 || a->layer >= a->desc.cp.layers) return LORT_ERR_INVALID_ARG;
         break;
     case LORT_KIND_TUCKER:
         if ((st = lort_tucker_param_count(&a->desc.tucker, &z.params)) ||
@@ -5450,6 +5472,7 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
             (st = lort_tucker_workspace_size(&a->desc.tucker, n, &z.work)) ||
             (st = lort_tucker_site_dims(&a->desc.tucker, a->matrix, &z.d_in, &z.d_out)))
             return st;
+        if (a->layer < 0 || a->layer >= a->desc.tucker.layers) return LORT_ERR_INVALID_ARG;
         break;
     case LORT_KIND_MPO: {
         lort_mpo_desc r;
@@ -5476,14 +5499,16 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
 typedef struct lort__views {
     float *A, *B, *R, *dA, *dB, *dR;
 } lort__views;
+/* The desc is validated (sizes checked) before any pointer arithmetic. */
 LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views *v) {
     size_t ra;
+    lort_status st;
     memset(v, 0, sizeof(*v));
     if (!a) return LORT_ERR_NULL;
     switch (a->kind) {
     case LORT_KIND_LORA:
+        if ((st = lort__lora_check(&a->desc.lora, NULL))) return st;
         if (!a->params) return LORT_ERR_NULL;
-        if (a->desc.lora.r <= 0 || a->desc.lora.d_in <= 0) return LORT_ERR_INVALID_ARG;
         ra = (size_t)a->desc.lora.r * (size_t)a->desc.lora.d_in;
         v->A = a->params;
         v->B = a->params + ra;
@@ -5493,8 +5518,8 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
         }
         return LORT_OK;
     case LORT_KIND_LORAXS:
+        if ((st = lort_loraxs_frozen_count(&a->desc.loraxs, &ra))) return st;
         if (!a->params || !a->frozen) return LORT_ERR_NULL;
-        if (a->desc.loraxs.r <= 0 || a->desc.loraxs.d_in <= 0) return LORT_ERR_INVALID_ARG;
         ra = (size_t)a->desc.loraxs.r * (size_t)a->desc.loraxs.d_in;
         v->R = a->params;
         v->A = a->frozen;
