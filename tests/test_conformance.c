@@ -40,7 +40,7 @@ typedef struct {
 static lort_tt_desc ttd(int d, const int *modes, int rank) {
     lort_tt_desc t;
     memset(&t, 0, sizeof t);
-    t.d = d;
+    t.n_cores = d;
     for (int k = 0; k < d; ++k) t.modes[k] = modes[k];
     t.rank = rank;
     return t;
@@ -119,7 +119,7 @@ static void make_cases(void) {
 
     memset(&a, 0, sizeof a);
     a.kind = LORT_KIND_MPO;
-    a.desc.mpo.ncores = 2;
+    a.desc.mpo.n_cores = 2;
     a.desc.mpo.row_factors[0] = 2; a.desc.mpo.row_factors[1] = 3;
     a.desc.mpo.col_factors[0] = 2; a.desc.mpo.col_factors[1] = 4;
     a.desc.mpo.bond = 3;
@@ -155,7 +155,7 @@ static void run_make(run *R, const ccase *c, uint64_t seed) {
     tr_seed(seed);
     R->params = tr_rand(R->sz.params);
     R->grads = tr_alloc(R->sz.params);
-    R->frozen = R->sz.frozen ? tr_rand(R->sz.frozen) : NULL;
+    R->frozen = R->sz.frozen_bytes ? tr_rand(R->sz.frozen_bytes / sizeof(float)) : NULL;
     R->W0 = tr_rand(zu(R->dout) * zu(R->di));
     R->x = tr_rand(zu(NR) * zu(R->di));
     R->y0 = tr_rand(zu(NR) * zu(R->dout));
@@ -214,8 +214,8 @@ static void check_case(const ccase *c) {
     float *g2 = tr_alloc(R.sz.params), *dW = tr_alloc(nw), *W = tr_alloc(nw);
     double *want = td_alloc(ny > nw ? (ny > R.sz.params ? ny : R.sz.params)
                                     : (nw > R.sz.params ? nw : R.sz.params));
-    printf("  %-40s params %5zu frozen %4zu cache %6zu work %7zu\n", c->name, R.sz.params,
-           R.sz.frozen, R.sz.cache, R.sz.work);
+    printf("  %-40s params %5zu frozen %4zu B cache %6zu work %7zu\n", c->name, R.sz.params,
+           R.sz.frozen_bytes, R.sz.cache, R.sz.work);
 
     /* 1, 2: forward vs x dW^T; merge / unmerge */
     fwd(&R, y, R.x, NR, NULL, 0);

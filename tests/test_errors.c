@@ -23,6 +23,7 @@ static const struct {
     {LORT_ERR_NO_CONVERGENCE, "LORT_ERR_NO_CONVERGENCE"},
     {LORT_ERR_NONFINITE, "LORT_ERR_NONFINITE"},
     {LORT_ERR_NOT_MERGEABLE, "LORT_ERR_NOT_MERGEABLE"},
+    {LORT_ERR_NOT_FOUND, "LORT_ERR_NOT_FOUND"},
 };
 #define NCODES (sizeof ALL_CODES / sizeof ALL_CODES[0])
 static int seen[NCODES];
@@ -135,8 +136,8 @@ static void lora_all(const lort_lora_desc *d, int n, lort_status code) {
     EXPECT(code, lort_lora_forward(d, O.y, X, IA, IB, n, NULL, 0, WORK, BIG));
     EXPECT(code,
            lort_lora_backward(d, O.dx, O.dA, O.dB, DY, X, IA, IB, n, O.cache, BIG, WORK, BIG));
-    EXPECT(code, lort_lora_merge(d, O.W, IA, IB, 1.0f));
-    EXPECT(code, lort_lora_delta(d, O.W, IA, IB));
+    EXPECT(code, lort_lora_merge(d, O.W, IA, IB, 1.0f, NULL, 0));
+    EXPECT(code, lort_lora_delta(d, O.W, IA, IB, NULL, 0));
     if (!d) return;
     lort_adapter a;
     memset(&a, 0, sizeof a);
@@ -227,11 +228,11 @@ static void test_null_pointers(void **state) {
            lort_lora_backward(&d, O.dx, O.dA, O.dB, DY, X, IA, NULL, NR, NULL, 0, WORK, BIG));
     EXPECT(LORT_ERR_NULL,
            lort_lora_backward(&d, O.dx, O.dA, O.dB, DY, X, IA, IB, NR, NULL, 0, NULL, BIG));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, NULL, IA, IB, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, NULL, IB, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, IA, NULL, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, NULL, IA, IB));
-    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, O.W, NULL, IB));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, NULL, IA, IB, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, NULL, IB, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, IA, NULL, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, NULL, IA, IB, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, O.W, NULL, IB, NULL, 0));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, NULL, O.B, &rng));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, O.A, NULL, &rng));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, O.A, O.B, NULL));
@@ -404,7 +405,7 @@ static void test_invalid_options(void **state) {
     d = good_lora();
     x = good_loraxs();
     for (size_t i = 0; i < 3; ++i) {
-        EXPECT(LORT_ERR_INVALID_ARG, lort_lora_merge(&d, O.W, IA, IB, bad_w[i]));
+        EXPECT(LORT_ERR_INVALID_ARG, lort_lora_merge(&d, O.W, IA, IB, bad_w[i], NULL, 0));
         EXPECT(LORT_ERR_INVALID_ARG, lort_loraxs_merge(&x, O.W, IR, IA, IB, bad_w[i], WORK, BIG));
         lort_adapter a;
         memset(&a, 0, sizeof a);
@@ -615,7 +616,7 @@ static void test_not_mergeable(void **state) {
     a.kind = LORT_KIND_TT_ADP;
     a.desc.tt_adp.hidden = DI;
     a.desc.tt_adp.bottleneck = 4;
-    a.desc.tt_adp.down.d = 3;
+    a.desc.tt_adp.down.n_cores = 3;
     a.desc.tt_adp.down.modes[0] = 4;
     a.desc.tt_adp.down.modes[1] = 3;
     a.desc.tt_adp.down.modes[2] = 4;
@@ -703,6 +704,26 @@ static void test_nonfinite(void **state) {
 #endif
 }
 
+static void test_not_found(void **state) {
+    (void)state;
+    static float P[RK * (DI + DO)];
+    lort_adapter e;
+    lort_set_site site = {"model.layers.0.self_attn.q_proj", 0, 0, 0};
+    lort_adapter_set set;
+    int idx = 77;
+    memset(&e, 0, sizeof e);
+    e.kind = LORT_KIND_LORA;
+    e.desc.lora.d_in = DI; e.desc.lora.d_out = DO; e.desc.lora.r = RK;
+    e.params = P;
+    set.entries = &e; set.n_entries = 1; set.sites = &site; set.n_sites = 1;
+    EXPECT(LORT_OK, lort_set_validate(&set, NULL, 0));
+    EXPECT(LORT_ERR_NOT_FOUND, lort_set_find(&set, "model.layers.0.self_attn.k_proj", &idx));
+    assert_int_equal(idx, 77);
+    EXPECT(LORT_ERR_NOT_FOUND, lort_set_find(&set, "model.layers.0.self_attn.q_pro", &idx));
+    EXPECT(LORT_OK, lort_set_find(&set, "model.layers.0.self_attn.q_proj", &idx));
+    assert_int_equal(idx, 0);
+}
+
 /* Runs last: each status code was produced by at least one real call above. */
 static void test_every_status_reached(void **state) {
     (void)state;
@@ -778,12 +799,12 @@ static void test_nf4_denormal_absmax(void **state) {
     size_t bytes = 0;
     const float a = 1e-39f; /* denormal (FLT_MIN ~ 1.18e-38), 1/a = Inf */
     assert_true(isinf(1.0f / a));
-    OK(lort_nf4_size(1, C, &bytes));
+    OK(lort_nf4_size(C, 1, &bytes));
     assert_int_equal(bytes, sizeof q);
     for (int i = 0; i < C; ++i) w[i] = a * (float)(i - 32) / 32.0f; /* -a .. a(31/32), 0 at 32 */
     w[C - 1] = a;
-    OK(lort_nf4_quantize(q, w, 1, C));
-    OK(lort_nf4_dequantize(back, q, 1, C));
+    OK(lort_nf4_quantize(q, w, C, 1));
+    OK(lort_nf4_dequantize(back, q, C, 1));
     int bad = 0;
     for (int i = 0; i < C; ++i)
         if (!(fabs((double)back[i] - (double)w[i]) <= 0.152 * (double)a + 2e-45)) ++bad;
@@ -862,7 +883,7 @@ static void test_sizes_wrap_32bit(void **state) {
        middle core has R = i_3 n j_1 = 2^32 rows (beyond int everywhere) */
     lort_mpo_desc m;
     memset(&m, 0, sizeof m);
-    m.ncores = 3;
+    m.n_cores = 3;
     m.row_factors[0] = 1; m.row_factors[1] = 1; m.row_factors[2] = 16384;
     m.col_factors[0] = 16384; m.col_factors[1] = 1; m.col_factors[2] = 1;
     m.bond = 2;
@@ -875,9 +896,9 @@ static void test_sizes_wrap_32bit(void **state) {
        then divided by zero) */
     lort_tt_desc t;
     memset(&t, 0, sizeof t);
-    t.rows = 65536; t.cols = 65536; t.d = 2; t.modes[0] = 65536; t.modes[1] = 65536; t.rank = 1;
+    t.rows = 65536; t.cols = 65536; t.n_cores = 2; t.modes[0] = 65536; t.modes[1] = 65536; t.rank = 1;
     assert_int_equal(lort_tt_param_count(&t, &cnt), LORT_ERR_OVERFLOW);
-    t.rows = 4; t.cols = 1; t.d = 4;
+    t.rows = 4; t.cols = 1; t.n_cores = 4;
     t.modes[0] = 65536; t.modes[1] = 65536; t.modes[2] = 1; t.modes[3] = 4;
     assert_int_equal(lort_tt_param_count(&t, &cnt), LORT_ERR_OVERFLOW);
     /* the layout guard (issue 9 section 4): a slot ending just below PTRDIFF_MAX must not let
@@ -886,7 +907,7 @@ static void test_sizes_wrap_32bit(void **state) {
     lort_tt_adp_desc a;
     memset(&a, 0, sizeof a);
     a.hidden = 1780567235; a.bottleneck = 1; a.dropout = 0.5f;
-    a.down.d = 1; a.down.modes[0] = 1780567235; a.down.rank = 1;
+    a.down.n_cores = 1; a.down.modes[0] = 1780567235; a.down.rank = 1;
     st = lort_tt_adp_workspace_size(&a, 1295004738, &b);
     expect_size("tt_adp work, hidden 1.8e9, n 1.3e9", st, b,
                 2u * 1295004738ull * 1780567235ull * 4u);
@@ -910,6 +931,7 @@ int main(void) {
         cmocka_unit_test(test_svd_huge_norm),
         cmocka_unit_test(test_nf4_denormal_absmax),
         cmocka_unit_test(test_adamw_overflow),
+        cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_every_status_reached),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
