@@ -26,7 +26,6 @@
    - lort_multi_forward / lort_multi_backward over q, k, v-like sites (three lora, three cp
      sites of one block, two tucker sites, one loraxs) at n = 1, 8, 9, 33: equal to per-site
      calls (forward outputs, dx, every gradient), relative 2e-5. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 enum { D = 16 };
