@@ -60,7 +60,8 @@ CONFIGURATION
                                 assert(x) under            input; costs nothing (no assert, no
                                 LORT_DEBUG                 stdio) unless LORT_DEBUG or you define it
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
-    LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
+    LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of
+                                                           inputs; LORT_ASSERT becomes assert
     LORT_RESTRICT               restrict           global  C/C++ portable restrict (internal
                                                            helpers whose buffers never alias)
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
