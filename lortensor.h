@@ -56,12 +56,19 @@ CONFIGURATION
     LORT_CBLAS_HEADER           <cblas.h>          impl    header that declares cblas_sgemm
     LORT_SGEMM(tA,tB,M,N,K,alpha,A,lda,B,ldb,beta,C,ldc)   impl    row-major sgemm override (MKL,
                                 cblas_sgemm                BLIS, a spy); tA, tB are 0 or 1
-    LORT_ASSERT(x)              assert(x)          impl    internal invariants only, never user input
+    LORT_ASSERT(x)              (void)0, or        impl    internal invariants only, never user
+                                assert(x) under            input; costs nothing (no assert, no
+                                LORT_DEBUG                 stdio) unless LORT_DEBUG or you define it
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
     LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
     LORT_RESTRICT               restrict           global  C/C++ portable restrict (internal
                                                            helpers whose buffers never alias)
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
+    LORT_NO_<F>                 off                global  compile family F out (F = LORA, LORAXS,
+                                                           TT, TT_REP, TT_ADP, CP, TUCKER, MPO, NF4,
+                                                           SVD)
+    LORT_ONLY_<F>               off                global  keep only the named families (any number
+                                                           of LORT_ONLY_ macros); see EMBEDDED
 
 CONVENTIONS
 ===========
@@ -124,6 +131,27 @@ THREADING
   BLAS from several threads should run OpenBLAS single-threaded (built with USE_LOCKING since
   0.3.7). The built-in GEMM path is bit-deterministic. Forward kernels are row-separable (split n
   across your threads); parameter gradients of backward are sums over rows and need a reduction.
+
+EMBEDDED
+========
+  Trim the build to what you call (stb style): define LORT_ONLY_<F> for each family you use, or
+  LORT_NO_<F> for each you do not, before including the implementation. Dependencies come back
+  by themselves: tt_rep and tt_adp need tt; tt (TT-SVD), loraxs (its init) and mpo need svd;
+  mpo needs nf4. The generic lort_adapter_* dispatch then compiles only the families present
+  and returns LORT_ERR_UNSUPPORTED for any other kind. Declarations of the dropped families'
+  functions disappear too (their types stay: lort_adapter holds every desc).
+  Then compile with -ffunction-sections -fdata-sections and link with -Wl,--gc-sections, so
+  that only the functions you reach are linked. Float paths use float math only (the normal
+  generator is a float polar method with its own log, AdamW's bias correction is computed
+  without pow, the tt planner's FLOP model is float): on a single-precision FPU (Cortex-M4F)
+  no soft-double routine is linked by lora, lora training with AdamW, or cp. Remaining double
+  math, by design: the SVDs (Jacobi in double), TT-SVD and rounding (error sums), the mpo
+  planner (its path choice sizes the workspace), tt init's sigma^(2/d) (pow).
+  LORT_ASSERT is empty unless LORT_DEBUG is defined, so no assert/printf/stdio is linked.
+  The built-in GEMM keeps a (LORT_GEMM_KC x LORT_GEMM_NC) float panel on the stack; shrink it
+  for small stacks (e.g. -DLORT_GEMM_KC=16 -DLORT_GEMM_NC=64: 4 KiB).
+  `make size` builds LoRA forward, LoRA training and one cp site for Cortex-M4F (-Os,
+  newlib-nano, --gc-sections) and prints their text size: about 3, 5 and 10 KiB, no __aeabi_d*.
 
 MATH
 ====
@@ -322,6 +350,85 @@ MATH
 #endif
 #endif
 
+/* Families compiled in (declarations and implementation). LORT_ONLY_<F> (any number of
+   them) keeps just those families; otherwise LORT_NO_<F> drops one. Dependencies come back
+   in: tt_rep and tt_adp need tt, tt and loraxs need svd (TT-SVD, LoRA-XS init), mpo needs
+   svd and nf4. */
+#if defined(LORT_ONLY_LORA) || defined(LORT_ONLY_LORAXS) || defined(LORT_ONLY_TT) ||          \
+    defined(LORT_ONLY_TT_REP) || defined(LORT_ONLY_TT_ADP) || defined(LORT_ONLY_CP) ||        \
+    defined(LORT_ONLY_TUCKER) || defined(LORT_ONLY_MPO) || defined(LORT_ONLY_NF4) ||          \
+    defined(LORT_ONLY_SVD)
+#define LORT__ONLY 1
+#else
+#define LORT__ONLY 0
+#endif
+
+#if (LORT__ONLY && defined(LORT_ONLY_LORA)) || (!LORT__ONLY && !defined(LORT_NO_LORA))
+#define LORT__WANT_LORA 1
+#else
+#define LORT__WANT_LORA 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_LORAXS)) || (!LORT__ONLY && !defined(LORT_NO_LORAXS))
+#define LORT__WANT_LORAXS 1
+#else
+#define LORT__WANT_LORAXS 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TT)) || (!LORT__ONLY && !defined(LORT_NO_TT))
+#define LORT__WANT_TT 1
+#else
+#define LORT__WANT_TT 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TT_REP)) || (!LORT__ONLY && !defined(LORT_NO_TT_REP))
+#define LORT__WANT_TT_REP 1
+#else
+#define LORT__WANT_TT_REP 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TT_ADP)) || (!LORT__ONLY && !defined(LORT_NO_TT_ADP))
+#define LORT__WANT_TT_ADP 1
+#else
+#define LORT__WANT_TT_ADP 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_CP)) || (!LORT__ONLY && !defined(LORT_NO_CP))
+#define LORT__WANT_CP 1
+#else
+#define LORT__WANT_CP 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TUCKER)) || (!LORT__ONLY && !defined(LORT_NO_TUCKER))
+#define LORT__WANT_TUCKER 1
+#else
+#define LORT__WANT_TUCKER 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_MPO)) || (!LORT__ONLY && !defined(LORT_NO_MPO))
+#define LORT__WANT_MPO 1
+#else
+#define LORT__WANT_MPO 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_NF4)) || (!LORT__ONLY && !defined(LORT_NO_NF4))
+#define LORT__WANT_NF4 1
+#else
+#define LORT__WANT_NF4 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_SVD)) || (!LORT__ONLY && !defined(LORT_NO_SVD))
+#define LORT__WANT_SVD 1
+#else
+#define LORT__WANT_SVD 0
+#endif
+#define LORT__HAS_LORA LORT__WANT_LORA
+#define LORT__HAS_LORAXS LORT__WANT_LORAXS
+#define LORT__HAS_TT_REP LORT__WANT_TT_REP
+#define LORT__HAS_TT_ADP LORT__WANT_TT_ADP
+#define LORT__HAS_TT (LORT__WANT_TT || LORT__HAS_TT_REP || LORT__HAS_TT_ADP)
+#define LORT__HAS_CP LORT__WANT_CP
+#define LORT__HAS_TUCKER LORT__WANT_TUCKER
+#define LORT__HAS_MPO LORT__WANT_MPO
+#define LORT__HAS_NF4 (LORT__WANT_NF4 || LORT__HAS_MPO)
+#define LORT__HAS_SVD (LORT__WANT_SVD || LORT__HAS_LORAXS || LORT__HAS_TT || LORT__HAS_MPO)
+/* shared engines: the low-rank pipeline (>>lora), the joint tensor, the train (TT-SVD) */
+#define LORT__HAS_LOWRANK                                                                     \
+    (LORT__HAS_LORA || LORT__HAS_LORAXS || LORT__HAS_TT_REP || LORT__HAS_CP || LORT__HAS_TUCKER)
+#define LORT__HAS_JOINT (LORT__HAS_CP || LORT__HAS_TUCKER)
+#define LORT__HAS_TRAIN (LORT__HAS_TT || LORT__HAS_MPO)
+
 #ifndef LORT_RESTRICT
 #if defined(__cplusplus) || !defined(__STDC_VERSION__) || __STDC_VERSION__ < 199901L
 #define LORT_RESTRICT __restrict
@@ -393,7 +500,7 @@ typedef struct lort_rng {
 LORT_API void lort_rng_seed(lort_rng *rng, uint64_t seed);
 LORT_API uint64_t lort_rng_u64(lort_rng *rng);
 LORT_API float lort_rng_uniform(lort_rng *rng);   /* [0, 1) */
-LORT_API float lort_rng_normal(lort_rng *rng);    /* N(0, 1), Box-Muller in double */
+LORT_API float lort_rng_normal(lort_rng *rng);    /* N(0, 1), polar method in float */
 /* Counter-based: a pure function of its arguments, uniform in [0, 1). Used for dropout. */
 LORT_API float lort_hash_uniform(uint64_t seed, uint64_t row, uint64_t col);
 /* Inverted-dropout factor of element (row, col): 0 with probability p, else 1/(1-p). */
@@ -440,6 +547,7 @@ typedef struct lort_svd_opts {
     uint64_t seed;     /* probe seed; 0 is a valid seed */
 } lort_svd_opts;
 
+#if LORT__HAS_SVD
 /* Truncated SVD of W (m, n), leading dimension ldw >= n: W ~= U diag(S) Vt, U (m, r),
    S (r), Vt (r, n), 1 <= r <= min(m, n). opts NULL = defaults. U may be NULL. Each row of Vt
    is signed so that its largest-magnitude entry is positive (U's columns follow). */
@@ -453,6 +561,7 @@ LORT_API lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
 LORT_API lort_status lort_svd_jacobi_workspace_size(int m, int n, size_t *bytes);
 LORT_API lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float *W, int ldw,
                                      int m, int n, int max_sweeps, void *work, size_t work_size);
+#endif /* LORT__HAS_SVD */
 
 // >>lora ================================================================================== api
 
@@ -470,6 +579,7 @@ typedef struct lort_lora_desc {
     int init;               /* lort_lora_init_kind */
 } lort_lora_desc;
 
+#if LORT__HAS_LORA
 LORT_API lort_status lort_lora_desc_resolve(const lort_lora_desc *desc, lort_lora_desc *out);
 LORT_API lort_status lort_lora_scale(const lort_lora_desc *desc, float *scale);
 LORT_API lort_status lort_lora_param_count(const lort_lora_desc *desc, size_t *count);
@@ -495,6 +605,7 @@ LORT_API lort_status lort_lora_merge(const lort_lora_desc *desc, float *W, const
 /* dW: (d_out, d_in) = s B A. */
 LORT_API lort_status lort_lora_delta(const lort_lora_desc *desc, float *dW, const float *A,
                                      const float *B, void *work, size_t work_size);
+#endif /* LORT__HAS_LORA */
 
 // >>loraxs ================================================================================ api
 
@@ -508,6 +619,7 @@ typedef struct lort_loraxs_desc {
     lort_svd_opts svd;      /* how init factors W0 (default: randomized) */
 } lort_loraxs_desc;
 
+#if LORT__HAS_LORAXS
 LORT_API lort_status lort_loraxs_desc_resolve(const lort_loraxs_desc *desc,
                                               lort_loraxs_desc *out);
 LORT_API lort_status lort_loraxs_scale(const lort_loraxs_desc *desc, float *scale);
@@ -540,6 +652,7 @@ LORT_API lort_status lort_loraxs_merge(const lort_loraxs_desc *desc, float *W, c
 LORT_API lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, const float *R,
                                        const float *A, const float *B, void *work,
                                        size_t work_size);
+#endif /* LORT__HAS_LORAXS */
 
 // >>tt ==================================================================================== api
 
@@ -563,6 +676,7 @@ typedef struct lort_tt_desc {
    <= 0, an inner rank <= 0 (after the default), t_0 or t_d other than 0 or 1
    (LORT_ERR_INVALID_ARG); rows*cols, a partial product of the modes or a core size above
    INT_MAX (LORT_ERR_OVERFLOW); prod n_k != rows*cols (LORT_ERR_SHAPE). */
+#if LORT__HAS_TT
 /* A copy of desc with every rank filled in (t_0 = t_d = 1, inner zeros = rank). */
 LORT_API lort_status lort_tt_desc_resolve(const lort_tt_desc *desc, lort_tt_desc *out);
 /* Floats of the cores: sum_k t_{k-1} n_k t_k. */
@@ -609,6 +723,7 @@ LORT_API lort_status lort_tt_round_workspace_size(const lort_tt_desc *from,
 LORT_API lort_status lort_tt_round(const lort_tt_desc *from, const lort_tt_desc *to,
                                    float *cores_out, float *err_bound, const float *cores_in,
                                    void *work, size_t work_size);
+#endif /* LORT__HAS_TT */
 
 // >>tt_rep ================================================================================ api
 
@@ -622,6 +737,7 @@ typedef struct lort_tt_rep_desc {
     lort_tt_desc B;         /* W_B (r, d_out); rows, cols 0 = r, d_out */
 } lort_tt_rep_desc;
 
+#if LORT__HAS_TT_REP
 LORT_API lort_status lort_tt_rep_desc_resolve(const lort_tt_rep_desc *desc,
                                               lort_tt_rep_desc *out);
 LORT_API lort_status lort_tt_rep_scale(const lort_tt_rep_desc *desc, float *scale);
@@ -649,6 +765,7 @@ LORT_API lort_status lort_tt_rep_merge(const lort_tt_rep_desc *desc, float *W,
 /* dW (d_out, d_in) = s (W_A W_B)^T. */
 LORT_API lort_status lort_tt_rep_delta(const lort_tt_rep_desc *desc, float *dW,
                                        const float *params, void *work, size_t work_size);
+#endif /* LORT__HAS_TT_REP */
 
 // >>tt_adp ================================================================================ api
 
@@ -674,6 +791,7 @@ typedef struct lort_tt_adp_desc {
     lort_tt_desc up;          /* W_up (bottleneck, hidden); n_cores 0 = down's modes, ranks */
 } lort_tt_adp_desc;
 
+#if LORT__HAS_TT_ADP
 LORT_API lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
                                               lort_tt_adp_desc *out);
 /* params: cores of down, cores of up, beta_d (bottleneck), beta_u (hidden). */
@@ -704,6 +822,7 @@ LORT_API lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
                                           float *dparams, const float *dy, const float *u,
                                           const float *params, int n, const void *cache,
                                           size_t cache_size, void *work, size_t work_size);
+#endif /* LORT__HAS_TT_ADP */
 
 // >>cp ==================================================================================== api
 
@@ -738,6 +857,7 @@ typedef struct lort_cp_desc {
                                official LoRTA script: U(+-sqrt(6/r)) */
 } lort_cp_desc;
 
+#if LORT__HAS_CP
 LORT_API lort_status lort_cp_desc_resolve(const lort_cp_desc *desc, lort_cp_desc *out);
 LORT_API lort_status lort_cp_scale(const lort_cp_desc *desc, float *scale);
 LORT_API lort_status lort_cp_param_count(const lort_cp_desc *desc, size_t *count);
@@ -767,6 +887,7 @@ LORT_API lort_status lort_cp_merge(const lort_cp_desc *desc, float *W, const flo
                                    size_t work_size);
 LORT_API lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const float *params,
                                    int layer, int matrix, void *work, size_t work_size);
+#endif /* LORT__HAS_CP */
 
 // >>tucker ================================================================================ api
 
@@ -804,6 +925,7 @@ typedef struct lort_tucker_desc {
     int init;               /* lort_tucker_init_kind */
 } lort_tucker_desc;
 
+#if LORT__HAS_TUCKER
 LORT_API lort_status lort_tucker_desc_resolve(const lort_tucker_desc *desc,
                                               lort_tucker_desc *out);
 LORT_API lort_status lort_tucker_scale(const lort_tucker_desc *desc, float *scale);
@@ -831,6 +953,7 @@ LORT_API lort_status lort_tucker_merge(const lort_tucker_desc *desc, float *W,
 LORT_API lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
                                        const float *params, int layer, int matrix, void *work,
                                        size_t work_size);
+#endif /* LORT__HAS_TUCKER */
 
 // >>nf4 =================================================================================== api
 
@@ -842,6 +965,7 @@ LORT_API lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
    layout (any alignment): a[ceil(count/64)] as fp32, then ceil(count/2) code bytes: 4.5 bits
    per entry. */
 #define LORT_NF4_BLOCK 64
+#if LORT__HAS_NF4
 /* The 16 levels, code 0 (-1) .. code 15 (+1); 0 for a code outside 0..15. */
 LORT_API float lort_nf4_level(int code);
 /* Bytes of the NF4 blob of a weight W (d_out, d_in). The shape scalars come in the layer
@@ -861,6 +985,7 @@ LORT_API lort_status lort_nf4_linear_forward(float *y, const float *x, const voi
 LORT_API lort_status lort_nf4_linear_backward(float *dx, const float *dy, const void *Wq, int n,
                                               int d_in, int d_out, void *work,
                                               size_t work_size);
+#endif /* LORT__HAS_NF4 */
 
 // >>mpo =================================================================================== api
 
@@ -894,6 +1019,7 @@ typedef struct lort_mpo_desc {
     int residual;                          /* lort_mpo_residual: what `residual` points to */
     lort_svd_opts svd;                     /* SVDs of init / lort_mpo_from_dense */
 } lort_mpo_desc;
+#if LORT__HAS_MPO
 /* Effective bonds: D_k = min(D_k, D_{k-1} i_k j_k, D_{k+1} i_{k+1} j_{k+1}) (never more than
    the exact TT rank bound min(prod_{m<=k} i_m j_m, prod_{m>k} i_m j_m)); resolve shows them. */
 LORT_API lort_status lort_mpo_desc_resolve(const lort_mpo_desc *desc, lort_mpo_desc *out);
@@ -946,6 +1072,7 @@ LORT_API lort_status lort_mpo_round_workspace_size(const lort_mpo_desc *from,
 LORT_API lort_status lort_mpo_round(const lort_mpo_desc *from, const lort_mpo_desc *to,
                                     float *cores_out, float *err_bound, const float *cores_in,
                                     void *work, size_t work_size);
+#endif /* LORT__HAS_MPO */
 
 // >>adapter =============================================================================== api
 
@@ -1089,8 +1216,12 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 #include <float.h>
 
 #ifndef LORT_ASSERT
+#ifdef LORT_DEBUG
 #include <assert.h>
 #define LORT_ASSERT(x) assert(x)
+#else
+#define LORT_ASSERT(x) ((void)0)
+#endif
 #endif
 
 #if defined(LORT_MALLOC) != defined(LORT_FREE)
@@ -1271,6 +1402,23 @@ LORT__PRIVATE lort_status lort__lay_check(const lort__layout *L, const void *buf
     if (size < need) return err;
     return LORT_OK;
 }
+/* Checks the cache and workspace of a kernel call against the layouts. */
+LORT__PRIVATE lort_status lort__bufs_check(const lort__layout *w, const lort__layout *c,
+                                           const void *cache, size_t cache_size,
+                                           const void *work, size_t work_size) {
+    lort_status st;
+    if (cache && (st = lort__lay_check(c, cache, cache_size, LORT_ERR_CACHE))) return st;
+    return lort__lay_check(w, work, work_size, LORT_ERR_WORKSPACE);
+}
+/* n rows of x (n, d_in) and y (n, d_out) must be addressable. */
+LORT__PRIVATE lort_status lort__rows_check(int n, int d_in, int d_out) {
+    size_t t;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    if (!lort__mul3((size_t)n, (size_t)d_in, sizeof(float), &t) ||
+        !lort__mul3((size_t)n, (size_t)d_out, sizeof(float), &t))
+        return LORT_ERR_OVERFLOW;
+    return LORT_OK;
+}
 
 LORT__PRIVATE int lort__finite(float v) {
     uint32_t u;
@@ -1310,10 +1458,37 @@ LORT_DEF uint64_t lort_rng_u64(lort_rng *rng) {
 LORT_DEF float lort_rng_uniform(lort_rng *rng) {
     return (float)(lort_rng_u64(rng) >> 40) * (1.0f / 16777216.0f);
 }
+/* ln(x) for a finite x > 0 in float arithmetic only (no libm, no double): x = m 2^e with m in
+   [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, by its odd
+   series to s^11 (relative error < 2e-9 before rounding). */
+LORT__PRIVATE float lort__logf(float x) {
+    uint32_t b;
+    int e;
+    float m, s, s2;
+    memcpy(&b, &x, sizeof b);
+    e = (int)((b >> 23) & 0xffu) - 127;
+    b = (b & 0x007fffffu) | 0x3f800000u; /* m in [1, 2) */
+    memcpy(&m, &b, sizeof m);
+    if (m > 1.41421356f) {
+        m *= 0.5f;
+        e += 1;
+    }
+    s = (m - 1.0f) / (m + 1.0f);
+    s2 = s * s;
+    return 2.0f * s *
+               (1.0f + s2 * (1.0f / 3.0f + s2 * (0.2f + s2 * (1.0f / 7.0f +
+                                                              s2 * (1.0f / 9.0f + s2 / 11.0f))))) +
+           (float)e * 0.693147181f;
+}
+/* Marsaglia's polar method in float: (u, v) uniform in the unit disc, q = u^2 + v^2, then
+   u sqrt(-2 ln q / q) is N(0, 1). Float only (sqrtf and lort__logf): no soft-double code on a
+   single-precision FPU. The pair's second normal is dropped (the state stays one integer). */
 LORT_DEF float lort_rng_normal(lort_rng *rng) {
-    double u1 = ((double)(lort_rng_u64(rng) >> 11) + 1.0) * (1.0 / 9007199254740992.0); /* (0,1] */
-    double u2 = (double)(lort_rng_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    for (;;) {
+        float u = 2.0f * lort_rng_uniform(rng) - 1.0f, v = 2.0f * lort_rng_uniform(rng) - 1.0f;
+        float q = u * u + v * v;
+        if (q > 0.0f && q < 1.0f) return u * sqrtf(-2.0f * lort__logf(q) / q);
+    }
 }
 /* x[0..count) uniform on [-1, 1), two 24-bit draws per 64-bit step: the probe blocks of the
    randomized SVD (sub-Gaussian probes find the range as well as Gaussian ones, at a fraction of
@@ -1615,6 +1790,7 @@ LORT_DEF lort_status lort_linear_backward(float *dx, float *dW, float *db, const
 }
 
 // >>svd ================================================================================== impl
+#if LORT__HAS_SVD
 
 /* Householder QR of k row vectors. X: (k, len), k <= len, row i = x_i, destroyed (it keeps the
    reflectors). On return Q: (k, len) has orthonormal rows and R: (k, k) is upper triangular with
@@ -2057,7 +2233,7 @@ LORT__PRIVATE void lort__svd_layout(int m, int n, int r, const lort__svd_plan *p
     lort__lay_put(L, LORT__RS_UB, lr);   /* U_B (l, r) */
     lort__lay_put(L, LORT__RS_G, ll);   /* Gram matrix, then L^-1 (CholeskyQR2) */
     lort__lay_put(L, LORT__RS_LD, ll * 4); /* L and L^-1 in double */
-    lort__lay_put(L, LORT__RS_V, l * 4);  /* two vectors of l doubles: the shift's inverse iteration */
+    lort__lay_put(L, LORT__RS_V, l * 4);  /* 2 x l doubles: the shift's inverse iteration */
     lort__svd_exact_layout(p->l, n, sub);
     if (sub->overflow) L->overflow = 1;
     lort__lay_put(L, LORT__RS_SUB, sub->end / sizeof(float)); /* the exact SVD of B */
@@ -2185,7 +2361,10 @@ LORT_DEF lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float 
                            lort__lay_base(work), &L);
 }
 
+#endif /* LORT__HAS_SVD */
+
 // >>lora ================================================================================= impl
+#if LORT__HAS_LOWRANK
 
 /* Shared by lora and loraxs: validated dims and the resolved scale. */
 LORT__PRIVATE lort_status lort__lowrank_check(int d_in, int d_out, int r, float alpha,
@@ -2202,22 +2381,6 @@ LORT__PRIVATE lort_status lort__lowrank_check(int d_in, int d_out, int r, float 
     }
     return LORT_OK;
 }
-/* n rows of x (n, d_in) and y (n, d_out) must be addressable. */
-LORT__PRIVATE lort_status lort__rows_check(int n, int d_in, int d_out) {
-    size_t t;
-    if (n <= 0) return LORT_ERR_INVALID_ARG;
-    if (!lort__mul3((size_t)n, (size_t)d_in, sizeof(float), &t) ||
-        !lort__mul3((size_t)n, (size_t)d_out, sizeof(float), &t))
-        return LORT_ERR_OVERFLOW;
-    return LORT_OK;
-}
-
-LORT__PRIVATE lort_status lort__lora_check(const lort_lora_desc *d, float *scale) {
-    if (!d) return LORT_ERR_NULL;
-    if (d->init != LORT_LORA_INIT_DEFAULT && d->init != LORT_LORA_INIT_GAUSSIAN)
-        return LORT_ERR_INVALID_ARG;
-    return lort__lowrank_check(d->d_in, d->d_out, d->r, d->alpha, d->dropout, scale, d->rslora);
-}
 
 /* Workspace and cache of lora (and loraxs, which adds slots) at n rows. */
 enum { LORT__LR_H, LORT__LR_G, LORT__LR_XD, LORT__LR_T, LORT__LR_M };
@@ -2227,77 +2390,12 @@ LORT__PRIVATE void lort__lowrank_layout(int d_in, int d_out, int r, float dropou
     if (!lort__mul((size_t)n, (size_t)r, &nr)) work->overflow = cache->overflow = 1;
     if (!lort__mul((size_t)n, (size_t)d_in, &nd)) work->overflow = 1;
     if (xs && !lort__mul((size_t)r, (size_t)(d_in > d_out ? d_in : d_out), &rd)) work->overflow = 1;
-    lort__lay_put(work, LORT__LR_H, nr);                        /* H = drop(x) A^T when there is no cache */
+    lort__lay_put(work, LORT__LR_H, nr); /* H = drop(x) A^T when there is no cache */
     lort__lay_put(work, LORT__LR_G, nr);                        /* dy B, and H R^T for loraxs */
     lort__lay_put(work, LORT__LR_XD, dropout > 0.0f ? nd : 0);   /* drop(x), then the masked dx */
     lort__lay_put(work, LORT__LR_T, xs ? nr : 0);               /* loraxs: dH1 = dH2 R */
     lort__lay_put(work, LORT__LR_M, xs ? rd : 0);               /* loraxs merge: R A */
     lort__lay_add(cache, nr);                       /* H */
-}
-
-LORT_DEF lort_status lort_lora_desc_resolve(const lort_lora_desc *desc, lort_lora_desc *out) {
-    lort_status st;
-    if (!out) return LORT_ERR_NULL;
-    if ((st = lort__lora_check(desc, NULL))) return st;
-    *out = *desc;
-    if (lort__is_zero(out->alpha)) out->alpha = (float)out->r;
-    return LORT_OK;
-}
-LORT_DEF lort_status lort_lora_scale(const lort_lora_desc *desc, float *scale) {
-    if (!scale) return LORT_ERR_NULL;
-    return lort__lora_check(desc, scale);
-}
-LORT_DEF lort_status lort_lora_param_count(const lort_lora_desc *desc, size_t *count) {
-    lort_status st;
-    if (!count) return LORT_ERR_NULL;
-    if ((st = lort__lora_check(desc, NULL))) return st;
-    *count = (size_t)desc->r * ((size_t)desc->d_in + (size_t)desc->d_out);
-    return LORT_OK;
-}
-
-/* Builds both layouts after validating desc and n; used by size queries and kernels. */
-LORT__PRIVATE lort_status lort__lora_plan(const lort_lora_desc *d, int n, float *scale,
-                                          lort__layout *work, lort__layout *cache) {
-    lort_status st;
-    if ((st = lort__lora_check(d, scale))) return st;
-    if ((st = lort__rows_check(n, d->d_in, d->d_out))) return st;
-    lort__lay_init(work);
-    lort__lay_init(cache);
-    lort__lowrank_layout(d->d_in, d->d_out, d->r, d->dropout, n, 0, work, cache);
-    return LORT_OK;
-}
-LORT_DEF lort_status lort_lora_cache_size(const lort_lora_desc *desc, int n, size_t *bytes) {
-    lort__layout w, c;
-    lort_status st;
-    if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__lora_plan(desc, n, NULL, &w, &c))) return st;
-    return lort__lay_bytes(&c, bytes);
-}
-LORT_DEF lort_status lort_lora_workspace_size(const lort_lora_desc *desc, int n, size_t *bytes) {
-    lort__layout w, c;
-    lort_status st;
-    if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__lora_plan(desc, n, NULL, &w, &c))) return st;
-    return lort__lay_bytes(&w, bytes);
-}
-
-LORT_DEF lort_status lort_lora_init(const lort_lora_desc *desc, float *A, float *B,
-                                    lort_rng *rng) {
-    lort_status st;
-    size_t i, na, nb;
-    if ((st = lort__lora_check(desc, NULL))) return st;
-    if (!A || !B || !rng) return LORT_ERR_NULL;
-    na = (size_t)desc->r * (size_t)desc->d_in;
-    nb = (size_t)desc->d_out * (size_t)desc->r;
-    if (desc->init == LORT_LORA_INIT_GAUSSIAN) {
-        float sd = 1.0f / (float)desc->r;
-        for (i = 0; i < na; ++i) A[i] = sd * lort_rng_normal(rng);
-    } else { /* kaiming_uniform(a = sqrt 5) on (r, d_in): bound = 1/sqrt(fan_in) */
-        float bound = 1.0f / sqrtf((float)desc->d_in);
-        for (i = 0; i < na; ++i) A[i] = bound * (2.0f * lort_rng_uniform(rng) - 1.0f);
-    }
-    memset(B, 0, nb * sizeof(float));
-    return LORT_OK;
 }
 
 /* The low-rank pipeline shared by lora (R = NULL), loraxs (R), tt_rep (on its materialised
@@ -2397,13 +2495,78 @@ LORT__PRIVATE void lort__lowrank_backward(const lort__lowrank *P, float *dx, flo
     }
 }
 
-/* Checks the cache and workspace of a kernel call against the layouts. */
-LORT__PRIVATE lort_status lort__bufs_check(const lort__layout *w, const lort__layout *c,
-                                           const void *cache, size_t cache_size,
-                                           const void *work, size_t work_size) {
+#if LORT__HAS_LORA
+
+LORT__PRIVATE lort_status lort__lora_check(const lort_lora_desc *d, float *scale) {
+    if (!d) return LORT_ERR_NULL;
+    if (d->init != LORT_LORA_INIT_DEFAULT && d->init != LORT_LORA_INIT_GAUSSIAN)
+        return LORT_ERR_INVALID_ARG;
+    return lort__lowrank_check(d->d_in, d->d_out, d->r, d->alpha, d->dropout, scale, d->rslora);
+}
+
+LORT_DEF lort_status lort_lora_desc_resolve(const lort_lora_desc *desc, lort_lora_desc *out) {
     lort_status st;
-    if (cache && (st = lort__lay_check(c, cache, cache_size, LORT_ERR_CACHE))) return st;
-    return lort__lay_check(w, work, work_size, LORT_ERR_WORKSPACE);
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__lora_check(desc, NULL))) return st;
+    *out = *desc;
+    if (lort__is_zero(out->alpha)) out->alpha = (float)out->r;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_lora_scale(const lort_lora_desc *desc, float *scale) {
+    if (!scale) return LORT_ERR_NULL;
+    return lort__lora_check(desc, scale);
+}
+LORT_DEF lort_status lort_lora_param_count(const lort_lora_desc *desc, size_t *count) {
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__lora_check(desc, NULL))) return st;
+    *count = (size_t)desc->r * ((size_t)desc->d_in + (size_t)desc->d_out);
+    return LORT_OK;
+}
+
+/* Builds both layouts after validating desc and n; used by size queries and kernels. */
+LORT__PRIVATE lort_status lort__lora_plan(const lort_lora_desc *d, int n, float *scale,
+                                          lort__layout *work, lort__layout *cache) {
+    lort_status st;
+    if ((st = lort__lora_check(d, scale))) return st;
+    if ((st = lort__rows_check(n, d->d_in, d->d_out))) return st;
+    lort__lay_init(work);
+    lort__lay_init(cache);
+    lort__lowrank_layout(d->d_in, d->d_out, d->r, d->dropout, n, 0, work, cache);
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_lora_cache_size(const lort_lora_desc *desc, int n, size_t *bytes) {
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__lora_plan(desc, n, NULL, &w, &c))) return st;
+    return lort__lay_bytes(&c, bytes);
+}
+LORT_DEF lort_status lort_lora_workspace_size(const lort_lora_desc *desc, int n, size_t *bytes) {
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__lora_plan(desc, n, NULL, &w, &c))) return st;
+    return lort__lay_bytes(&w, bytes);
+}
+
+LORT_DEF lort_status lort_lora_init(const lort_lora_desc *desc, float *A, float *B,
+                                    lort_rng *rng) {
+    lort_status st;
+    size_t i, na, nb;
+    if ((st = lort__lora_check(desc, NULL))) return st;
+    if (!A || !B || !rng) return LORT_ERR_NULL;
+    na = (size_t)desc->r * (size_t)desc->d_in;
+    nb = (size_t)desc->d_out * (size_t)desc->r;
+    if (desc->init == LORT_LORA_INIT_GAUSSIAN) {
+        float sd = 1.0f / (float)desc->r;
+        for (i = 0; i < na; ++i) A[i] = sd * lort_rng_normal(rng);
+    } else { /* kaiming_uniform(a = sqrt 5) on (r, d_in): bound = 1/sqrt(fan_in) */
+        float bound = 1.0f / sqrtf((float)desc->d_in);
+        for (i = 0; i < na; ++i) A[i] = bound * (2.0f * lort_rng_uniform(rng) - 1.0f);
+    }
+    memset(B, 0, nb * sizeof(float));
+    return LORT_OK;
 }
 
 LORT_DEF lort_status lort_lora_forward(const lort_lora_desc *desc, float *y, const float *x,
@@ -2481,7 +2644,11 @@ LORT_DEF lort_status lort_lora_delta(const lort_lora_desc *desc, float *dW, cons
     return LORT_OK;
 }
 
+#endif /* LORT__HAS_LORA */
+#endif /* LORT__HAS_LOWRANK */
+
 // >>loraxs =============================================================================== impl
+#if LORT__HAS_LORAXS
 
 LORT__PRIVATE lort_status lort__loraxs_check(const lort_loraxs_desc *d, float *scale) {
     lort_status st;
@@ -2677,7 +2844,10 @@ LORT_DEF lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, 
     return lort__loraxs_dense(desc, dW, R, A, B, 1.0f, 0.0f, work, work_size);
 }
 
+#endif /* LORT__HAS_LORAXS */
+
 // >>train ================================================================================ impl
+#if LORT__HAS_TRAIN
 
 /* The train engine shared by tt (TT-SVD and rounding of a tt matrix) and mpo (DoTA's cores):
    one shape (lort__train), the left-to-right truncated TT-SVD and TT rounding. */
@@ -3026,7 +3196,10 @@ LORT__PRIVATE lort_status lort__round_call(const lort__train *F, const float *in
     return lort__round(F, in, G, out, err_bound, lort__lay_base(work), &L, sb);
 }
 
+#endif /* LORT__HAS_TRAIN */
+
 // >>tt =================================================================================== impl
+#if LORT__HAS_TT
 
 /* A validated tt shape, zero-based: core k is (t[k], n[k], t[k+1]), k = 0..d-1; lo[k] =
    prod_{m<k} n[m], hi[k] = prod_{m>k} n[m]; prefix P_k = G_0..G_k is (lo[k+1], t[k+1]) and
@@ -3045,14 +3218,15 @@ typedef struct lort__tt_plan {
     int overflow;                       /* a slot size overflows size_t */
 } lort__tt_plan;
 
-/* FLOP model of the core gradients (spec: two GEMMs per core, never per entry). Core k < split
+/* FLOP model of the core gradients (two GEMMs per core, never per entry; in float, which
+   is plenty for ranking costs and keeps soft-float code out of embedded builds). Core k < split
    contracts dW directly with its prefix L and suffix R (the cheaper order); from core split on,
    a left environment E_k = L_k^T dW (t_k, N_>=k) is swept, E_{k+1} = G_k^T E_k, and
    dG_k += E_k R_k^T. split = d-1 is the plain per-core method; the sweep wins when the leading
    modes are large (E shrinks by n_k per step). */
 LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
     int s, k, d = p->d;
-    double best = 0.0, N = (double)p->N;
+    float best = 0.0f, N = (float)p->N;
     p->split = d - 1;
     p->esz = 0;
     if (d == 1) {
@@ -3060,17 +3234,17 @@ LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
         return;
     }
     for (s = 0; s < d; ++s) {
-        double c = s > 0 ? 2.0 * (double)p->t[s] * N : 0.0;
+        float c = s > 0 ? 2.0f * (float)p->t[s] * N : 0.0f;
         for (k = 0; k < s; ++k) {
-            double tl = (double)p->t[k], tr = (double)p->t[k + 1], ge = N / (double)p->lo[k];
-            if (k == 0) c += 2.0 * tr * N;
+            float tl = (float)p->t[k], tr = (float)p->t[k + 1], ge = N / (float)p->lo[k];
+            if (k == 0) c += 2.0f * tr * N;
             else if ((size_t)p->t[k] * p->hi[k] <= p->lo[k] * (size_t)p->t[k + 1])
-                c += 2.0 * tl * N + 2.0 * tl * tr * ge;
-            else c += 2.0 * tr * N + 2.0 * tl * tr * (double)p->lo[k] * (double)p->n[k];
+                c += 2.0f * tl * N + 2.0f * tl * tr * ge;
+            else c += 2.0f * tr * N + 2.0f * tl * tr * (float)p->lo[k] * (float)p->n[k];
         }
         for (k = s; k < d; ++k) /* use E_k, then advance it */
-            c += (k < d - 1 ? 4.0 : 2.0) * (double)p->t[k] * (double)p->t[k + 1] * N /
-                 (double)p->lo[k];
+            c += (k < d - 1 ? 4.0f : 2.0f) * (float)p->t[k] * (float)p->t[k + 1] * N /
+                 (float)p->lo[k];
         if (s == 0 || c < best) {
             best = c;
             p->split = s;
@@ -3488,7 +3662,10 @@ LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, float *
     return LORT_OK;
 }
 
+#endif /* LORT__HAS_TT */
+
 // >>tt_rep =============================================================================== impl
+#if LORT__HAS_TT_REP
 
 /* Validated rep: scale, and the plans of W_A (d_in, r) and W_B (r, d_out). */
 LORT__PRIVATE lort_status lort__tt_rep_check(const lort_tt_rep_desc *d, float *scale,
@@ -3710,7 +3887,10 @@ LORT_DEF lort_status lort_tt_rep_delta(const lort_tt_rep_desc *desc, float *dW,
     return lort__tt_rep_dense(desc, dW, params, 1.0f, 0.0f, work, work_size);
 }
 
+#endif /* LORT__HAS_TT_REP */
+
 // >>tt_adp =============================================================================== impl
+#if LORT__HAS_TT_ADP
 
 LORT__PRIVATE float lort__act(int kind, float z) {
     switch (kind) {
@@ -3938,7 +4118,8 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
         else memcpy(Uc, u, nh * sizeof(float));
         U = Uc;
     }
-    Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_Z) : lort__lay_slot(R.base, &w, LORT__TA_Z);
+    Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_Z)
+              : lort__lay_slot(R.base, &w, LORT__TA_Z);
     Act = lort__lay_slot(R.base, &w, LORT__TA_A);
     lort__tt_adp_pre(desc, &pd, &R, U, Z, Act, n);
     lort__tt_apply(&pu, y, Act, R.WU, R.bu, n, s);
@@ -3973,7 +4154,8 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
     if (!dx && !dparams) return LORT_OK;
     if (cache) {
         float *cb = lort__lay_base((void *)(uintptr_t)cache);
-        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, lort__lay_slot(cb, &c, LORT__TAC_WD),
+        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work,
+                           lort__lay_slot(cb, &c, LORT__TAC_WD),
                            lort__lay_slot(cb, &c, LORT__TAC_WU), dparams != NULL, &R);
     } else {
         lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 1, &R);
@@ -4031,7 +4213,10 @@ LORT__PRIVATE lort_status lort__tt_adp_unmergeable(const lort_tt_adp_desc *d, co
     if (!W) return LORT_ERR_NULL;
     return LORT_ERR_NOT_MERGEABLE;
 }
+#endif /* LORT__HAS_TT_ADP */
+
 // >>joint ================================================================================ impl
+#if LORT__HAS_JOINT
 
 /* cp and tucker share one engine. Per site (layer l, matrix m) with nh heads (H, or kv_heads
    for a GQA type; q = H / nh query heads share each), pooled head factor rows
@@ -4204,7 +4389,7 @@ LORT__PRIVATE lort_status lort__joint_layout(const lort__joint *J, int n, lort__
     if (J->tucker && !lort__mul((size_t)J->H, r12, &hk)) work->overflow = 1;
     lort__lay_put(work, LORT__JT_BK, bk);                   /* Bk (r1, nh d_h) */
     lort__lay_put(work, LORT__JT_DBK, bk);                   /* dBk */
-    lort__lay_put(work, LORT__JT_CH, ch);                   /* Ch (nh, rH); cp: c_g = Ch .* C_L[l] .* C_M[m] */
+    lort__lay_put(work, LORT__JT_CH, ch); /* Ch (nh, rH); cp: c_g = Ch .* C_L[l] .* C_M[m] */
     lort__lay_put(work, LORT__JT_DCH, ch);                   /* dCh */
     lort__lay_put(work, LORT__JT_Z1, J->tucker ? r4 : 0);   /* Z1 = C x_5 C_M[m]   (r1 r2 rH, rL) */
     lort__lay_put(work, LORT__JT_Z2, J->tucker ? r3 : 0);   /* Z2 = Z1 x_4 C_L[l]  (r1 r2, rH) */
@@ -4623,7 +4808,10 @@ LORT__PRIVATE void lort__uniform_fill(float *x, size_t count, float bound, lort_
     for (i = 0; i < count; ++i) x[i] = bound * (2.0f * lort_rng_uniform(rng) - 1.0f);
 }
 
+#endif /* LORT__HAS_JOINT */
+
 // >>cp =================================================================================== impl
+#if LORT__HAS_CP
 
 LORT_DEF lort_status lort_cp_desc_resolve(const lort_cp_desc *desc, lort_cp_desc *out) {
     lort__joint J;
@@ -4725,7 +4913,10 @@ LORT_DEF lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const fl
     return lort__joint_dense(&J, dW, params, layer, matrix, 1.0f, 0.0f, work, work_size);
 }
 
+#endif /* LORT__HAS_CP */
+
 // >>tucker =============================================================================== impl
+#if LORT__HAS_TUCKER
 
 LORT_DEF lort_status lort_tucker_desc_resolve(const lort_tucker_desc *desc,
                                               lort_tucker_desc *out) {
@@ -4872,7 +5063,10 @@ LORT_DEF lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
     return lort__joint_dense(&J, dW, params, layer, matrix, 1.0f, 0.0f, work, work_size);
 }
 
+#endif /* LORT__HAS_TUCKER */
+
 // >>nf4 ================================================================================== impl
+#if LORT__HAS_NF4
 
 /* The 16 NF4 levels (QLoRA, bitsandbytes) and the 15 midpoints between neighbours, which are
    the thresholds of bitsandbytes' quantisation tree (code = number of midpoints below x). */
@@ -5032,7 +5226,10 @@ LORT_DEF lort_status lort_nf4_linear_backward(float *dx, const float *dy, const 
     return lort__nf4_linear_call(1, dx, dy, Wq, n, d_in, d_out, work, work_size);
 }
 
+#endif /* LORT__HAS_NF4 */
+
 // >>mpo ================================================================================== impl
+#if LORT__HAS_MPO
 
 /* ---- the plan of one mpo call: train, path, buffer layouts --------------------------------- */
 
@@ -5549,6 +5746,8 @@ LORT_DEF lort_status lort_mpo_round(const lort_mpo_desc *from, const lort_mpo_de
     if ((st = lort__mpo_train(from, &F)) || (st = lort__mpo_train(to, &G))) return st;
     return lort__round_call(&F, cores_in, &G, cores_out, err_bound, work, work_size, NULL);
 }
+#endif /* LORT__HAS_MPO */
+
 // >>adapter ============================================================================== impl
 
 /* The families' flat layouts: lora params = A (r, d_in) then B (d_out, r);
@@ -5565,7 +5764,10 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
     lort_adapter_sizes z;
     if (!a || !sizes) return LORT_ERR_NULL;
     memset(&z, 0, sizeof(z));
+    st = LORT_OK;
+    (void)st, (void)n; /* with few families compiled in */
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         if ((st = lort_lora_param_count(&a->desc.lora, &z.params)) ||
             (st = lort_lora_cache_size(&a->desc.lora, n, &z.cache)) ||
@@ -5574,6 +5776,8 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.lora.d_in;
         z.d_out = a->desc.lora.d_out;
         break;
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         if ((st = lort_loraxs_param_count(&a->desc.loraxs, &z.params)) ||
             (st = lort_loraxs_frozen_count(&a->desc.loraxs, &z.frozen_bytes)) ||
@@ -5585,6 +5789,8 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.loraxs.d_in;
         z.d_out = a->desc.loraxs.d_out;
         break;
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         if ((st = lort_tt_rep_param_count(&a->desc.tt_rep, &z.params)) ||
             (st = lort_tt_rep_cache_size(&a->desc.tt_rep, n, &z.cache)) ||
@@ -5593,6 +5799,8 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.tt_rep.d_in;
         z.d_out = a->desc.tt_rep.d_out;
         break;
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP:
         if ((st = lort_tt_adp_param_count(&a->desc.tt_adp, &z.params)) ||
             (st = lort_tt_adp_cache_size(&a->desc.tt_adp, n, &z.cache)) ||
@@ -5601,6 +5809,8 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.tt_adp.hidden;
         z.d_out = a->desc.tt_adp.hidden;
         break;
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         if ((st = lort_cp_param_count(&a->desc.cp, &z.params)) ||
             (st = lort_cp_cache_size(&a->desc.cp, n, &z.cache)) ||
@@ -5609,6 +5819,8 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
             return st;
         if (a->layer < 0 || a->layer >= a->desc.cp.layers) return LORT_ERR_INVALID_ARG;
         break;
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         if ((st = lort_tucker_param_count(&a->desc.tucker, &z.params)) ||
             (st = lort_tucker_cache_size(&a->desc.tucker, n, &z.cache)) ||
@@ -5617,6 +5829,8 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
             return st;
         if (a->layer < 0 || a->layer >= a->desc.tucker.layers) return LORT_ERR_INVALID_ARG;
         break;
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO: {
         lort_mpo_desc r;
         if ((st = lort_mpo_desc_resolve(&a->desc.mpo, &r)) ||
@@ -5631,6 +5845,7 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.replaces_base = r.residual != LORT_MPO_RESIDUAL_NONE;
         break;
     }
+#endif
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -5644,11 +5859,14 @@ typedef struct lort__views {
 } lort__views;
 /* The desc is validated (sizes checked) before any pointer arithmetic. */
 LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views *v) {
-    size_t ra;
-    lort_status st;
+    size_t ra = 0;
+    lort_status st = LORT_OK;
     memset(v, 0, sizeof(*v));
+    (void)ra; /* ra, st: unused when neither lora nor loraxs is compiled in */
+    (void)st;
     if (!a) return LORT_ERR_NULL;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         if ((st = lort__lora_check(&a->desc.lora, NULL))) return st;
         if (!a->params) return LORT_ERR_NULL;
@@ -5660,6 +5878,8 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
             v->dB = a->grads + ra;
         }
         return LORT_OK;
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         if ((st = lort_loraxs_frozen_count(&a->desc.loraxs, &ra))) return st;
         if (!a->params || !a->frozen) return LORT_ERR_NULL;
@@ -5669,22 +5889,29 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
         v->B = (float *)a->frozen + ra;
         v->dR = a->grads;
         return LORT_OK;
+#endif
+#if LORT__HAS_TT_REP || LORT__HAS_TT_ADP
     case LORT_KIND_TT_REP:
     case LORT_KIND_TT_ADP: /* the kernels take the flat vectors as they are */
         if (!a->params) return LORT_ERR_NULL;
         return LORT_OK;
+#endif
+#if LORT__HAS_CP || LORT__HAS_TUCKER
     case LORT_KIND_CP:
     case LORT_KIND_TUCKER: /* one flat block; the family kernels find the factors */
         if (!a->params) return LORT_ERR_NULL;
         v->A = a->params;
         v->dA = a->grads;
         return LORT_OK;
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         if (!a->params || (a->desc.mpo.residual != LORT_MPO_RESIDUAL_NONE && !a->frozen))
             return LORT_ERR_NULL;
         v->A = a->params;
         v->dA = a->grads;
         return LORT_OK;
+#endif
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -5694,17 +5921,32 @@ LORT_DEF lort_status lort_adapter_init(const lort_adapter *a, const float *W0, l
                                        void *work, size_t work_size) {
     lort__views v;
     lort_status st;
+    (void)W0, (void)rng, (void)work, (void)work_size; /* some families use none of them */
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA: return lort_lora_init(&a->desc.lora, v.A, v.B, rng);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_init(&a->desc.loraxs, v.R, v.A, v.B, W0, rng, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP: return lort_tt_rep_init(&a->desc.tt_rep, a->params, rng);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: return lort_tt_adp_init(&a->desc.tt_adp, a->params, rng);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_init(&a->desc.mpo, v.A, a->frozen, NULL, W0, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP: return lort_cp_init(&a->desc.cp, v.A, rng);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER: return lort_tucker_init(&a->desc.tucker, v.A, rng);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5714,29 +5956,45 @@ LORT_DEF lort_status lort_adapter_forward(const lort_adapter *a, float *y, const
                                           size_t work_size) {
     lort__views v;
     lort_status st;
+    /* some are unused when few families are compiled in */
+    (void)y, (void)x, (void)n, (void)cache, (void)cache_size, (void)work, (void)work_size;
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         return lort_lora_forward(&a->desc.lora, y, x, v.A, v.B, n, cache, cache_size, work,
                                  work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_forward(&a->desc.loraxs, y, x, v.R, v.A, v.B, n, cache, cache_size,
                                    work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_forward(&a->desc.tt_rep, y, x, a->params, n, cache, cache_size, work,
                                    work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP:
         return lort_tt_adp_forward(&a->desc.tt_adp, y, x, a->params, n, cache, cache_size, work,
                                    work_size);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_forward(&a->desc.mpo, y, x, v.A, a->frozen, n, cache, cache_size, work,
                                 work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_forward(&a->desc.cp, y, x, v.A, a->layer, a->matrix, n, cache,
                                cache_size, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_forward(&a->desc.tucker, y, x, v.A, a->layer, a->matrix, n, cache,
                                    cache_size, work, work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5746,29 +6004,46 @@ LORT_DEF lort_status lort_adapter_backward(const lort_adapter *a, float *dx, con
                                            size_t cache_size, void *work, size_t work_size) {
     lort__views v;
     lort_status st;
+    /* some are unused when few families are compiled in */
+    (void)dx, (void)dy, (void)x, (void)n, (void)cache, (void)cache_size, (void)work,
+        (void)work_size;
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         return lort_lora_backward(&a->desc.lora, dx, v.dA, v.dB, dy, x, v.A, v.B, n, cache,
                                   cache_size, work, work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_backward(&a->desc.loraxs, dx, v.dR, dy, x, v.R, v.A, v.B, n, cache,
                                     cache_size, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_backward(&a->desc.tt_rep, dx, a->grads, dy, x, a->params, n, cache,
                                     cache_size, work, work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP:
         return lort_tt_adp_backward(&a->desc.tt_adp, dx, a->grads, dy, x, a->params, n, cache,
                                     cache_size, work, work_size);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_backward(&a->desc.mpo, dx, v.dA, dy, x, v.A, a->frozen, n, cache,
                                  cache_size, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_backward(&a->desc.cp, dx, v.dA, dy, x, v.A, a->layer, a->matrix, n,
                                 cache, cache_size, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_backward(&a->desc.tucker, dx, v.dA, dy, x, v.A, a->layer, a->matrix,
                                     n, cache, cache_size, work, work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5777,22 +6052,37 @@ LORT_DEF lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
                                         void *work, size_t work_size) {
     lort__views v;
     lort_status st;
+    (void)W, (void)weight, (void)work, (void)work_size; /* with few families compiled in */
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight, work, work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_merge(&a->desc.loraxs, W, v.R, v.A, v.B, weight, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_merge(&a->desc.tt_rep, W, a->params, weight, work, work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: return lort__tt_adp_unmergeable(&a->desc.tt_adp, W);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_merge(&a->desc.mpo, W, v.A, a->frozen, weight, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_merge(&a->desc.cp, W, v.A, a->layer, a->matrix, weight, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_merge(&a->desc.tucker, W, v.A, a->layer, a->matrix, weight, work,
                                  work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5801,19 +6091,34 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
                                         size_t work_size) {
     lort__views v;
     lort_status st;
+    (void)dW, (void)work, (void)work_size; /* with few families compiled in */
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA: return lort_lora_delta(&a->desc.lora, dW, v.A, v.B, work, work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_delta(&a->desc.loraxs, dW, v.R, v.A, v.B, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_delta(&a->desc.tt_rep, dW, a->params, work, work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: return lort__tt_adp_unmergeable(&a->desc.tt_adp, dW);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO: return lort_mpo_delta(&a->desc.mpo, dW, v.A, a->frozen, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_delta(&a->desc.cp, dW, v.A, a->layer, a->matrix, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_delta(&a->desc.tucker, dW, v.A, a->layer, a->matrix, work, work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5928,13 +6233,21 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
         }
         if ((st = lort_set_site_adapter(set, i, &a))) return st;
         if (a.kind == LORT_KIND_CP || a.kind == LORT_KIND_TUCKER) {
+#if LORT__HAS_CP
             lort_cp_desc c;
+#endif
+#if LORT__HAS_TUCKER
             lort_tucker_desc t;
+#endif
+#if LORT__HAS_CP /* a kind compiled out fails the size query below */
             if (a.kind == LORT_KIND_CP && lort_cp_desc_resolve(&a.desc.cp, &c) == LORT_OK)
                 matrices = c.matrices;
+#endif
+#if LORT__HAS_TUCKER
             if (a.kind == LORT_KIND_TUCKER &&
                 lort_tucker_desc_resolve(&a.desc.tucker, &t) == LORT_OK)
                 matrices = t.matrices;
+#endif
             layers = a.kind == LORT_KIND_CP ? a.desc.cp.layers : a.desc.tucker.layers;
             if (layers > 0 && (a.layer < 0 || a.layer >= layers)) {
                 lort__msg_str(&m, "layer ");
@@ -5979,12 +6292,24 @@ LORT_DEF lort_adamw_desc lort_adamw_default(float lr) {
     return d;
 }
 
+/* 1 - b^t (b in [0, 1), t >= 1) in float without pow: binary powering of q = 1 - b^k with
+   (1 - b^j)(1 - b^k) complemented: q_{j+k} = q_j + q_k - q_j q_k. Every term is small when b is
+   near 1, so the bias corrections of AdamW keep their relative precision (a few ulps). */
+LORT__PRIVATE float lort__one_minus_pow(float b, long t) {
+    float q = 0.0f, base = 1.0f - b;
+    while (t > 0) {
+        if (t & 1) q = q + base - q * base;
+        base = base + base - base * base;
+        t >>= 1;
+    }
+    return q;
+}
+
 /* Follows torch.optim.AdamW (single-tensor path) operation by operation. */
 LORT_DEF lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, float *m,
                                      float *v, const float *grads, size_t count, long t) {
     size_t i;
-    double bc1, bc2;
-    float step_size, bc2_sqrt, decay, b1, b2;
+    float bc1, bc2, step_size, bc2_sqrt, decay, b1, b2;
     if (!opt) return LORT_ERR_NULL;
     if (count == 0 || t < 1 || !(opt->lr >= 0.0f) || !lort__finite(opt->lr) ||
         !(opt->beta1 >= 0.0f && opt->beta1 < 1.0f) || !(opt->beta2 >= 0.0f && opt->beta2 < 1.0f) ||
@@ -5994,10 +6319,10 @@ LORT_DEF lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
     if (!params || !m || !v || !grads) return LORT_ERR_NULL;
     b1 = opt->beta1;
     b2 = opt->beta2;
-    bc1 = 1.0 - pow((double)b1, (double)t);
-    bc2 = 1.0 - pow((double)b2, (double)t);
-    step_size = (float)((double)opt->lr / bc1);
-    bc2_sqrt = (float)sqrt(bc2);
+    bc1 = lort__one_minus_pow(b1, t);
+    bc2 = lort__one_minus_pow(b2, t);
+    step_size = opt->lr / bc1;
+    bc2_sqrt = sqrtf(bc2);
     decay = 1.0f - opt->lr * opt->weight_decay;
     if (!lort__finite(step_size) || !lort__finite(decay) || !(bc2_sqrt > 0.0f))
         return LORT_ERR_INVALID_ARG; /* finite hyper-parameters whose products overflow */

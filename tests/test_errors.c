@@ -375,7 +375,7 @@ static void test_invalid_dims(void **state) {
 static void test_invalid_options(void **state) {
     (void)state;
     /* dropout outside [0, 1), including NaN */
-    static const float bad_p[] = {-0.1f, 1.0f, 1.5f, (float)NAN, (float)INFINITY, -(float)INFINITY};
+    const float bad_p[] = {-0.1f, 1.0f, 1.5f, (float)NAN, (float)INFINITY, -(float)INFINITY};
     for (size_t i = 0; i < sizeof bad_p / sizeof bad_p[0]; ++i) {
         lort_lora_desc d = good_lora();
         d.dropout = bad_p[i];
@@ -401,7 +401,7 @@ static void test_invalid_options(void **state) {
     x.svd.oversample = -1;
     loraxs_all(&x, NR, LORT_ERR_INVALID_ARG);
     /* merge weight non-finite */
-    static const float bad_w[] = {(float)NAN, (float)INFINITY, -(float)INFINITY};
+    const float bad_w[] = {(float)NAN, (float)INFINITY, -(float)INFINITY};
     d = good_lora();
     x = good_loraxs();
     for (size_t i = 0; i < 3; ++i) {
