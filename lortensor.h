@@ -270,7 +270,8 @@ MATH
       layers 1, M = S, rH = rL = 1, A = U^T, B = V^T, core[:, :, 0, 0, c] = C[:, :, c],
       C_M = P^T, alpha = s r1; params 2 d r + S r + r^3 + 2 (the unit C_H, C_L)
       (LORT_TUCKER_INIT_FACT_TK; its dropout on the r-dim hidden is not reproduced: p = 0).
-      Default init: as cp with a superdiagonal core of ones (starts as a CP).
+      Default init: as cp, the core with ones at (k mod r1, .., k mod rM), k < the largest rank
+      (the superdiagonal, i.e. a CP, when the ranks are equal; no core slice starts at zero).
 
   >>mpo (DoTA, Hu et al. 2024; MPO format of the RUC group). d_out = prod i_k, d_in = prod j_k,
   cores T_k (D_{k-1}, i_k, j_k, D_k), D_0 = D_N = 1; M = the TT of W reshaped to
@@ -5014,7 +5015,7 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
         for (i = 0; i < (size_t)J.H; ++i) params[J.oH + i] = 1.0f;
         for (i = 0; i < (size_t)J.L; ++i) params[J.oL + i] = 1.0f;
         break;
-    default: /* as cp (init_scale 0), core = superdiagonal ones */
+    default: /* as cp (init_scale 0), core = ones on the wrapped diagonal */
         lort__uniform_fill(params + J.oA, nA, 1.0f / sqrtf((float)J.r1), rng);
         lort__uniform_fill(params + J.oH, (size_t)J.H * (size_t)J.rh, sqrtf(6.0f / (float)J.rh), rng);
         lort__uniform_fill(params + J.oL, (size_t)J.L * (size_t)J.rl, sqrtf(6.0f / (float)J.rl), rng);
