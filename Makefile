@@ -35,8 +35,8 @@ WEVERYTHING_OFF := -Wno-used-but-marked-unused -Wno-padded -Wno-switch-enum \
 EXAMPLES := $(basename $(notdir $(wildcard examples/*.c)))
 B := build
 
-.PHONY: all run test test-blas test-noblas test-sanitize test-m32 test-compile examples check bench \
-        deps deps-bench clean size size-if-available FORCE
+.PHONY: all run test test-blas test-noblas test-sanitize test-m32 test-compile examples check bench deps \
+        deps-bench clean FORCE size size-if-available
 all: examples
 
 # ---- quick start: the first example, no dependency beyond a C compiler --------------------
@@ -150,7 +150,8 @@ $(B)/compile/only_%.o: tests/compile/impl.c lortensor.h
 	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_STATIC -DLORT_ONLY_$* -c $< -o $@
 $(B)/compile/no_some.o: tests/compile/impl.c lortensor.h
 	@mkdir -p $(@D)
-	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_NO_MPO -DLORT_NO_TT -DLORT_NO_CP -c $< -o $@
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_NO_MPO -DLORT_NO_TT -DLORT_NO_CP \
+	  -c $< -o $@
 $(B)/compile/only_lora: tests/compile/only_lora.c lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS $< -o $@ -lm

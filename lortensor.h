@@ -3669,7 +3669,8 @@ LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, float *
     if (!cores || !W) return LORT_ERR_NULL;
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
     if ((st = lort__ttsvd(&T, W, opts, err ? &e2 : NULL, lort__lay_base(work), &L, sb))) return st;
-    memcpy(cores, lort__lay_slot(lort__lay_base(work), &L, LORT__TS_OUT), T.off[T.d] * sizeof(float));
+    memcpy(cores, lort__lay_slot(lort__lay_base(work), &L, LORT__TS_OUT),
+           T.off[T.d] * sizeof(float));
     if (err) *err = (float)sqrt(e2);
     return LORT_OK;
 }
@@ -5885,7 +5886,7 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
     size_t ra = 0;
     lort_status st = LORT_OK;
     memset(v, 0, sizeof(*v));
-    (void)ra; /* ra, st: unused when neither lora nor loraxs is compiled in */
+    (void)ra; /* ra and st are unused when neither lora nor loraxs is compiled in */
     (void)st;
     if (!a) return LORT_ERR_NULL;
     switch (a->kind) {

@@ -870,11 +870,14 @@ static void test_contract_gaps(void **state) {
     o.power_iters = LORT_SVD_MAX_POWER_ITERS + 1;
     EXPECT(LORT_ERR_INVALID_ARG, lort_svd_truncated_workspace_size(DO, DI, 2, &o, &b));
     o.power_iters = INT_MAX;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_svd_truncated(O.U, O.S, O.Vt, W0, DI, DO, DI, 2, &o, WORK, BIG));
+    EXPECT(LORT_ERR_INVALID_ARG,
+           lort_svd_truncated(O.U, O.S, O.Vt, W0, DI, DO, DI, 2, &o, WORK, BIG));
     o.power_iters = 0;
     o.max_sweeps = LORT_SVD_MAX_SWEEPS + 1;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_svd_truncated(O.U, O.S, O.Vt, W0, DI, DO, DI, 2, &o, WORK, BIG));
-    EXPECT(LORT_ERR_INVALID_ARG, lort_svd_jacobi(O.U, O.S, O.Vt, W0, DI, DO, DI, INT_MAX, WORK, BIG));
+    EXPECT(LORT_ERR_INVALID_ARG,
+           lort_svd_truncated(O.U, O.S, O.Vt, W0, DI, DO, DI, 2, &o, WORK, BIG));
+    EXPECT(LORT_ERR_INVALID_ARG,
+           lort_svd_jacobi(O.U, O.S, O.Vt, W0, DI, DO, DI, INT_MAX, WORK, BIG));
     lort_loraxs_desc x = good_loraxs();
     x.svd.power_iters = INT_MAX;
     EXPECT(LORT_ERR_INVALID_ARG, lort_loraxs_init_workspace_size(&x, &b));

@@ -791,11 +791,16 @@ static void test_no_partial_writes(void **state) {
         if (wd > ws) ws = wd;
     }
     void *work = tr_buf(ws);
-    struct { const char *what; const float *W; const lort_svd_opts *o; size_t ws; lort_status want; } tc[] = {
-        {"no convergence", W, &o1, ws, LORT_ERR_NO_CONVERGENCE},
-        {"NaN input", Wn, NULL, ws, LORT_ERR_NONFINITE},
-        {"||W||_F > FLT_MAX", Wh, NULL, ws, LORT_ERR_NONFINITE},
-        {"workspace - 1", W, &o1, ws - 1, LORT_ERR_WORKSPACE},
+    struct {
+        const char *what;
+        const float *W;
+        const lort_svd_opts *o;
+        lort_status want;
+    } tc[] = {
+        {"no convergence", W, &o1, LORT_ERR_NO_CONVERGENCE},
+        {"NaN input", Wn, NULL, LORT_ERR_NONFINITE},
+        {"||W||_F > FLT_MAX", Wh, NULL, LORT_ERR_NONFINITE},
+        {"workspace - 1", W, &o1, LORT_ERR_WORKSPACE},
     };
     for (size_t i = 0; i < sizeof tc / sizeof tc[0]; ++i) {
         size_t need = 0;
@@ -829,8 +834,9 @@ static void test_no_partial_writes(void **state) {
             canary(cores, 4096); canary(err, 1); canary(resid, R * C);
             lort_status st = res == 0 ? lort_mpo_from_dense(&m, cores, err, tc[i].W, mwk, give)
                                       : lort_mpo_init(&m, cores, resid, err, tc[i].W, mwk, give);
-            printf("  mpo %s, %-20s -> %s\n", res == 0 ? "from_dense" : (res == 1 ? "init f32" : "init nf4"),
-                   tc[i].what, lort_status_string(st));
+            printf("  mpo %s, %-20s -> %s\n",
+                   res == 0 ? "from_dense" : (res == 1 ? "init f32" : "init nf4"), tc[i].what,
+                   lort_status_string(st));
             assert_int_equal(st, tc[i].want);
             assert_true(canary_ok(cores, 4096) && canary_ok(err, 1) && canary_ok(resid, R * C));
         }
