@@ -107,6 +107,8 @@ MEMORY
             size serves forward, backward, merge and delta of that family at n rows.
   Sizes include 64 bytes of alignment slack, so any base pointer works; a buffer one byte short
   is refused with a status. lort_alloc/lort_free are optional helpers over an allocator struct.
+  Rows: n >= 1 in every size query, forward and backward of every family (n <= 0 is
+  LORT_ERR_INVALID_ARG); buffers sized for n rows serve any call with fewer.
 
 ERRORS
 ======
