@@ -115,15 +115,13 @@ check: test-compile test-blas test-noblas test-sanitize test-m32 examples size-i
 
 # The header alone under the strict warning set, as C and C++, with and without BLAS, plus
 # double inclusion and LORT_STATIC in two translation units (the STB way of including it).
-COMPILE_OBJS := $(addprefix $(B)/compile/,c99.o c11.o cxx11.o cxx17.o)
-test-compile: $(COMPILE_OBJS) $(B)/compile/static
+# Also each family alone (LORT_ONLY_<F>), three left out, and a LoRA-only program. Every
+# compile is its own target, so `make -j` runs them in parallel.
+COMPILE_OBJS := $(addprefix $(B)/compile/,c99.o c11.o cxx11.o cxx17.o no_some.o) \
+                $(patsubst %,$(B)/compile/only_%.o,$(FAMILIES))
+test-compile: $(COMPILE_OBJS) $(B)/compile/static $(B)/compile/only_lora
 	./$(B)/compile/static
-	@set -e; for f in $(FAMILIES); do \
-	  $(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_STATIC -DLORT_ONLY_$$f \
-	    -c tests/compile/impl.c -o $(B)/compile/only_$$f.o; done; echo "LORT_ONLY_<F>: $(FAMILIES) ok"
-	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_NO_MPO -DLORT_NO_TT -DLORT_NO_CP \
-	  -c tests/compile/impl.c -o $(B)/compile/no_some.o
-	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/only_lora.c -o $(B)/compile/only_lora -lm
+	@echo "LORT_ONLY_<F>: $(FAMILIES) ok"
 	./$(B)/compile/only_lora
 	@if command -v clang >/dev/null 2>&1; then \
 	  clang -std=c99 -Weverything $(WEVERYTHING_OFF) -Werror -I. -DLORT_NO_BLAS -c tests/compile/impl.c \
@@ -147,6 +145,16 @@ $(B)/compile/cxx11.o: tests/compile/impl.c lortensor.h
 $(B)/compile/cxx17.o: tests/compile/impl.c lortensor.h
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 $(CXXWARN) -Werror -I. -DLORT_NO_BLAS -x c++ -c $< -o $@
+$(B)/compile/only_%.o: tests/compile/impl.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_STATIC -DLORT_ONLY_$* -c $< -o $@
+$(B)/compile/no_some.o: tests/compile/impl.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_NO_MPO -DLORT_NO_TT -DLORT_NO_CP \
+	  -c $< -o $@
+$(B)/compile/only_lora: tests/compile/only_lora.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS $< -o $@ -lm
 $(B)/compile/static: tests/compile/static_a.c tests/compile/static_b.c lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/static_a.c tests/compile/static_b.c -o $@ -lm
