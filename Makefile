@@ -34,7 +34,7 @@ all: examples
 # ---- quick start: the first example, no dependency beyond a C compiler --------------------
 run: $(B)/run-$(BLAS)/01_lora_linear
 	./$(B)/run-$(BLAS)/01_lora_linear
-$(B)/run-$(BLAS)/%: examples/%.c lortensor.h
+$(B)/run-$(BLAS)/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 
@@ -79,7 +79,7 @@ test-compile:
 
 examples: $(addprefix $(B)/examples/,$(EXAMPLES))
 	@set -e; for e in $^; do echo "== $$e"; OPENBLAS_NUM_THREADS=1 ./$$e; done
-$(B)/examples/%: examples/%.c lortensor.h
+$(B)/examples/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 
