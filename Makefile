@@ -25,15 +25,18 @@ else
 endif
 
 TESTS    := $(basename $(notdir $(wildcard tests/test_*.c)))
-EXAMPLES := $(basename $(notdir $(wildcard examples/*.c)))
+EXAMPLES := $(filter-out 05_data_parallel,$(basename $(notdir $(wildcard examples/*.c))))
 B := build
 
 .PHONY: all run test test-blas test-noblas test-sanitize test-compile examples check bench deps clean
 all: examples
 
-# ---- quick start: the first example, no dependency beyond a C compiler --------------------
-run: $(B)/run-$(BLAS)/01_lora_linear
-	./$(B)/run-$(BLAS)/01_lora_linear
+# ---- quick start: the fine-tuning demo, no dependency beyond a C compiler ------------------
+# It pretrains a toy model once (checkpoint build/demo/base_model.bin), fine-tunes it with every
+# method, prints the table and writes build/demo/finetune_{loss,accuracy}.svg.
+run: $(B)/run-$(BLAS)/03_finetune_demo
+	@mkdir -p $(B)/demo
+	./$(B)/run-$(BLAS)/03_finetune_demo --out $(B)/demo
 $(B)/run-$(BLAS)/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
@@ -44,7 +47,7 @@ $(B)/run-$(BLAS)/%: examples/%.c examples/transformer.h lortensor.h
 test: deps
 	$(MAKE) --no-print-directory check
 
-check: test-compile test-blas test-noblas test-sanitize examples
+check: test-compile test-blas test-noblas test-sanitize examples $(if $(HAVE_MPICC),test-mpi)
 	@echo "make check: all passed"
 
 $(B)/blas/%: tests/%.c tests/lort_test.h tests/alloc_spy.h lortensor.h
@@ -78,10 +81,25 @@ test-compile:
 	@echo "test-compile: ok"
 
 examples: $(addprefix $(B)/examples/,$(EXAMPLES))
+	@mkdir -p $(B)/demo
 	@set -e; for e in $^; do echo "== $$e"; OPENBLAS_NUM_THREADS=1 ./$$e; done
 $(B)/examples/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
+
+# ---- data-parallel training over MPI (Open MPI's mpicc; make check runs it when present) -----
+# Compiled by $(CC) with mpicc's flags, so that mpi.h is a system header under the strict set.
+HAVE_MPICC  := $(shell command -v mpicc >/dev/null 2>&1 && echo yes)
+MPI_CFLAGS  := $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile 2>/dev/null))
+MPI_LIBS    := $(shell mpicc --showme:link 2>/dev/null)
+MPIRUN_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-run-as-root)
+MPIRUN      := mpirun --oversubscribe $(MPIRUN_ROOT)
+.PHONY: test-mpi
+test-mpi: $(B)/mpi/05_data_parallel
+	OPENBLAS_NUM_THREADS=1 $(MPIRUN) -np 2 ./$<
+$(B)/mpi/%: examples/%.c examples/transformer.h lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(MPI_CFLAGS) $(RUN_CFLAGS) $< -o $@ $(MPI_LIBS) $(RUN_LIBS) -lm
 
 # ---- benchmarks (not part of test) -----------------------------------------------------------
 BENCHES := $(basename $(notdir $(wildcard bench/bench*.c)))
@@ -94,7 +112,7 @@ $(B)/bench/%: bench/%.c lortensor.h
 	$(CC) -std=c99 -O3 -march=native -g $(WARN) -I. $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 
 # ---- dependencies (Debian) -------------------------------------------------------------------
-DEPS := build-essential pkg-config libopenblas-dev libcmocka-dev
+DEPS := build-essential pkg-config libopenblas-dev libcmocka-dev libopenmpi-dev openmpi-bin
 deps:
 	@if dpkg -s $(DEPS) >/dev/null 2>&1; then echo "deps: installed"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEPS); fi
