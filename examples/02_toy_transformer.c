@@ -419,6 +419,57 @@ static result run_family(const tf_weights *M, tf_acts *A, const int *tokens, lor
     return res;
 }
 
+/* ---- the base model's own gradient (pretraining, full fine-tuning) ----------------------------
+   tf_backward with a gradient struct fills d loss / d every weight. Checked here by central
+   differences of the cross-entropy to random targets: per tensor of the table, the entry of
+   largest |gradient| and a random one. */
+static int check_full_gradient(tf_weights *M, tf_acts *A, const int *tokens, lort_rng *rng) {
+    int target[N];
+    for (int i = 0; i < N; ++i) target[i] = (int)(lort_rng_u64(rng) % VOCAB);
+    float *dlogits = zeros((size_t)N * VOCAB);
+    tf_weights G;
+    tf_weights_make(&G, &M->c);
+    tf_forward(M, NULL, A, tokens, SEQS, T, 1);
+    tf_xent(dlogits, A->logits, target, N, VOCAB);
+    tf_backward(M, &G, NULL, A, tokens, SEQS, T, dlogits);
+    double gmax = max_abs(G.flat, G.count), worst = 0.0;
+    int nchecked = 0;
+    for (int ti = 0; ti < M->ntensors; ++ti) {
+        const size_t lo = M->t[ti].offset, cnt = (size_t)M->t[ti].rows * (size_t)M->t[ti].cols;
+        for (int k = 0; k < 2; ++k) {
+            size_t idx = lo;
+            if (k == 0) {
+                for (size_t i = lo; i < lo + cnt; ++i)
+                    if (fabsf(G.flat[i]) > fabsf(G.flat[idx])) idx = i;
+            } else {
+                idx = lo + (size_t)(lort_rng_u64(rng) % cnt);
+            }
+            float p = M->flat[idx], h = FD_STEP * (fabsf(p) > 1.0f ? fabsf(p) : 1.0f);
+            float pp = p + h, pm = p - h;
+            M->flat[idx] = pp;
+            tf_forward(M, NULL, A, tokens, SEQS, T, 0);
+            double lp = tf_xent(NULL, A->logits, target, N, VOCAB);
+            M->flat[idx] = pm;
+            tf_forward(M, NULL, A, tokens, SEQS, T, 0);
+            double lm = tf_xent(NULL, A->logits, target, N, VOCAB);
+            M->flat[idx] = p;
+            double fd = (lp - lm) / ((double)pp - (double)pm), an = (double)G.flat[idx];
+            double scale = fabs(fd) > fabs(an) ? fabs(fd) : fabs(an);
+            if (scale < 1e-2 * gmax) scale = 1e-2 * gmax;
+            double err = fabs(an - fd) / scale;
+            if (err > worst) worst = err;
+            ++nchecked;
+        }
+    }
+    int ok = worst <= FD_TOL;
+    printf("\nbase weights (full fine-tuning): gradient check of cross-entropy, %d entries over "
+           "%d tensors, max rel err %.2e (tol %.0e)   %s\n", nchecked, M->ntensors, worst,
+           FD_TOL, ok ? "OK" : "FAIL");
+    tf_weights_free(&G);
+    free(dlogits);
+    return ok;
+}
+
 /* ---- main ------------------------------------------------------------------------------------- */
 
 int main(void) {
@@ -454,6 +505,8 @@ int main(void) {
         res[i] = run_family(&M, &A, tokens, kinds[i], &rng);
         ok &= res[i].ok;
     }
+
+    ok &= check_full_gradient(&M, &A, tokens, &rng);
 
     printf("\nfamily   trainable  loss start  loss end   drop    grad err  merge diff  unmerge\n");
     for (int i = 0; i < NK; ++i) {
