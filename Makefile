@@ -1,4 +1,4 @@
-# lortensor: make run | make test | make check | make bench | make deps | make clean
+# lortensor: make run | make test | make check | make size | make bench | make deps | make clean
 # BLAS=openblas (default when pkg-config finds it) or BLAS=none (built-in GEMM).
 CC      ?= cc
 CXX     ?= c++
@@ -25,10 +25,18 @@ else
 endif
 
 TESTS    := $(basename $(notdir $(wildcard tests/test_*.c)))
+FAMILIES := LORA LORAXS TT TT_REP TT_ADP CP TUCKER MPO NF4 SVD
+# clang -Weverything minus: used-but-marked-unused (LORT__PRIVATE marks every private helper
+# unused, so a TU that calls few of them stays silent; ~400 hits), padded (struct layout notes),
+# switch-enum and covered-switch-default (switches on lort_kind / enums keep a default for
+# values from outside the enum), unsafe-buffer-usage (clang >= 16: every pointer index).
+WEVERYTHING_OFF := -Wno-used-but-marked-unused -Wno-padded -Wno-switch-enum \
+                   -Wno-covered-switch-default -Wno-unsafe-buffer-usage -Wno-unknown-warning-option
 EXAMPLES := $(filter-out 05_data_parallel,$(basename $(notdir $(wildcard examples/*.c))))
 B := build
 
-.PHONY: all run test test-blas test-noblas test-sanitize test-compile examples check bench deps clean
+.PHONY: all run test test-blas test-noblas test-sanitize test-compile examples check bench deps clean \
+        size size-if-available
 all: examples
 
 # ---- quick start: the fine-tuning demo, no dependency beyond a C compiler ------------------
@@ -47,7 +55,8 @@ $(B)/run-$(BLAS)/%: examples/%.c examples/transformer.h lortensor.h
 test: deps
 	$(MAKE) --no-print-directory check
 
-check: test-compile test-blas test-noblas test-sanitize examples $(if $(HAVE_MPICC),test-mpi)
+check: test-compile test-blas test-noblas test-sanitize examples size-if-available \
+       $(if $(HAVE_MPICC),test-mpi)
 	@echo "make check: all passed"
 
 $(B)/blas/%: tests/%.c tests/lort_test.h tests/alloc_spy.h lortensor.h
@@ -78,6 +87,22 @@ test-compile:
 	$(CXX) -std=c++17 $(CXXWARN) -Werror -I. -DLORT_NO_BLAS -x c++ -c tests/compile/impl.c -o $(B)/compile/cxx17.o
 	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/static_a.c tests/compile/static_b.c -o $(B)/compile/static -lm
 	./$(B)/compile/static
+	@set -e; for f in $(FAMILIES); do \
+	  $(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_STATIC -DLORT_ONLY_$$f \
+	    -c tests/compile/impl.c -o $(B)/compile/only_$$f.o; done; echo "LORT_ONLY_<F>: $(FAMILIES) ok"
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_NO_MPO -DLORT_NO_TT -DLORT_NO_CP \
+	  -c tests/compile/impl.c -o $(B)/compile/no_some.o
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/only_lora.c -o $(B)/compile/only_lora -lm
+	./$(B)/compile/only_lora
+	@if command -v clang >/dev/null 2>&1; then \
+	  clang -std=c99 -Weverything $(WEVERYTHING_OFF) -Werror -I. -DLORT_NO_BLAS -c tests/compile/impl.c \
+	    -o $(B)/compile/weverything.o && echo "clang -Weverything: ok"; \
+	else echo "clang -Weverything: skipped (clang not installed)"; fi
+	@if command -v tcc >/dev/null 2>&1; then \
+	  tcc -I. -DLORT_NO_BLAS tests/compile/impl.c -o $(B)/compile/tcc -lm && ./$(B)/compile/tcc && \
+	  tcc -I. -DLORT_NO_BLAS -DLORT_DEBUG -Wall -Werror tests/test_errors.c -o $(B)/compile/tcc_errors \
+	    -lcmocka -lm && ./$(B)/compile/tcc_errors >/dev/null 2>&1 && echo "tcc: ok (impl.c, test_errors)"; \
+	else echo "tcc: skipped (tcc not installed: apt-get install tcc)"; fi
 	@echo "test-compile: ok"
 
 examples: $(addprefix $(B)/examples/,$(EXAMPLES))
@@ -100,6 +125,33 @@ test-mpi: $(B)/mpi/05_data_parallel
 $(B)/mpi/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(MPI_CFLAGS) $(RUN_CFLAGS) $< -o $@ $(MPI_LIBS) $(RUN_LIBS) -lm
+
+# ---- embedded size check: Cortex-M4F, -Os, newlib-nano, --gc-sections --------------------
+# Builds tests/embedded/*.c (LoRA forward, LoRA train, cp) for a Cortex-M4F and prints their
+# text size and whether any soft-double routine (__aeabi_d*) is linked. Limits: LoRA forward
+# <= 6 KiB, LoRA train <= 12 KiB, no soft-double anywhere. Needs gcc-arm-none-eabi and
+# libnewlib-arm-none-eabi; `make check` runs it when arm-none-eabi-gcc is installed.
+ARM_CC    ?= arm-none-eabi-gcc
+ARM_FLAGS := -std=c99 -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard -Os \
+             -ffunction-sections -fdata-sections -Wl,--gc-sections --specs=nano.specs \
+             --specs=nosys.specs $(WARN) -Werror
+EMBEDDED  := lora_forward lora_train cp
+size: $(addprefix $(B)/arm/,$(addsuffix .elf,$(EMBEDDED)))
+	@printf '%-14s %8s %8s %8s  %s\n' program text data bss soft-double; fail=0; \
+	for p in $(EMBEDDED); do e=$(B)/arm/$$p.elf; \
+	  set -- $$(arm-none-eabi-size $$e | tail -1); \
+	  d=$$(arm-none-eabi-nm $$e | grep -c ' __aeabi_d' || true); \
+	  printf '%-14s %8s %8s %8s  %s\n' $$p $$1 $$2 $$3 $$([ $$d = 0 ] && echo none || echo "$$d symbols"); \
+	  [ $$d = 0 ] || fail=1; \
+	  [ $$p != lora_forward ] || [ $$1 -le 6144 ] || { echo "  over 6 KiB"; fail=1; }; \
+	  [ $$p != lora_train ] || [ $$1 -le 12288 ] || { echo "  over 12 KiB"; fail=1; }; \
+	done; [ $$fail = 0 ] && echo "size: ok"
+$(B)/arm/%.elf: tests/embedded/%.c lortensor.h
+	@mkdir -p $(@D)
+	$(ARM_CC) $(ARM_FLAGS) -I. $< -o $@ -lm
+size-if-available:
+	@if command -v $(ARM_CC) >/dev/null 2>&1; then $(MAKE) --no-print-directory size; \
+	else echo "size: skipped ($(ARM_CC) not installed: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"; fi
 
 # ---- benchmarks (not part of test) -----------------------------------------------------------
 BENCHES := $(basename $(notdir $(wildcard bench/bench*.c)))

@@ -261,7 +261,7 @@ static void method_sites(int mi, tf_adapters *A, const tf_config *c) {
                 lort_tt_rep_desc *t = &ad->desc.tt_rep;
                 ad->kind = LORT_KIND_TT_REP;
                 t->d_in = d_in, t->d_out = d_out, t->r = 8, t->alpha = 16.0f;
-                t->A.d = t->B.d = 3;
+                t->A.n_cores = t->B.n_cores = 3;
                 t->A.modes[0] = t->A.modes[1] = t->A.modes[2] = 8;
                 t->B.modes[0] = t->B.modes[1] = t->B.modes[2] = 8;
                 t->A.rank = t->B.rank = 5;
@@ -272,7 +272,7 @@ static void method_sites(int mi, tf_adapters *A, const tf_config *c) {
                 ad->kind = LORT_KIND_TT_ADP;
                 t->hidden = d, t->bottleneck = 8, t->act = LORT_ACT_RELU;
                 t->placement = LORT_TT_ADP_OUTPUT;
-                t->down.d = 3, t->down.modes[0] = t->down.modes[1] = t->down.modes[2] = 8;
+                t->down.n_cores = 3, t->down.modes[0] = t->down.modes[1] = t->down.modes[2] = 8;
                 t->down.rank = 5;
                 s->on_output = 1;
                 break;
@@ -280,7 +280,7 @@ static void method_sites(int mi, tf_adapters *A, const tf_config *c) {
             case M_DOTA: case M_QDOTA: {
                 lort_mpo_desc *m = &ad->desc.mpo;
                 ad->kind = LORT_KIND_MPO;
-                m->ncores = 3, m->bond = 8;
+                m->n_cores = 3, m->bond = 8;
                 m->row_factors[0] = m->row_factors[1] = m->row_factors[2] = 4;
                 m->col_factors[0] = m->col_factors[1] = m->col_factors[2] = 4;
                 m->path = LORT_MPO_DENSE; /* at 64 x 64 forming M is cheap; no cache */
@@ -624,7 +624,7 @@ int main(int argc, char **argv) {
                 tf_adapters_attach(&A, &base, N, &run_rng);
                 tr.w = &base, tr.A = &A, tr.params = A.params, tr.grads = A.grads, tr.np = A.np;
                 r->state_bytes = 4 * A.np * sizeof(float) + A.cache_bytes;
-                r->frozen_bytes = A.nfrozen * sizeof(float);
+                r->frozen_bytes = A.nfrozen;
             }
             r->np = tr.np;
             tr.m = tf_zeros(tr.np), tr.v = tf_zeros(tr.np);

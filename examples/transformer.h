@@ -266,8 +266,8 @@ typedef struct tf_adapters {
     tf_site s[TF_MAX_SITES];
     float *params, *grads; /* ONE flat vector of every trainable float, and its gradient */
     size_t np;
-    float *frozen;         /* every site's frozen floats (loraxs factors, DoTA's W_res) */
-    size_t nfrozen;
+    unsigned char *frozen; /* every site's frozen data (loraxs factors, DoTA's W_res, NF4) */
+    size_t nfrozen;        /* bytes; each site's part starts 64-byte aligned */
     void *work;            /* one workspace, large enough for every site */
     size_t work_size;
     size_t cache_bytes;    /* sum of the sites' caches */
@@ -281,7 +281,8 @@ TF_DEF void tf_adapters_attach(tf_adapters *A, const tf_weights *w, int max_rows
     lort_adapter_sizes sz[TF_MAX_SITES];
     size_t off[TF_MAX_SITES], foff[TF_MAX_SITES], init_work = 0;
     int owner[TF_MAX_SITES]; /* the first site of each site's group (itself if ungrouped) */
-    A->params = A->grads = A->frozen = NULL;
+    A->params = A->grads = NULL;
+    A->frozen = NULL;
     A->np = A->nfrozen = A->work_size = A->cache_bytes = 0;
     for (int i = 0; i < A->nsites; ++i) {
         tf_site *s = &A->s[i];
@@ -303,20 +304,26 @@ TF_DEF void tf_adapters_attach(tf_adapters *A, const tf_weights *w, int max_rows
         off[i] = owner[i] == i ? A->np : off[owner[i]];
         if (owner[i] == i) A->np += sz[i].params;
         foff[i] = A->nfrozen;
-        A->nfrozen += sz[i].frozen;
+        A->nfrozen += (sz[i].frozen_bytes + 63) / 64 * 64;
         s->replaces_base = sz[i].replaces_base;
         if (sz[i].init_work > init_work) init_work = sz[i].init_work;
         if (sz[i].work > A->work_size) A->work_size = sz[i].work;
     }
     A->params = tf_zeros(A->np);
     A->grads = tf_zeros(A->np);
-    A->frozen = A->nfrozen ? tf_zeros(A->nfrozen) : NULL;
+    if (A->nfrozen) {
+        A->frozen = (unsigned char *)tf_xmalloc(A->nfrozen + 64);
+        memset(A->frozen, 0, A->nfrozen + 64);
+    }
     void *iwork = tf_xmalloc(init_work);
     for (int i = 0; i < A->nsites; ++i) {
         tf_site *s = &A->s[i];
         s->ad.params = A->params + off[i];
         s->ad.grads = A->grads + off[i];
-        s->ad.frozen = sz[i].frozen ? A->frozen + foff[i] : NULL;
+        /* 64-byte aligned from a malloc'd (16-aligned) base: skip to the next 64 */
+        s->ad.frozen = sz[i].frozen_bytes
+                           ? A->frozen + foff[i] + (64 - (uintptr_t)A->frozen % 64) % 64
+                           : NULL;
         if (owner[i] == i) /* a shared block is initialised once */
             tf_check(lort_adapter_init(&s->ad, tf_site_weight(w, s->layer, s->where), rng, iwork,
                                        init_work),
@@ -332,7 +339,8 @@ TF_DEF void tf_adapters_attach(tf_adapters *A, const tf_weights *w, int max_rows
 TF_DEF void tf_adapters_free(tf_adapters *A) {
     for (int i = 0; i < A->nsites; ++i) free(A->s[i].cache);
     free(A->params), free(A->grads), free(A->frozen), free(A->work);
-    A->params = A->grads = A->frozen = NULL;
+    A->params = A->grads = NULL;
+    A->frozen = NULL;
     A->work = NULL;
 }
 

@@ -24,6 +24,7 @@ static const struct {
     {LORT_ERR_NO_CONVERGENCE, "LORT_ERR_NO_CONVERGENCE"},
     {LORT_ERR_NONFINITE, "LORT_ERR_NONFINITE"},
     {LORT_ERR_NOT_MERGEABLE, "LORT_ERR_NOT_MERGEABLE"},
+    {LORT_ERR_NOT_FOUND, "LORT_ERR_NOT_FOUND"},
 };
 #define NCODES (sizeof ALL_CODES / sizeof ALL_CODES[0])
 static int seen[NCODES];
@@ -136,8 +137,8 @@ static void lora_all(const lort_lora_desc *d, int n, lort_status code) {
     EXPECT(code, lort_lora_forward(d, O.y, X, IA, IB, n, NULL, 0, WORK, BIG));
     EXPECT(code,
            lort_lora_backward(d, O.dx, O.dA, O.dB, DY, X, IA, IB, n, O.cache, BIG, WORK, BIG));
-    EXPECT(code, lort_lora_merge(d, O.W, IA, IB, 1.0f));
-    EXPECT(code, lort_lora_delta(d, O.W, IA, IB));
+    EXPECT(code, lort_lora_merge(d, O.W, IA, IB, 1.0f, NULL, 0));
+    EXPECT(code, lort_lora_delta(d, O.W, IA, IB, NULL, 0));
     if (!d) return;
     lort_adapter a;
     memset(&a, 0, sizeof a);
@@ -228,11 +229,11 @@ static void test_null_pointers(void **state) {
            lort_lora_backward(&d, O.dx, O.dA, O.dB, DY, X, IA, NULL, NR, NULL, 0, WORK, BIG));
     EXPECT(LORT_ERR_NULL,
            lort_lora_backward(&d, O.dx, O.dA, O.dB, DY, X, IA, IB, NR, NULL, 0, NULL, BIG));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, NULL, IA, IB, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, NULL, IB, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, IA, NULL, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, NULL, IA, IB));
-    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, O.W, NULL, IB));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, NULL, IA, IB, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, NULL, IB, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, IA, NULL, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, NULL, IA, IB, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, O.W, NULL, IB, NULL, 0));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, NULL, O.B, &rng));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, O.A, NULL, &rng));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, O.A, O.B, NULL));
@@ -375,7 +376,7 @@ static void test_invalid_dims(void **state) {
 static void test_invalid_options(void **state) {
     (void)state;
     /* dropout outside [0, 1), including NaN */
-    static const float bad_p[] = {-0.1f, 1.0f, 1.5f, (float)NAN, (float)INFINITY, -(float)INFINITY};
+    const float bad_p[] = {-0.1f, 1.0f, 1.5f, (float)NAN, (float)INFINITY, -(float)INFINITY};
     for (size_t i = 0; i < sizeof bad_p / sizeof bad_p[0]; ++i) {
         lort_lora_desc d = good_lora();
         d.dropout = bad_p[i];
@@ -401,11 +402,11 @@ static void test_invalid_options(void **state) {
     x.svd.oversample = -1;
     loraxs_all(&x, NR, LORT_ERR_INVALID_ARG);
     /* merge weight non-finite */
-    static const float bad_w[] = {(float)NAN, (float)INFINITY, -(float)INFINITY};
+    const float bad_w[] = {(float)NAN, (float)INFINITY, -(float)INFINITY};
     d = good_lora();
     x = good_loraxs();
     for (size_t i = 0; i < 3; ++i) {
-        EXPECT(LORT_ERR_INVALID_ARG, lort_lora_merge(&d, O.W, IA, IB, bad_w[i]));
+        EXPECT(LORT_ERR_INVALID_ARG, lort_lora_merge(&d, O.W, IA, IB, bad_w[i], NULL, 0));
         EXPECT(LORT_ERR_INVALID_ARG, lort_loraxs_merge(&x, O.W, IR, IA, IB, bad_w[i], WORK, BIG));
         lort_adapter a;
         memset(&a, 0, sizeof a);
@@ -605,7 +606,7 @@ static void test_not_mergeable(void **state) {
     a.kind = LORT_KIND_TT_ADP;
     a.desc.tt_adp.hidden = DI;
     a.desc.tt_adp.bottleneck = 4;
-    a.desc.tt_adp.down.d = 3;
+    a.desc.tt_adp.down.n_cores = 3;
     a.desc.tt_adp.down.modes[0] = 4;
     a.desc.tt_adp.down.modes[1] = 3;
     a.desc.tt_adp.down.modes[2] = 4;
@@ -693,6 +694,26 @@ static void test_nonfinite(void **state) {
 #endif
 }
 
+static void test_not_found(void **state) {
+    (void)state;
+    static float P[RK * (DI + DO)];
+    lort_adapter e;
+    lort_set_site site = {"model.layers.0.self_attn.q_proj", 0, 0, 0};
+    lort_adapter_set set;
+    int idx = 77;
+    memset(&e, 0, sizeof e);
+    e.kind = LORT_KIND_LORA;
+    e.desc.lora.d_in = DI; e.desc.lora.d_out = DO; e.desc.lora.r = RK;
+    e.params = P;
+    set.entries = &e; set.n_entries = 1; set.sites = &site; set.n_sites = 1;
+    EXPECT(LORT_OK, lort_set_validate(&set, NULL, 0));
+    EXPECT(LORT_ERR_NOT_FOUND, lort_set_find(&set, "model.layers.0.self_attn.k_proj", &idx));
+    assert_int_equal(idx, 77);
+    EXPECT(LORT_ERR_NOT_FOUND, lort_set_find(&set, "model.layers.0.self_attn.q_pro", &idx));
+    EXPECT(LORT_OK, lort_set_find(&set, "model.layers.0.self_attn.q_proj", &idx));
+    assert_int_equal(idx, 0);
+}
+
 /* Runs last: each status code was produced by at least one real call above. */
 static void test_every_status_reached(void **state) {
     (void)state;
@@ -719,6 +740,7 @@ int main(void) {
         cmocka_unit_test(test_not_mergeable),
         cmocka_unit_test(test_no_convergence),
         cmocka_unit_test(test_nonfinite),
+        cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_every_status_reached),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
