@@ -90,7 +90,7 @@ static void sites(tf_adapters *A, const tf_config *c, int fam) {
    batch is drawn from the same seed on every rank). comm == MPI_COMM_NULL: no reduction.
    Returns the seconds per step; the trained params are A->params. */
 static double run(const tf_weights *base, tf_adapters *A, int fam, int steps, int batch,
-                  int lo, int hi, MPI_Comm comm) {
+                  int lo, int hi, MPI_Comm comm, double *comm_per_step) {
     const tf_config *c = &base->c;
     const int ns = hi - lo, n = ns * T;
     tf_acts acts;
@@ -104,9 +104,9 @@ static double run(const tf_weights *base, tf_adapters *A, int fam, int steps, in
     lort_adamw_desc opt = lort_adamw_default(1e-2f);
     lort_rng data_rng;
     lort_rng_seed(&data_rng, 99); /* the same batches on every rank */
-    double t0 = 0.0;
+    double t0 = 0.0, t_comm = 0.0;
     for (int step = 0; step < steps; ++step) {
-        if (step == 1) t0 = now(); /* the first step warms up */
+        if (step == 1) t0 = now(), t_comm = 0.0; /* the first step warms up */
         for (int s = 0; s < batch; ++s) {
             int p = (int)(lort_rng_u64(&data_rng) % 10000);
             if (s >= lo && s < hi) encode(tok + (s - lo) * T, tgt + (s - lo) * T, p);
@@ -120,12 +120,16 @@ static double run(const tf_weights *base, tf_adapters *A, int fam, int steps, in
             for (size_t i = 0; i < (size_t)n * VOCAB; ++i) dlogits[i] *= share;
             tf_backward(base, NULL, A, &acts, tok, ns, T, dlogits);
         }
-        if (comm != MPI_COMM_NULL)
+        if (comm != MPI_COMM_NULL) {
+            const double tc = now();
             MPI_Allreduce(MPI_IN_PLACE, A->grads, (int)A->np, MPI_FLOAT, MPI_SUM, comm);
+            t_comm += now() - tc;
+        }
         tf_check(lort_adamw_step(&opt, A->params, m, v, A->grads, A->np, (long)step + 1),
                  "lort_adamw_step");
     }
     double per_step = steps > 1 ? (now() - t0) / (steps - 1) : 0.0;
+    if (comm_per_step) *comm_per_step = steps > 1 ? t_comm / (steps - 1) : 0.0;
     free(m), free(v), free(dlogits);
     tf_acts_free(&acts);
     return per_step;
@@ -163,8 +167,10 @@ int main(int argc, char **argv) {
         const char *name = fam == FAM_LORA ? "lora (per-site, Wq Wv)" : "cp (one joint block, Q K V O)";
         tf_adapters A;
         MPI_Barrier(MPI_COMM_WORLD);
-        double sps = run(&base, &A, fam, steps, batch, lo, hi, MPI_COMM_WORLD), sps_max;
+        double cps, cps_max, sps_max;
+        double sps = run(&base, &A, fam, steps, batch, lo, hi, MPI_COMM_WORLD, &cps);
         MPI_Reduce(&sps, &sps_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+        MPI_Reduce(&cps, &cps_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
         /* every rank must hold rank 0's parameters */
         float *p0 = tf_zeros(A.np);
         if (rank == 0) memcpy(p0, A.params, A.np * sizeof(float));
@@ -174,13 +180,14 @@ int main(int argc, char **argv) {
             spread = fmax(spread, fabs((double)A.params[i] - (double)p0[i]));
         MPI_Reduce(&spread, &spread_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
         if (rank == 0) {
-            printf("%-30s %6zu params  %7.2f ms/step on %d rank%s", name, A.np, 1e3 * sps_max,
-                   size, size > 1 ? "s" : "");
+            printf("%-30s %6zu params  %7.2f ms/step on %d rank%s (in MPI_Allreduce of %zu bytes, "
+                   "waits included: %.2f ms)", name, A.np, 1e3 * sps_max, size, size > 1 ? "s" : "",
+                   A.np * sizeof(float), 1e3 * cps_max);
             if (time_only) {
                 printf("\n");
             } else {
                 tf_adapters S; /* the single-process reference on the full batch */
-                run(&base, &S, fam, steps, batch, 0, batch, MPI_COMM_NULL);
+                run(&base, &S, fam, steps, batch, 0, batch, MPI_COMM_NULL, NULL);
                 double diff = 0.0, mx = 1.0, moved = 0.0;
                 float *init = NULL;
                 {   /* how far training moved the parameters, to show the check is not idle */
