@@ -694,7 +694,7 @@ int main(int argc, char **argv) {
     {   /* DoTA's init is exact up to fp32 rounding; QDoTA's up to its NF4 residual, whose
            entries are off by at most 0.152 x the absmax of their 64-block (checked above); the
            residual is small, so the loss moves by well under 1% */
-        printf("QDoTA init: |deq(NF4(R)) - R| <= %.2f x the NF4 bound (need <= 1); "
+        printf("QDoTA init: |deq(NF4(R)) - R| <= %.4f x the NF4 bound (need <= 1); "
                "||deq(NF4(R)) - R|| / ||W0|| = %.1e\n", nf4_worst, nf4_rel);
         double e_dota = fabs(res[M_DOTA].before.loss - base_sub.loss) / base_sub.loss;
         double e_qdota = fabs(res[M_QDOTA].before.loss - base_sub.loss) / base_sub.loss;
