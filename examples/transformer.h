@@ -629,6 +629,11 @@ TF_DEF void tf_forward(const tf_weights *w, const tf_adapters *A, tf_acts *a, co
     for (int i = 0; i < n; ++i) {
         const int tok = tokens[i], t = i % seqlen;
         float *xi = a->L[0].x + (size_t)i * (size_t)d;
+        if (tok < 0 || tok >= c->vocab) {
+            fprintf(stderr, "FAIL: tf_forward: token %d at row %d is outside 0..%d\n", tok, i,
+                    c->vocab - 1);
+            exit(EXIT_FAILURE);
+        }
         for (int j = 0; j < d; ++j)
             xi[j] = w->tok[(size_t)tok * (size_t)d + (size_t)j] + w->pos[(size_t)t * (size_t)d + (size_t)j];
     }
@@ -713,7 +718,14 @@ TF_DEF void tf_backward(const tf_weights *w, tf_weights *g, const tf_adapters *A
 TF_DEF double tf_xent(float *dlogits, const float *logits, const int *target, int n, int vocab) {
     int count = 0;
     double sum = 0.0;
-    for (int i = 0; i < n; ++i) count += target[i] >= 0;
+    for (int i = 0; i < n; ++i) {
+        if (target[i] >= vocab) {
+            fprintf(stderr, "FAIL: tf_xent: target %d at row %d is outside 0..%d\n", target[i], i,
+                    vocab - 1);
+            exit(EXIT_FAILURE);
+        }
+        count += target[i] >= 0;
+    }
     for (int i = 0; i < n; ++i) {
         const float *z = logits + (size_t)i * (size_t)vocab;
         float *dz = dlogits ? dlogits + (size_t)i * (size_t)vocab : NULL;
