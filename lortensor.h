@@ -2517,9 +2517,9 @@ LORT__PRIVATE void lort__lowrank_init(lort__lowrank *P, int d_in, int d_out, int
 
 /* ---- decode path: n <= LORT__DECODE_ROWS rows --------------------------------------------
    At a few rows a GEMM call costs more in dispatch and packing than the work, and every
-   factor is read once: fused loops that stream A and B are faster (lort__decode_use). The loops are written so
-   that a compiler vectorises them without reassociating a float sum: dot products keep 32
-   partial sums, and y = B h with B (d_out, r) row-major runs across outputs with r fixed at
+   factor is read once: fused loops that stream A and B are faster (lort__decode_use). The
+   loops are written so that a compiler vectorises them without reassociating a float sum: dot
+   products keep 32 partial sums, and y = B h with B (d_out, r) row-major runs across outputs with r fixed at
    compile time (1, 2, 4, 8, 16, 32; other ranks take the generic loop). */
 #define LORT__DECODE_ROWS 8
 /* Measured (bench/bench_serve.c, d 1024 and 4096): the loops beat the built-in GEMM at every
@@ -2604,8 +2604,9 @@ LORT__PRIVATE void lort__decode_lowrank(int d_in, int d_out, int r, float s, flo
         jb = LORT__DECODE_BLOCK / r > 0 ? LORT__DECODE_BLOCK / r : 1;
         for (j0 = 0; j0 < d_out; j0 += jb)
             for (i = 0; i < n; ++i)
-                lort__decode_bh(y + (size_t)i * (size_t)d_out + (size_t)j0, B + (size_t)j0 * (size_t)r,
-                                Hr + (size_t)i * (size_t)r, d_out - j0 < jb ? d_out - j0 : jb, r, s);
+                lort__decode_bh(y + (size_t)i * (size_t)d_out + (size_t)j0,
+                                B + (size_t)j0 * (size_t)r, Hr + (size_t)i * (size_t)r,
+                                d_out - j0 < jb ? d_out - j0 : jb, r, s);
     } else { /* y_i += s sum_k h_i[k] B_k, B (r, d_out) */
         for (k = 0; k < r; ++k)
             for (i = 0; i < n; ++i)
@@ -4809,7 +4810,8 @@ LORT__PRIVATE void lort__joint_forward_stacked(const lort__joint *J, float *y, c
         lort__dropout(J->seed, J->p, n, d, xd, x);
         xin = xd;
     }
-    if (!J->u_ready) lort__gemm(0, 0, n, r, d, 1.0f, xin, d, P + J->oA, r, 0.0f, U, r); /* U = Xd A */
+    if (!J->u_ready) /* U = Xd A (lort_multi_forward may have it already) */
+        lort__gemm(0, 0, n, r, d, 1.0f, xin, d, P + J->oA, r, 0.0f, U, r);
     if (J->tucker) {
         lort__tucker_cores(J, P, base, W);
         lort__tucker_kcat(J, base, W);
@@ -6553,7 +6555,8 @@ LORT_DEF lort_status lort_set_plan_query(const lort_adapter_set *set, int n, lor
         a.layer = a.matrix = 0; /* entries' own (layer, matrix) are unused */
         if ((st = lort_adapter_sizes_query(&a, n, &z))) return st;
         lort__plan_max(&p, &z);
-        if (!lort__round16(p.params, &p.params) || !lort__round64(p.frozen_bytes, &p.frozen_bytes) ||
+        if (!lort__round16(p.params, &p.params) ||
+            !lort__round64(p.frozen_bytes, &p.frozen_bytes) ||
             z.params > LORT__SIZE_LIMIT / sizeof(float) - p.params ||
             z.frozen_bytes > LORT__SIZE_LIMIT - p.frozen_bytes)
             return LORT_ERR_OVERFLOW;
@@ -6598,7 +6601,8 @@ LORT_DEF lort_status lort_set_bind(lort_adapter_set *set, const lort_set_plan_en
     for (i = 0; i < set->n_entries; ++i) {
         lort_adapter *e = &set->entries[i];
         e->params = params_block + entries[i].params_offset;
-        e->frozen = entries[i].frozen_bytes ? (char *)frozen_block + entries[i].frozen_offset : NULL;
+        e->frozen =
+            entries[i].frozen_bytes ? (char *)frozen_block + entries[i].frozen_offset : NULL;
         e->grads = grads_block ? grads_block + entries[i].params_offset : NULL;
     }
     return LORT_OK;
@@ -6656,7 +6660,7 @@ LORT__PRIVATE int lort__xs_shared(const lort_adapter *a, const lort_adapter *b) 
            !(a->desc.loraxs.dropout > 0.0f) && !(b->desc.loraxs.dropout > 0.0f);
 }
 
-/* ---- mixed-adapter batches -------------------------------------------------------------------- */
+/* ---- mixed-adapter batches ---------------------------------------------------------------- */
 
 enum { LORT__MX_INT, LORT__MX_XS, LORT__MX_YS, LORT__MX_H1, LORT__MX_H2, LORT__MX_WORK };
 /* ints: start (n_adapters + 2: index a + 1, -1 at 0) then order (n). */
@@ -6814,8 +6818,8 @@ LORT_DEF lort_status lort_mixed_forward(const lort_adapter *adapters, int n_adap
         }
         if (rows[m - 1] - rows[0] == m - 1) { /* consecutive rows: in place */
             float *yr = y + (size_t)rows[0] * (size_t)d_out;
-            st = lort_adapter_forward(A, yr, lort__tt_adp_output(A) ? NULL : x + (size_t)rows[0] * (size_t)d_in,
-                                      m, NULL, 0, aw, awork);
+            const float *xr = lort__tt_adp_output(A) ? NULL : x + (size_t)rows[0] * (size_t)d_in;
+            st = lort_adapter_forward(A, yr, xr, m, NULL, 0, aw, awork);
         } else {
             int out = lort__tt_adp_output(A);
             for (k = 0; k < m; ++k) {
@@ -7008,7 +7012,8 @@ LORT_DEF lort_status lort_multi_forward(const lort_adapter *adapters, int count,
             lort__gemm(0, 1, n, d->d_out, d->r, s, H + off, M.rsum,
                        a->params + (size_t)d->r * (size_t)d->d_in, d->r, 1.0f, y[i], d->d_out);
             off += d->r;
-        } else if (lort__multi_joint(a) && u_owner >= 0 && lort__same_block(&adapters[u_owner], a)) {
+        } else if (lort__multi_joint(a) && u_owner >= 0 &&
+                   lort__same_block(&adapters[u_owner], a)) {
             st = lort__joint_forward_u(a, y[i], x, n, U, M.ucache, aw, awork);
         } else if (lort__multi_joint(a)) { /* the block's first site leaves U in the U slot */
             st = lort_adapter_forward(a, y[i], x, n, U, M.ucache, aw, awork);
