@@ -9,8 +9,8 @@
        MPI_Allreduce(grads, SUM)                                (the full-batch gradient)
        lort_adamw_step on every rank                            (identical params everywhere)
 
-   The program fine-tunes the toy transformer of example 03 (d 64, 4 heads, 2 blocks; a random
-   base here, so that it stands alone) on example 03's subtraction task, once with LoRA on Wq
+   The program fine-tunes the toy transformer of example 00 (d 64, 4 heads, 2 blocks; a random
+   base here, so that it stands alone) on example 00's subtraction task, once with LoRA on Wq
    and Wv (a per-site family: each site has its own slice) and once with LoRTA's CP tensor (a
    joint family: ONE block for every Q, K, V, O site, every rank adding to it). Each rank runs
    its share of BATCH sequences; the loss is the mean over the whole batch, so each rank scales

@@ -1,6 +1,6 @@
 /* transformer.h - a small decoder-only transformer over lortensor's public API (example code).
 
-   Shared by the examples (02_toy_transformer, 03_finetune_demo, 05_data_parallel) and usable by
+   Shared by the examples (02_toy_transformer, 00_finetune_demo, 05_data_parallel) and usable by
    any program that includes it AFTER lortensor.h (with LORTENSOR_IMPLEMENTATION defined in one
    file of the program). Everything here is static: one program, one copy.
 

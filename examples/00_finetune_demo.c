@@ -1,4 +1,4 @@
-/* 03_finetune_demo.c - the papers' trade-off on one task: every family fine-tunes a pretrained
+/* 00_finetune_demo.c - the papers' trade-off on one task: every family fine-tunes a pretrained
    toy model, measured in one table and two plots.
 
    1. Pretrain. A character-level transformer (examples/transformer.h: d 64, 4 heads, 2 pre-LN
@@ -25,7 +25,7 @@
    rounding and QDoTA's to within its NF4 residual; merged and unmerged adapters give the same
    held-out accuracy.
 
-   Usage: 03_finetune_demo [--out DIR] [--steps N] [--pretrain-steps N] [--sweep]
+   Usage: 00_finetune_demo [--out DIR] [--steps N] [--pretrain-steps N] [--sweep]
                            [--only METHOD_INDEX] [--lr LR]          (make run: DIR = build/demo)
    The built-in GEMM (LORT_NO_BLAS) runs the same steps: at these sizes it is as fast as
    OpenBLAS. */
@@ -547,7 +547,7 @@ int main(int argc, char **argv) {
     if (steps > MAX_STEPS) steps = MAX_STEPS;
     const double t_start = now();
 
-    printf("lortensor %s (GEMM backend: %s) - example 03: fine-tuning demo\n",
+    printf("lortensor %s (GEMM backend: %s) - example 00: fine-tuning demo\n",
            lort_version_string(), lort_gemm_backend());
     /* The built-in GEMM needs no fewer steps: at these sizes (at most 256 x 128 x 64) it is as
        fast as OpenBLAS (measured: 4.3 s vs 6.1 s of CPU for the same 100-step LoRA run). */
