@@ -60,7 +60,8 @@ CONFIGURATION
                                 assert(x) under            input; costs nothing (no assert, no
                                 LORT_DEBUG                 stdio) unless LORT_DEBUG or you define it
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
-    LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
+    LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of
+                                                           inputs; LORT_ASSERT becomes assert
     LORT_RESTRICT               restrict           global  C/C++ portable restrict (internal
                                                            helpers whose buffers never alias)
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
@@ -107,6 +108,8 @@ MEMORY
             size serves forward, backward, merge and delta of that family at n rows.
   Sizes include 64 bytes of alignment slack, so any base pointer works; a buffer one byte short
   is refused with a status. lort_alloc/lort_free are optional helpers over an allocator struct.
+  Rows: n >= 1 in every size query, forward and backward of every family (n <= 0 is
+  LORT_ERR_INVALID_ARG); buffers sized for n rows serve any call with fewer.
 
 ERRORS
 ======
@@ -114,7 +117,10 @@ ERRORS
   that overflow, shape mismatches, short workspaces) and returns a negative lort_status; it never
   aborts, exits or prints, and on error writes nothing to the caller's outputs.
   lort_status_string() gives a static message. Under LORT_DEBUG, kernels also scan their inputs
-  for NaN/Inf (LORT_ERR_NONFINITE); the SVD routines always do (their cost dwarfs the scan).
+  for NaN/Inf (LORT_ERR_NONFINITE): inputs and every parameter they read, in forward and
+  backward alike. The SVD routines always scan (their cost dwarfs the scan), and also refuse a
+  matrix whose Frobenius norm exceeds FLT_MAX (LORT_ERR_NONFINITE: its singular values might
+  not be representable); below that they scale internally, so an OK never hides a NaN.
   Joint families (cp, tucker): a site with layer or matrix out of range is LORT_ERR_INVALID_ARG;
   d not divisible by heads, or kv_heads not dividing heads, LORT_ERR_SHAPE; GQA with heads on
   the input LORT_ERR_UNSUPPORTED; a GEMM dimension (d r1, r1 r2, the core size) above INT_MAX
@@ -267,7 +273,8 @@ MATH
       layers 1, M = S, rH = rL = 1, A = U^T, B = V^T, core[:, :, 0, 0, c] = C[:, :, c],
       C_M = P^T, alpha = s r1; params 2 d r + S r + r^3 + 2 (the unit C_H, C_L)
       (LORT_TUCKER_INIT_FACT_TK; its dropout on the r-dim hidden is not reproduced: p = 0).
-      Default init: as cp with a superdiagonal core of ones (starts as a CP).
+      Default init: as cp, the core with ones at (k mod r1, .., k mod rM), k < the largest rank
+      (the superdiagonal, i.e. a CP, when the ranks are equal; no core slice starts at zero).
 
   >>mpo (DoTA, Hu et al. 2024; MPO format of the RUC group). d_out = prod i_k, d_in = prod j_k,
   cores T_k (D_{k-1}, i_k, j_k, D_k), D_0 = D_N = 1; M = the TT of W reshaped to
@@ -528,13 +535,19 @@ LORT_API lort_status lort_linear_backward(float *dx, float *dW, float *db, const
 
 // >>svd =================================================================================== api
 
+/* Upper bounds of the iteration counts (a larger value is LORT_ERR_INVALID_ARG, so that no
+   argument can make a call run for days): Jacobi converges in ~10 sweeps, the power iterations
+   gain nothing measurable beyond a few dozen. */
+#define LORT_SVD_MAX_POWER_ITERS 100
+#define LORT_SVD_MAX_SWEEPS 1000
 typedef struct lort_svd_opts {
     int exact;         /* nonzero: exact SVD (QR + Jacobi) instead of the randomized one; the
                           exact SVD is also used when r + oversample >= min(m, n) */
     int oversample;    /* extra probes l - r; 0 = default max(10, r/2) (capped by min(m, n)) */
-    int power_iters;   /* 0 = default 5 (a value < 0 means none) */
+    int power_iters;   /* 0 = default 5 (a value < 0 means none); at most
+                          LORT_SVD_MAX_POWER_ITERS, else LORT_ERR_INVALID_ARG */
     int no_shift;      /* nonzero: plain power iterations, without the dynamic shift */
-    int max_sweeps;    /* Jacobi sweep limit; 0 = default 60 */
+    int max_sweeps;    /* Jacobi sweep limit; 0 = default 60; at most LORT_SVD_MAX_SWEEPS */
     uint64_t seed;     /* probe seed; 0 is a valid seed */
 } lort_svd_opts;
 
@@ -548,7 +561,7 @@ LORT_API lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
                                         int m, int n, int r, const lort_svd_opts *opts,
                                         void *work, size_t work_size);
 /* Full thin exact SVD, k = min(m, n): U (m, k) (may be NULL), S (k), Vt (k, n).
-   max_sweeps: Jacobi sweep limit, 0 = default 60. */
+   max_sweeps: Jacobi sweep limit, 0 = default 60, at most LORT_SVD_MAX_SWEEPS. */
 LORT_API lort_status lort_svd_jacobi_workspace_size(int m, int n, size_t *bytes);
 LORT_API lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float *W, int ldw,
                                      int m, int n, int max_sweeps, void *work, size_t work_size);
@@ -891,7 +904,10 @@ LORT_API lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const fl
    rL = L, C_L = I, C_H = C_M = 1 (LORT_TUCKER_INIT_LOTR); FacT-TK = heads 1, layers 1, one
    matrix type per stacked slice, rH = rL = 1, C_M = P^T (LORT_TUCKER_INIT_FACT_TK). */
 typedef enum lort_tucker_init_kind {
-    LORT_TUCKER_INIT_DEFAULT = 0,   /* as cp, core = superdiagonal ones: starts as a CP */
+    LORT_TUCKER_INIT_DEFAULT = 0,   /* as cp, core = ones at (k mod r1, k mod r2, k mod rH,
+                                       k mod rL, k mod rM), k < max rank: the superdiagonal
+                                       (a CP) when the ranks are equal; every core slice is
+                                       non-zero, so no part of the adapter starts frozen */
     LORT_TUCKER_INIT_LOTR = 1,      /* LoTR: A, B ~ N(0, 1), core = 0, C_L = I, C_H = C_M = 1 */
     LORT_TUCKER_INIT_FACT_TK = 2    /* FacT-TK: A ~ U(+-1/sqrt(d)), B = 0, core ~ Xavier U(+-
                                        sqrt(3)/r1), C_M ~ Xavier U(+-sqrt(6/(M + rM))), C_H =
@@ -1178,7 +1194,9 @@ typedef struct lort_adamw_desc {
 /* torch.optim.AdamW defaults: beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0.01. */
 LORT_API lort_adamw_desc lort_adamw_default(float lr);
 /* One step t >= 1 (1 on the first call) over count values; m and v (zero at t = 1) are the
-   caller's state, same length. */
+   caller's state, same length. Hyper-parameters whose step lr / (1 - beta1^t) or decay
+   1 - lr weight_decay overflow: LORT_ERR_INVALID_ARG. A non-finite gradient, or a new params,
+   m or v entry that would overflow: LORT_ERR_NONFINITE, with nothing written. */
 LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, float *m,
                                      float *v, const float *grads, size_t count, long t);
 
@@ -1199,6 +1217,7 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 #include <string.h>
 #include <math.h>
 #include <limits.h>
+#include <float.h>
 
 #ifndef LORT_ASSERT
 #ifdef LORT_DEBUG
@@ -1317,6 +1336,13 @@ LORT__PRIVATE int lort__mul3(size_t a, size_t b, size_t c, size_t *out) {
     return lort__mul(a, b, &t) && lort__mul(t, c, out);
 }
 
+/* *c += a b; 0 on overflow. */
+LORT__PRIVATE int lort__add_mul(size_t *c, size_t a, size_t b) {
+    size_t t;
+    if (!lort__mul(a, b, &t) || t > LORT__SIZE_LIMIT - *c) return 0;
+    *c += t;
+    return 1;
+}
 /* A layout is a list of 64-byte aligned float slots carved from one buffer. Size queries and
    kernels build the same layout from the same function, so they cannot drift. */
 typedef struct lort__layout {
@@ -1329,12 +1355,15 @@ typedef struct lort__layout {
 LORT__PRIVATE void lort__lay_init(lort__layout *L) {
     memset(L, 0, sizeof(*L));
 }
-/* Adds a slot of `floats` floats (0 = an empty slot); returns its index. */
+/* Adds a slot of `floats` floats (0 = an empty slot); returns its index. The end never exceeds
+   LORT__SIZE_LIMIT - LORT__ALIGN (the alignment slack of lort__lay_bytes included), and once a
+   slot overflows the layout stays overflowed. */
 LORT__PRIVATE int lort__lay_add(lort__layout *L, size_t floats) {
     size_t bytes = 0, end;
     int i = L->count;
     LORT_ASSERT(i < LORT__MAX_SLOTS);
-    if (!lort__mul(floats, sizeof(float), &bytes) || bytes > LORT__SIZE_LIMIT - L->end - LORT__ALIGN)
+    if (!lort__mul(floats, sizeof(float), &bytes) || L->end > LORT__SIZE_LIMIT - 2 * LORT__ALIGN ||
+        bytes > LORT__SIZE_LIMIT - 2 * LORT__ALIGN - L->end)
         L->overflow = 1;
     L->off[i] = L->end;
     if (!L->overflow) {
@@ -2130,11 +2159,19 @@ LORT__PRIVATE lort_status lort__svd_args(const float *W, int ldw, int m, int n, 
     if (!lort__mul3((size_t)m, (size_t)ldw, sizeof(float), &t)) return LORT_ERR_OVERFLOW;
     return LORT_OK;
 }
-LORT__PRIVATE int lort__svd_finite(const float *W, size_t ldw, int m, int n) {
-    int i;
-    for (i = 0; i < m; ++i)
-        if (!lort__all_finite(W + (size_t)i * ldw, (size_t)n)) return 0;
-    return 1;
+/* 1 when every entry of W is finite and ||W||_F <= FLT_MAX (so that every singular value is
+   representable); *fro (may be NULL) gets ||W||_F in double. */
+LORT__PRIVATE int lort__svd_finite(const float *W, size_t ldw, int m, int n, double *fro) {
+    int i, j;
+    double ss = 0.0;
+    for (i = 0; i < m; ++i) {
+        const float *w = W + (size_t)i * ldw;
+        if (!lort__all_finite(w, (size_t)n)) return 0;
+        for (j = 0; j < n; ++j) ss += (double)w[j] * (double)w[j];
+    }
+    ss = sqrt(ss);
+    if (fro) *fro = ss;
+    return ss <= (double)FLT_MAX;
 }
 
 typedef struct lort__svd_plan {
@@ -2150,7 +2187,9 @@ LORT__PRIVATE lort_status lort__svd_plan_make(int m, int n, int r, const lort_sv
         memset(&z, 0, sizeof(z));
         o = &z;
     }
-    if (o->oversample < 0 || o->max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    if (o->oversample < 0 || o->max_sweeps < 0 || o->max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        o->power_iters > LORT_SVD_MAX_POWER_ITERS)
+        return LORT_ERR_INVALID_ARG;
     over = o->oversample ? o->oversample : (r / 2 > 10 ? r / 2 : 10);
     p->l = over >= k - r ? k : r + over;
     p->q = o->power_iters == 0 ? 5 : (o->power_iters < 0 ? 0 : o->power_iters);
@@ -2225,7 +2264,8 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     lort__layout L, sub;
     lort_status st;
     float *base, *Y, *Z, *Qm, *R, *tau, *UB, *V2, *G;
-    double *Ld, *Vv, alpha = 0.0, prev = -1.0;
+    double *Ld, *Vv, alpha = 0.0, prev = -1.0, fro = 0.0, bound;
+    float cs = 1.0f; /* power-of-two scale of the probe blocks multiplied by W (see below) */
     size_t ld = (size_t)ldw;
     int it, l, rr = r;
     size_t i;
@@ -2235,7 +2275,7 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     if ((st = lort__svd_plan_make(m, n, r, opts, &p))) return st;
     lort__svd_layout(m, n, r, &p, &L, &sub);
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if (!lort__svd_finite(W, ld, m, n)) return LORT_ERR_NONFINITE;
+    if (!lort__svd_finite(W, ld, m, n, &fro)) return LORT_ERR_NONFINITE;
     base = lort__lay_base(work);
     l = p.l;
     if (p.exact) {
@@ -2252,8 +2292,15 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     Ld = (double *)(void *)lort__lay_slot(base, &L, LORT__RS_LD);
     Vv = (double *)(void *)lort__lay_slot(base, &L, LORT__RS_V);
     lort_rng_seed(&rng, p.seed);
+    /* A block with entries <= 1 times W^T has entries <= sqrt(n) ||W||_F, which may exceed
+       FLT_MAX even though ||W||_F does not: such blocks are scaled by cs (a power of two, exact)
+       first. Q^T W stays below ||W||_F (Q orthonormal). */
+    bound = 4.0 * sqrt((double)n) * fro;
+    while (bound * (double)cs > (double)FLT_MAX) cs *= 0.5f;
     lort__fill_probes(&rng, Z, (size_t)l * (size_t)n);
     for (it = 0; it < l; ++it) Vv[it] = (double)lort_rng_uniform(&rng) + 0.5;
+    if (cs < 1.0f)
+        for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= cs;
     lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);   /* Y^T = Omega^T W^T */
     if (!lort__cholqr(l, m, Y, Qm, G, Ld, Ld + (size_t)l * (size_t)l, NULL, p.q ? 1 : 2))
         lort__rowqr(l, m, Y, R, Qm, tau);
@@ -2274,8 +2321,10 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
         if (prev > 0.0 && t2 > 1.05 * prev && t2 > alpha)
             alpha = 0.5 * (alpha + t2);
         prev = t2;
+        if (cs < 1.0f)
+            for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= cs;
         if (alpha > 0.0) {
-            float a = -(float)(alpha * (double)c); /* Y = c (W W^T Q - alpha Q) */
+            float a = -(float)(alpha * (double)c * (double)cs); /* Y = c cs (W W^T Q - alpha Q) */
             for (i = 0; i < (size_t)l * (size_t)m; ++i) Y[i] = a * Qm[i];
         }
         lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, alpha > 0.0 ? 1.0f : 0.0f, Y, m);
@@ -2307,11 +2356,11 @@ LORT_DEF lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float 
     int k = m < n ? m : n;
     if ((st = lort__svd_args(W, ldw, m, n, k > 0 ? k : 1, S))) return st;
     if (!Vt) return LORT_ERR_NULL;
-    if (max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    if (max_sweeps < 0 || max_sweeps > LORT_SVD_MAX_SWEEPS) return LORT_ERR_INVALID_ARG;
     lort__lay_init(&L);
     lort__svd_exact_layout(m, n, &L);
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if (!lort__svd_finite(W, (size_t)ldw, m, n)) return LORT_ERR_NONFINITE;
+    if (!lort__svd_finite(W, (size_t)ldw, m, n, NULL)) return LORT_ERR_NONFINITE;
     return lort__svd_exact(U, S, Vt, W, (size_t)ldw, m, n, k, max_sweeps ? max_sweeps : 60, 0,
                            lort__lay_base(work), &L);
 }
@@ -2341,7 +2390,8 @@ LORT__PRIVATE lort_status lort__lowrank_check(int d_in, int d_out, int r, float 
 enum { LORT__LR_H, LORT__LR_G, LORT__LR_XD, LORT__LR_T, LORT__LR_M };
 LORT__PRIVATE void lort__lowrank_layout(int d_in, int d_out, int r, float dropout, int n,
                                         int xs, lort__layout *work, lort__layout *cache) {
-    size_t nr = (size_t)n * (size_t)r, nd = 0, rd = 0;
+    size_t nr = 0, nd = 0, rd = 0;
+    if (!lort__mul((size_t)n, (size_t)r, &nr)) work->overflow = cache->overflow = 1;
     if (!lort__mul((size_t)n, (size_t)d_in, &nd)) work->overflow = 1;
     if (xs && !lort__mul((size_t)r, (size_t)(d_in > d_out ? d_in : d_out), &rd)) work->overflow = 1;
     lort__lay_put(work, LORT__LR_H, nr); /* H = drop(x) A^T when there is no cache */
@@ -2560,6 +2610,8 @@ LORT_DEF lort_status lort_lora_backward(const lort_lora_desc *desc, float *dx, f
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(A, (size_t)desc->r * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(B, (size_t)desc->d_out * (size_t)desc->r);
     base = lort__lay_base(work);
     lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
                        desc->dropout_seed, base, &w);
@@ -2610,7 +2662,8 @@ LORT__PRIVATE lort_status lort__loraxs_check(const lort_loraxs_desc *d, float *s
         return st;
     if (d->r > d->d_in || d->r > d->d_out) return LORT_ERR_SHAPE;
     if (!lort__finite(d->init_std) || d->init_std < 0.0f || d->svd.oversample < 0 ||
-        d->svd.max_sweeps < 0)
+        d->svd.max_sweeps < 0 || d->svd.max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        d->svd.power_iters > LORT_SVD_MAX_POWER_ITERS)
         return LORT_ERR_INVALID_ARG;
     return LORT_OK;
 }
@@ -2754,6 +2807,9 @@ LORT_DEF lort_status lort_loraxs_backward(const lort_loraxs_desc *desc, float *d
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(R, (size_t)desc->r * (size_t)desc->r);
+    LORT__DEBUG_FINITE(A, (size_t)desc->r * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(B, (size_t)desc->d_out * (size_t)desc->r);
     base = lort__lay_base(work);
     lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
                        desc->dropout_seed, base, &w);
@@ -2851,7 +2907,8 @@ LORT__PRIVATE lort_status lort__mpo_train(const lort_mpo_desc *d, lort__train *T
     if (N < 1 || N > LORT_MPO_MAX_CORES || d->d_in < 0 || d->d_out < 0 || d->bond < 0 ||
         d->path < LORT_MPO_AUTO || d->path > LORT_MPO_DENSE ||
         d->residual < LORT_MPO_RESIDUAL_NONE || d->residual > LORT_MPO_RESIDUAL_NF4 ||
-        d->svd.oversample < 0 || d->svd.max_sweeps < 0)
+        d->svd.oversample < 0 || d->svd.max_sweeps < 0 || d->svd.max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        d->svd.power_iters > LORT_SVD_MAX_POWER_ITERS)
         return LORT_ERR_INVALID_ARG;
     memset(T, 0, sizeof(*T));
     T->d = N;
@@ -2975,7 +3032,9 @@ LORT__PRIVATE void lort__ttsvd_ranks(const lort__train *T, int *r) {
     r[T->d] = 1;
 }
 
-enum { LORT__TS_A, LORT__TS_B, LORT__TS_U, LORT__TS_S, LORT__TS_VT, LORT__TS_SVD };
+/* OUT (the cores, first so that mpo init can keep them while reusing the rest) is copied to the
+   caller's cores only when everything succeeded: an error writes nothing. */
+enum { LORT__TS_OUT, LORT__TS_A, LORT__TS_B, LORT__TS_U, LORT__TS_S, LORT__TS_VT, LORT__TS_SVD };
 LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_svd_opts *o,
                                              lort__layout *L, size_t *svd_bytes) {
     int r[LORT_MPO_MAX_CORES + 1], k;
@@ -2991,6 +3050,7 @@ LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_sv
         if (t > sb) sb = t;
     }
     lort__lay_init(L);
+    lort__lay_put(L, LORT__TS_OUT, T->off[T->d]);           /* the cores being built */
     lort__lay_put(L, LORT__TS_A, T->size);                  /* A: the remainder being factored */
     lort__lay_put(L, LORT__TS_B, T->size);                  /* B: the next remainder */
     lort__lay_put(L, LORT__TS_U, um);                       /* U */
@@ -3001,12 +3061,13 @@ LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_sv
     return LORT_OK;
 }
 
-/* cores = TT-SVD of W (matrix; interleaved first for an mpo); *err2 = ||W - train||^2, from the
-   residual of each projection (no cancellation). The remainder after core k is U^T C, the
-   orthogonal projection, whatever the accuracy of the SVD's singular values. */
-LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, float *cores, const float *W,
+/* The TT-SVD of W (matrix; interleaved first for an mpo) into the OUT slot; *err2 = ||W -
+   train||^2, from the residual of each projection (no cancellation). The remainder after core
+   k is U^T C, the orthogonal projection, whatever the accuracy of the SVD's singular values. */
+LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, const float *W,
                                       const lort_svd_opts *o, double *err2, float *base,
                                       const lort__layout *L, size_t svd_bytes) {
+    float *cores = lort__lay_slot(base, L, LORT__TS_OUT);
     float *A = lort__lay_slot(base, L, LORT__TS_A), *B = lort__lay_slot(base, L, LORT__TS_B);
     float *U = lort__lay_slot(base, L, LORT__TS_U), *S = lort__lay_slot(base, L, LORT__TS_S);
     float *Vt = lort__lay_slot(base, L, LORT__TS_VT), *sw = lort__lay_slot(base, L, LORT__TS_SVD);
@@ -3035,6 +3096,7 @@ LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, float *cores, const 
         B = t;
     }
     memcpy(cores + T->off[N - 1], A, (size_t)r[N - 1] * (size_t)T->mode[N - 1] * sizeof(float));
+    if (!lort__all_finite(cores, T->off[N])) return LORT_ERR_NONFINITE;
     if (err2) *err2 = e2;
     return LORT_OK;
 }
@@ -3049,9 +3111,10 @@ LORT__PRIVATE lort_status lort__round_pair(const lort__train *F, const lort__tra
         if (F->rm[k] != G->rm[k] || F->cm[k] != G->cm[k]) return LORT_ERR_SHAPE;
     return LORT_OK;
 }
-enum { LORT__RD_C, LORT__RD_U, LORT__RD_S, LORT__RD_VT, LORT__RD_TMP, LORT__RD_SVD };
-LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout *L,
-                                             size_t *svd_bytes) {
+/* OUT (the rounded train) is copied to the caller's cores only on success. */
+enum { LORT__RD_C, LORT__RD_U, LORT__RD_S, LORT__RD_VT, LORT__RD_TMP, LORT__RD_SVD, LORT__RD_OUT };
+LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, const lort__train *G,
+                                             lort__layout *L, size_t *svd_bytes) {
     int k;
     size_t mc = 1, mr = 1, sb = 0, t;
     lort_status st;
@@ -3073,6 +3136,7 @@ LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout 
     lort__lay_put(L, LORT__RD_VT, mc);                        /* Vt */
     lort__lay_put(L, LORT__RD_TMP, mc);                        /* TMP */
     lort__lay_put(L, LORT__RD_SVD, sb / sizeof(float) + 1);    /* Jacobi workspace */
+    lort__lay_put(L, LORT__RD_OUT, G->off[G->d]);              /* the rounded train */
     *svd_bytes = sb;
     return LORT_OK;
 }
@@ -3082,15 +3146,16 @@ LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout 
    keep the top rank'_k, push S Vt into core k+1. The discarded singular values of the second
    sweep give the error exactly (the parts are orthonormal): bound = sqrt(sum of squares). */
 LORT__PRIVATE lort_status lort__round(const lort__train *F, const float *in, const lort__train *G,
-                                      float *out, float *err_bound, float *base,
+                                      float *cores_out, float *err_bound, float *base,
                                       const lort__layout *L, size_t svd_bytes) {
+    float *out = lort__lay_slot(base, L, LORT__RD_OUT);
     float *C = lort__lay_slot(base, L, LORT__RD_C), *U = lort__lay_slot(base, L, LORT__RD_U);
     float *S = lort__lay_slot(base, L, LORT__RD_S), *Vt = lort__lay_slot(base, L, LORT__RD_VT);
     float *Tm = lort__lay_slot(base, L, LORT__RD_TMP), *sw = lort__lay_slot(base, L, LORT__RD_SVD);
     int w[LORT_MPO_MAX_CORES + 1], k, i, j, N = F->d;
     double e2 = 0.0;
     lort_status st;
-    if (!lort__all_finite(in, F->off[N])) return LORT_ERR_NONFINITE; /* before writing out */
+    if (!lort__all_finite(in, F->off[N])) return LORT_ERR_NONFINITE;
     memcpy(C, in, F->off[N] * sizeof(float));
     for (k = 0; k <= N; ++k) w[k] = F->rank[k];
     for (k = N - 1; k >= 1; --k) {
@@ -3122,6 +3187,9 @@ LORT__PRIVATE lort_status lort__round(const lort__train *F, const float *in, con
     }
     memcpy(out + G->off[N - 1], C + F->off[N - 1],
            (size_t)w[N - 1] * (size_t)F->mode[N - 1] * sizeof(float));
+    if (!lort__all_finite(out, G->off[N]) || !(e2 <= (double)FLT_MAX * (double)FLT_MAX))
+        return LORT_ERR_NONFINITE; /* nothing written yet */
+    memcpy(cores_out, out, G->off[N] * sizeof(float));
     if (err_bound) *err_bound = (float)sqrt(e2);
     return LORT_OK;
 }
@@ -3133,7 +3201,7 @@ LORT__PRIVATE lort_status lort__round_call(const lort__train *F, const float *in
     size_t sb, need;
     lort_status st;
     if ((st = lort__round_pair(F, G))) return st;
-    if ((st = lort__round_layout(F, &L, &sb)) || (st = lort__lay_bytes(&L, &need))) return st;
+    if ((st = lort__round_layout(F, G, &L, &sb)) || (st = lort__lay_bytes(&L, &need))) return st;
     if (bytes) {
         *bytes = need;
         return LORT_OK;
@@ -3231,14 +3299,14 @@ LORT__PRIVATE lort_status lort__tt_plan_make(const lort_tt_desc *desc, lort__tt_
         if (desc->modes[k] <= 0) return LORT_ERR_INVALID_ARG;
         p->n[k] = desc->modes[k];
     }
-    p->N = (size_t)desc->rows * (size_t)desc->cols;
-    if (p->N > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+    if (!lort__mul((size_t)desc->rows, (size_t)desc->cols, &p->N) || p->N > (size_t)INT_MAX)
+        return LORT_ERR_OVERFLOW;
     for (k = 0; k < d; ++k) { /* every partial product fits int (the GEMM dims are these) */
         p->lo[k] = prod;
-        prod *= (size_t)p->n[k];
-        if (prod > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+        if (!lort__mul(prod, (size_t)p->n[k], &prod) || prod > (size_t)INT_MAX)
+            return LORT_ERR_OVERFLOW;
         if (!lort__mul3((size_t)p->t[k], (size_t)p->n[k], (size_t)p->t[k + 1], &t) ||
-            t > (size_t)INT_MAX)
+            t > (size_t)INT_MAX || t > LORT__SIZE_LIMIT / sizeof(float) - p->coff[k])
             return LORT_ERR_OVERFLOW;
         p->coff[k + 1] = p->coff[k] + t;
     }
@@ -3532,6 +3600,7 @@ LORT_DEF lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)p.cols);
     LORT__DEBUG_FINITE(x, dcores ? (size_t)n * (size_t)p.rows : 0);
+    LORT__DEBUG_FINITE(cores, p.coff[p.d]);
     base = lort__lay_base(work);
     if (cache) {
         P = lort__lay_base((void *)(uintptr_t)cache);
@@ -3602,8 +3671,9 @@ LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, float *
     if ((st = lort__tt_train(desc, &T)) || (st = lort__ttsvd_layout(&T, opts, &L, &sb))) return st;
     if (!cores || !W) return LORT_ERR_NULL;
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if ((st = lort__ttsvd(&T, cores, W, opts, err ? &e2 : NULL, lort__lay_base(work), &L, sb)))
-        return st;
+    if ((st = lort__ttsvd(&T, W, opts, err ? &e2 : NULL, lort__lay_base(work), &L, sb))) return st;
+    memcpy(cores, lort__lay_slot(lort__lay_base(work), &L, LORT__TS_OUT),
+           T.off[T.d] * sizeof(float));
     if (err) *err = (float)sqrt(e2);
     return LORT_OK;
 }
@@ -3777,6 +3847,7 @@ LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *d
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(params, pa.coff[pa.d] + pb.coff[pb.d]);
     if (!dx && !dparams) return LORT_OK;
     lort__tt_rep_factors(desc, &pa, &pb, &w, &sa, &sb, params, work, 1, &R);
     if (dparams) {
@@ -4094,6 +4165,8 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
     nb = (size_t)n * (size_t)b;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)h);
     LORT__DEBUG_FINITE(cache ? NULL : x, (size_t)n * (size_t)h);
+    LORT__DEBUG_FINITE(params, pd.coff[pd.d] + pu.coff[pu.d] + (size_t)desc->bottleneck +
+                                   (size_t)desc->hidden);
     if (!dx && !dparams) return LORT_OK;
     if (cache) {
         float *cb = lort__lay_base((void *)(uintptr_t)cache);
@@ -4218,13 +4291,6 @@ LORT__PRIVATE int lort__joint_stacked(const lort__joint *J, int n) {
            (!J->tucker || (n < J->dh && 2u * (size_t)n * (size_t)J->r2 <= rd));
 }
 
-/* *c += a b; 0 on overflow. */
-LORT__PRIVATE int lort__add_mul(size_t *c, size_t a, size_t b) {
-    size_t t;
-    if (!lort__mul(a, b, &t) || t > LORT__SIZE_LIMIT - *c) return 0;
-    *c += t;
-    return 1;
-}
 /* Validation common to cp and tucker; ranks r1.. already in J. */
 LORT__PRIVATE lort_status lort__joint_check(lort__joint *J, int d, int heads, int layers,
                                             int matrices, float alpha, int rslora, float dropout,
@@ -4927,7 +4993,7 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
     lort__joint J;
     lort_status st;
     size_t i, nA, nB, nc;
-    int k, kmin;
+    int k, kmax;
     if ((st = lort__tucker_joint(desc, &J))) return st;
     if (!params || !rng) return LORT_ERR_NULL;
     if (desc->init == LORT_TUCKER_INIT_LOTR && (J.rh != 1 || J.rm != 1 || J.rl != J.L))
@@ -4953,17 +5019,23 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
         for (i = 0; i < (size_t)J.H; ++i) params[J.oH + i] = 1.0f;
         for (i = 0; i < (size_t)J.L; ++i) params[J.oL + i] = 1.0f;
         break;
-    default: /* as cp (init_scale 0), core = superdiagonal ones */
+    default: /* as cp (init_scale 0), core = ones on the wrapped diagonal */
         lort__uniform_fill(params + J.oA, nA, 1.0f / sqrtf((float)J.r1), rng);
         lort__uniform_fill(params + J.oH, (size_t)J.H * (size_t)J.rh, sqrtf(6.0f / (float)J.rh), rng);
         lort__uniform_fill(params + J.oL, (size_t)J.L * (size_t)J.rl, sqrtf(6.0f / (float)J.rl), rng);
         lort__uniform_fill(params + J.oM, (size_t)J.M * (size_t)J.rm, sqrtf(6.0f / (float)J.rm), rng);
-        kmin = J.r1 < J.r2 ? J.r1 : J.r2;
-        kmin = kmin < J.rh ? kmin : J.rh;
-        kmin = kmin < J.rl ? kmin : J.rl;
-        kmin = kmin < J.rm ? kmin : J.rm;
-        for (k = 0; k < kmin; ++k)
-            params[(((((size_t)k * (size_t)J.r2 + (size_t)k) * (size_t)J.rh + (size_t)k) * (size_t)J.rl + (size_t)k) * (size_t)J.rm) + (size_t)k] = 1.0f;
+        /* ones on the wrapped diagonal (k mod r1, k mod r2, k mod rH, k mod rL, k mod rM),
+           k < the largest rank: distinct entries, the superdiagonal when the ranks are equal,
+           and every slice of the core along every mode holds a one, so that no row of B (nor
+           any factor column) starts with a gradient that is zero forever */
+        kmax = J.r1 > J.r2 ? J.r1 : J.r2;
+        kmax = kmax > J.rh ? kmax : J.rh;
+        kmax = kmax > J.rl ? kmax : J.rl;
+        kmax = kmax > J.rm ? kmax : J.rm;
+        for (k = 0; k < kmax; ++k)
+            params[(((((size_t)(k % J.r1) * (size_t)J.r2 + (size_t)(k % J.r2)) * (size_t)J.rh +
+                      (size_t)(k % J.rh)) * (size_t)J.rl + (size_t)(k % J.rl)) * (size_t)J.rm) +
+                   (size_t)(k % J.rm)] = 1.0f;
         break;
     }
     return LORT_OK;
@@ -5075,7 +5147,8 @@ LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int d_in, int d_
         for (i = e0; i < e1; ++i) {
             unsigned c = 0u, k; /* all-zero block: bitsandbytes' 0 * (1/0) = NaN -> code 0 */
             if (amax > 0.0f) {
-                float x = W[i] * inv;
+                /* a denormal absmax has an infinite reciprocal: divide instead (|x| <= 1) */
+                float x = lort__finite(inv) ? W[i] * inv : W[i] / amax;
                 for (c = 0, k = 0; k < 15; ++k) c += (unsigned)(x > lort__nf4_mid[k]);
             }
             codes[i >> 1] = (unsigned char)(codes[i >> 1] | ((i & 1u) ? c : c << 4));
@@ -5229,7 +5302,7 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
     P->sufsize = 0;
     for (k = 1; k + 1 < N; ++k) {
         P->sufoff[k] = P->sufsize;
-        P->sufsize += (size_t)T->rank[k] * T->rest[k]; /* <= size each: no overflow below N */
+        if (!lort__add_mul(&P->sufsize, (size_t)T->rank[k], T->rest[k])) return LORT_ERR_OVERFLOW;
     }
     Id = (double)T->rows;
     Jd = (double)T->cols;
@@ -5250,8 +5323,10 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
         P->zsize = 0;
         P->dzmax = (size_t)n * (size_t)T->rows;
         for (k = N - 1; k >= 0; --k) {
-            size_t R = lort__mpo_iafter(T, k) * (size_t)n * lort__mpo_jbefore(T, k), out;
-            if (R > (size_t)INT_MAX || !lort__mul(R * (size_t)T->rm[k], (size_t)T->rank[k], &out) ||
+            size_t R = 0, out;
+            if (!lort__mul3(lort__mpo_iafter(T, k), (size_t)n, lort__mpo_jbefore(T, k), &R) ||
+                R > (size_t)INT_MAX ||
+                !lort__mul3(R, (size_t)T->rm[k], (size_t)T->rank[k], &out) ||
                 !lort__mul(out, sizeof(float), &t))
                 return LORT_ERR_OVERFLOW;
             fac += 2.0 * (double)R * (double)T->rank[k] * (double)T->cm[k] * (double)T->rank[k + 1] * (double)T->rm[k];
@@ -5456,6 +5531,7 @@ LORT_DEF lort_status lort_mpo_forward(const lort_mpo_desc *desc, float *y, const
     lort_status st;
     float *base;
     int i, r, rows, cols;
+    if (n <= 0) return LORT_ERR_INVALID_ARG; /* as every family: n >= 1 */
     if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
     if (!y || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
     if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
@@ -5562,6 +5638,7 @@ LORT_DEF lort_status lort_mpo_backward(const lort_mpo_desc *desc, float *dx, flo
     const lort__train *T = &P.T;
     lort_status st;
     float *base;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
     if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
     if (!dy || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
     if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
@@ -5613,8 +5690,10 @@ LORT__PRIVATE lort_status lort__mpo_init_plan(const lort_mpo_desc *d, lort__mpo_
     lort_status st;
     if ((st = lort__mpo_plan_make(d, 0, P))) return st;
     if ((st = lort__ttsvd_layout(&P->T, &d->svd, L, svd_bytes))) return st;
-    lort__mpo_dense_layout(P, &D, 1);
+    lort__mpo_dense_layout(P, &D, 1); /* placed after the cores (slot OUT) for mpo init */
     if ((st = lort__lay_bytes(L, &b1)) || (st = lort__lay_bytes(&D, &b2))) return st;
+    if (b2 > LORT__SIZE_LIMIT - L->off[LORT__TS_A]) return LORT_ERR_OVERFLOW;
+    b2 += L->off[LORT__TS_A];
     *bytes = b1 > b2 ? b1 : b2;
     return LORT_OK;
 }
@@ -5637,9 +5716,10 @@ LORT_DEF lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores
     if (!cores || !W) return LORT_ERR_NULL;
     if (!work) return LORT_ERR_NULL;
     if (work_size < need) return LORT_ERR_WORKSPACE;
-    if ((st = lort__ttsvd(&P.T, cores, W, &desc->svd, err ? &e2 : NULL, lort__lay_base(work), &L,
-                          sb)))
+    if ((st = lort__ttsvd(&P.T, W, &desc->svd, err ? &e2 : NULL, lort__lay_base(work), &L, sb)))
         return st;
+    memcpy(cores, lort__lay_slot(lort__lay_base(work), &L, LORT__TS_OUT),
+           P.T.off[P.T.d] * sizeof(float));
     if (err) *err = (float)sqrt(e2);
     return LORT_OK;
 }
@@ -5649,23 +5729,31 @@ LORT_DEF lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void
     lort__mpo_plan P;
     lort__layout L, D;
     size_t sb, need;
-    float *base, *Wr;
+    float *base, *Wr, *tc, e = 0.0f;
     lort_status st;
     if ((st = lort__mpo_init_plan(desc, &P, &L, &sb, &need))) return st;
     if (!cores || !W0 || (desc->residual != LORT_MPO_RESIDUAL_NONE && !residual)) return LORT_ERR_NULL;
     if (!work) return LORT_ERR_NULL;
     if (work_size < need) return LORT_ERR_WORKSPACE;
     base = lort__lay_base(work);
-    if ((st = lort__ttsvd(&P.T, cores, W0, &desc->svd, NULL, base, &L, sb))) return st;
-    /* W_res = W0 - MPO(cores), exactly what the layer subtracts */
-    lort__mpo_dense_layout(&P, &D, 1);
-    Wr = desc->residual == LORT_MPO_RESIDUAL_F32 ? (float *)residual
-                                                 : lort__lay_slot(base, &D, LORT__MD_BIG2);
-    if (Wr != W0) memcpy(Wr, W0, P.T.size * sizeof(float)); /* residual may be W0 itself */
-    lort__mpo_to_dense(&P, LORT_MPO_RESIDUAL_NONE, Wr, cores, NULL, -1.0f, 1, base, &D); /* W0 - M */
-    if (err) *err = (float)sqrt(lort__sumsq(Wr, P.T.size));
-    if (desc->residual == LORT_MPO_RESIDUAL_NF4)
-        return lort_nf4_quantize(residual, Wr, P.T.cols, P.T.rows);
+    if ((st = lort__ttsvd(&P.T, W0, &desc->svd, NULL, base, &L, sb))) return st;
+    tc = lort__lay_slot(base, &L, LORT__TS_OUT); /* the cores, kept while the rest is reused */
+    if (desc->residual != LORT_MPO_RESIDUAL_NONE || err) {
+        /* W_res = W0 - MPO(cores), exactly what the layer subtracts, built after the cores */
+        float *bd = (float *)(void *)((char *)base + L.off[LORT__TS_A]);
+        lort__mpo_dense_layout(&P, &D, 1);
+        Wr = lort__lay_slot(bd, &D, LORT__MD_BIG2);
+        memcpy(Wr, W0, P.T.size * sizeof(float));
+        lort__mpo_to_dense(&P, LORT_MPO_RESIDUAL_NONE, Wr, tc, NULL, -1.0f, 1, bd, &D); /* W0 - M */
+        if (!lort__all_finite(Wr, P.T.size)) return LORT_ERR_NONFINITE; /* nothing written yet */
+        e = (float)sqrt(lort__sumsq(Wr, P.T.size));
+        /* the outputs, once nothing can fail (residual may be W0 itself: W0 was copied) */
+        if (desc->residual == LORT_MPO_RESIDUAL_F32) memcpy(residual, Wr, P.T.size * sizeof(float));
+        else if (desc->residual == LORT_MPO_RESIDUAL_NF4)
+            (void)lort_nf4_quantize(residual, Wr, P.T.cols, P.T.rows); /* finite, valid dims */
+    }
+    memcpy(cores, tc, P.T.off[P.T.d] * sizeof(float));
+    if (err) *err = e;
     return LORT_OK;
 }
 
@@ -5756,6 +5844,7 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
             (st = lort_cp_workspace_size(&a->desc.cp, n, &z.work)) ||
             (st = lort_cp_site_dims(&a->desc.cp, a->matrix, &z.d_in, &z.d_out)))
             return st;
+        if (a->layer < 0 || a->layer >= a->desc.cp.layers) return LORT_ERR_INVALID_ARG;
         break;
 #endif
 #if LORT__HAS_TUCKER
@@ -5765,6 +5854,7 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
             (st = lort_tucker_workspace_size(&a->desc.tucker, n, &z.work)) ||
             (st = lort_tucker_site_dims(&a->desc.tucker, a->matrix, &z.d_in, &z.d_out)))
             return st;
+        if (a->layer < 0 || a->layer >= a->desc.tucker.layers) return LORT_ERR_INVALID_ARG;
         break;
 #endif
 #if LORT__HAS_MPO
@@ -5794,16 +5884,19 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
 typedef struct lort__views {
     float *A, *B, *R, *dA, *dB, *dR;
 } lort__views;
+/* The desc is validated (sizes checked) before any pointer arithmetic. */
 LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views *v) {
-    size_t ra;
+    size_t ra = 0;
+    lort_status st = LORT_OK;
     memset(v, 0, sizeof(*v));
-    (void)ra; /* unused when neither lora nor loraxs is compiled in */
+    (void)ra; /* ra and st are unused when neither lora nor loraxs is compiled in */
+    (void)st;
     if (!a) return LORT_ERR_NULL;
     switch (a->kind) {
 #if LORT__HAS_LORA
     case LORT_KIND_LORA:
+        if ((st = lort__lora_check(&a->desc.lora, NULL))) return st;
         if (!a->params) return LORT_ERR_NULL;
-        if (a->desc.lora.r <= 0 || a->desc.lora.d_in <= 0) return LORT_ERR_INVALID_ARG;
         ra = (size_t)a->desc.lora.r * (size_t)a->desc.lora.d_in;
         v->A = a->params;
         v->B = a->params + ra;
@@ -5815,8 +5908,8 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
 #endif
 #if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
+        if ((st = lort_loraxs_frozen_count(&a->desc.loraxs, &ra))) return st;
         if (!a->params || !a->frozen) return LORT_ERR_NULL;
-        if (a->desc.loraxs.r <= 0 || a->desc.loraxs.d_in <= 0) return LORT_ERR_INVALID_ARG;
         ra = (size_t)a->desc.loraxs.r * (size_t)a->desc.loraxs.d_in;
         v->R = a->params;
         v->A = (float *)a->frozen;
@@ -6258,6 +6351,15 @@ LORT_DEF lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
     step_size = opt->lr / bc1;
     bc2_sqrt = sqrtf(bc2);
     decay = 1.0f - opt->lr * opt->weight_decay;
+    if (!lort__finite(step_size) || !lort__finite(decay) || !(bc2_sqrt > 0.0f))
+        return LORT_ERR_INVALID_ARG; /* finite hyper-parameters whose products overflow */
+    /* two passes: the first only checks that every new value is finite, so an overflow (or a
+       non-finite input) returns LORT_ERR_NONFINITE with params, m and v untouched */
+    for (i = 0; i < count; ++i) {
+        float g = grads[i], mi = m[i] * b1 + g * (1.0f - b1), vi = v[i] * b2 + (1.0f - b2) * g * g;
+        float pi = params[i] * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + opt->eps));
+        if (!lort__finite(mi) || !lort__finite(vi) || !lort__finite(pi)) return LORT_ERR_NONFINITE;
+    }
     for (i = 0; i < count; ++i) {
         float g = grads[i], denom;
         params[i] *= decay;

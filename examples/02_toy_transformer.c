@@ -168,10 +168,8 @@ static void family_desc(lort_adapter *a, const char **name) {
         lort_tucker_desc *d = &a->desc.tucker;
         *name = "tucker";
         d->d = D, d->heads = HEADS, d->layers = LAYERS, d->r1 = 3, d->r2 = 3;
-        /* rh = rl = rm = 0: r1. Keep them >= r1, r2 with the default init: it starts from a
-           superdiagonal core and B = 0, so with k = min(rh, rl, rm) < r2 the rows k.. of B and
-           the core slices [:, k.., ...] are zero with zero gradient, for ever (r2 = 4 with
-           rh = rl = rm = 2 stalls at a 10x loss drop). */
+        /* rh = rl = rm = 0: r1 (equal ranks: the default init's core is the superdiagonal,
+           a CP). */
         break;
     }
     case LORT_KIND_TT_ADP: { /* bottleneck D -> 8 -> D with tt down/up, on the MLP output */

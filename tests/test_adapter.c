@@ -10,7 +10,6 @@
    - First step, wd = 0: p1 - p0 = -lr g / (|g| + eps) = -lr sign(g) up to eps/|g| <= 1e-6 and
      two roundings of p (|p| <= 1): tolerance 2.4e-7 + 1e-6 lr.
    - End to end: the loss must fall by more than 100x. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 

@@ -15,7 +15,6 @@
      merge / delta vs s B A in double                      norm 1e-5
      unmerge vs W0                                         4 ulp of max(|W0| + |dW|)
 */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 
