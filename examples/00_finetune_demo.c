@@ -206,8 +206,8 @@ static method methods[NMETHODS] = {
        on the base model this program pretrains */
     [M_LORA] = {"LoRA", "r 8, alpha 16, on Wq Wv", 1e-2f},                /* 7 25 54 11 */
     [M_RSLORA] = {"rsLoRA", "r 32, alpha 16 / sqrt(r), on Wq Wv", 3e-3f}, /* 33 64 45 5 */
+    /* LoRA-XS: 1 3 6 8, best at the edge; beyond it 6e-2: 14, 1e-1: 16 */
     [M_LORAXS] = {"LoRA-XS", "r 8 (R 8x8), on Wq Wv Wo W_down", 1e-1f},
-                                                      /* 1 3 6 8; best at the edge: 6e-2 14, 1e-1 16 */
     [M_TT_REP] = {"LoRETTA_rep", "LoRA r 8, factors as 3-core TTs of rank 5, on Wq Wv",
                   1e-2f},                                                   /* 1 6 14 7 */
     [M_TT_ADP] = {"LoRETTA_adp", "bottleneck 8, 3-core TTs of rank 5, after attn and MLP",
@@ -217,7 +217,7 @@ static method methods[NMETHODS] = {
     [M_CP] = {"LoRTA (CP)", "one rank-8 CP tensor over Q K V O of every layer", 1e-2f},
                                                                             /* 1 4 15 3 */
     [M_LOTR] = {"LoTR (Tucker)", "r 8, U V shared across layers, per Wq / Wv", 3e-2f},
-                                                      /* 1 4 8 16; past the edge: 6e-2 6, 1e-1 9 */
+                                                  /* 1 4 8 16; beyond: 6e-2 6, 1e-1 9 */
     [M_FULL] = {"full FT", "every weight", 1e-2f},                          /* 57 89 100 63 */
 };
 
@@ -386,8 +386,8 @@ static void svg_axes(FILE *f, const axis *X, const axis *Y, const char *xlabel,
             X->px0, Y->px1, X->px1 - X->px0, Y->px0 - Y->px1);
     fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle'>%s</text>\n", (X->px0 + X->px1) / 2,
             Y->px0 + 36, xlabel);
-    fprintf(f, "<text transform='translate(%.1f,%.1f) rotate(-90)' text-anchor='middle'>%s</text>\n",
-            X->px0 - 48, (Y->px0 + Y->px1) / 2, ylabel);
+    fprintf(f, "<text transform='translate(%.1f,%.1f) rotate(-90)' text-anchor='middle'>%s"
+               "</text>\n", X->px0 - 48, (Y->px0 + Y->px1) / 2, ylabel);
     fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='15' font-weight='bold'>"
                "%s</text>\n", (X->px0 + X->px1) / 2, Y->px1 - 12, title);
 }
@@ -463,7 +463,8 @@ static void plot_accuracy(const char *dir, const result *res, double base_acc, s
     axis X = {log10(xmin / 2), log10(xmax * 2), 1, 80, 560}, Y = {0, 100, 0, 400, 40};
     FILE *f = svg_open(dir, "finetune_accuracy.svg", 760, 450);
     svg_axes(f, &X, &Y, "trainable parameters (log scale)",
-             "held-out exact-match accuracy (%)", "Subtraction after fine-tuning: accuracy vs size");
+             "held-out exact-match accuracy (%)",
+             "Subtraction after fine-tuning: accuracy vs size");
     double by = ax_map(&Y, 100 * base_acc);
     fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#888' "
                "stroke-dasharray='6,4'/><text x='%.1f' y='%.1f' fill='#555'>frozen base "

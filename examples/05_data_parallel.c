@@ -99,7 +99,8 @@ static double run(const tf_weights *base, tf_adapters *A, int fam, int steps, in
     lort_rng_seed(&rng, 77); /* the same adapter init on every rank */
     sites(A, c, fam);
     tf_adapters_attach(A, base, n > 0 ? n : T, &rng);
-    float *m = tf_zeros(A->np), *v = tf_zeros(A->np), *dlogits = tf_zeros((size_t)MAX_BATCH * T * VOCAB);
+    float *m = tf_zeros(A->np), *v = tf_zeros(A->np);
+    float *dlogits = tf_zeros((size_t)MAX_BATCH * T * VOCAB);
     int tok[MAX_BATCH * T], tgt[MAX_BATCH * T];
     lort_adamw_desc opt = lort_adamw_default(1e-2f);
     lort_rng data_rng;
@@ -164,7 +165,8 @@ int main(int argc, char **argv) {
 
     int ok = 1;
     for (int fam = FAM_LORA; fam <= FAM_CP; ++fam) {
-        const char *name = fam == FAM_LORA ? "lora (per-site, Wq Wv)" : "cp (one joint block, Q K V O)";
+        const char *name =
+            fam == FAM_LORA ? "lora (per-site, Wq Wv)" : "cp (one joint block, Q K V O)";
         tf_adapters A;
         MPI_Barrier(MPI_COMM_WORLD);
         double cps, cps_max, sps_max;
