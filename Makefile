@@ -43,9 +43,9 @@ all: examples
 # It pretrains a toy model once (checkpoint build/demo/base_model.bin), fine-tunes it with every
 # method, prints the table and writes build/demo/finetune_{loss,accuracy}.svg. One BLAS thread:
 # its matrices are at most 256 x 128, where threads only add overhead.
-run: $(B)/run-$(BLAS)/03_finetune_demo
+run: $(B)/run-$(BLAS)/00_finetune_demo
 	@mkdir -p $(B)/demo
-	OPENBLAS_NUM_THREADS=1 ./$(B)/run-$(BLAS)/03_finetune_demo --out $(B)/demo
+	OPENBLAS_NUM_THREADS=1 ./$(B)/run-$(BLAS)/00_finetune_demo --out $(B)/demo
 $(B)/run-$(BLAS)/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
