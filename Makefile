@@ -60,8 +60,13 @@ $(B)/asan/%: tests/%.c tests/lort_test.h tests/alloc_spy.h lortensor.h
 
 test-blas: $(addprefix $(B)/blas/,$(TESTS))
 	@set -e; for t in $^; do echo "== $$t"; OPENBLAS_NUM_THREADS=1 ./$$t; done
-test-noblas: $(addprefix $(B)/noblas/,$(TESTS))
+test-noblas: $(addprefix $(B)/noblas/,$(TESTS)) $(B)/portable/test_gemm
 	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
+# the built-in GEMM's plain-C fallback (no vector extension) with a small-stack blocking
+$(B)/portable/test_gemm: tests/test_gemm.c tests/lort_test.h tests/alloc_spy.h lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_GEMM_PORTABLE \
+	  -DLORT_GEMM_KC=16 -DLORT_GEMM_NC=32 -DLORT_GEMM_MR=4 -DLORT_GEMM_NR=8 $< -o $@ -lcmocka -lm
 test-sanitize: $(addprefix $(B)/asan/,$(TESTS))
 	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
 
