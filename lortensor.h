@@ -1362,7 +1362,7 @@ LORT__PRIVATE float lort__pow2_normalizer(const float *x, size_t count) {
 typedef float lort__vf __attribute__((vector_size(4 * LORT__VL)));
 #define LORT__NV (LORT_GEMM_NR / LORT__VL)
 LORT__PRIVATE void lort__gemm_micro(int kb, float alpha, const float *LORT_RESTRICT A, size_t sa,
-                                    size_t sk, const float *LORT_RESTRICT Bp,
+                                    size_t sk, const float *LORT_RESTRICT Bp, size_t ldp,
                                     float *LORT_RESTRICT C, size_t ldc, int mr, int nr) {
     lort__vf acc[LORT_GEMM_MR][LORT__NV], zero = {0.0f}, b[LORT__NV], c;
     int i, v, k, t;
@@ -1371,7 +1371,7 @@ LORT__PRIVATE void lort__gemm_micro(int kb, float alpha, const float *LORT_RESTR
     for (k = 0; k < kb; ++k) {
         const float *a = A + (size_t)k * sk;
         for (v = 0; v < LORT__NV; ++v)
-            memcpy(&b[v], Bp + (size_t)k * LORT_GEMM_NR + (size_t)v * LORT__VL, sizeof b[v]);
+            memcpy(&b[v], Bp + (size_t)k * ldp + (size_t)v * LORT__VL, sizeof b[v]);
         for (i = 0; i < LORT_GEMM_MR; ++i) {
             float as = a[(size_t)i * sa];
             for (v = 0; v < LORT__NV; ++v) acc[i][v] += as * b[v];
@@ -1394,16 +1394,16 @@ LORT__PRIVATE void lort__gemm_micro(int kb, float alpha, const float *LORT_RESTR
 #else
 /* C tile (mr x nr, stride ldc) += alpha * sum_k a(i, k) b(k, j), k in [0, kb), where
    a(i, k) = A[i*sa + k*sk] for i < MR (rows >= mr must be readable: padding or real rows) and
-   b(k, j) = Bp[k*NR + j] (a packed sliver). */
+   b(k, j) = Bp[k*ldp + j] (a packed sliver, ldp = NR, or whole columns of B read in place). */
 LORT__PRIVATE void lort__gemm_micro(int kb, float alpha, const float *LORT_RESTRICT A, size_t sa,
-                                    size_t sk, const float *LORT_RESTRICT Bp,
+                                    size_t sk, const float *LORT_RESTRICT Bp, size_t ldp,
                                     float *LORT_RESTRICT C, size_t ldc, int mr, int nr) {
     float acc[LORT_GEMM_MR][LORT_GEMM_NR];
     int i, j, k;
     for (i = 0; i < LORT_GEMM_MR; ++i)
         for (j = 0; j < LORT_GEMM_NR; ++j) acc[i][j] = 0.0f;
     for (k = 0; k < kb; ++k) {
-        const float *b = Bp + (size_t)k * LORT_GEMM_NR, *a = A + (size_t)k * sk;
+        const float *b = Bp + (size_t)k * ldp, *a = A + (size_t)k * sk;
         for (i = 0; i < LORT_GEMM_MR; ++i) {
             float av = a[(size_t)i * sa];
             for (j = 0; j < LORT_GEMM_NR; ++j) acc[i][j] = LORT__FMA(av, b[j], acc[i][j]);
@@ -1598,7 +1598,11 @@ LORT__PRIVATE void lort__gemm_builtin(int tA, int tB, int M, int N, int K, float
         int nb = N - j0 < LORT_GEMM_NC ? N - j0 : LORT_GEMM_NC;
         for (k0 = 0; k0 < K; k0 += LORT_GEMM_KC) {
             int kb = K - k0 < LORT_GEMM_KC ? K - k0 : LORT_GEMM_KC, jr;
-            lort__gemm_pack_b(panel, tB, B, ldb, k0, kb, j0, nb);
+            /* few rows and op(B) = B: read whole NR-column slivers of B in place (packing would
+               cost as much as the arithmetic); pack only a ragged last sliver */
+            int direct = !tB && M <= 4 * LORT_GEMM_MR, nfull = nb - nb % LORT_GEMM_NR;
+            if (!direct) lort__gemm_pack_b(panel, tB, B, ldb, k0, kb, j0, nb);
+            else if (nfull < nb) lort__gemm_pack_b(panel, 0, B, ldb, k0, kb, j0 + nfull, nb - nfull);
             for (i = 0; i < M; i += LORT_GEMM_MR) {
                 int mr = M - i < LORT_GEMM_MR ? M - i : LORT_GEMM_MR;
                 const float *a = A + (size_t)i * sa + (size_t)k0 * sk;
@@ -1613,10 +1617,17 @@ LORT__PRIVATE void lort__gemm_builtin(int tA, int tB, int M, int N, int K, float
                     psa = 1;
                     psk = LORT_GEMM_MR;
                 }
-                for (jr = 0; jr < nb; jr += LORT_GEMM_NR)
-                    lort__gemm_micro(kb, alpha, a, psa, psk, panel + (size_t)jr * (size_t)kb,
+                for (jr = 0; jr < nb; jr += LORT_GEMM_NR) {
+                    const float *bp = panel + (size_t)jr * (size_t)kb;
+                    size_t ldp = LORT_GEMM_NR;
+                    if (direct) {
+                        bp = jr < nfull ? B + (size_t)k0 * ldb + (size_t)(j0 + jr) : panel;
+                        ldp = jr < nfull ? ldb : LORT_GEMM_NR;
+                    }
+                    lort__gemm_micro(kb, alpha, a, psa, psk, bp, ldp,
                                      C + (size_t)i * ldc + (size_t)(j0 + jr), ldc, mr,
                                      nb - jr < LORT_GEMM_NR ? nb - jr : LORT_GEMM_NR);
+                }
             }
         }
     }

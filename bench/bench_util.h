@@ -5,7 +5,9 @@
    slower), BU.warmup untimed samples, then BU.samples timed samples; the time of an operation is
    the MEDIAN over samples of (sample time / k), wall clock (CLOCK_MONOTONIC). bu_paired gives the
    median over back-to-back pairs of (sample of a) / (sample of b), so that a change of machine
-   load hits both sides of each ratio. bu_once times one call and reports the cores it used
+   load hits both sides of each ratio. --cpu-time times with the process CPU clock instead
+   (CLOCK_PROCESS_CPUTIME_ID): for single-threaded runs on a shared machine it leaves out the
+   time a neighbour held the core (bench_gemm's default). bu_once times one call and reports the cores it used
    (process CPU time / wall time): on a shared machine that shows when a neighbour took a core.
    bench/peer_torch.py implements the same protocol in Python (calibrate, sample, time_op).
 
@@ -14,7 +16,8 @@
    impl names who computed it (lortensor, base_gemm, openblas, builtin, lapack, torch_ref,
    torch_best, ...); bench/report.py joins the files of one `make bench` run.
 
-   Options every program accepts (bu_init): --quick (fewer samples), --samples N, --csv FILE
+   Options every program accepts (bu_init): --quick (fewer samples), --samples N, --cpu-time,
+   --wall-time, --csv FILE
    (append rows to FILE; default: the BENCH_CSV environment variable, else no CSV). */
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
@@ -42,9 +45,10 @@ typedef struct bu_config {
     double sample_s; /* minimum duration of one sample */
     FILE *csv;       /* NULL: no CSV */
     const char *bench;
+    clockid_t clock; /* CLOCK_MONOTONIC; --cpu-time: CLOCK_PROCESS_CPUTIME_ID */
 } bu_config;
 
-static bu_config BU = {0, 11, 1, 2e-3, NULL, "bench"};
+static bu_config BU = {0, 11, 1, 2e-3, NULL, "bench", CLOCK_MONOTONIC};
 
 static inline void bu_die(const char *what) {
     fprintf(stderr, "%s: %s\n", BU.bench, what);
@@ -63,7 +67,7 @@ static inline void bu_die(const char *what) {
 
 static inline double bu_now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(BU.clock, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -171,11 +175,12 @@ static inline void bu_csv_row(const char *family, const char *op, int n, int r, 
     fflush(BU.csv);
 }
 
-/* Parses and removes --quick, --samples N, --csv FILE from argv; returns the new argc. */
+/* Parses and removes the options above from argv; returns the new argc. */
 static inline int bu_init(const char *bench, int argc, char **argv) {
     const char *csv = getenv("BENCH_CSV");
     int i, o = 1;
     BU.bench = bench;
+    if (!strcmp(bench, "gemm")) BU.clock = CLOCK_PROCESS_CPUTIME_ID;
     for (i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) {
             BU.quick = 1;
@@ -183,6 +188,10 @@ static inline int bu_init(const char *bench, int argc, char **argv) {
             BU.warmup = 0;
         } else if (!strcmp(argv[i], "--samples") && i + 1 < argc) {
             BU.samples = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--cpu-time")) {
+            BU.clock = CLOCK_PROCESS_CPUTIME_ID;
+        } else if (!strcmp(argv[i], "--wall-time")) {
+            BU.clock = CLOCK_MONOTONIC;
         } else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
             csv = argv[++i];
         } else {
