@@ -1,4 +1,4 @@
-# lortensor: make run | make test | make check | make bench | make deps | make clean
+# lortensor: make run | make test | make check | make bench | make bench-quick | make deps | make clean
 # BLAS=openblas (default when pkg-config finds it) or BLAS=none (built-in GEMM).
 CC      ?= cc
 CXX     ?= c++
@@ -28,15 +28,19 @@ TESTS    := $(basename $(notdir $(wildcard tests/test_*.c)))
 EXAMPLES := $(basename $(notdir $(wildcard examples/*.c)))
 B := build
 
-.PHONY: all run test test-blas test-noblas test-sanitize test-compile examples check bench deps clean
+.PHONY: all run test test-blas test-noblas test-sanitize test-compile examples check bench bench-quick deps deps-bench clean
 all: examples
 
 # ---- quick start: the first example, no dependency beyond a C compiler --------------------
+# Built for this machine (-O3 -march=native: the built-in GEMM needs the vector ISA, see the
+# header's CONFIGURATION) when the compiler accepts it, else with CFLAGS.
+NATIVE_OPT := $(shell $(CC) -O3 -march=native -x c -c /dev/null -o /dev/null 2>/dev/null && echo -O3 -march=native)
+RUN_OPT    ?= $(if $(NATIVE_OPT),$(NATIVE_OPT) -g,$(CFLAGS))
 run: $(B)/run-$(BLAS)/01_lora_linear
 	./$(B)/run-$(BLAS)/01_lora_linear
 $(B)/run-$(BLAS)/%: examples/%.c lortensor.h
 	@mkdir -p $(@D)
-	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
+	$(CC) -std=c99 $(RUN_OPT) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 
 # ---- tests ----------------------------------------------------------------------------------
 # test: install dependencies, then every test: OpenBLAS and LORT_NO_BLAS builds, ASan+UBSan,
@@ -89,12 +93,32 @@ $(B)/examples/%: examples/%.c lortensor.h
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 
 # ---- benchmarks (not part of test) -----------------------------------------------------------
+# make bench: every bench program, then the PyTorch peer (the first of python3, /usr/bin/python3
+# that imports torch), the GEMM, every-family and peer rows appended to $(B)/bench/results.csv;
+# bench/report.py joins them into $(B)/bench/results.md and the plot $(B)/bench/overhead.svg.
+# make bench-quick: a subset (the GEMM shapes marked quick, every family at n = 16, fewer
+# samples) in about a minute. One thread (BENCH_THREADS), and the process CPU clock for the
+# GEMM and every-family rows, so that neighbours on a shared machine do not skew one side.
 BENCHES := $(basename $(notdir $(wildcard bench/bench*.c)))
+PYTHON  ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import torch' 2>/dev/null && { command -v $$p; break; }; done)
+BENCH_CSV := $(B)/bench/results.csv
+BENCH_THREADS ?= 1
 bench: $(addprefix $(B)/bench/,$(BENCHES))
-	@set -e; for b in $^; do ./$$b; done
-	@if command -v /usr/bin/python3 >/dev/null && /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
-	  /usr/bin/python3 bench/peer_torch.py; else echo "(PyTorch peer skipped: python3-torch not installed; make deps-bench)"; fi
-$(B)/bench/%: bench/%.c lortensor.h
+	@rm -f $(BENCH_CSV)
+	@set -e; export OPENBLAS_NUM_THREADS=$(BENCH_THREADS); for b in $^; do case $$b in \
+	  */bench_gemm|*/bench_families) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
+	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) bench/peer_torch.py \
+	  --cpu-time --csv $(BENCH_CSV); \
+	  else echo "(PyTorch peer skipped: no python3 with torch; pip install torch, or make deps-bench)"; fi
+	@python3 bench/report.py $(BENCH_CSV) --md $(B)/bench/results.md --svg $(B)/bench/overhead.svg
+bench-quick: $(B)/bench/bench_gemm $(B)/bench/bench_families
+	@rm -f $(BENCH_CSV)
+	OPENBLAS_NUM_THREADS=1 ./$(B)/bench/bench_gemm --quick --csv $(BENCH_CSV)
+	OPENBLAS_NUM_THREADS=1 ./$(B)/bench/bench_families --quick --cpu-time --n 16 --csv $(BENCH_CSV)
+	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=1 $(PYTHON) bench/peer_torch.py --families-only \
+	  --quick --cpu-time --n 16 --csv $(BENCH_CSV); else echo "(PyTorch peer skipped: no python3 with torch)"; fi
+	@python3 bench/report.py $(BENCH_CSV) --md $(B)/bench/results.md --svg $(B)/bench/overhead.svg
+$(B)/bench/%: bench/%.c bench/bench_util.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 -O3 -march=native -g $(WARN) -I. $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 

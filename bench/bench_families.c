@@ -17,7 +17,11 @@
    with cache, backward with dx and parameter gradients); base = x W0^T (fwd) and x W0^T plus
    dy W0 (fwd+bwd), the frozen layer's own GEMMs, over the same GEMM (lort_gemm_backend()).
 
-   usage: bench_families [--quick] [--samples N] [--csv FILE] [--n LIST] [--family NAME] */
+   make bench runs it and the peer with one thread and --cpu-time (process CPU clock), so that
+   neighbours on a shared machine do not skew one side of a ratio.
+
+   usage: bench_families [--quick] [--samples N] [--cpu-time] [--csv FILE] [--n LIST]
+                         [--family NAME] */
 #define _POSIX_C_SOURCE 200809L
 #define LORTENSOR_IMPLEMENTATION
 #include "lortensor.h"
@@ -149,8 +153,8 @@ int main(int argc, char **argv) {
     dx = bu_falloc((size_t)MAX_N * D);
     W0 = bu_frand((size_t)D * D, 3, 1.0f / 64.0f);
 
-    printf("## Every family at d = %d, forward and forward + backward (GEMM: %s)\n\n", D,
-           lort_gemm_backend());
+    printf("## Every family at d = %d, forward and forward + backward (GEMM: %s, %s clock)\n\n",
+           D, lort_gemm_backend(), BU.clock == CLOCK_MONOTONIC ? "wall" : "process CPU");
     printf("Median of %d samples (bench/bench_util.h protocol). overhead = adapter time / base "
            "time of the same n (base fwd: x W0^T; base fwd+bwd: x W0^T and dy W0).\n\n",
            BU.samples);

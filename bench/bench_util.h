@@ -2,7 +2,8 @@
 
    Protocol (bu_time): one cold call (first touch, BLAS thread start-up), one timed call that
    calibrates k = the calls per sample so that a sample lasts >= BU.sample_s (k = 1 for anything
-   slower), BU.warmup untimed samples, then BU.samples timed samples; the time of an operation is
+   slower), BU.warmup untimed samples, then BU.samples timed samples (--quick: 5, and 1 for a
+   call slower than 50 ms); the time of an operation is
    the MEDIAN over samples of (sample time / k), wall clock (CLOCK_MONOTONIC). bu_paired gives the
    median over back-to-back pairs of (sample of a) / (sample of b), so that a change of machine
    load hits both sides of each ratio. --cpu-time times with the process CPU clock instead
@@ -21,6 +22,9 @@
    (append rows to FILE; default: the BENCH_CSV environment variable, else no CSV). */
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
+#if !defined(_POSIX_C_SOURCE) || _POSIX_C_SOURCE < 200809L
+#error "bench_util.h: define _POSIX_C_SOURCE 200809L before any include"
+#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -46,9 +50,10 @@ typedef struct bu_config {
     FILE *csv;       /* NULL: no CSV */
     const char *bench;
     clockid_t clock; /* CLOCK_MONOTONIC; --cpu-time: CLOCK_PROCESS_CPUTIME_ID */
+    double last_call; /* seconds of the last calibration call */
 } bu_config;
 
-static bu_config BU = {0, 11, 1, 2e-3, NULL, "bench", CLOCK_MONOTONIC};
+static bu_config BU = {0, 11, 1, 2e-3, NULL, "bench", CLOCK_MONOTONIC, 0.0};
 
 static inline void bu_die(const char *what) {
     fprintf(stderr, "%s: %s\n", BU.bench, what);
@@ -119,6 +124,7 @@ static inline int bu_calibrate(bu_fn fn, void *ctx) {
     t0 = bu_now();
     fn(ctx);
     t1 = bu_now() - t0;
+    BU.last_call = t1;
     if (t1 < BU.sample_s) {
         double k = ceil(BU.sample_s / (t1 > 1e-8 ? t1 : 1e-8));
         inner = k > 100000.0 ? 100000 : (int)k;
@@ -139,12 +145,31 @@ static inline double bu_sample(bu_fn fn, void *ctx, int inner) {
 static inline bu_timing bu_time(bu_fn fn, void *ctx) {
     double t[BU_MAX_SAMPLES];
     bu_timing res;
-    int s, inner = bu_calibrate(fn, ctx);
-    for (s = 0; s < BU.samples; s++) t[s] = bu_sample(fn, ctx, inner);
-    res.median = bu_median(t, BU.samples);
+    int s, inner = bu_calibrate(fn, ctx), samples = BU.samples;
+    if (BU.quick && BU.last_call > 0.05) samples = 1; /* --quick: one sample of a slow call */
+    for (s = 0; s < samples; s++) t[s] = bu_sample(fn, ctx, inner);
+    res.median = bu_median(t, samples);
     res.min = t[0];
     res.inner = inner;
     return res;
+}
+
+/* The same protocol for several operations at once, interleaved: every op is calibrated, then
+   each round takes one sample of every op, so that a change of machine load hits all of them
+   alike and their ratios stay meaningful. med[i] = median seconds per call of op i. */
+static inline void bu_time_many(bu_fn fn, void **ctx, int count, double *med) {
+    static double t[64][BU_MAX_SAMPLES];
+    int inner[64], i, s, samples = BU.samples;
+    double slowest = 0.0;
+    if (count > 64) bu_die("bu_time_many: more than 64 operations");
+    for (i = 0; i < count; ++i) {
+        inner[i] = bu_calibrate(fn, ctx[i]);
+        if (BU.last_call > slowest) slowest = BU.last_call;
+    }
+    if (BU.quick && slowest > 0.05) samples = 1;
+    for (s = 0; s < samples; ++s)
+        for (i = 0; i < count; ++i) t[i][s] = bu_sample(fn, ctx[i], inner[i]);
+    for (i = 0; i < count; ++i) med[i] = bu_median(t[i], samples);
 }
 
 /* Median over back-to-back pairs of (a sample of fa) / (a sample of fb). */

@@ -42,6 +42,8 @@ g.add_argument("--gemm-only", action="store_true", help="(bench.c's flag: nothin
 g.add_argument("--families-only", action="store_true",
                help="only the every-family rows (bench_families.c's peer)")
 ap.add_argument("--no-families", action="store_true", help="skip the every-family rows")
+ap.add_argument("--cpu-time", action="store_true",
+                help="time with the process CPU clock (as bench_util.h --cpu-time; 1 thread)")
 ap.add_argument("--n", default="1,16,512", help="token counts of the every-family rows")
 ap.add_argument("--family", default="", help="only this family in the every-family rows")
 ap.add_argument("--csv", default=os.environ.get("BENCH_CSV", ""),
@@ -118,9 +120,10 @@ def median(v):
 def calibrate(fn):
     """Cold call + timed call -> k calls per sample (>= SAMPLE_S); then the warmup samples."""
     fn()  # cold
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     fn()
-    t1 = time.perf_counter() - t0
+    t1 = CLOCK() - t0
+    LAST_CALL[0] = t1
     inner = 1
     if t1 < SAMPLE_S:
         inner = min(100000, int(-(-SAMPLE_S // max(t1, 1e-8))))
@@ -131,16 +134,22 @@ def calibrate(fn):
 
 
 def sample(fn, inner):
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(inner):
         fn()
-    return (time.perf_counter() - t0) / inner
+    return (CLOCK() - t0) / inner
+
+
+LAST_CALL = [0.0]
+CLOCK = time.process_time if args.cpu_time else time.perf_counter
 
 
 def time_op(fn):
-    """Median seconds per call (protocol of bench.c)."""
+    """Median seconds per call (protocol of bench/bench_util.h; --quick: one sample of a call
+    slower than 50 ms)."""
     inner = calibrate(fn)
-    return median([sample(fn, inner) for _ in range(SAMPLES)])
+    n = 1 if args.quick and LAST_CALL[0] > 0.05 else SAMPLES
+    return median([sample(fn, inner) for _ in range(n)])
 
 
 def paired_ratio(fa, fb):
@@ -288,6 +297,15 @@ def section_svd():
         t_vals = time.perf_counter() - t0
         ref = Sd[:r].double()
 
+    if args.csv:
+        new = not os.path.exists(args.csv) or os.path.getsize(args.csv) == 0
+        with open(args.csv, "a") as f:
+            if new:
+                f.write("bench,family,op,n,r,d,impl,seconds,note\n")
+            for niter, t, tmin, S in lowrank:
+                err = ((S - sig[:r]).abs() / sig[:r]).max().item()
+                f.write(f"peer,svd,truncated,{n},{r},{n},torch_svd_lowrank_niter{niter},{t:.9g},"
+                        f"max rel err {err:.3e}\n")
     print(f"## c) rank-{r} truncated SVD of a {n} x {n} matrix, sigma_i = i^(-1/2) (PyTorch)\n")
     print(f"W = Q1 diag(sigma) Q2^T with Q1, Q2 from torch.linalg.qr of Gaussian matrices (built in"
           f" {t_setup:.1f} s; same recipe as bench.c, different random draws). svd_lowrank: 1 warmup +"
@@ -465,7 +483,7 @@ def section_families():
     xall = torch.rand(max(ns), d) * 2 - 1
     dyall = torch.rand(max(ns), d) * 2 - 1
     print(f"## Every family at d = {d}, PyTorch {torch.__version__} ({TORCH_ORIGIN}), "
-          f"{torch.get_num_threads()} thread(s)\n")
+          f"{torch.get_num_threads()} thread(s), {'process CPU' if args.cpu_time else 'wall'} clock\n")
     print("torch_ref = the paper's reference-code form, torch_best = the factored form; fwd under "
           "no_grad, fwd+bwd = autograd forward + backward(dy) with dx and parameter gradients.\n")
     print("| family | rank | n | ref fwd ms | best fwd ms | ref fwd+bwd ms | best fwd+bwd ms |")
