@@ -58,17 +58,20 @@ CONFIGURATION
     LORT_GEMM_KC, LORT_GEMM_NC  128, 128           impl    built-in GEMM blocking: a KC x NC panel of B
     LORT_GEMM_MR, LORT_GEMM_NR  6, 16              impl    and an MR x KC strip of A on the stack,
                                                            4 (KC NC + MR KC) bytes: 67 KiB by default;
-                                                           KC 32 NC 32 MR 4 NR 8: 4.5 KiB (small stacks,
-                                                           about 20% slower). NC a multiple of NR; MR x NR
-                                                           is the register tile (AVX-512: try MR 8 NR 32)
+                                                           KC 32 NC 32 MR 4 NR 8: 4.5 KiB for small stacks
+                                                           (about 25% slower on AVX2). NC a multiple of NR;
+                                                           MR x NR is the register tile (AVX-512: try MR 8,
+                                                           NR 32)
     LORT_GEMM_PORTABLE          off                impl    built-in GEMM in plain C loops instead of the
                                                            GCC/Clang vector extension (for testing)
-    LORT_GEMM_NO_FMA            off                impl    never fuse multiply-adds in the built-in GEMM
+    LORT_GEMM_NO_FMA            off                impl    the built-in GEMM does not ask for fused
+                                                           multiply-adds (Clang: add -ffp-contract=off)
   Build flags for the built-in GEMM (LORT_NO_BLAS): compile the implementation file with -O3 and
   the target's vector ISA (-march=native, or e.g. -mavx2 -mfma, -mcpu=... on ARM). At -O2 for
   baseline x86-64 (SSE2, no FMA) it runs at about a fifth of single-threaded OpenBLAS; at -O3
-  -march=native on AVX2 at 50-100% of it (bench/bench_gemm.c). Results are bit-identical for one
-  build and blocking, and differ in the last bits between builds (FMA or not, vector width).
+  -march=native on AVX2 at 50-150% of it, 90% geometric mean over the LoRA shapes and 512^3
+  (bench/bench_gemm.c). Results are bit-identical for one build and blocking, and differ in the
+  last bits between builds (FMA or not, vector width). `make run` builds -O3 -march=native.
 
 CONVENTIONS
 ===========
@@ -1353,7 +1356,8 @@ LORT__PRIVATE float lort__pow2_normalizer(const float *x, size_t count) {
 #define LORT__GEMM_VEC 1
 #endif
 #endif
-#if defined(LORT__GEMM_VEC) && defined(__GNUC__) && !defined(__clang__)
+#if defined(LORT__GEMM_VEC) && defined(__GNUC__) && !defined(__clang__) && !defined(LORT_GEMM_NO_FMA)
+#define LORT__GEMM_PRAGMA 1
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
 #endif
@@ -1633,7 +1637,7 @@ LORT__PRIVATE void lort__gemm_builtin(int tA, int tB, int M, int N, int K, float
     }
 }
 
-#if defined(LORT__GEMM_VEC) && defined(__GNUC__) && !defined(__clang__)
+#ifdef LORT__GEMM_PRAGMA
 #pragma GCC pop_options
 #endif
 
