@@ -488,7 +488,6 @@ def section_families():
           "no_grad, fwd+bwd = autograd forward + backward(dy) with dx and parameter gradients.\n")
     print("| family | rank | n | ref fwd ms | best fwd ms | ref fwd+bwd ms | best fwd+bwd ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    rows = []
     for n in ns:
         x = xall[:n].contiguous()
         dy = dyall[:n].contiguous()
@@ -512,14 +511,12 @@ def section_families():
                 res[form, "fwd+bwd"] = time_op(step)
                 for p in params + [xg]:
                     p.grad = None
-            for (form, op), t in res.items():
-                rows.append((name, op, n, r, form, t))
+            csv_rows([(name, op, n, r, form, t) for (form, op), t in res.items()])
             print(f"| {name} | {r} | {n} | {res['torch_ref', 'fwd'] * 1e3:.4f} | "
                   f"{res['torch_best', 'fwd'] * 1e3:.4f} | {res['torch_ref', 'fwd+bwd'] * 1e3:.4f} | "
                   f"{res['torch_best', 'fwd+bwd'] * 1e3:.4f} |")
             sys.stdout.flush()
     print()
-    csv_rows(rows)
 
 
 def main():
