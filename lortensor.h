@@ -66,7 +66,8 @@ CONFIGURATION
                                                            helpers whose buffers never alias)
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
     LORT_GEMM_KC, LORT_GEMM_NC  128, 128           impl    built-in GEMM blocking: a KC x NC panel of B
-    LORT_GEMM_MR, LORT_GEMM_NR  6, 16              impl    and an MR x KC strip of A on the stack,
+    LORT_GEMM_MR, LORT_GEMM_NR  6, 16 (4, 4 with   impl    and an MR x KC strip of A on the stack,
+                                no vector unit)
                                                            4 (KC NC + MR KC) bytes: 67 KiB by default;
                                                            KC 32 NC 32 MR 4 NR 8: 4.5 KiB for small stacks
                                                            (about 25% slower on AVX2). NC a multiple of NR;
@@ -172,7 +173,7 @@ EMBEDDED
   for small stacks (e.g. -DLORT_GEMM_KC=32 -DLORT_GEMM_NC=32 -DLORT_GEMM_MR=4
   -DLORT_GEMM_NR=8: 4.5 KiB; see CONFIGURATION).
   `make size` builds LoRA forward, LoRA training and one cp site for Cortex-M4F (-Os,
-  newlib-nano, --gc-sections) and prints their text size: about 3, 5 and 10 KiB, no __aeabi_d*.
+  newlib-nano, --gc-sections) and prints their text size: about 3, 6 and 11 KiB, no __aeabi_d*.
 
 MATH
 ====
@@ -1282,11 +1283,23 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 #ifndef LORT_GEMM_NC
 #define LORT_GEMM_NC 128
 #endif
+#if defined(__SSE2__) || defined(__ARM_NEON) || defined(__aarch64__) || defined(__ALTIVEC__) || \
+    defined(__wasm_simd128__) || defined(_M_X64)
+#define LORT__GEMM_SIMD 1 /* a vector unit: the 6 x 16 tile in vectors; else a 4 x 4 scalar tile */
+#endif
 #ifndef LORT_GEMM_MR
+#ifdef LORT__GEMM_SIMD
 #define LORT_GEMM_MR 6
+#else
+#define LORT_GEMM_MR 4
+#endif
 #endif
 #ifndef LORT_GEMM_NR
+#ifdef LORT__GEMM_SIMD
 #define LORT_GEMM_NR 16
+#else
+#define LORT_GEMM_NR 4
+#endif
 #endif
 #if LORT_GEMM_KC < 1 || LORT_GEMM_MR < 1 || LORT_GEMM_NR < 1 || LORT_GEMM_NC < LORT_GEMM_NR || \
     LORT_GEMM_NC % LORT_GEMM_NR != 0
@@ -1643,7 +1656,8 @@ LORT__PRIVATE float lort__pow2_normalizer(const float *x, size_t count) {
 /* GCC and Clang: the micro-kernel in the compilers' generic vector extension (any target: SSE,
    AVX, NEON, or scalar code), LORT__VL floats per vector, multiply-adds contracted to FMA where
    the target has one. Other compilers, or LORT_GEMM_PORTABLE: the plain C loops below. */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(LORT_GEMM_PORTABLE)
+#if (defined(__GNUC__) || defined(__clang__)) && defined(LORT__GEMM_SIMD) && \
+    !defined(LORT_GEMM_PORTABLE)
 #if defined(__AVX__)
 #define LORT__VL 8
 #else
