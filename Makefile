@@ -1,4 +1,4 @@
-# lortensor: make run | make test | make check | make size | make bench | make deps | make clean
+# lortensor: make run | make test | make check | make size | make bench | make bench-quick | make deps | make clean
 # BLAS=openblas (default when pkg-config finds it) or BLAS=none (built-in GEMM).
 CC      ?= cc
 CXX     ?= c++
@@ -35,20 +35,24 @@ WEVERYTHING_OFF := -Wno-used-but-marked-unused -Wno-padded -Wno-switch-enum \
 EXAMPLES := $(filter-out 05_data_parallel,$(basename $(notdir $(wildcard examples/*.c))))
 B := build
 
-.PHONY: all run test test-blas test-noblas test-sanitize test-m32 test-compile examples check bench deps \
+.PHONY: all run test test-blas test-noblas test-sanitize test-m32 test-compile examples check bench bench-quick deps \
         deps-bench clean FORCE size size-if-available
 all: examples
 
 # ---- quick start: the fine-tuning demo, no dependency beyond a C compiler ------------------
 # It pretrains a toy model once (checkpoint build/demo/base_model.bin), fine-tunes it with every
 # method, prints the table and writes build/demo/finetune_{loss,accuracy}.svg. One BLAS thread:
-# its matrices are at most 256 x 128, where threads only add overhead.
-run: $(B)/run-$(BLAS)/03_finetune_demo
+# its matrices are at most 256 x 128, where threads only add overhead. Built for this machine
+# (-O3 -march=native: the built-in GEMM needs the vector ISA, see the header's CONFIGURATION)
+# when the compiler accepts it, else with CFLAGS.
+NATIVE_OPT := $(shell $(CC) -O3 -march=native -x c -c /dev/null -o /dev/null 2>/dev/null && echo -O3 -march=native)
+RUN_OPT    ?= $(if $(NATIVE_OPT),$(NATIVE_OPT) -g,$(CFLAGS))
+run: $(B)/run-$(BLAS)/00_finetune_demo
 	@mkdir -p $(B)/demo
-	OPENBLAS_NUM_THREADS=1 ./$(B)/run-$(BLAS)/03_finetune_demo --out $(B)/demo
+	OPENBLAS_NUM_THREADS=1 ./$(B)/run-$(BLAS)/00_finetune_demo --out $(B)/demo
 $(B)/run-$(BLAS)/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
-	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
+	$(CC) -std=c99 $(RUN_OPT) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 
 # ---- tests ----------------------------------------------------------------------------------
 # test: install dependencies, then `make check` in parallel (JOBS = the machine's cores).
@@ -92,8 +96,11 @@ $(eval $(call test_build,blas,$(CFLAGS) $(BLAS_CFLAGS),$(BLAS_LIBS),OPENBLAS_NUM
 $(eval $(call test_build,noblas,$(CFLAGS) -DLORT_NO_BLAS,,))
 $(eval $(call test_build,asan,-O1 -g $(ASAN) -DLORT_NO_BLAS -DLORT_DEBUG,,))
 $(eval $(call test_build,m32,-m32 -msse2 -mfpmath=sse $(CFLAGS) -DLORT_NO_BLAS,,))
+# the built-in GEMM's plain-C fallback (no vector extension) with a small-stack blocking
+$(eval $(call test_build,portable,$(CFLAGS) -DLORT_NO_BLAS -DLORT_GEMM_PORTABLE -DLORT_GEMM_KC=16 \
+  -DLORT_GEMM_NC=32 -DLORT_GEMM_MR=4 -DLORT_GEMM_NR=8,,))
 .PRECIOUS: $(B)/%/lort_impl.o $(addprefix $(B)/blas/,$(TESTS)) $(addprefix $(B)/noblas/,$(TESTS)) \
-           $(addprefix $(B)/asan/,$(TESTS)) $(addprefix $(B)/m32/,$(TESTS))
+           $(addprefix $(B)/asan/,$(TESTS)) $(addprefix $(B)/m32/,$(TESTS)) $(B)/portable/test_gemm
 FORCE:
 
 # A summary line per build: how many test programs and cmocka tests passed.
@@ -102,7 +109,7 @@ define test_summary
 endef
 test-blas: $(addprefix $(B)/blas/,$(addsuffix .ok,$(TESTS)))
 	$(call test_summary,$^,test-blas)
-test-noblas: $(addprefix $(B)/noblas/,$(addsuffix .ok,$(TESTS)))
+test-noblas: $(addprefix $(B)/noblas/,$(addsuffix .ok,$(TESTS))) $(B)/portable/test_gemm.ok
 	$(call test_summary,$^,test-noblas)
 test-sanitize: $(addprefix $(B)/asan/,$(addsuffix .ok,$(TESTS)))
 	$(call test_summary,$^,test-sanitize)
@@ -218,12 +225,32 @@ size-if-available:
 	else echo "size: skipped ($(ARM_CC) not installed: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"; fi
 
 # ---- benchmarks (not part of test) -----------------------------------------------------------
+# make bench: every bench program, then the PyTorch peer (the first of python3, /usr/bin/python3
+# that imports torch), the GEMM, every-family and peer rows appended to $(B)/bench/results.csv;
+# bench/report.py joins them into $(B)/bench/results.md and the plot $(B)/bench/overhead.svg.
+# make bench-quick: a subset (the GEMM shapes marked quick, every family at n = 16, fewer
+# samples) in about a minute. One thread (BENCH_THREADS), and the process CPU clock for the
+# GEMM and every-family rows, so that neighbours on a shared machine do not skew one side.
 BENCHES := $(basename $(notdir $(wildcard bench/bench*.c)))
+PYTHON  ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import torch' 2>/dev/null && { command -v $$p; break; }; done)
+BENCH_CSV := $(B)/bench/results.csv
+BENCH_THREADS ?= 1
 bench: $(addprefix $(B)/bench/,$(BENCHES))
-	@set -e; for b in $^; do ./$$b; done
-	@if command -v /usr/bin/python3 >/dev/null && /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
-	  /usr/bin/python3 bench/peer_torch.py; else echo "(PyTorch peer skipped: python3-torch not installed; make deps-bench)"; fi
-$(B)/bench/%: bench/%.c lortensor.h
+	@rm -f $(BENCH_CSV)
+	@set -e; export OPENBLAS_NUM_THREADS=$(BENCH_THREADS); for b in $^; do case $$b in \
+	  */bench_gemm|*/bench_families) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
+	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) bench/peer_torch.py \
+	  --cpu-time --csv $(BENCH_CSV); \
+	  else echo "(PyTorch peer skipped: no python3 with torch; pip install torch, or make deps-bench)"; fi
+	@python3 bench/report.py $(BENCH_CSV) --md $(B)/bench/results.md --svg $(B)/bench/overhead.svg
+bench-quick: $(B)/bench/bench_gemm $(B)/bench/bench_families
+	@rm -f $(BENCH_CSV)
+	OPENBLAS_NUM_THREADS=1 ./$(B)/bench/bench_gemm --quick --csv $(BENCH_CSV)
+	OPENBLAS_NUM_THREADS=1 ./$(B)/bench/bench_families --quick --cpu-time --n 16 --csv $(BENCH_CSV)
+	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=1 $(PYTHON) bench/peer_torch.py --families-only \
+	  --quick --cpu-time --n 16 --csv $(BENCH_CSV); else echo "(PyTorch peer skipped: no python3 with torch)"; fi
+	@python3 bench/report.py $(BENCH_CSV) --md $(B)/bench/results.md --svg $(B)/bench/overhead.svg
+$(B)/bench/%: bench/%.c bench/bench_util.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 -O3 -march=native -g $(WARN) -I. $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 

@@ -213,7 +213,7 @@ static const char *run_setup(tf_adapters *r, lort_kind kind, const tf_weights *M
     return name;
 }
 
-/* ---- one family, end to end ------------------------------------------------------------------- */
+/* ---- one family, end to end ------------------------------------------------------------- */
 
 typedef struct result {
     const char *name;
@@ -403,7 +403,8 @@ static result run_family(const tf_weights *M, tf_acts *A, const int *tokens, lor
         float *dW = zeros((size_t)D * D);
         lort_status sd = lort_adapter_delta(&r.s[0].ad, dW, r.work, r.work_size);
         int ok = sm == LORT_ERR_NOT_MERGEABLE && sd == LORT_ERR_NOT_MERGEABLE &&
-                 max_abs(dW, (size_t)D * D) <= 0.0 && max_abs_diff(W.flat, M->flat, M->count) <= 0.0;
+                 max_abs(dW, (size_t)D * D) <= 0.0 &&
+                 max_abs_diff(W.flat, M->flat, M->count) <= 0.0;
         res.ok &= ok;
         printf("  merge / delta return \"%s\", weights untouched   %s\n", lort_status_string(sm),
                ok ? "OK" : "FAIL");
@@ -468,7 +469,7 @@ static int check_full_gradient(tf_weights *M, tf_acts *A, const int *tokens, lor
     return ok;
 }
 
-/* ---- main ------------------------------------------------------------------------------------- */
+/* ---- main ------------------------------------------------------------------------------- */
 
 int main(void) {
     clock_t t0 = clock();

@@ -9,8 +9,8 @@
        MPI_Allreduce(grads, SUM)                                (the full-batch gradient)
        lort_adamw_step on every rank                            (identical params everywhere)
 
-   The program fine-tunes the toy transformer of example 03 (d 64, 4 heads, 2 blocks; a random
-   base here, so that it stands alone) on example 03's subtraction task, once with LoRA on Wq
+   The program fine-tunes the toy transformer of example 00 (d 64, 4 heads, 2 blocks; a random
+   base here, so that it stands alone) on example 00's subtraction task, once with LoRA on Wq
    and Wv (a per-site family: each site has its own slice) and once with LoRTA's CP tensor (a
    joint family: ONE block for every Q, K, V, O site, every rank adding to it). Each rank runs
    its share of BATCH sequences; the loss is the mean over the whole batch, so each rank scales
@@ -99,7 +99,8 @@ static double run(const tf_weights *base, tf_adapters *A, int fam, int steps, in
     lort_rng_seed(&rng, 77); /* the same adapter init on every rank */
     sites(A, c, fam);
     tf_adapters_attach(A, base, n > 0 ? n : T, &rng);
-    float *m = tf_zeros(A->np), *v = tf_zeros(A->np), *dlogits = tf_zeros((size_t)MAX_BATCH * T * VOCAB);
+    float *m = tf_zeros(A->np), *v = tf_zeros(A->np);
+    float *dlogits = tf_zeros((size_t)MAX_BATCH * T * VOCAB);
     int tok[MAX_BATCH * T], tgt[MAX_BATCH * T];
     lort_adamw_desc opt = lort_adamw_default(1e-2f);
     lort_rng data_rng;
@@ -164,7 +165,8 @@ int main(int argc, char **argv) {
 
     int ok = 1;
     for (int fam = FAM_LORA; fam <= FAM_CP; ++fam) {
-        const char *name = fam == FAM_LORA ? "lora (per-site, Wq Wv)" : "cp (one joint block, Q K V O)";
+        const char *name =
+            fam == FAM_LORA ? "lora (per-site, Wq Wv)" : "cp (one joint block, Q K V O)";
         tf_adapters A;
         MPI_Barrier(MPI_COMM_WORLD);
         double cps, cps_max, sps_max;

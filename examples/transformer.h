@@ -1,6 +1,6 @@
 /* transformer.h - a small decoder-only transformer over lortensor's public API (example code).
 
-   Shared by the examples (02_toy_transformer, 03_finetune_demo, 05_data_parallel) and usable by
+   Shared by the examples (02_toy_transformer, 00_finetune_demo, 05_data_parallel) and usable by
    any program that includes it AFTER lortensor.h (with LORTENSOR_IMPLEMENTATION defined in one
    file of the program). Everything here is static: one program, one copy.
 
@@ -573,7 +573,8 @@ TF_DEF void tf__site_forward(const tf_weights *w, const tf_adapters *A, int l, i
     const float *W = tf_site_weight(w, l, where), *b = tf_site_bias(w, l, where);
     if (s && s->replaces_base) {
         for (int i = 0; i < n; ++i)
-            for (int j = 0; j < d_out; ++j) y[(size_t)i * (size_t)d_out + (size_t)j] = b ? b[j] : 0.0f;
+            for (int j = 0; j < d_out; ++j)
+                y[(size_t)i * (size_t)d_out + (size_t)j] = b ? b[j] : 0.0f;
     } else {
         tf__linear(y, x, W, b, n, d_in, d_out);
     }
@@ -635,7 +636,8 @@ TF_DEF void tf_forward(const tf_weights *w, const tf_adapters *A, tf_acts *a, co
             exit(EXIT_FAILURE);
         }
         for (int j = 0; j < d; ++j)
-            xi[j] = w->tok[(size_t)tok * (size_t)d + (size_t)j] + w->pos[(size_t)t * (size_t)d + (size_t)j];
+            xi[j] = w->tok[(size_t)tok * (size_t)d + (size_t)j] +
+                    w->pos[(size_t)t * (size_t)d + (size_t)j];
     }
     for (int l = 0; l < c->layers; ++l) {
         const tf_layer *W = &w->L[l];
