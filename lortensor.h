@@ -961,6 +961,13 @@ LORT_API lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
                                         void *work, size_t work_size);
 LORT_API lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *work,
                                         size_t work_size);
+/* What is wrong with a's desc (and, for cp and tucker, its site), in words: returns the
+   status the family's size queries return (LORT_ERR_INVALID_ARG for a joint site out of
+   range) and writes into msg (msg_size bytes, always NUL-terminated, "" on success) the
+   family and the field, e.g. "lora: r = 0, must be > 0", "cp: site layer 6 out of range
+   [0, 6)", "mpo: prod of out modes 60 != d_out 64", "tt_rep: A: modes[1] = 0, must be > 0".
+   Buffers (params, frozen) are not checked. O(cores), no allocation, no stdio. */
+LORT_API lort_status lort_adapter_validate(const lort_adapter *a, char *msg, size_t msg_size);
 
 // >>api ============================================================================ set
 
@@ -5683,6 +5690,480 @@ LORT__PRIVATE void lort__msg_range(lort__msg *m, long long lo, long long hi) {
     lort__msg_str(m, ")");
 }
 
+/* Back to the first len characters (drops a prefix that turned out not to be needed). */
+LORT__PRIVATE void lort__msg_cut(lort__msg *m, size_t len) {
+    if (m->buf && len < m->len) {
+        m->len = len;
+        m->buf[len] = '\0';
+    }
+}
+LORT__PRIVATE const char *lort__kind_name(lort_kind kind) {
+    switch (kind) {
+    case LORT_KIND_LORA: return "lora";
+    case LORT_KIND_LORAXS: return "loraxs";
+    case LORT_KIND_TT_REP: return "tt_rep";
+    case LORT_KIND_MPO: return "mpo";
+    case LORT_KIND_CP: return "cp";
+    case LORT_KIND_TUCKER: return "tucker";
+    case LORT_KIND_TT_ADP: return "tt_adp";
+    default: return "adapter";
+    }
+}
+
+/* ---- what is wrong with a desc: the family checks again, in their order, in words ---------- */
+
+/* A float in plain decimal: up to 6 significant digits, trailing zeros trimmed ("1.5", "-0.25",
+   "3e+12" style exponents outside [1e-4, 1e9)); "nan", "inf", "-inf". */
+LORT__PRIVATE void lort__msg_float(lort__msg *m, double v) {
+    int e = 0, i, nd;
+    long long digits;
+    char t[8];
+    if (isnan(v)) {
+        lort__msg_str(m, "nan");
+        return;
+    }
+    if (v < 0.0) {
+        lort__msg_str(m, "-");
+        v = -v;
+    }
+    if (v > 1.7976931348623157e308) {
+        lort__msg_str(m, "inf");
+        return;
+    }
+    if (!(v > 0.0)) {
+        lort__msg_str(m, "0");
+        return;
+    }
+    while (v >= 10.0) { v /= 10.0; ++e; }
+    while (v < 1.0) { v *= 10.0; --e; }
+    digits = (long long)(v * 100000.0 + 0.5); /* 6 significant digits, d.ddddd */
+    if (digits >= 1000000) { digits /= 10; ++e; }
+    for (i = 5; i >= 0; --i) { t[i] = (char)('0' + (int)(digits % 10)); digits /= 10; }
+    for (nd = 6; nd > 1 && t[nd - 1] == '0'; --nd) {}
+    t[nd] = '\0';
+    if (e >= -4 && e < 9) {
+        if (e < 0) {
+            lort__msg_str(m, "0.");
+            for (i = -1; i > e; --i) lort__msg_str(m, "0");
+            lort__msg_str(m, t);
+        } else {
+            char c[2];
+            c[1] = '\0';
+            for (i = 0; i <= e || i < nd; ++i) {
+                if (i == e + 1) lort__msg_str(m, ".");
+                c[0] = i < nd ? t[i] : '0';
+                lort__msg_str(m, c);
+            }
+        }
+    } else {
+        char c[2];
+        c[0] = t[0];
+        c[1] = '\0';
+        lort__msg_str(m, c);
+        if (nd > 1) {
+            lort__msg_str(m, ".");
+            lort__msg_str(m, t + 1);
+        }
+        lort__msg_str(m, e < 0 ? "e-" : "e+");
+        lort__msg_int(m, e < 0 ? -e : e);
+    }
+}
+/* "<field> = <v>, must be <rule>" */
+LORT__PRIVATE void lort__msg_field(lort__msg *m, const char *field, long long v, const char *rule) {
+    lort__msg_str(m, field);
+    lort__msg_str(m, " = ");
+    lort__msg_int(m, v);
+    lort__msg_str(m, ", must be ");
+    lort__msg_str(m, rule);
+}
+/* "<field>[k] = <v>, must be <rule>" */
+LORT__PRIVATE void lort__msg_field_at(lort__msg *m, const char *field, int k, long long v,
+                                      const char *rule) {
+    lort__msg_str(m, field);
+    lort__msg_str(m, "[");
+    lort__msg_int(m, k);
+    lort__msg_str(m, "]");
+    lort__msg_field(m, "", v, rule);
+}
+LORT__PRIVATE lort_status lort__diag_float(lort__msg *m, const char *field, float v, int dropout) {
+    if (dropout ? (v >= 0.0f && v < 1.0f) : lort__finite(v)) return LORT_OK;
+    lort__msg_str(m, field);
+    lort__msg_str(m, " = ");
+    lort__msg_float(m, (double)v);
+    lort__msg_str(m, dropout ? ", must be in [0, 1)" : ", must be finite");
+    return LORT_ERR_INVALID_ARG;
+}
+
+/* lort__lowrank_check in words. */
+LORT__PRIVATE lort_status lort__diag_lowrank(lort__msg *m, int d_in, int d_out, int r, float alpha,
+                                             float dropout) {
+    lort_status st;
+    size_t t;
+    if (d_in <= 0) return lort__msg_field(m, "d_in", d_in, "> 0"), LORT_ERR_INVALID_ARG;
+    if (d_out <= 0) return lort__msg_field(m, "d_out", d_out, "> 0"), LORT_ERR_INVALID_ARG;
+    if (r <= 0) return lort__msg_field(m, "r", r, "> 0"), LORT_ERR_INVALID_ARG;
+    if ((st = lort__diag_float(m, "alpha", alpha, 0)) ||
+        (st = lort__diag_float(m, "dropout", dropout, 1)))
+        return st;
+    if (!lort__mul((size_t)r, (size_t)d_in + (size_t)d_out, &t) || !lort__mul(t, sizeof(float), &t) ||
+        !lort__mul3((size_t)d_in, (size_t)d_out, sizeof(float), &t)) {
+        lort__msg_str(m, "r (d_in + d_out) or d_in d_out floats overflow size_t");
+        return LORT_ERR_OVERFLOW;
+    }
+    return LORT_OK;
+}
+
+/* lort__tt_plan_make (after lort__tt_embed) in words; `what` names the train. */
+LORT__PRIVATE lort_status lort__diag_tt_words(lort__msg *m, const lort_tt_desc *d, int rows,
+                                              int cols, lort_tt_desc *ep);
+LORT__PRIVATE lort_status lort__diag_tt(lort__msg *m, const char *what, const lort_tt_desc *d,
+                                        int rows, int cols) {
+    lort_tt_desc e;
+    lort_status st;
+    size_t len = m->len;
+    lort__msg_str(m, what);
+    lort__msg_str(m, ": ");
+    st = lort__diag_tt_words(m, d, rows, cols, &e);
+    if (st == LORT_OK) lort__msg_cut(m, len);
+    return st;
+}
+LORT__PRIVATE lort_status lort__diag_tt_words(lort__msg *m, const lort_tt_desc *d, int rows,
+                                              int cols, lort_tt_desc *ep) {
+    lort_tt_desc e;
+    int k;
+    size_t prod = 1, t;
+    (void)ep;
+    if (lort__tt_embed(d, rows, cols, &e)) {
+        lort__msg_str(m, "(rows, cols) = (");
+        lort__msg_int(m, d->rows);
+        lort__msg_str(m, ", ");
+        lort__msg_int(m, d->cols);
+        lort__msg_str(m, "), must be (");
+        lort__msg_int(m, rows);
+        lort__msg_str(m, ", ");
+        lort__msg_int(m, cols);
+        lort__msg_str(m, ") or 0");
+        return LORT_ERR_SHAPE;
+    }
+    if (e.d < 1 || e.d > LORT_TT_MAX_CORES) {
+        lort__msg_str(m, "d = ");
+        lort__msg_int(m, e.d);
+        lort__msg_range(m, 1, LORT_TT_MAX_CORES + 1);
+        return LORT_ERR_INVALID_ARG;
+    }
+    if (e.rows <= 0) return lort__msg_field(m, "rows", e.rows, "> 0"), LORT_ERR_INVALID_ARG;
+    if (e.cols <= 0) return lort__msg_field(m, "cols", e.cols, "> 0"), LORT_ERR_INVALID_ARG;
+    for (k = 0; k <= e.d; ++k) {
+        int r = e.ranks[k];
+        if (k == 0 || k == e.d) {
+            if (r != 0 && r != 1)
+                return lort__msg_field_at(m, "ranks", k, r, "0 or 1"), LORT_ERR_INVALID_ARG;
+        } else if ((r ? r : e.rank) <= 0) {
+            if (r) return lort__msg_field_at(m, "ranks", k, r, "> 0"), LORT_ERR_INVALID_ARG;
+            lort__msg_str(m, "ranks[");
+            lort__msg_int(m, k);
+            lort__msg_str(m, "] = 0 takes rank = ");
+            lort__msg_int(m, e.rank);
+            lort__msg_str(m, ", must be > 0");
+            return LORT_ERR_INVALID_ARG;
+        }
+    }
+    for (k = 0; k < e.d; ++k)
+        if (e.modes[k] <= 0)
+            return lort__msg_field_at(m, "modes", k, e.modes[k], "> 0"), LORT_ERR_INVALID_ARG;
+    if ((size_t)e.rows * (size_t)e.cols > (size_t)INT_MAX) {
+        lort__msg_str(m, "rows cols above INT_MAX");
+        return LORT_ERR_OVERFLOW;
+    }
+    for (k = 0; k < e.d; ++k) {
+        int tl = k == 0 ? 1 : (e.ranks[k] ? e.ranks[k] : e.rank);
+        int tr = k + 1 == e.d ? 1 : (e.ranks[k + 1] ? e.ranks[k + 1] : e.rank);
+        prod *= (size_t)e.modes[k];
+        if (prod > (size_t)INT_MAX) {
+            lort__msg_str(m, "prod of modes above INT_MAX");
+            return LORT_ERR_OVERFLOW;
+        }
+        if (!lort__mul3((size_t)tl, (size_t)e.modes[k], (size_t)tr, &t) || t > (size_t)INT_MAX) {
+            lort__msg_str(m, "core ");
+            lort__msg_int(m, k);
+            lort__msg_str(m, " above INT_MAX floats");
+            return LORT_ERR_OVERFLOW;
+        }
+    }
+    if (prod != (size_t)e.rows * (size_t)e.cols) {
+        lort__msg_str(m, "prod of modes ");
+        lort__msg_int(m, (long long)prod);
+        lort__msg_str(m, " != rows cols ");
+        lort__msg_int(m, (long long)e.rows * (long long)e.cols);
+        return LORT_ERR_SHAPE;
+    }
+    return LORT_OK;
+}
+
+/* lort__joint_check in words (cp: all ranks r; tucker: r1, r2, rh, rl, rm). */
+LORT__PRIVATE lort_status lort__diag_joint(lort__msg *m, int tucker, int d, int heads, int layers,
+                                           int matrices, const int *ranks, float alpha,
+                                           float dropout, int head_side, int kv_heads) {
+    static const char *const rn[5] = {"r1", "r2", "rh", "rl", "rm"};
+    lort_status st;
+    int k, kv;
+    if (d <= 0) return lort__msg_field(m, "d", d, "> 0"), LORT_ERR_INVALID_ARG;
+    if (heads <= 0) return lort__msg_field(m, "heads", heads, "> 0"), LORT_ERR_INVALID_ARG;
+    if (layers <= 0) return lort__msg_field(m, "layers", layers, "> 0"), LORT_ERR_INVALID_ARG;
+    if (matrices < 0)
+        return lort__msg_field(m, "matrices", matrices, ">= 0 (0 = 4)"), LORT_ERR_INVALID_ARG;
+    if (kv_heads < 0)
+        return lort__msg_field(m, "kv_heads", kv_heads, ">= 0 (0 = heads)"), LORT_ERR_INVALID_ARG;
+    for (k = 0; k < (tucker ? 5 : 1); ++k)
+        if (ranks[k] <= 0)
+            return lort__msg_field(m, tucker ? rn[k] : "r", ranks[k], "> 0"), LORT_ERR_INVALID_ARG;
+    if ((st = lort__diag_float(m, "alpha", alpha, 0)) ||
+        (st = lort__diag_float(m, "dropout", dropout, 1)))
+        return st;
+    if (head_side != LORT_CP_HEADS_OUT && head_side != LORT_CP_HEADS_IN)
+        return lort__msg_field(m, "head_side", head_side, "LORT_CP_HEADS_OUT or _IN"),
+               LORT_ERR_INVALID_ARG;
+    if (d % heads) {
+        lort__msg_str(m, "d = ");
+        lort__msg_int(m, d);
+        lort__msg_str(m, " not divisible by heads = ");
+        lort__msg_int(m, heads);
+        return LORT_ERR_SHAPE;
+    }
+    kv = kv_heads ? kv_heads : heads;
+    if (kv > heads || heads % kv) {
+        lort__msg_str(m, "kv_heads = ");
+        lort__msg_int(m, kv);
+        lort__msg_str(m, " does not divide heads = ");
+        lort__msg_int(m, heads);
+        return LORT_ERR_SHAPE;
+    }
+    if (head_side == LORT_CP_HEADS_IN && kv != heads) {
+        lort__msg_str(m, "GQA (kv_heads != heads) needs head_side LORT_CP_HEADS_OUT");
+        return LORT_ERR_UNSUPPORTED;
+    }
+    return LORT_OK;
+}
+
+/* lort__mpo_train in words. */
+LORT__PRIVATE lort_status lort__diag_mpo(lort__msg *m, const lort_mpo_desc *d) {
+    int k, N = d->ncores;
+    size_t pr = 1, pc = 1;
+    if (N < 1 || N > LORT_MPO_MAX_CORES) {
+        lort__msg_str(m, "ncores = ");
+        lort__msg_int(m, N);
+        lort__msg_range(m, 1, LORT_MPO_MAX_CORES + 1);
+        return LORT_ERR_INVALID_ARG;
+    }
+    if (d->d_in < 0) return lort__msg_field(m, "d_in", d->d_in, ">= 0"), LORT_ERR_INVALID_ARG;
+    if (d->d_out < 0) return lort__msg_field(m, "d_out", d->d_out, ">= 0"), LORT_ERR_INVALID_ARG;
+    if (d->bond < 0) return lort__msg_field(m, "bond", d->bond, ">= 0"), LORT_ERR_INVALID_ARG;
+    if (d->path < LORT_MPO_AUTO || d->path > LORT_MPO_DENSE)
+        return lort__msg_field(m, "path", d->path, "a lort_mpo_path"), LORT_ERR_INVALID_ARG;
+    if (d->residual < LORT_MPO_RESIDUAL_NONE || d->residual > LORT_MPO_RESIDUAL_NF4)
+        return lort__msg_field(m, "residual", d->residual, "a lort_mpo_residual"),
+               LORT_ERR_INVALID_ARG;
+    if (d->svd.oversample < 0)
+        return lort__msg_field(m, "svd.oversample", d->svd.oversample, ">= 0"), LORT_ERR_INVALID_ARG;
+    if (d->svd.max_sweeps < 0)
+        return lort__msg_field(m, "svd.max_sweeps", d->svd.max_sweeps, ">= 0"), LORT_ERR_INVALID_ARG;
+    for (k = 0; k < N; ++k) {
+        int i = d->row_factors[k], j = d->col_factors[k];
+        if (i <= 0) return lort__msg_field_at(m, "row_factors", k, i, "> 0"), LORT_ERR_INVALID_ARG;
+        if (j <= 0) return lort__msg_field_at(m, "col_factors", k, j, "> 0"), LORT_ERR_INVALID_ARG;
+        if (!lort__mul(pr, (size_t)i, &pr) || !lort__mul(pc, (size_t)j, &pc) ||
+            pr > (size_t)INT_MAX || pc > (size_t)INT_MAX || (size_t)i * (size_t)j > (size_t)INT_MAX) {
+            lort__msg_str(m, "a product of the factors is above INT_MAX");
+            return LORT_ERR_OVERFLOW;
+        }
+    }
+    if (d->d_out && (size_t)d->d_out != pr) {
+        lort__msg_str(m, "prod of out modes ");
+        lort__msg_int(m, (long long)pr);
+        lort__msg_str(m, " != d_out ");
+        lort__msg_int(m, d->d_out);
+        return LORT_ERR_SHAPE;
+    }
+    if (d->d_in && (size_t)d->d_in != pc) {
+        lort__msg_str(m, "prod of in modes ");
+        lort__msg_int(m, (long long)pc);
+        lort__msg_str(m, " != d_in ");
+        lort__msg_int(m, d->d_in);
+        return LORT_ERR_SHAPE;
+    }
+    if (d->bonds[0] < 0 || d->bonds[0] > 1)
+        return lort__msg_field_at(m, "bonds", 0, d->bonds[0], "0 or 1"), LORT_ERR_INVALID_ARG;
+    if (d->bonds[N] < 0 || d->bonds[N] > 1)
+        return lort__msg_field_at(m, "bonds", N, d->bonds[N], "0 or 1"), LORT_ERR_INVALID_ARG;
+    for (k = 1; k < N; ++k)
+        if ((d->bonds[k] ? d->bonds[k] : d->bond) <= 0) {
+            if (d->bonds[k]) return lort__msg_field_at(m, "bonds", k, d->bonds[k], "> 0"), LORT_ERR_INVALID_ARG;
+            lort__msg_str(m, "bonds[");
+            lort__msg_int(m, k);
+            lort__msg_str(m, "] = 0 takes bond = 0, must be > 0");
+            return LORT_ERR_INVALID_ARG;
+        }
+    return LORT_OK;
+}
+
+/* The checks of every family in words: the desc, then the site of joint kinds. Returns the
+   status the check found (LORT_OK when the words found nothing). */
+LORT__PRIVATE lort_status lort__adapter_diag(lort__msg *m, const lort_adapter *a) {
+    lort_status st;
+    if (a->kind >= LORT_KIND_LORA && a->kind <= LORT_KIND_TT_ADP) {
+        lort__msg_str(m, lort__kind_name(a->kind));
+        lort__msg_str(m, ": ");
+    }
+    switch (a->kind) {
+    case LORT_KIND_LORA: {
+        const lort_lora_desc *d = &a->desc.lora;
+        if (d->init != LORT_LORA_INIT_DEFAULT && d->init != LORT_LORA_INIT_GAUSSIAN)
+            return lort__msg_field(m, "init", d->init, "a lort_lora_init_kind"), LORT_ERR_INVALID_ARG;
+        return lort__diag_lowrank(m, d->d_in, d->d_out, d->r, d->alpha, d->dropout);
+    }
+    case LORT_KIND_LORAXS: {
+        const lort_loraxs_desc *d = &a->desc.loraxs;
+        if ((st = lort__diag_lowrank(m, d->d_in, d->d_out, d->r, d->alpha, d->dropout))) return st;
+        if (d->r > d->d_in || d->r > d->d_out) {
+            lort__msg_str(m, "r = ");
+            lort__msg_int(m, d->r);
+            lort__msg_str(m, " > min(d_in, d_out) = ");
+            lort__msg_int(m, d->d_in < d->d_out ? d->d_in : d->d_out);
+            return LORT_ERR_SHAPE;
+        }
+        if (!lort__finite(d->init_std) || d->init_std < 0.0f) {
+            lort__msg_str(m, "init_std = ");
+            lort__msg_float(m, (double)d->init_std);
+            lort__msg_str(m, ", must be finite and >= 0");
+            return LORT_ERR_INVALID_ARG;
+        }
+        if (d->svd.oversample < 0)
+            return lort__msg_field(m, "svd.oversample", d->svd.oversample, ">= 0"), LORT_ERR_INVALID_ARG;
+        if (d->svd.max_sweeps < 0)
+            return lort__msg_field(m, "svd.max_sweeps", d->svd.max_sweeps, ">= 0"), LORT_ERR_INVALID_ARG;
+        return LORT_OK;
+    }
+    case LORT_KIND_TT_REP: {
+        const lort_tt_rep_desc *d = &a->desc.tt_rep;
+        lort_tt_desc e;
+        if ((st = lort__diag_lowrank(m, d->d_in, d->d_out, d->r, d->alpha, d->dropout))) return st;
+        /* lort__tt_rep_check: both shapes (lort__tt_embed), then each train */
+        if (lort__tt_embed(&d->A, d->d_in, d->r, &e) == LORT_OK &&
+            lort__tt_embed(&d->B, d->r, d->d_out, &e) != LORT_OK)
+            return lort__diag_tt(m, "B", &d->B, d->r, d->d_out);
+        if ((st = lort__diag_tt(m, "A", &d->A, d->d_in, d->r))) return st;
+        return lort__diag_tt(m, "B", &d->B, d->r, d->d_out);
+    }
+    case LORT_KIND_TT_ADP: {
+        const lort_tt_adp_desc *d = &a->desc.tt_adp;
+        lort_tt_desc td, tu;
+        size_t t;
+        if (d->hidden <= 0) return lort__msg_field(m, "hidden", d->hidden, "> 0"), LORT_ERR_INVALID_ARG;
+        if (d->bottleneck <= 0)
+            return lort__msg_field(m, "bottleneck", d->bottleneck, "> 0"), LORT_ERR_INVALID_ARG;
+        if ((st = lort__diag_float(m, "scale", d->scale, 0))) return st;
+        if (d->act < 0 || d->act > LORT_ACT_GELU_TANH)
+            return lort__msg_field(m, "act", d->act, "a lort_act"), LORT_ERR_INVALID_ARG;
+        if (d->placement != LORT_TT_ADP_OUTPUT && d->placement != LORT_TT_ADP_INPUT)
+            return lort__msg_field(m, "placement", d->placement, "a lort_tt_adp_placement"),
+                   LORT_ERR_INVALID_ARG;
+        if ((st = lort__diag_float(m, "dropout", d->dropout, 1))) return st;
+        if (!lort__mul3((size_t)d->hidden, (size_t)d->bottleneck, sizeof(float), &t)) {
+            lort__msg_str(m, "hidden bottleneck floats overflow size_t");
+            return LORT_ERR_OVERFLOW;
+        }
+        if (lort__tt_embed(&d->down, d->hidden, d->bottleneck, &td))
+            return lort__diag_tt(m, "down", &d->down, d->hidden, d->bottleneck);
+        if (d->up.d == 0) { /* the modes and ranks of down, reshaped the other way */
+            tu = td;
+            tu.rows = d->up.rows;
+            tu.cols = d->up.cols;
+        } else {
+            tu = d->up;
+        }
+        if ((st = lort__diag_tt(m, "down", &td, d->hidden, d->bottleneck))) return st;
+        return lort__diag_tt(m, "up", &tu, d->bottleneck, d->hidden);
+    }
+    case LORT_KIND_CP:
+    case LORT_KIND_TUCKER: {
+        int tk = a->kind == LORT_KIND_TUCKER, ranks[5], layers, M;
+        if (tk) {
+            const lort_tucker_desc *d = &a->desc.tucker;
+            if (d->rh < 0) return lort__msg_field(m, "rh", d->rh, ">= 0 (0 = r1)"), LORT_ERR_INVALID_ARG;
+            if (d->rl < 0) return lort__msg_field(m, "rl", d->rl, ">= 0 (0 = r1)"), LORT_ERR_INVALID_ARG;
+            if (d->rm < 0) return lort__msg_field(m, "rm", d->rm, ">= 0 (0 = r1)"), LORT_ERR_INVALID_ARG;
+            if (d->init < LORT_TUCKER_INIT_DEFAULT || d->init > LORT_TUCKER_INIT_FACT_TK)
+                return lort__msg_field(m, "init", d->init, "a lort_tucker_init_kind"),
+                       LORT_ERR_INVALID_ARG;
+            ranks[0] = d->r1;
+            ranks[1] = d->r2;
+            ranks[2] = d->rh ? d->rh : d->r1;
+            ranks[3] = d->rl ? d->rl : d->r1;
+            ranks[4] = d->rm ? d->rm : d->r1;
+            if ((st = lort__diag_joint(m, 1, d->d, d->heads, d->layers, d->matrices, ranks,
+                                       d->alpha, d->dropout, d->head_side, d->kv_heads)))
+                return st;
+            layers = d->layers;
+            M = d->matrices ? d->matrices : 4;
+        } else {
+            const lort_cp_desc *d = &a->desc.cp;
+            if ((st = lort__diag_float(m, "init_scale", d->init_scale, 0))) return st;
+            ranks[0] = d->r;
+            if ((st = lort__diag_joint(m, 0, d->d, d->heads, d->layers, d->matrices, ranks,
+                                       d->alpha, d->dropout, d->head_side, d->kv_heads)))
+                return st;
+            layers = d->layers;
+            M = d->matrices ? d->matrices : 4;
+        }
+        if (a->layer < 0 || a->layer >= layers) {
+            lort__msg_str(m, "site layer ");
+            lort__msg_int(m, a->layer);
+            lort__msg_range(m, 0, layers);
+            return LORT_ERR_INVALID_ARG;
+        }
+        if (a->matrix < 0 || a->matrix >= M) {
+            lort__msg_str(m, "site matrix ");
+            lort__msg_int(m, a->matrix);
+            lort__msg_range(m, 0, M);
+            return LORT_ERR_INVALID_ARG;
+        }
+        return LORT_OK;
+    }
+    case LORT_KIND_MPO: return lort__diag_mpo(m, &a->desc.mpo);
+    default:
+        break;
+    }
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_adapter_validate(const lort_adapter *a, char *msg, size_t msg_size) {
+    lort__msg m;
+    lort_adapter_sizes sz;
+    lort_status st, sq;
+    lort__msg_init(&m, msg, msg_size);
+    if (!a) {
+        lort__msg_str(&m, "adapter: NULL");
+        return LORT_ERR_NULL;
+    }
+    if (a->kind < LORT_KIND_LORA || a->kind > LORT_KIND_TT_ADP) {
+        lort__msg_str(&m, "adapter: kind ");
+        lort__msg_int(&m, (long long)a->kind);
+        lort__msg_str(&m, " is not a lort_kind");
+        return LORT_ERR_UNSUPPORTED;
+    }
+    st = lort__adapter_diag(&m, a);
+    sq = lort_adapter_sizes_query(a, 1, &sz);
+    if (sq != LORT_OK && st != sq) { /* the words missed it (a size deep in a plan): say the status */
+        lort__msg_init(&m, msg, msg_size);
+        lort__msg_str(&m, lort__kind_name(a->kind));
+        lort__msg_str(&m, ": ");
+        lort__msg_str(&m, lort_status_string(sq));
+        return sq;
+    }
+    if (st == LORT_OK) lort__msg_init(&m, msg, msg_size);
+    return st;
+}
+
 LORT__PRIVATE lort_status lort__set_check(const lort_adapter_set *set) {
     if (!set) return LORT_ERR_NULL;
     if (set->n_entries < 0 || set->n_sites < 0) return LORT_ERR_INVALID_ARG;
@@ -5774,7 +6255,8 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
             lort__msg_str(&m, "entry ");
             lort__msg_int(&m, s->entry);
             lort__msg_str(&m, ": ");
-            lort__msg_str(&m, lort_status_string(st));
+            /* the family's words, into the rest of the buffer */
+            if (m.buf) return lort_adapter_validate(&a, m.buf + m.len, m.cap - m.len);
             return st;
         }
         for (j = 0; s->name && j < i; ++j)
