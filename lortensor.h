@@ -1009,6 +1009,49 @@ LORT_API lort_status lort_set_find(const lort_adapter_set *set, const char *name
 LORT_API lort_status lort_set_site_adapter(const lort_adapter_set *set, int site,
                                            lort_adapter *out);
 
+// >>api ========================================================================= export
+
+/* Export to LoRA, for engines that only read LoRA: any linear adapter (lora re-ranked,
+   loraxs, tt_rep, cp and tucker per site, mpo with residual NONE) becomes a lora adapter of
+   rank min(r, d_in, d_out) by a truncated SVD of its dW, the Eckart-Young optimum at that
+   rank. The families that are already a product dW = s P Q with k = rank(P) <= min(d_in,
+   d_out) columns (lora, loraxs, tt_rep, cp, tucker) are factored without forming dW: thin QR
+   of P and Q^T, exact SVD of the k x k core (O((d_in + d_out) k^2)); mpo (and a lora with
+   r > min(d_in, d_out)) materialises dW and takes lort_svd_truncated (opts; NULL = default).
+   Exact (to fp32 rounding) when r >= k: loraxs at r, tt_rep at r, cp at r, tucker at r1.
+   tt_adp is not linear (LORT_ERR_NOT_MERGEABLE); mpo with a residual replaces the base layer
+   and is refused (LORT_ERR_UNSUPPORTED).
+   The result: desc {d_in, d_out, r, alpha = r, rslora 0}, so s = 1 and s B A = dW_r; params
+   = A (r, d_in) then B (d_out, r), with B = U sqrt(S) and A = sqrt(S) V^T (balanced, which
+   keeps both in fp16 range). For an rsLoRA desc with the same numbers set rslora = 1 and
+   alpha = sqrt(r); in GGUF (llama.cpp: scale = alpha / r) alpha = r gives the same s = 1.
+   rel_err (optional) = ||dW - B A||_F / ||dW||_F (0 for dW = 0): on the thin route from the
+   discarded singular values, sqrt(sum_{i >= r} S_i^2 / sum S_i^2); on the dense route
+   measured on the residual. */
+/* lora: the output desc (its param count: lort_lora_param_count); work_bytes: workspace. */
+LORT_API lort_status lort_adapter_to_lora_size(const lort_adapter *a, int r,
+                                               const lort_svd_opts *opts, lort_lora_desc *lora,
+                                               size_t *work_bytes);
+LORT_API lort_status lort_adapter_to_lora(const lort_adapter *a, lort_lora_desc *lora,
+                                          float *params, float *rel_err, int r,
+                                          const lort_svd_opts *opts, void *work,
+                                          size_t work_size);
+/* A whole set: every site of any family becomes its own lora entry (site i -> entry i, same
+   names; cp / tucker blocks split into their sites). param_floats = sum of r_i (d_in + d_out)
+   over the sites, work_bytes = the largest site's workspace. lort_set_to_lora fills entries
+   (n_sites), sites (n_sites; names point to set's), params (consecutive per site) and
+   rel_err (n_sites, optional), then out = {entries, n_sites, sites, n_sites}. The set is
+   validated first; errors name the site in msg (e.g. "site 2 (h.0.adp): tt_adp: not linear,
+   no weight delta to export"). */
+LORT_API lort_status lort_set_to_lora_size(const lort_adapter_set *set, int r,
+                                           const lort_svd_opts *opts, size_t *param_floats,
+                                           size_t *work_bytes, char *msg, size_t msg_size);
+LORT_API lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_set *out,
+                                      lort_adapter *entries, lort_set_site *sites,
+                                      float *params, size_t param_floats, float *rel_err, int r,
+                                      const lort_svd_opts *opts, void *work, size_t work_size,
+                                      char *msg, size_t msg_size);
+
 // >>api ========================================================================== adamw
 
 typedef struct lort_adamw_desc {
@@ -6267,6 +6310,428 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
             }
         lort__msg_init(&m, msg, msg_size);
     }
+    return LORT_OK;
+}
+
+// >>export ======================================================================== export
+
+/* Export to LoRA. Per site, dW = s P Q with P (d_out, k), Q (k, d_in):
+     lora     P = B,            Q = A              k = r
+     loraxs   P = B,            Q = R A            k = r
+     tt_rep   P = W_B^T,        Q = W_A^T          k = r
+     cp/tucker heads out: P = Bk^T, Q = A^T; heads in: P = A, Q = Bk     k = r1
+   Thin route (k <= min(d_in, d_out)): Householder QR of the k columns of P and the k rows of
+   Q, P = Q1^T R1 and Q = R2^T Q2 (Q1 (k, d_out), Q2 (k, d_in) orthonormal rows), then
+   M = R1 R2^T (k, k) = sum_i S_i u_i p_i^T by one-sided Jacobi in double, so
+   dW = s sum_i S_i (Q1^T u_i)(Q2^T p_i)^T is an exact SVD of dW: truncating it at r is the
+   Eckart-Young optimum and the relative error is sqrt(sum_{i >= r} S_i^2 / sum_i S_i^2).
+   Dense route (mpo; k > min(d_in, d_out)): dW by the family's delta, lort_svd_truncated, and
+   the error measured on the residual dW - B A. The LoRA: B = U sqrt(|s| S) (sign of s in B),
+   A = sqrt(|s| S) V^T, alpha = r, rslora 0 (so its scale is 1). */
+enum { LORT__EX_FAM, LORT__EX_X1, LORT__EX_Q1, LORT__EX_R1, LORT__EX_X2, LORT__EX_Q2,
+       LORT__EX_R2, LORT__EX_TAU, LORT__EX_T, LORT__EX_P, LORT__EX_U, LORT__EX_S, LORT__EX_ORD };
+enum { LORT__EXD_FAM, LORT__EXD_DW, LORT__EXD_U, LORT__EXD_S, LORT__EXD_VT, LORT__EXD_SVD };
+
+typedef struct lort__export_plan {
+    int dense, d_in, d_out, k, r; /* r: the output rank, min(r, d_in, d_out) */
+    float s;
+    lort_svd_opts svd;
+    lort__layout L;
+} lort__export_plan;
+
+LORT__PRIVATE lort_status lort__export_plan_make(const lort_adapter *a, int r,
+                                                 const lort_svd_opts *opts,
+                                                 lort__export_plan *E) {
+    lort_adapter_sizes sz;
+    lort_status st;
+    size_t kk, fam, t;
+    int mn;
+    memset(E, 0, sizeof(*E));
+    if (!a) return LORT_ERR_NULL;
+    if ((st = lort_adapter_sizes_query(a, 1, &sz))) return st;
+    if (r <= 0) return LORT_ERR_INVALID_ARG;
+    if (opts) E->svd = *opts;
+    if (E->svd.oversample < 0 || E->svd.max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    E->d_in = sz.d_in;
+    E->d_out = sz.d_out;
+    mn = sz.d_in < sz.d_out ? sz.d_in : sz.d_out;
+    E->r = r < mn ? r : mn;
+    fam = sz.work;
+    switch (a->kind) {
+    case LORT_KIND_LORA:
+        E->k = a->desc.lora.r;
+        st = lort_lora_scale(&a->desc.lora, &E->s);
+        fam = 0;
+        break;
+    case LORT_KIND_LORAXS:
+        E->k = a->desc.loraxs.r;
+        st = lort_loraxs_scale(&a->desc.loraxs, &E->s);
+        fam = 0;
+        break;
+    case LORT_KIND_TT_REP: {
+        lort_tt_rep_desc o;
+        size_t wa = 0, wb = 0;
+        E->k = a->desc.tt_rep.r;
+        if ((st = lort_tt_rep_desc_resolve(&a->desc.tt_rep, &o)) ||
+            (st = lort_tt_workspace_size(&o.A, 1, &wa)) || (st = lort_tt_workspace_size(&o.B, 1, &wb)))
+            return st;
+        fam = wa > wb ? wa : wb;
+        st = lort_tt_rep_scale(&a->desc.tt_rep, &E->s);
+        break;
+    }
+    case LORT_KIND_CP:
+    case LORT_KIND_TUCKER: {
+        lort__joint J;
+        if ((st = a->kind == LORT_KIND_CP ? lort__cp_joint(&a->desc.cp, &J)
+                                          : lort__tucker_joint(&a->desc.tucker, &J)) ||
+            (st = lort__joint_site(&J, a->layer, a->matrix)))
+            return st;
+        E->k = J.r1;
+        E->s = J.s;
+        break;
+    }
+    case LORT_KIND_MPO:
+        if (a->desc.mpo.residual != LORT_MPO_RESIDUAL_NONE) return LORT_ERR_UNSUPPORTED;
+        E->dense = 1;
+        break;
+    case LORT_KIND_TT_ADP: return LORT_ERR_NOT_MERGEABLE;
+    default: return LORT_ERR_UNSUPPORTED;
+    }
+    if (st) return st;
+    if (E->k > mn) E->dense = 1;
+    lort__lay_init(&E->L);
+    lort__lay_add(&E->L, (fam + sizeof(float) - 1) / sizeof(float));
+    if (E->dense) {
+        size_t sv = 0, dw = 0, u = 0, v = 0;
+        if ((st = lort_svd_truncated_workspace_size(E->d_out, E->d_in, E->r, &E->svd, &sv)))
+            return st;
+        if (!lort__mul((size_t)E->d_out, (size_t)E->d_in, &dw) ||
+            !lort__mul((size_t)E->d_out, (size_t)E->r, &u) ||
+            !lort__mul((size_t)E->r, (size_t)E->d_in, &v))
+            return LORT_ERR_OVERFLOW;
+        lort__lay_add(&E->L, dw);
+        lort__lay_add(&E->L, u);
+        lort__lay_add(&E->L, (size_t)E->r);
+        lort__lay_add(&E->L, v);
+        lort__lay_add(&E->L, (sv + sizeof(float) - 1) / sizeof(float));
+    } else {
+        size_t ko = (size_t)E->k * (size_t)E->d_out, ki = (size_t)E->k * (size_t)E->d_in;
+        kk = (size_t)E->k * (size_t)E->k;
+        if (!lort__mul(kk, 2, &t)) return LORT_ERR_OVERFLOW;
+        lort__lay_add(&E->L, ko);                  /* X1 = P^T, then U as float */
+        lort__lay_add(&E->L, ko);                  /* Q1 */
+        lort__lay_add(&E->L, kk);                  /* R1 */
+        lort__lay_add(&E->L, ki);                  /* X2 = Q, then P as float */
+        lort__lay_add(&E->L, ki);                  /* Q2 (tt_rep: W_A first) */
+        lort__lay_add(&E->L, kk);                  /* R2 */
+        lort__lay_add(&E->L, (size_t)E->k);        /* tau */
+        lort__lay_add(&E->L, t);                   /* T (double) */
+        lort__lay_add(&E->L, t);                   /* P (double) */
+        lort__lay_add(&E->L, t);                   /* U (double) */
+        lort__lay_add(&E->L, 2 * (size_t)E->k);    /* S (double) */
+        lort__lay_add(&E->L, (size_t)E->k);        /* order (int) */
+    }
+    return E->L.overflow ? LORT_ERR_OVERFLOW : LORT_OK;
+}
+
+LORT__PRIVATE void lort__export_desc(const lort__export_plan *E, lort_lora_desc *lora) {
+    memset(lora, 0, sizeof(*lora));
+    lora->d_in = E->d_in;
+    lora->d_out = E->d_out;
+    lora->r = E->r;
+    lora->alpha = (float)E->r;
+}
+
+LORT_DEF lort_status lort_adapter_to_lora_size(const lort_adapter *a, int r,
+                                               const lort_svd_opts *opts, lort_lora_desc *lora,
+                                               size_t *work_bytes) {
+    lort__export_plan E;
+    lort_status st;
+    size_t b;
+    if (!lora || !work_bytes) return LORT_ERR_NULL;
+    if ((st = lort__export_plan_make(a, r, opts, &E)) || (st = lort__lay_bytes(&E.L, &b)))
+        return st;
+    lort__export_desc(&E, lora);
+    *work_bytes = b;
+    return LORT_OK;
+}
+
+/* B (d_out, r) columns and A (r, d_in) rows i < n scaled by sqrt(|s| S_i) (B also by sign s);
+   the rest zero. */
+LORT__PRIVATE void lort__export_scale(const lort__export_plan *E, float *A, float *B,
+                                      const double *S, int n) {
+    int i, j;
+    for (i = 0; i < E->r; ++i) {
+        double g = i < n && S[i] > 0.0 ? sqrt(fabs((double)E->s) * S[i]) : 0.0;
+        float ga = (float)g, gb = E->s < 0.0f ? -ga : ga;
+        float *ar = A + (size_t)i * (size_t)E->d_in;
+        for (j = 0; j < E->d_in; ++j) ar[j] = i < n ? ar[j] * ga : 0.0f;
+        for (j = 0; j < E->d_out; ++j) {
+            float *b = B + (size_t)j * (size_t)E->r + (size_t)i;
+            *b = i < n ? *b * gb : 0.0f;
+        }
+    }
+}
+
+LORT__PRIVATE lort_status lort__export_dense(const lort_adapter *a, const lort__export_plan *E,
+                                             float *A, float *B, float *rel_err, float *base) {
+    const lort__layout *L = &E->L;
+    float *fam = lort__lay_slot(base, L, LORT__EXD_FAM), *dW = lort__lay_slot(base, L, LORT__EXD_DW);
+    float *U = lort__lay_slot(base, L, LORT__EXD_U), *S = lort__lay_slot(base, L, LORT__EXD_S);
+    float *Vt = lort__lay_slot(base, L, LORT__EXD_VT);
+    size_t fb = L->off[LORT__EXD_DW] - L->off[LORT__EXD_FAM], sb, n = (size_t)E->d_out * (size_t)E->d_in;
+    double total, resid;
+    lort_status st;
+    int i, j;
+    if ((st = lort_adapter_delta(a, dW, fam, fb))) return st;
+    total = lort__sumsq(dW, n);
+    if (!(total < HUGE_VAL)) return LORT_ERR_NONFINITE;
+    sb = E->L.end - L->off[LORT__EXD_SVD];
+    if ((st = lort_svd_truncated(U, S, Vt, dW, E->d_in, E->d_out, E->d_in, E->r, &E->svd,
+                                 lort__lay_slot(base, L, LORT__EXD_SVD), sb)))
+        return st;
+    /* B = U sqrt(S), A = sqrt(S) Vt */
+    for (i = 0; i < E->r; ++i) {
+        float g = sqrtf(S[i] > 0.0f ? S[i] : 0.0f);
+        for (j = 0; j < E->d_in; ++j) A[(size_t)i * (size_t)E->d_in + (size_t)j] = g * Vt[(size_t)i * (size_t)E->d_in + (size_t)j];
+        for (j = 0; j < E->d_out; ++j) B[(size_t)j * (size_t)E->r + (size_t)i] = g * U[(size_t)j * (size_t)E->r + (size_t)i];
+    }
+    lort__gemm(0, 0, E->d_out, E->d_in, E->r, -1.0f, B, E->r, A, E->d_in, 1.0f, dW, E->d_in);
+    resid = lort__sumsq(dW, n);
+    if (rel_err) *rel_err = total > 0.0 ? (float)sqrt(resid / total) : 0.0f;
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__export_thin(const lort_adapter *a, const lort__export_plan *E,
+                                            float *A, float *B, float *rel_err, float *base) {
+    const lort__layout *L = &E->L;
+    int k = E->k, d_in = E->d_in, d_out = E->d_out, i, j, l, n;
+    size_t K = (size_t)k;
+    float *fam = lort__lay_slot(base, L, LORT__EX_FAM);
+    float *X1 = lort__lay_slot(base, L, LORT__EX_X1), *Q1 = lort__lay_slot(base, L, LORT__EX_Q1);
+    float *R1 = lort__lay_slot(base, L, LORT__EX_R1), *X2 = lort__lay_slot(base, L, LORT__EX_X2);
+    float *Q2 = lort__lay_slot(base, L, LORT__EX_Q2), *R2 = lort__lay_slot(base, L, LORT__EX_R2);
+    float *tau = lort__lay_slot(base, L, LORT__EX_TAU);
+    double *T = (double *)(void *)lort__lay_slot(base, L, LORT__EX_T);
+    double *P = (double *)(void *)lort__lay_slot(base, L, LORT__EX_P);
+    double *U = (double *)(void *)lort__lay_slot(base, L, LORT__EX_U);
+    double *S = (double *)(void *)lort__lay_slot(base, L, LORT__EX_S);
+    int *order = (int *)(void *)lort__lay_slot(base, L, LORT__EX_ORD);
+    size_t fb = L->off[LORT__EX_X1];
+    double total = 0.0, tail = 0.0;
+    lort_status st;
+    /* X1 = P^T (k, d_out), X2 = Q (k, d_in) */
+    switch (a->kind) {
+    case LORT_KIND_LORA:
+        lort__transpose(X1, a->params + K * (size_t)d_in, (size_t)d_out, K);
+        memcpy(X2, a->params, K * (size_t)d_in * sizeof(float));
+        break;
+    case LORT_KIND_LORAXS:
+        lort__transpose(X1, a->frozen + K * (size_t)d_in, (size_t)d_out, K);
+        lort__gemm(0, 0, k, d_in, k, 1.0f, a->params, k, a->frozen, d_in, 0.0f, X2, d_in);
+        break;
+    case LORT_KIND_TT_REP: {
+        lort_tt_rep_desc o;
+        size_t na = 0;
+        (void)lort_tt_rep_desc_resolve(&a->desc.tt_rep, &o);
+        (void)lort_tt_param_count(&o.A, &na);
+        if ((st = lort_tt_to_dense(&o.B, X1, a->params + na, fam, fb)) ||   /* W_B (r, d_out) */
+            (st = lort_tt_to_dense(&o.A, Q2, a->params, fam, fb)))          /* W_A (d_in, r) */
+            return st;
+        lort__transpose(X2, Q2, (size_t)d_in, K);
+        break;
+    }
+    case LORT_KIND_CP:
+    case LORT_KIND_TUCKER: {
+        lort__joint J;
+        lort__layout w, c;
+        const float *Bk, *Af = a->params;
+        (void)(a->kind == LORT_KIND_CP ? lort__cp_joint(&a->desc.cp, &J)
+                                       : lort__tucker_joint(&a->desc.tucker, &J));
+        (void)lort__joint_site(&J, a->layer, a->matrix);
+        (void)lort__joint_layout(&J, 1, &w, &c);
+        lort__joint_bk(&J, a->params, fam, &w);
+        Bk = lort__lay_slot(fam, &w, LORT__JT_BK);
+        Af = a->params + J.oA; /* A (d, r1) */
+        if (J.heads_in) { /* dW = s A Bk: P = A, Q = Bk (r1, d) */
+            lort__transpose(X1, Af, (size_t)J.d, K);
+            memcpy(X2, Bk, K * (size_t)d_in * sizeof(float));
+        } else { /* dW = s Bk^T A^T: P = Bk^T, Q = A^T */
+            memcpy(X1, Bk, K * (size_t)d_out * sizeof(float));
+            lort__transpose(X2, Af, (size_t)J.d, K);
+        }
+        break;
+    }
+    default: return LORT_ERR_UNSUPPORTED;
+    }
+    if (!lort__all_finite(X1, K * (size_t)d_out) || !lort__all_finite(X2, K * (size_t)d_in))
+        return LORT_ERR_NONFINITE;
+    lort__rowqr(k, d_out, X1, R1, Q1, tau); /* P = Q1^T R1 */
+    lort__rowqr(k, d_in, X2, R2, Q2, tau);  /* Q = R2^T Q2 */
+    /* T = M^T, M = R1 R2^T: T[i][j] = sum_l R2[i][l] R1[j][l] (both upper triangular) */
+    for (i = 0; i < k; ++i)
+        for (j = 0; j < k; ++j) {
+            double acc = 0.0;
+            for (l = i > j ? i : j; l < k; ++l)
+                acc += (double)R2[(size_t)i * K + (size_t)l] * (double)R1[(size_t)j * K + (size_t)l];
+            T[(size_t)i * K + (size_t)j] = acc;
+        }
+    if ((st = lort__jacobi(k, T, P, U, S, order, E->svd.max_sweeps ? E->svd.max_sweeps : 60)))
+        return st;
+    n = E->r < k ? E->r : k;
+    for (i = 0; i < k; ++i) {
+        total += S[i] * S[i];
+        if (i >= n) tail += S[i] * S[i];
+    }
+    /* U (k, k) and P (k, k) as floats, into the dead X1 and X2 */
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < k; ++j) {
+            X1[(size_t)i * K + (size_t)j] = (float)U[(size_t)i * K + (size_t)j];
+            X2[(size_t)i * K + (size_t)j] = (float)P[(size_t)i * K + (size_t)j];
+        }
+    /* B (d_out, n) = Q1^T u_i, A (n, d_in) = p_i^T Q2 */
+    lort__gemm(1, 1, d_out, n, k, 1.0f, Q1, d_out, X1, k, 0.0f, B, E->r);
+    lort__gemm(0, 0, n, d_in, k, 1.0f, X2, k, Q2, d_in, 0.0f, A, d_in);
+    lort__export_scale(E, A, B, S, n);
+    if (rel_err) *rel_err = total > 0.0 ? (float)sqrt(tail / total) : 0.0f;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_adapter_to_lora(const lort_adapter *a, lort_lora_desc *lora,
+                                          float *params, float *rel_err, int r,
+                                          const lort_svd_opts *opts, void *work,
+                                          size_t work_size) {
+    lort__export_plan E;
+    lort__views v;
+    lort_status st;
+    float *base, *A, *B;
+    if ((st = lort__export_plan_make(a, r, opts, &E))) return st;
+    if (!lora || !params) return LORT_ERR_NULL;
+    if ((st = lort__adapter_views(a, &v))) return st;
+    if ((st = lort__lay_check(&E.L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    base = lort__lay_base(work);
+    A = params;
+    B = params + (size_t)E.r * (size_t)E.d_in;
+    st = E.dense ? lort__export_dense(a, &E, A, B, rel_err, base)
+                 : lort__export_thin(a, &E, A, B, rel_err, base);
+    if (st) return st;
+    lort__export_desc(&E, lora);
+    return LORT_OK;
+}
+
+/* The site prefix of set messages: "site i (name): ". */
+LORT__PRIVATE void lort__msg_site(lort__msg *m, const lort_adapter_set *set, int i) {
+    lort__msg_str(m, "site ");
+    lort__msg_int(m, i);
+    if (set->sites[i].name) {
+        lort__msg_str(m, " (");
+        lort__msg_str(m, set->sites[i].name);
+        lort__msg_str(m, ")");
+    }
+    lort__msg_str(m, ": ");
+}
+/* Why site i cannot be exported at rank r (after lort_set_validate passed). */
+LORT__PRIVATE lort_status lort__export_site_plan(lort__msg *m, const lort_adapter_set *set, int i,
+                                                 int r, const lort_svd_opts *opts,
+                                                 lort_adapter *a, lort__export_plan *E) {
+    lort_status st;
+    if ((st = lort_set_site_adapter(set, i, a))) return st;
+    if ((st = lort__export_plan_make(a, r, opts, E)) == LORT_OK) return LORT_OK;
+    lort__msg_site(m, set, i);
+    lort__msg_str(m, lort__kind_name(a->kind));
+    if (st == LORT_ERR_NOT_MERGEABLE)
+        lort__msg_str(m, ": not linear, no weight delta to export");
+    else if (st == LORT_ERR_UNSUPPORTED && a->kind == LORT_KIND_MPO)
+        lort__msg_str(m, ": with a residual the adapter replaces the base layer; export the "
+                         "plain (residual NONE) cores");
+    else if (r <= 0) {
+        lort__msg_str(m, ": export ");
+        lort__msg_field(m, "r", r, "> 0");
+    } else {
+        lort__msg_str(m, ": ");
+        lort__msg_str(m, lort_status_string(st));
+    }
+    return st;
+}
+
+LORT_DEF lort_status lort_set_to_lora_size(const lort_adapter_set *set, int r,
+                                           const lort_svd_opts *opts, size_t *param_floats,
+                                           size_t *work_bytes, char *msg, size_t msg_size) {
+    lort__msg m;
+    lort_status st;
+    size_t np = 0, wb = 0, b, t;
+    int i;
+    if (!param_floats || !work_bytes) return LORT_ERR_NULL;
+    if ((st = lort_set_validate(set, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    for (i = 0; i < set->n_sites; ++i) {
+        lort_adapter a;
+        lort__export_plan E;
+        if ((st = lort__export_site_plan(&m, set, i, r, opts, &a, &E))) return st;
+        if ((st = lort__lay_bytes(&E.L, &b))) return st;
+        t = (size_t)E.r * ((size_t)E.d_in + (size_t)E.d_out);
+        if (t > LORT__SIZE_LIMIT / sizeof(float) - np) return LORT_ERR_OVERFLOW;
+        np += t;
+        if (b > wb) wb = b;
+    }
+    *param_floats = np;
+    *work_bytes = wb;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_set *out,
+                                      lort_adapter *entries, lort_set_site *sites,
+                                      float *params, size_t param_floats, float *rel_err, int r,
+                                      const lort_svd_opts *opts, void *work, size_t work_size,
+                                      char *msg, size_t msg_size) {
+    lort__msg m;
+    lort_status st;
+    size_t need = 0, wneed = 0, off = 0;
+    int i;
+    if ((st = lort_set_to_lora_size(set, r, opts, &need, &wneed, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!out || (set->n_sites > 0 && (!entries || !sites || !params))) {
+        lort__msg_str(&m, "out, entries, sites or params is NULL");
+        return LORT_ERR_NULL;
+    }
+    if (param_floats < need) {
+        lort__msg_str(&m, "params holds ");
+        lort__msg_int(&m, (long long)param_floats);
+        lort__msg_str(&m, " floats, the export needs ");
+        lort__msg_int(&m, (long long)need);
+        return LORT_ERR_INVALID_ARG;
+    }
+    if (wneed && (!work || work_size < wneed)) {
+        lort__msg_str(&m, "work holds ");
+        lort__msg_int(&m, work ? (long long)work_size : 0);
+        lort__msg_str(&m, " bytes, the export needs ");
+        lort__msg_int(&m, (long long)wneed);
+        return work ? LORT_ERR_WORKSPACE : LORT_ERR_NULL;
+    }
+    for (i = 0; i < set->n_sites; ++i) {
+        lort_adapter a, *e = &entries[i];
+        lort__export_plan E;
+        float err = 0.0f;
+        if ((st = lort__export_site_plan(&m, set, i, r, opts, &a, &E))) return st;
+        memset(e, 0, sizeof(*e));
+        e->kind = LORT_KIND_LORA;
+        e->params = params + off;
+        if ((st = lort_adapter_to_lora(&a, &e->desc.lora, e->params, &err, r, opts, work,
+                                       work_size))) {
+            lort__msg_site(&m, set, i);
+            lort__msg_str(&m, lort_status_string(st));
+            return st;
+        }
+        off += (size_t)E.r * ((size_t)E.d_in + (size_t)E.d_out);
+        sites[i] = set->sites[i];
+        sites[i].entry = i;
+        sites[i].layer = sites[i].matrix = 0;
+        if (rel_err) rel_err[i] = err;
+    }
+    out->entries = entries;
+    out->n_entries = set->n_sites;
+    out->sites = sites;
+    out->n_sites = set->n_sites;
     return LORT_OK;
 }
 
