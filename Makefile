@@ -28,6 +28,7 @@ TESTS    := $(basename $(notdir $(wildcard tests/test_*.c)))
 EXAMPLES := $(basename $(notdir $(wildcard examples/*.c)))
 B := build
 
+.PHONY: test-gguf fuzz-gguf
 .PHONY: all run test test-blas test-noblas test-sanitize test-compile examples check bench deps clean
 all: examples
 
@@ -82,6 +83,28 @@ examples: $(addprefix $(B)/examples/,$(EXAMPLES))
 $(B)/examples/%: examples/%.c lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
+
+# ---- GGUF: the independent check with llama.cpp's gguf Python package (pip install gguf numpy),
+# which test_gguf otherwise skips when the package is missing; and the reader's fuzzer
+test-gguf: $(B)/blas/test_gguf
+	LORT_GGUF_REQUIRE=1 OPENBLAS_NUM_THREADS=1 ./$(B)/blas/test_gguf
+
+# libFuzzer (clang, ASan + UBSan) on lort_gguf_read, seeded with files from the writer.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+$(B)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c lortensor.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c99 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -I. $< -o $@ -lm
+$(B)/fuzz/gguf_seeds: tests/fuzz/gguf_seeds.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -O1 $(WARN) -Werror -I. $< -o $@ -lm
+fuzz-gguf: $(B)/fuzz/fuzz_gguf $(B)/fuzz/gguf_seeds
+	@mkdir -p $(B)/fuzz/corpus_gguf
+	./$(B)/fuzz/gguf_seeds $(B)/fuzz/corpus_gguf
+	-python3 tests/fuzz/gguf_seed.py $(B)/fuzz/corpus_gguf
+	./$(B)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  $(B)/fuzz/corpus_gguf
 
 # ---- benchmarks (not part of test) -----------------------------------------------------------
 BENCHES := $(basename $(notdir $(wildcard bench/bench*.c)))

@@ -324,13 +324,14 @@ extern "C" {
     X(LORT_ERR_NO_CONVERGENCE, -9, "iteration did not converge")                              \
     X(LORT_ERR_NONFINITE, -10, "input contains NaN or Inf")                                   \
     X(LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge") \
-    X(LORT_ERR_NOT_FOUND, -12, "no entry of that name")
+    X(LORT_ERR_NOT_FOUND, -12, "no entry of that name")                                      \
+    X(LORT_ERR_FORMAT, -13, "malformed file or buffer")
 
 typedef enum lort_status {
 #define LORT__STATUS_ENUM(name, value, msg) name = value,
     LORT__STATUS_LIST(LORT__STATUS_ENUM)
 #undef LORT__STATUS_ENUM
-    LORT__STATUS_MIN = -12
+    LORT__STATUS_MIN = -13
 } lort_status;
 
 /* Static message for a status; "unknown status" for a value not in the list. */
@@ -1051,6 +1052,111 @@ LORT_API lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_
                                       float *params, size_t param_floats, float *rel_err, int r,
                                       const lort_svd_opts *opts, void *work, size_t work_size,
                                       char *msg, size_t msg_size);
+
+// >>api =========================================================================== gguf
+
+/* GGUF (v3, little-endian), as llama.cpp reads a LoRA adapter: KV general.architecture
+   (the base model's, e.g. "llama"), general.type = "adapter", adapter.type = "lora",
+   adapter.lora.alpha (F32); per adapted base tensor two tensors "<base>.lora_a" with ne
+   {d_in, r} and "<base>.lora_b" with ne {r, d_out} (ne is fastest-first: the bytes are
+   PEFT's A (r, d_in) and B (d_out, r) row-major, no transpose); data aligned to 32 bytes.
+   llama.cpp applies y += scale (x A^T) B^T with scale = user_scale * alpha / r, r read from
+   each lora_b, so one alpha serves every rank: the writer stores alpha = s_0 r_0 (the first
+   site's scale times its rank; rsLoRA folded in, since s already holds it) and, for a site i
+   whose s_i r_i differs, multiplies its B by s_i r_i / alpha. An exported set (alpha = r,
+   s = 1) gets alpha = r and bit-exact tensors. Base names: the caller's, or for LLaMA module
+   paths lort_gguf_llama_name. Token embeddings (A and B swapped in llama.cpp) and the q/k
+   RoPE row permutation llama.cpp's converter applies to B are not done here: map such sites
+   yourself (permute B's rows as your converter permutes the weight's). */
+#define LORT_GGUF_ALIGNMENT 32
+/* ggml tensor types written (F32, F16) and read (these and the others the reader sizes) */
+enum { LORT_GGML_F32 = 0, LORT_GGML_F16 = 1, LORT_GGML_Q4_0 = 2, LORT_GGML_Q8_0 = 8,
+       LORT_GGML_I8 = 24, LORT_GGML_I16 = 25, LORT_GGML_I32 = 26, LORT_GGML_I64 = 27,
+       LORT_GGML_F64 = 28, LORT_GGML_BF16 = 30 };
+/* GGUF value types */
+enum { LORT_GGUF_UINT8 = 0, LORT_GGUF_INT8 = 1, LORT_GGUF_UINT16 = 2, LORT_GGUF_INT16 = 3,
+       LORT_GGUF_UINT32 = 4, LORT_GGUF_INT32 = 5, LORT_GGUF_FLOAT32 = 6, LORT_GGUF_BOOL = 7,
+       LORT_GGUF_STRING = 8, LORT_GGUF_ARRAY = 9, LORT_GGUF_UINT64 = 10, LORT_GGUF_INT64 = 11,
+       LORT_GGUF_FLOAT64 = 12 };
+
+typedef struct lort_gguf_lora_opts {
+    const char *architecture;        /* general.architecture; NULL = "llama" */
+    const char *name;                /* general.name; NULL = none */
+    const char *const *base_names;   /* NULL, or one per site: the GGUF base tensor name, e.g.
+                                        "blk.0.attn_q.weight"; a NULL entry = lort_gguf_llama_name
+                                        of the site's name */
+    int f16;                         /* nonzero: F16 tensors (round to nearest even), else F32 */
+} lort_gguf_lora_opts;
+
+/* LLaMA's module paths to GGUF names (an optional "base_model.model." prefix is dropped):
+   model.layers.N.self_attn.{q,k,v,o}_proj -> blk.N.attn_{q,k,v,output}.weight,
+   model.layers.N.mlp.{gate,up,down}_proj -> blk.N.ffn_{gate,up,down}.weight.
+   LORT_ERR_NOT_FOUND for any other name; out (out_size bytes) too short: LORT_ERR_INVALID_ARG. */
+LORT_API lort_status lort_gguf_llama_name(char *out, size_t out_size, const char *site);
+/* Bytes of the file for a set of lora entries (export other families with lort_set_to_lora
+   first); validates the set, the names (each < 64 bytes with the suffix, no two sites on one
+   base tensor) and the values' finiteness of alpha. opts NULL = defaults. */
+LORT_API lort_status lort_gguf_lora_size(const lort_adapter_set *set,
+                                         const lort_gguf_lora_opts *opts, size_t *bytes,
+                                         char *msg, size_t msg_size);
+/* The file into buf (buf_size >= lort_gguf_lora_size's bytes); *written = its size. */
+LORT_API lort_status lort_gguf_lora_write(void *buf, size_t buf_size, size_t *written,
+                                          const lort_adapter_set *set,
+                                          const lort_gguf_lora_opts *opts, char *msg,
+                                          size_t msg_size);
+
+/* ---- a strict GGUF reader of a caller buffer: header, KV pairs and tensor infos as views
+   into the buffer (no copy, no allocation). Checked: magic, version 2 or 3, every length and
+   count against the bytes left, value and array element types (no nested arrays), bool 0/1,
+   keys and tensor names non-empty and unique, tensor names < 64 bytes, 1..4 dims, ne within
+   int64, known ggml types with ne[0] a multiple of the block, general.alignment a u32 power
+   of two, tensor offsets exactly consecutive (each the previous end rounded up to the
+   alignment, as llama.cpp requires) and all data inside the buffer (the padding after the
+   last tensor may be missing, as in files of the gguf Python writer). Malformed input:
+   LORT_ERR_FORMAT (unknown tensor type: LORT_ERR_UNSUPPORTED) with msg naming the place.
+   Duplicate keys and names are found among the entries stored: give arrays of n_kv and
+   n_tensors (a first call with max 0 gives the counts) for the full check. */
+typedef struct lort_gguf_kv {
+    const char *key;       /* not NUL-terminated */
+    size_t key_len;
+    uint32_t type;         /* LORT_GGUF_*; for ARRAY, elem_type is the element type */
+    uint32_t elem_type;
+    uint64_t count;        /* array length; 1 otherwise */
+    const void *data;      /* the value: scalars little-endian; a STRING's bytes (data_size =
+                              its length); an ARRAY's elements (strings with their u64 lengths) */
+    size_t data_size;
+} lort_gguf_kv;
+typedef struct lort_gguf_tensor {
+    const char *name;      /* not NUL-terminated */
+    size_t name_len;
+    uint32_t n_dims;
+    uint64_t ne[4];        /* fastest first; ne[i] = 1 for i >= n_dims */
+    uint32_t type;         /* LORT_GGML_* */
+    uint64_t offset;       /* from the data section */
+    const void *data;      /* inside the buffer */
+    size_t bytes;
+} lort_gguf_tensor;
+typedef struct lort_gguf_info {
+    uint32_t version;
+    uint64_t n_kv, n_tensors;
+    uint32_t alignment;
+    size_t data_offset;    /* start of the data section in the buffer */
+} lort_gguf_info;
+/* Parses buf; stores the first min(max_kvs, n_kv) KV pairs and min(max_tensors, n_tensors)
+   tensor infos (kvs / tensors may be NULL with max 0: a size query: info has the counts). */
+LORT_API lort_status lort_gguf_read(lort_gguf_info *info, lort_gguf_kv *kvs, size_t max_kvs,
+                                    lort_gguf_tensor *tensors, size_t max_tensors,
+                                    const void *buf, size_t size, char *msg, size_t msg_size);
+/* The index of the KV whose key is `key`, or LORT_ERR_NOT_FOUND. */
+LORT_API lort_status lort_gguf_find_kv(const lort_gguf_kv *kvs, size_t n, const char *key,
+                                       size_t *index);
+#ifndef LORT_NO_STDIO
+/* lort_gguf_lora_size + write into a buffer from `allocator` (NULL = LORT_MALLOC) + fwrite. */
+LORT_API lort_status lort_gguf_lora_write_file(const char *path, const lort_adapter_set *set,
+                                               const lort_gguf_lora_opts *opts,
+                                               const lort_allocator *allocator, char *msg,
+                                               size_t msg_size);
+#endif
 
 // >>api ========================================================================== adamw
 
@@ -6733,6 +6839,678 @@ LORT_DEF lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_
     out->sites = sites;
     out->n_sites = set->n_sites;
     return LORT_OK;
+}
+
+// >>gguf ============================================================================ gguf
+
+#ifndef LORT_NO_STDIO
+#include <stdio.h>
+#endif
+
+/* ---- writing: a sink that counts (buf NULL) or writes, little-endian whatever the host ---- */
+typedef struct lort__sink {
+    unsigned char *buf;
+    size_t cap, pos;
+    int overflow;
+} lort__sink;
+LORT__PRIVATE void lort__put(lort__sink *s, const void *p, size_t n) {
+    if (n > LORT__SIZE_LIMIT - s->pos) {
+        s->overflow = 1;
+        return;
+    }
+    if (s->buf && s->pos + n <= s->cap && p) memcpy(s->buf + s->pos, p, n);
+    else if (s->buf && s->pos + n <= s->cap) memset(s->buf + s->pos, 0, n);
+    s->pos += n;
+}
+LORT__PRIVATE void lort__put_u32(lort__sink *s, uint32_t v) {
+    unsigned char b[4];
+    int i;
+    for (i = 0; i < 4; ++i) b[i] = (unsigned char)(v >> (8 * i));
+    lort__put(s, b, 4);
+}
+LORT__PRIVATE void lort__put_u64(lort__sink *s, uint64_t v) {
+    unsigned char b[8];
+    int i;
+    for (i = 0; i < 8; ++i) b[i] = (unsigned char)(v >> (8 * i));
+    lort__put(s, b, 8);
+}
+LORT__PRIVATE void lort__put_str(lort__sink *s, const char *str) {
+    size_t n = strlen(str);
+    lort__put_u64(s, (uint64_t)n);
+    lort__put(s, str, n);
+}
+LORT__PRIVATE void lort__put_pad(lort__sink *s, size_t align) {
+    size_t r = s->pos % align;
+    if (r) lort__put(s, NULL, align - r);
+}
+LORT__PRIVATE uint32_t lort__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return u;
+}
+/* IEEE half of f, round to nearest even; overflow to +-inf, NaN stays NaN. */
+LORT__PRIVATE uint16_t lort__f16_bits(float f) {
+    uint32_t u = lort__f32_bits(f), sign = (u >> 16) & 0x8000u, mant = u & 0x7fffffu;
+    int e = (int)((u >> 23) & 0xffu);
+    uint32_t h;
+    if (e == 255) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0u));
+    e -= 127 - 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) { /* subnormal half (or zero) */
+        uint32_t m, shift, half, rem;
+        if (e < -10) return (uint16_t)sign;
+        m = mant | 0x800000u;
+        shift = (uint32_t)(14 - e);
+        h = m >> shift;
+        rem = m & ((1u << shift) - 1u);
+        half = 1u << (shift - 1u);
+        if (rem > half || (rem == half && (h & 1u))) ++h;
+        return (uint16_t)(sign | h);
+    }
+    h = ((uint32_t)e << 10) | (mant >> 13);
+    if ((mant & 0x1fffu) > 0x1000u || ((mant & 0x1fffu) == 0x1000u && (h & 1u))) ++h; /* may carry into inf: correct */
+    return (uint16_t)(sign | h);
+}
+/* count floats x[i] * f (f = 1: the values as they are) as F32 or F16 */
+LORT__PRIVATE void lort__put_floats(lort__sink *s, const float *x, size_t count, float f,
+                                    int f16, int scale) {
+    size_t i;
+    if (!s->buf) {
+        lort__put(s, NULL, count * (f16 ? 2u : 4u));
+        return;
+    }
+    for (i = 0; i < count; ++i) {
+        float v = scale ? x[i] * f : x[i];
+        if (f16) {
+            uint16_t h = lort__f16_bits(v);
+            unsigned char b[2];
+            b[0] = (unsigned char)(h & 0xffu);
+            b[1] = (unsigned char)(h >> 8);
+            lort__put(s, b, 2);
+        } else {
+            lort__put_u32(s, lort__f32_bits(v));
+        }
+    }
+}
+
+LORT__PRIVATE int lort__is_digit(char c) { return c >= '0' && c <= '9'; }
+LORT_DEF lort_status lort_gguf_llama_name(char *out, size_t out_size, const char *site) {
+    static const char *const from[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                        "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
+                                        "mlp.down_proj"};
+    static const char *const to[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
+                                      "ffn_up", "ffn_down"};
+    const char *p = site, *num;
+    size_t nd = 0, need;
+    int i;
+    lort__msg m;
+    if (!out || !site) return LORT_ERR_NULL;
+    if (strncmp(p, "base_model.model.", 17) == 0) p += 17;
+    if (strncmp(p, "model.layers.", 13) != 0) return LORT_ERR_NOT_FOUND;
+    p += 13;
+    num = p;
+    while (lort__is_digit(p[nd])) ++nd;
+    if (nd == 0 || nd > 9 || (nd > 1 && num[0] == '0') || p[nd] != '.') return LORT_ERR_NOT_FOUND;
+    p += nd + 1;
+    for (i = 0; i < 7; ++i)
+        if (strcmp(p, from[i]) == 0) break;
+    if (i == 7) return LORT_ERR_NOT_FOUND;
+    need = 4 + nd + 1 + strlen(to[i]) + 7 + 1; /* "blk." N "." to ".weight" NUL */
+    if (out_size < need) return LORT_ERR_INVALID_ARG;
+    lort__msg_init(&m, out, out_size);
+    lort__msg_str(&m, "blk.");
+    {
+        char t[12];
+        memcpy(t, num, nd);
+        t[nd] = '\0';
+        lort__msg_str(&m, t);
+    }
+    lort__msg_str(&m, ".");
+    lort__msg_str(&m, to[i]);
+    lort__msg_str(&m, ".weight");
+    return LORT_OK;
+}
+
+/* GGML_MAX_NAME: a tensor name with its NUL fits 64 bytes */
+#define LORT__GGUF_NAME_MAX 64
+
+/* The base name of site i into nb (LORT__GGUF_NAME_MAX bytes); msg on failure. */
+LORT__PRIVATE lort_status lort__gguf_base(lort__msg *m, const lort_adapter_set *set,
+                                          const lort_gguf_lora_opts *o, int i, char *nb) {
+    const char *given = o && o->base_names ? o->base_names[i] : NULL;
+    lort_status st;
+    if (given) {
+        size_t n = strlen(given);
+        if (n == 0 || n + 7 >= LORT__GGUF_NAME_MAX) {
+            lort__msg_site(m, set, i);
+            lort__msg_str(m, "base name \"");
+            lort__msg_str(m, given);
+            lort__msg_str(m, "\": with \".lora_a\" it must be 1..63 bytes");
+            return LORT_ERR_INVALID_ARG;
+        }
+        memcpy(nb, given, n + 1);
+        return LORT_OK;
+    }
+    if (!set->sites[i].name) st = LORT_ERR_NOT_FOUND;
+    else st = lort_gguf_llama_name(nb, LORT__GGUF_NAME_MAX - 7, set->sites[i].name);
+    if (st) {
+        lort__msg_site(m, set, i);
+        lort__msg_str(m, st == LORT_ERR_NOT_FOUND ? "not a LLaMA module path: give its GGUF name in "
+                                                    "opts.base_names"
+                                                  : "GGUF name longer than 63 bytes");
+        return st == LORT_ERR_NOT_FOUND ? LORT_ERR_NOT_FOUND : LORT_ERR_INVALID_ARG;
+    }
+    return LORT_OK;
+}
+
+/* The one pass that validates (buf NULL), sizes and writes. */
+LORT__PRIVATE lort_status lort__gguf_lora(lort__sink *s, const lort_adapter_set *set,
+                                          const lort_gguf_lora_opts *o, char *msg,
+                                          size_t msg_size) {
+    lort__msg m;
+    lort_status st;
+    char nb[LORT__GGUF_NAME_MAX], nb2[LORT__GGUF_NAME_MAX], tn[LORT__GGUF_NAME_MAX + 8];
+    const char *arch = o && o->architecture ? o->architecture : "llama";
+    int i, j, f16 = o && o->f16, ab;
+    float alpha = 0.0f;
+    size_t off = 0, esz = f16 ? 2u : 4u;
+    if ((st = lort_set_validate(set, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    if (set->n_sites == 0) {
+        lort__msg_str(&m, "set: no sites");
+        return LORT_ERR_INVALID_ARG;
+    }
+    for (i = 0; i < set->n_sites; ++i) {
+        const lort_adapter *e = &set->entries[set->sites[i].entry];
+        float sc = 0.0f;
+        if (e->kind != LORT_KIND_LORA) {
+            lort__msg_site(&m, set, i);
+            lort__msg_str(&m, lort__kind_name(e->kind));
+            lort__msg_str(&m, ": GGUF holds lora entries; export with lort_set_to_lora first");
+            return LORT_ERR_UNSUPPORTED;
+        }
+        if (!e->params) {
+            lort__msg_site(&m, set, i);
+            lort__msg_str(&m, "params is NULL");
+            return LORT_ERR_NULL;
+        }
+        (void)lort_lora_scale(&e->desc.lora, &sc);
+        if (i == 0) alpha = sc * (float)e->desc.lora.r;
+        if (!lort__finite(sc * (float)e->desc.lora.r) || lort__is_zero(alpha)) {
+            lort__msg_site(&m, set, i);
+            lort__msg_str(&m, "scale times r is 0 or not finite");
+            return LORT_ERR_INVALID_ARG;
+        }
+        if ((st = lort__gguf_base(&m, set, o, i, nb))) return st;
+        for (j = 0; j < i; ++j) { /* O(sites^2): once per file */
+            (void)lort__gguf_base(&m, set, o, j, nb2);
+            if (strcmp(nb, nb2) == 0) {
+                lort__msg_site(&m, set, i);
+                lort__msg_str(&m, "same GGUF tensor ");
+                lort__msg_str(&m, nb);
+                lort__msg_str(&m, " as site ");
+                lort__msg_int(&m, j);
+                return LORT_ERR_INVALID_ARG;
+            }
+        }
+    }
+    /* header and KV pairs */
+    lort__put(s, "GGUF", 4);
+    lort__put_u32(s, 3);
+    lort__put_u64(s, 2u * (uint64_t)set->n_sites);
+    lort__put_u64(s, o && o->name ? 5u : 4u);
+    lort__put_str(s, "general.architecture");
+    lort__put_u32(s, LORT_GGUF_STRING);
+    lort__put_str(s, arch);
+    if (o && o->name) {
+        lort__put_str(s, "general.name");
+        lort__put_u32(s, LORT_GGUF_STRING);
+        lort__put_str(s, o->name);
+    }
+    lort__put_str(s, "general.type");
+    lort__put_u32(s, LORT_GGUF_STRING);
+    lort__put_str(s, "adapter");
+    lort__put_str(s, "adapter.type");
+    lort__put_u32(s, LORT_GGUF_STRING);
+    lort__put_str(s, "lora");
+    lort__put_str(s, "adapter.lora.alpha");
+    lort__put_u32(s, LORT_GGUF_FLOAT32);
+    lort__put_u32(s, lort__f32_bits(alpha));
+    /* tensor infos: lora_a ne {d_in, r}, lora_b ne {r, d_out} */
+    for (i = 0; i < set->n_sites; ++i) {
+        const lort_lora_desc *d = &set->entries[set->sites[i].entry].desc.lora;
+        (void)lort__gguf_base(&m, set, o, i, nb);
+        for (ab = 0; ab < 2; ++ab) {
+            size_t n = (size_t)d->r * (size_t)(ab ? d->d_out : d->d_in) * esz;
+            lort__msg_init(&m, tn, sizeof(tn));
+            lort__msg_str(&m, nb);
+            lort__msg_str(&m, ab ? ".lora_b" : ".lora_a");
+            lort__put_str(s, tn);
+            lort__put_u32(s, 2);
+            lort__put_u64(s, (uint64_t)(ab ? d->r : d->d_in));
+            lort__put_u64(s, (uint64_t)(ab ? d->d_out : d->r));
+            lort__put_u32(s, f16 ? LORT_GGML_F16 : LORT_GGML_F32);
+            lort__put_u64(s, (uint64_t)off);
+            n = (n + LORT_GGUF_ALIGNMENT - 1) / LORT_GGUF_ALIGNMENT * LORT_GGUF_ALIGNMENT;
+            if (n > LORT__SIZE_LIMIT - off) s->overflow = 1;
+            else off += n;
+        }
+    }
+    lort__put_pad(s, LORT_GGUF_ALIGNMENT);
+    /* data: A as is, B times s_i r_i / alpha */
+    for (i = 0; i < set->n_sites; ++i) {
+        const lort_adapter *e = &set->entries[set->sites[i].entry];
+        const lort_lora_desc *d = &e->desc.lora;
+        size_t ra = (size_t)d->r * (size_t)d->d_in;
+        float sc = 0.0f, f;
+        (void)lort_lora_scale(d, &sc);
+        f = sc * (float)d->r / alpha;
+        lort__put_floats(s, e->params, ra, 1.0f, f16, 0);
+        lort__put_pad(s, LORT_GGUF_ALIGNMENT);
+        lort__put_floats(s, e->params + ra, (size_t)d->d_out * (size_t)d->r, f, f16,
+                         lort__f32_bits(f) != lort__f32_bits(1.0f));
+        lort__put_pad(s, LORT_GGUF_ALIGNMENT);
+    }
+    lort__msg_init(&m, msg, msg_size);
+    if (s->overflow) {
+        lort__msg_str(&m, "the file size overflows size_t");
+        return LORT_ERR_OVERFLOW;
+    }
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_gguf_lora_size(const lort_adapter_set *set,
+                                         const lort_gguf_lora_opts *opts, size_t *bytes,
+                                         char *msg, size_t msg_size) {
+    lort__sink s;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    memset(&s, 0, sizeof(s));
+    if ((st = lort__gguf_lora(&s, set, opts, msg, msg_size))) return st;
+    *bytes = s.pos;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_gguf_lora_write(void *buf, size_t buf_size, size_t *written,
+                                          const lort_adapter_set *set,
+                                          const lort_gguf_lora_opts *opts, char *msg,
+                                          size_t msg_size) {
+    lort__sink s;
+    lort__msg m;
+    lort_status st;
+    size_t need = 0;
+    if ((st = lort_gguf_lora_size(set, opts, &need, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!buf || !written) {
+        lort__msg_str(&m, "buf or written is NULL");
+        return LORT_ERR_NULL;
+    }
+    if (buf_size < need) {
+        lort__msg_str(&m, "buffer of ");
+        lort__msg_int(&m, (long long)buf_size);
+        lort__msg_str(&m, " bytes, the file needs ");
+        lort__msg_int(&m, (long long)need);
+        return LORT_ERR_INVALID_ARG;
+    }
+    memset(&s, 0, sizeof(s));
+    s.buf = (unsigned char *)buf;
+    s.cap = buf_size;
+    if ((st = lort__gguf_lora(&s, set, opts, msg, msg_size))) return st;
+    *written = s.pos;
+    return LORT_OK;
+}
+
+#ifndef LORT_NO_STDIO
+LORT_DEF lort_status lort_gguf_lora_write_file(const char *path, const lort_adapter_set *set,
+                                               const lort_gguf_lora_opts *opts,
+                                               const lort_allocator *allocator, char *msg,
+                                               size_t msg_size) {
+    lort__msg m;
+    lort_status st;
+    size_t need = 0, written = 0;
+    void *buf = NULL;
+    FILE *f;
+    int bad;
+    if (!path) return LORT_ERR_NULL;
+    if ((st = lort_gguf_lora_size(set, opts, &need, msg, msg_size))) return st;
+    if ((st = lort_alloc(allocator, need, &buf))) return st;
+    if ((st = lort_gguf_lora_write(buf, need, &written, set, opts, msg, msg_size))) {
+        lort_free(allocator, buf);
+        return st;
+    }
+    lort__msg_init(&m, msg, msg_size);
+    f = fopen(path, "wb");
+    bad = !f || fwrite(buf, 1, written, f) != written;
+    if (f && fclose(f) != 0) bad = 1;
+    lort_free(allocator, buf);
+    if (bad) {
+        lort__msg_str(&m, "cannot write ");
+        lort__msg_str(&m, path);
+        return LORT_ERR_INVALID_ARG;
+    }
+    return LORT_OK;
+}
+#endif
+
+/* ---- reading ----------------------------------------------------------------------------- */
+typedef struct lort__cursor {
+    const unsigned char *p;
+    size_t size, pos;
+} lort__cursor;
+LORT__PRIVATE int lort__get(lort__cursor *c, size_t n, const unsigned char **out) {
+    if (n > c->size - c->pos) return 0;
+    *out = c->p + c->pos;
+    c->pos += n;
+    return 1;
+}
+LORT__PRIVATE int lort__get_u32(lort__cursor *c, uint32_t *v) {
+    const unsigned char *b;
+    int i;
+    if (!lort__get(c, 4, &b)) return 0;
+    *v = 0;
+    for (i = 3; i >= 0; --i) *v = (*v << 8) | b[i];
+    return 1;
+}
+LORT__PRIVATE int lort__get_u64(lort__cursor *c, uint64_t *v) {
+    const unsigned char *b;
+    int i;
+    if (!lort__get(c, 8, &b)) return 0;
+    *v = 0;
+    for (i = 7; i >= 0; --i) *v = (*v << 8) | b[i];
+    return 1;
+}
+/* a GGUF string: u64 length, then the bytes */
+LORT__PRIVATE int lort__get_str(lort__cursor *c, const char **s, size_t *len) {
+    uint64_t n;
+    const unsigned char *b;
+    if (!lort__get_u64(c, &n) || n > (uint64_t)(c->size - c->pos) || !lort__get(c, (size_t)n, &b))
+        return 0;
+    *s = (const char *)(const void *)b;
+    *len = (size_t)n;
+    return 1;
+}
+/* bytes of a scalar value type; 0 for STRING, ARRAY and unknown types */
+LORT__PRIVATE size_t lort__gguf_scalar_size(uint32_t t) {
+    switch (t) {
+    case LORT_GGUF_UINT8: case LORT_GGUF_INT8: case LORT_GGUF_BOOL: return 1;
+    case LORT_GGUF_UINT16: case LORT_GGUF_INT16: return 2;
+    case LORT_GGUF_UINT32: case LORT_GGUF_INT32: case LORT_GGUF_FLOAT32: return 4;
+    case LORT_GGUF_UINT64: case LORT_GGUF_INT64: case LORT_GGUF_FLOAT64: return 8;
+    default: return 0;
+    }
+}
+/* ggml block size and bytes per block; 0 for a type this reader does not size */
+LORT__PRIVATE int lort__ggml_type(uint32_t t, size_t *blck, size_t *bytes) {
+    switch (t) {
+    case LORT_GGML_F32: case LORT_GGML_I32: *blck = 1; *bytes = 4; return 1;
+    case LORT_GGML_F16: case LORT_GGML_BF16: case LORT_GGML_I16: *blck = 1; *bytes = 2; return 1;
+    case LORT_GGML_I8: *blck = 1; *bytes = 1; return 1;
+    case LORT_GGML_I64: case LORT_GGML_F64: *blck = 1; *bytes = 8; return 1;
+    case LORT_GGML_Q4_0: *blck = 32; *bytes = 18; return 1;
+    case LORT_GGML_Q8_0: *blck = 32; *bytes = 34; return 1;
+    default: return 0;
+    }
+}
+LORT__PRIVATE void lort__msg_at(lort__msg *m, const char *what, uint64_t i, size_t pos) {
+    lort__msg_str(m, "gguf: ");
+    lort__msg_str(m, what);
+    lort__msg_str(m, " ");
+    lort__msg_int(m, (long long)i);
+    lort__msg_str(m, " at byte ");
+    lort__msg_int(m, (long long)pos);
+    lort__msg_str(m, ": ");
+}
+
+LORT_DEF lort_status lort_gguf_read(lort_gguf_info *info, lort_gguf_kv *kvs, size_t max_kvs,
+                                    lort_gguf_tensor *tensors, size_t max_tensors,
+                                    const void *buf, size_t size, char *msg, size_t msg_size) {
+    lort__msg m;
+    lort__cursor c;
+    lort_gguf_info inf;
+    const unsigned char *b;
+    uint64_t i, j, align = LORT_GGUF_ALIGNMENT, run = 0, end = 0;
+    size_t tpos;
+    lort__msg_init(&m, msg, msg_size);
+    if (!info || !buf || (max_kvs && !kvs) || (max_tensors && !tensors)) {
+        lort__msg_str(&m, "gguf: NULL argument");
+        return LORT_ERR_NULL;
+    }
+    memset(&inf, 0, sizeof(inf));
+    c.p = (const unsigned char *)buf;
+    c.size = size;
+    c.pos = 0;
+    if (!lort__get(&c, 4, &b) || memcmp(b, "GGUF", 4) != 0) {
+        lort__msg_str(&m, "gguf: no GGUF magic");
+        return LORT_ERR_FORMAT;
+    }
+    if (!lort__get_u32(&c, &inf.version) || (inf.version != 2 && inf.version != 3)) {
+        lort__msg_str(&m, "gguf: version ");
+        lort__msg_int(&m, (long long)inf.version);
+        lort__msg_str(&m, ", must be 2 or 3 (little-endian)");
+        return LORT_ERR_FORMAT;
+    }
+    if (!lort__get_u64(&c, &inf.n_tensors) || !lort__get_u64(&c, &inf.n_kv)) {
+        lort__msg_str(&m, "gguf: truncated header");
+        return LORT_ERR_FORMAT;
+    }
+    /* each KV takes >= 13 bytes, each tensor info >= 33: counts beyond that are lies */
+    if (inf.n_kv > (uint64_t)(size - c.pos) / 13u || inf.n_tensors > (uint64_t)(size - c.pos) / 33u) {
+        lort__msg_str(&m, "gguf: ");
+        lort__msg_int(&m, (long long)(inf.n_kv > (uint64_t)LLONG_MAX ? (uint64_t)LLONG_MAX : inf.n_kv));
+        lort__msg_str(&m, " KV pairs and ");
+        lort__msg_int(&m, (long long)(inf.n_tensors > (uint64_t)LLONG_MAX ? (uint64_t)LLONG_MAX : inf.n_tensors));
+        lort__msg_str(&m, " tensors cannot fit in ");
+        lort__msg_int(&m, (long long)size);
+        lort__msg_str(&m, " bytes");
+        return LORT_ERR_FORMAT;
+    }
+    for (i = 0; i < inf.n_kv; ++i) {
+        lort_gguf_kv kv;
+        size_t kpos = c.pos, es;
+        memset(&kv, 0, sizeof(kv));
+        kv.count = 1;
+        if (!lort__get_str(&c, &kv.key, &kv.key_len) || kv.key_len == 0) {
+            lort__msg_at(&m, "KV", i, kpos);
+            lort__msg_str(&m, "bad key string");
+            return LORT_ERR_FORMAT;
+        }
+        for (j = 0; j < i && j < max_kvs; ++j) /* duplicates: against the stored ones */
+            if (kvs[j].key_len == kv.key_len && memcmp(kvs[j].key, kv.key, kv.key_len) == 0) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "duplicate key");
+                return LORT_ERR_FORMAT;
+            }
+        if (!lort__get_u32(&c, &kv.type)) {
+            lort__msg_at(&m, "KV", i, kpos);
+            lort__msg_str(&m, "truncated");
+            return LORT_ERR_FORMAT;
+        }
+        if (kv.type == LORT_GGUF_STRING) {
+            const char *sv = NULL;
+            int okv = lort__get_str(&c, &sv, &kv.data_size);
+            kv.data = sv;
+            if (!okv) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "string value out of bounds");
+                return LORT_ERR_FORMAT;
+            }
+        } else if (kv.type == LORT_GGUF_ARRAY) {
+            size_t start;
+            if (!lort__get_u32(&c, &kv.elem_type) || !lort__get_u64(&c, &kv.count)) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "truncated array header");
+                return LORT_ERR_FORMAT;
+            }
+            start = c.pos;
+            if (kv.elem_type == LORT_GGUF_STRING) {
+                const char *sv;
+                size_t sl;
+                if (kv.count > (uint64_t)(size - c.pos) / 8u) {
+                    lort__msg_at(&m, "KV", i, kpos);
+                    lort__msg_str(&m, "array of strings longer than the buffer");
+                    return LORT_ERR_FORMAT;
+                }
+                for (j = 0; j < kv.count; ++j)
+                    if (!lort__get_str(&c, &sv, &sl)) {
+                        lort__msg_at(&m, "KV", i, kpos);
+                        lort__msg_str(&m, "array string out of bounds");
+                        return LORT_ERR_FORMAT;
+                    }
+            } else if ((es = lort__gguf_scalar_size(kv.elem_type)) == 0) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "array element type ");
+                lort__msg_int(&m, (long long)kv.elem_type);
+                lort__msg_str(&m, " (nested arrays are refused)");
+                return LORT_ERR_FORMAT;
+            } else if (kv.count > (uint64_t)(size - c.pos) / es || !lort__get(&c, (size_t)kv.count * es, &b)) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "array longer than the buffer");
+                return LORT_ERR_FORMAT;
+            }
+            kv.data = c.p + start;
+            kv.data_size = c.pos - start;
+        } else if ((es = lort__gguf_scalar_size(kv.type)) != 0) {
+            if (!lort__get(&c, es, &b)) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "truncated value");
+                return LORT_ERR_FORMAT;
+            }
+            if (kv.type == LORT_GGUF_BOOL && b[0] > 1) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "bool value not 0 or 1");
+                return LORT_ERR_FORMAT;
+            }
+            kv.data = b;
+            kv.data_size = es;
+        } else {
+            lort__msg_at(&m, "KV", i, kpos);
+            lort__msg_str(&m, "value type ");
+            lort__msg_int(&m, (long long)kv.type);
+            lort__msg_range(&m, 0, 13);
+            return LORT_ERR_FORMAT;
+        }
+        if (kv.key_len == 17 && memcmp(kv.key, "general.alignment", 17) == 0) {
+            uint32_t a = 0;
+            if (kv.type == LORT_GGUF_UINT32) {
+                const unsigned char *v = (const unsigned char *)kv.data;
+                a = (uint32_t)v[0] | (uint32_t)v[1] << 8 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 24;
+            }
+            if (a == 0 || (a & (a - 1u))) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "general.alignment must be a UINT32 power of two");
+                return LORT_ERR_FORMAT;
+            }
+            align = a;
+        }
+        if (i < max_kvs) kvs[i] = kv;
+    }
+    inf.alignment = (uint32_t)align;
+    tpos = c.pos;
+    for (i = 0; i < inf.n_tensors; ++i) {
+        lort_gguf_tensor t;
+        size_t ipos = c.pos, blck = 0, tb = 0;
+        uint64_t nel = 1, nb;
+        uint32_t d;
+        memset(&t, 0, sizeof(t));
+        if (!lort__get_str(&c, &t.name, &t.name_len) || t.name_len == 0 ||
+            t.name_len >= LORT__GGUF_NAME_MAX) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "name missing, empty or 64 bytes or longer");
+            return LORT_ERR_FORMAT;
+        }
+        if (!lort__get_u32(&c, &t.n_dims) || t.n_dims < 1 || t.n_dims > 4) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "n_dims must be 1..4");
+            return LORT_ERR_FORMAT;
+        }
+        for (d = 0; d < 4; ++d) t.ne[d] = 1;
+        for (d = 0; d < t.n_dims; ++d) {
+            if (!lort__get_u64(&c, &t.ne[d]) || t.ne[d] > (uint64_t)INT64_MAX ||
+                (t.ne[d] && nel > (uint64_t)INT64_MAX / t.ne[d])) {
+                lort__msg_at(&m, "tensor", i, ipos);
+                lort__msg_str(&m, "ne out of int64 range or truncated");
+                return LORT_ERR_FORMAT;
+            }
+            nel *= t.ne[d];
+        }
+        if (!lort__get_u32(&c, &t.type) || !lort__get_u64(&c, &t.offset)) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "truncated");
+            return LORT_ERR_FORMAT;
+        }
+        if (!lort__ggml_type(t.type, &blck, &tb)) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "ggml type ");
+            lort__msg_int(&m, (long long)t.type);
+            lort__msg_str(&m, " not known to this reader");
+            return LORT_ERR_UNSUPPORTED;
+        }
+        if (t.ne[0] % blck) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "ne[0] not a multiple of the type's block");
+            return LORT_ERR_FORMAT;
+        }
+        nb = nel / blck;
+        if (nb > (uint64_t)LORT__SIZE_LIMIT / tb) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "size overflows");
+            return LORT_ERR_FORMAT;
+        }
+        t.bytes = (size_t)(nb * tb);
+        if (t.offset != run) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "offset ");
+            lort__msg_int(&m, (long long)(t.offset > (uint64_t)LLONG_MAX ? (uint64_t)LLONG_MAX : t.offset));
+            lort__msg_str(&m, ", expected ");
+            lort__msg_int(&m, (long long)run);
+            return LORT_ERR_FORMAT;
+        }
+        /* the data must end inside the buffer (the last tensor need not be padded: writers
+           differ, and llama.cpp maps the file); the next offset is this end rounded up */
+        if (run > (uint64_t)size || t.bytes > size - (size_t)run) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "data past the end of the buffer");
+            return LORT_ERR_FORMAT;
+        }
+        end = run + (uint64_t)t.bytes;
+        run = (end + align - 1u) / align * align;
+        if (i < max_tensors) tensors[i] = t;
+    }
+    /* duplicate tensor names: O(n^2) over the stored ones (names are short) */
+    for (i = 0; i < inf.n_tensors && i < max_tensors; ++i)
+        for (j = 0; j < i; ++j)
+            if (tensors[i].name_len == tensors[j].name_len &&
+                memcmp(tensors[i].name, tensors[j].name, tensors[i].name_len) == 0) {
+                lort__msg_at(&m, "tensor", i, tpos);
+                lort__msg_str(&m, "duplicate name");
+                return LORT_ERR_FORMAT;
+            }
+    inf.data_offset = (size_t)(((uint64_t)c.pos + align - 1u) / align * align);
+    if ((uint64_t)inf.data_offset > (uint64_t)size || end > (uint64_t)(size - inf.data_offset)) {
+        lort__msg_str(&m, "gguf: the data section (");
+        lort__msg_int(&m, (long long)end);
+        lort__msg_str(&m, " bytes from byte ");
+        lort__msg_int(&m, (long long)inf.data_offset);
+        lort__msg_str(&m, ") runs past the end of the buffer");
+        return LORT_ERR_FORMAT;
+    }
+    for (i = 0; i < inf.n_tensors && i < max_tensors; ++i)
+        tensors[i].data = c.p + inf.data_offset + (size_t)tensors[i].offset;
+    *info = inf;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_gguf_find_kv(const lort_gguf_kv *kvs, size_t n, const char *key,
+                                       size_t *index) {
+    size_t i, len;
+    if ((n && !kvs) || !key || !index) return LORT_ERR_NULL;
+    len = strlen(key);
+    for (i = 0; i < n; ++i)
+        if (kvs[i].key_len == len && memcmp(kvs[i].key, key, len) == 0) {
+            *index = i;
+            return LORT_OK;
+        }
+    return LORT_ERR_NOT_FOUND;
 }
 
 // >>adamw ========================================================================== adamw
