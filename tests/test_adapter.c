@@ -32,7 +32,7 @@ static void test_adapter_sizes(void **state) {
         OK(lort_lora_param_count(&a.desc.lora, &want));
         assert_int_equal(sz.params, want);
         assert_int_equal(sz.params, zu(r) * zu(di + dout));
-        assert_int_equal(sz.frozen, 0);
+        assert_int_equal(sz.frozen_bytes, 0);
         OK(lort_lora_cache_size(&a.desc.lora, n, &want));
         assert_int_equal(sz.cache, want);
         OK(lort_lora_workspace_size(&a.desc.lora, n, &want));
@@ -50,8 +50,8 @@ static void test_adapter_sizes(void **state) {
         assert_int_equal(sz.params, want);
         assert_int_equal(sz.params, zu(r) * zu(r));
         OK(lort_loraxs_frozen_count(&a.desc.loraxs, &want));
-        assert_int_equal(sz.frozen, want);
-        assert_int_equal(sz.frozen, zu(r) * zu(di + dout));
+        assert_int_equal(sz.frozen_bytes, want * sizeof(float));
+        assert_int_equal(sz.frozen_bytes, zu(r) * zu(di + dout) * sizeof(float));
         OK(lort_loraxs_cache_size(&a.desc.loraxs, n, &want));
         assert_int_equal(sz.cache, want);
         OK(lort_loraxs_workspace_size(&a.desc.loraxs, n, &want));
@@ -93,7 +93,7 @@ static void gsetup_make(gsetup *G, lort_kind kind, int n, int di, int dout, int 
     }
     OK(lort_adapter_sizes_query(&G->a, n, &G->sz));
     G->a.params = tr_alloc(G->sz.params);
-    G->a.frozen = G->sz.frozen ? tr_alloc(G->sz.frozen) : NULL;
+    G->a.frozen = G->sz.frozen_bytes ? tr_buf(G->sz.frozen_bytes) : NULL;
     G->a.grads = tr_alloc(G->sz.params);
     G->x = tr_rand(zu(n) * zu(di));
     G->dy = tr_rand(zu(n) * zu(dout));
@@ -116,7 +116,7 @@ static lort_status fam_forward(const gsetup *G, float *y, void *cache) {
                                  G->sz.cache, G->work2, G->sz.work);
     }
     size_t ra = zu(a->desc.loraxs.r) * zu(a->desc.loraxs.d_in);
-    return lort_loraxs_forward(&a->desc.loraxs, y, G->x, a->params, a->frozen, a->frozen + ra,
+    return lort_loraxs_forward(&a->desc.loraxs, y, G->x, a->params, (const float *)a->frozen, (const float *)a->frozen + ra,
                                G->n, cache, G->sz.cache, G->work2, G->sz.work);
 }
 static lort_status fam_backward(const gsetup *G, float *dx, float *grads, const void *cache) {
@@ -128,27 +128,27 @@ static lort_status fam_backward(const gsetup *G, float *dx, float *grads, const 
                                   G->work2, G->sz.work);
     }
     size_t ra = zu(a->desc.loraxs.r) * zu(a->desc.loraxs.d_in);
-    return lort_loraxs_backward(&a->desc.loraxs, dx, grads, G->dy, G->x, a->params, a->frozen,
-                                a->frozen + ra, G->n, cache, G->sz.cache, G->work2, G->sz.work);
+    return lort_loraxs_backward(&a->desc.loraxs, dx, grads, G->dy, G->x, a->params,
+                                (const float *)a->frozen, (const float *)a->frozen + ra, G->n, cache, G->sz.cache, G->work2, G->sz.work);
 }
 static lort_status fam_merge(const gsetup *G, float *W, float weight) {
     const lort_adapter *a = &G->a;
     if (a->kind == LORT_KIND_LORA) {
         size_t ra = zu(a->desc.lora.r) * zu(a->desc.lora.d_in);
-        return lort_lora_merge(&a->desc.lora, W, a->params, a->params + ra, weight);
+        return lort_lora_merge(&a->desc.lora, W, a->params, a->params + ra, weight, NULL, 0);
     }
     size_t ra = zu(a->desc.loraxs.r) * zu(a->desc.loraxs.d_in);
-    return lort_loraxs_merge(&a->desc.loraxs, W, a->params, a->frozen, a->frozen + ra, weight,
+    return lort_loraxs_merge(&a->desc.loraxs, W, a->params, (const float *)a->frozen, (const float *)a->frozen + ra, weight,
                              G->work2, G->sz.work);
 }
 static lort_status fam_delta(const gsetup *G, float *dW) {
     const lort_adapter *a = &G->a;
     if (a->kind == LORT_KIND_LORA) {
         size_t ra = zu(a->desc.lora.r) * zu(a->desc.lora.d_in);
-        return lort_lora_delta(&a->desc.lora, dW, a->params, a->params + ra);
+        return lort_lora_delta(&a->desc.lora, dW, a->params, a->params + ra, NULL, 0);
     }
     size_t ra = zu(a->desc.loraxs.r) * zu(a->desc.loraxs.d_in);
-    return lort_loraxs_delta(&a->desc.loraxs, dW, a->params, a->frozen, a->frozen + ra, G->work2,
+    return lort_loraxs_delta(&a->desc.loraxs, dW, a->params, (const float *)a->frozen, (const float *)a->frozen + ra, G->work2,
                              G->sz.work);
 }
 static lort_status fam_init(const gsetup *G, float *params, float *frozen, uint64_t seed) {
@@ -167,7 +167,7 @@ static lort_status fam_init(const gsetup *G, float *params, float *frozen, uint6
 static void check_generic(lort_kind kind, int n, int di, int dout, int r) {
     gsetup G;
     gsetup_make(&G, kind, n, di, dout, r);
-    size_t np = G.sz.params, nf = G.sz.frozen, nx = zu(n) * zu(di), ny = zu(n) * zu(dout),
+    size_t np = G.sz.params, nf = G.sz.frozen_bytes / sizeof(float), nx = zu(n) * zu(di), ny = zu(n) * zu(dout),
            nw = zu(dout) * zu(di);
     /* init */
     float *p2 = tr_alloc(np), *f2 = tr_alloc(nf);

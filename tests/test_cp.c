@@ -2,7 +2,7 @@
 
    References (written here, sharing nothing with lortensor.h except lort_dropout_factor, the
    documented dropout mask):
-     - the site matrix D_{l,m} (d, nh d_h) straight from the 5-way tensor of spec/MATH.md 4.1 /
+     - the site matrix D_{l,m} (d, nh d_h) straight from the 5-way tensor of the MATH section of lortensor.h /
        4.6: D[i, g d_h + j] = (1/q) sum_t T[i, j, g q + t, l, m], T the CP or Tucker tensor
        (q = 1 without GQA), and the nn.Linear update W = s D^T (heads out) or s D (heads in);
      - forward y0 + drop(x) W^T in double;
@@ -137,7 +137,7 @@ static lort_status j_merge(const jset *S, float *W, const float *P, int l, int m
 }
 
 /* ---- the double reference ------------------------------------------------------------------ */
-/* T[i, j, h, l, m] of the 5-way tensor (spec/MATH.md 4.1 CP, 4.6 Tucker analogue). */
+/* T[i, j, h, l, m] of the 5-way tensor (the MATH section of lortensor.h). */
 static double ref_T(const jset *S, const double *P, int i, int j, int h, int l, int m) {
     const jcase *c = &S->c;
     const double *A = P + S->oA, *B = P + S->oB, *CH = P + S->oH, *CL = P + S->oL, *CM = P + S->oM;
@@ -406,7 +406,7 @@ static void test_tucker_backward(void **state) {
     for (size_t i = 0; i < sizeof TK_CASES / sizeof TK_CASES[0]; ++i) check_backward(&TK_CASES[i], 400u + i);
 }
 
-/* ---- parameter counts (spec/MATH.md 4.1, spec/param_counts.py) ------------------------- */
+/* ---- parameter counts (the MATH section of lortensor.h) ------------------------- */
 /* the workspace never shrinks as n grows (either path), so a buffer for n rows serves any
    call with fewer rows, and merge/delta with it */
 static void test_cp_workspace_monotone(void **state) {
@@ -504,7 +504,7 @@ static void test_cp_counts(void **state) {
         d.d = 5120; d.heads = 40; d.layers = 40;               /* LLaMA-2-13B: 5332 r */
         OK(lort_cp_param_count(&d, &np)); assert_int_equal(np, 5332u * zu(rb[i]));
     }
-    /* the same LoRA budget: LLaMA-2-7B LoRA r = 1 on q,k,v,o = 1,048,576 (MATH.md 4.1) */
+    /* the same LoRA budget: LLaMA-2-7B LoRA r = 1 on q,k,v,o = 1,048,576 (MATH in lortensor.h) */
     assert_int_equal(1u * 8192u * 128u, 1048576u);
     /* more matrix types: M is a desc field */
     memset(&d, 0, sizeof d);
@@ -608,7 +608,7 @@ static void test_cp_gqa_definition(void **state) {
     }
 }
 
-/* init (MATH.md 4.5): B = 0 so every site adds exactly 0; A ~ U(+-1/sqrt r);
+/* init (MATH in lortensor.h): B = 0 so every site adds exactly 0; A ~ U(+-1/sqrt r);
    C_* ~ U(+-sqrt(6/r)) (init_scale 0) or U(+-1/sqrt r) (init_scale 1). */
 static void test_cp_init(void **state) {
     (void)state;
@@ -780,7 +780,7 @@ static void test_cp_generic(void **state) {
             size_t ws = 0, cs = 0;
             OK(j_ws(&S, c->n, &ws)); OK(j_cs(&S, c->n, &cs));
             assert_int_equal(sz.work, ws); assert_int_equal(sz.cache, cs);
-            assert_int_equal(sz.params, S.np); assert_int_equal(sz.frozen, 0);
+            assert_int_equal(sz.params, S.np); assert_int_equal(sz.frozen_bytes, 0);
             assert_int_equal(sz.d_in, c->d); assert_int_equal(sz.d_out, site_dout(&S, a.matrix));
             void *w = tr_buf(ws), *ca = tr_buf(cs), *cb = tr_buf(cs);
             size_t ny = zu(c->n) * zu(sz.d_out), nx = zu(c->n) * zu(c->d);
@@ -845,7 +845,7 @@ static void test_tucker_superdiagonal_is_cp(void **state) {
     }
 }
 
-/* LoTR (MATH.md 4.6): per layer dW_l = (s/r) U G_l V^T with U (d, r), V (d, r) shared and a
+/* LoTR (MATH in lortensor.h): per layer dW_l = (s/r) U G_l V^T with U (d, r), V (d, r) shared and a
    core G_l (r, r) per layer. As tucker: heads 1, M 1, r1 = r2 = r, rH = rM = 1, rL = L,
    A = V, B = U^T, C_L = I, C_H = C_M = 1, core[a, b, 0, l, 0] = G_l[b, a], alpha = scale.
    Checked against LoTR's forward (X V) G_l^T U^T and its backward formulas. */
@@ -916,7 +916,7 @@ static void test_tucker_lotr(void **state) {
             }
         OK(lort_tucker_forward(&t, y, x, P, l, 0, n, NULL, 0, work, ws));
         assert_true(near_fd("lotr forward", y, want, zu(n) * zu(d), 2e-5));
-        /* backward (MATH.md 4.6): dU = s' G^T Q, dQ = s' G U, dG_l = dQ^T P, dP = dQ G_l,
+        /* backward (MATH in lortensor.h): dU = s' G^T Q, dQ = s' G U, dG_l = dQ^T P, dP = dQ G_l,
            dV = X^T dP, dX = dP V^T */
         for (int o = 0; o < d; ++o)
             for (int k = 0; k < r; ++k) {
@@ -980,7 +980,7 @@ static void test_tucker_lotr(void **state) {
     free(P); free(dP); free(work); free(G);
 }
 
-/* FacT-TK (MATH.md 4.6): dY = s (X U^T K_m) V^T, K_m = C x_3 p_m, U = FacTu (r, d), V = FacTv
+/* FacT-TK (MATH in lortensor.h): dY = s (X U^T K_m) V^T, K_m = C x_3 p_m, U = FacTu (r, d), V = FacTv
    (d, r), core C (r, r, r), P (r, S) over S stacked slices. As tucker: heads 1, layers 1,
    M = S, r1 = r2 = rM = r, rH = rL = 1, A = U^T, B = V^T, core[a, b, 0, 0, c] = C[a, b, c],
    C_M = P^T, alpha = s r. Forward and every gradient vs central differences of FacT-TK's own

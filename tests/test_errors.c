@@ -137,8 +137,8 @@ static void lora_all(const lort_lora_desc *d, int n, lort_status code) {
     EXPECT(code, lort_lora_forward(d, O.y, X, IA, IB, n, NULL, 0, WORK, BIG));
     EXPECT(code,
            lort_lora_backward(d, O.dx, O.dA, O.dB, DY, X, IA, IB, n, O.cache, BIG, WORK, BIG));
-    EXPECT(code, lort_lora_merge(d, O.W, IA, IB, 1.0f));
-    EXPECT(code, lort_lora_delta(d, O.W, IA, IB));
+    EXPECT(code, lort_lora_merge(d, O.W, IA, IB, 1.0f, NULL, 0));
+    EXPECT(code, lort_lora_delta(d, O.W, IA, IB, NULL, 0));
     if (!d) return;
     lort_adapter a;
     memset(&a, 0, sizeof a);
@@ -229,11 +229,11 @@ static void test_null_pointers(void **state) {
            lort_lora_backward(&d, O.dx, O.dA, O.dB, DY, X, IA, NULL, NR, NULL, 0, WORK, BIG));
     EXPECT(LORT_ERR_NULL,
            lort_lora_backward(&d, O.dx, O.dA, O.dB, DY, X, IA, IB, NR, NULL, 0, NULL, BIG));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, NULL, IA, IB, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, NULL, IB, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, IA, NULL, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, NULL, IA, IB));
-    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, O.W, NULL, IB));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, NULL, IA, IB, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, NULL, IB, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, IA, NULL, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, NULL, IA, IB, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, O.W, NULL, IB, NULL, 0));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, NULL, O.B, &rng));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, O.A, NULL, &rng));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, O.A, O.B, NULL));
@@ -406,7 +406,7 @@ static void test_invalid_options(void **state) {
     d = good_lora();
     x = good_loraxs();
     for (size_t i = 0; i < 3; ++i) {
-        EXPECT(LORT_ERR_INVALID_ARG, lort_lora_merge(&d, O.W, IA, IB, bad_w[i]));
+        EXPECT(LORT_ERR_INVALID_ARG, lort_lora_merge(&d, O.W, IA, IB, bad_w[i], NULL, 0));
         EXPECT(LORT_ERR_INVALID_ARG, lort_loraxs_merge(&x, O.W, IR, IA, IB, bad_w[i], WORK, BIG));
         lort_adapter a;
         memset(&a, 0, sizeof a);
@@ -606,7 +606,7 @@ static void test_not_mergeable(void **state) {
     a.kind = LORT_KIND_TT_ADP;
     a.desc.tt_adp.hidden = DI;
     a.desc.tt_adp.bottleneck = 4;
-    a.desc.tt_adp.down.d = 3;
+    a.desc.tt_adp.down.n_cores = 3;
     a.desc.tt_adp.down.modes[0] = 4;
     a.desc.tt_adp.down.modes[1] = 3;
     a.desc.tt_adp.down.modes[2] = 4;

@@ -179,21 +179,22 @@ static void test_loraxs(void **state) {
     a.desc.loraxs.r = R;
     a.desc.loraxs.alpha = 10.0f;
     a.params = tr_rand(R * R);
-    a.frozen = tr_rand(R * (DI + DO));
+    float *fz = tr_rand(R * (DI + DO));
+    a.frozen = fz;
     float *RA = tr_alloc(R * DI);
     double *t = td_alloc(R * DI), *dW = td_alloc(DO * DI);
-    ref_gemm(0, 0, R, DI, R, a.params, R, a.frozen, DI, t);
+    ref_gemm(0, 0, R, DI, R, a.params, R, fz, DI, t);
     for (int i = 0; i < R * DI; ++i) RA[i] = (float)t[i]; /* only for the layout of lowrank_ref */
     /* dW = s B (R A) in double throughout */
     for (int o = 0; o < DO; ++o)
         for (int j = 0; j < DI; ++j) {
             double acc = 0;
-            for (int k = 0; k < R; ++k) acc += (double)a.frozen[R * DI + o * R + k] * t[k * DI + j];
+            for (int k = 0; k < R; ++k) acc += (double)fz[R * DI + o * R + k] * t[k * DI + j];
             dW[o * DI + j] = 2.0 * acc;
         }
     check_export("loraxs exact", &a, dW, DO, DI, R, 1);
     check_export("loraxs r 2", &a, dW, DO, DI, 2, 0);
-    free(RA); free(t); free(dW); free(a.params); free(a.frozen);
+    free(RA); free(t); free(dW); free(a.params); free(fz);
 }
 
 /* dW of a (delta, the family tests' checked path) in double */
@@ -219,8 +220,8 @@ static void test_tt_rep(void **state) {
     a.desc.tt_rep.r = 4;
     a.desc.tt_rep.alpha = 6.0f;
     lort_tt_desc *A = &a.desc.tt_rep.A, *B = &a.desc.tt_rep.B;
-    A->d = 3; A->modes[0] = 4; A->modes[1] = 4; A->modes[2] = 4; A->rank = 3;
-    B->d = 2; B->modes[0] = 4; B->modes[1] = 12; B->rank = 4;
+    A->n_cores = 3; A->modes[0] = 4; A->modes[1] = 4; A->modes[2] = 4; A->rank = 3;
+    B->n_cores = 2; B->modes[0] = 4; B->modes[1] = 12; B->rank = 4;
     size_t np = 0;
     OK(lort_tt_rep_param_count(&a.desc.tt_rep, &np));
     a.params = tr_rand(np);
@@ -318,7 +319,7 @@ static lort_adapter mpo_adapter(void) {
     lort_adapter a;
     memset(&a, 0, sizeof a);
     a.kind = LORT_KIND_MPO;
-    a.desc.mpo.ncores = 3;
+    a.desc.mpo.n_cores = 3;
     a.desc.mpo.row_factors[0] = 4; a.desc.mpo.row_factors[1] = 2; a.desc.mpo.row_factors[2] = 3;
     a.desc.mpo.col_factors[0] = 2; a.desc.mpo.col_factors[1] = 5; a.desc.mpo.col_factors[2] = 2;
     a.desc.mpo.bond = 3;
@@ -417,7 +418,7 @@ static void test_set(void **state) {
     e[4].kind = LORT_KIND_TT_ADP;
     e[4].desc.tt_adp.hidden = 16;
     e[4].desc.tt_adp.bottleneck = 4;
-    e[4].desc.tt_adp.down.d = 1;
+    e[4].desc.tt_adp.down.n_cores = 1;
     e[4].desc.tt_adp.down.modes[0] = 64;
     sites[3].entry = 4;
     sites[3].name = "h.1.adp";

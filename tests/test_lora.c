@@ -29,7 +29,7 @@ typedef struct {
 } lcase;
 
 static const lcase CASES[] = {
-    {3, 5, 4, 2, 3.4f, 0, 0.5f, 1},     /* spec/check_grads.py LoRA shapes, s = 1.7 */
+    {3, 5, 4, 2, 3.4f, 0, 0.5f, 1},     /* the reference gradient check LoRA shapes, s = 1.7 */
     {1, 7, 13, 1, 0.0f, 0, 0.0f, 1},    /* n = 1, r = 1, alpha default */
     {1, 7, 13, 1, 2.0f, 1, 0.3f, 1},    /* n = 1, r = 1, rslora, dropout */
     {5, 13, 7, 7, 16.0f, 0, 0.3f, 1},   /* r = min(d_in, d_out) = d_out */
@@ -128,7 +128,7 @@ static void fd_grad(const lsetup *S, double *p, size_t count, double *out) {
     }
 }
 
-/* Dense chain rule (MATH.md section 1): dB = s G^T H, GH = s G B, dA = GH^T Xd, dx = (GH A).*M */
+/* Dense chain rule (the MATH section of lortensor.h): dB = s G^T H, GH = s G B, dA = GH^T Xd, dx = (GH A).*M */
 static void lora_chain(const lsetup *S, double *dx, double *dA, double *dB) {
     int n = S->n, di = S->d_in, dout = S->d_out, r = S->r;
     (void)lora_ref(S, S->xd, S->Ad, S->Bd, NULL); /* fills S->H */
@@ -415,12 +415,12 @@ static void test_lora_merge(void **state) {
         double dmax = max_abs_d(D, nw);
         /* delta */
         memset(dW, 0xff, nw * sizeof(float)); /* NaN garbage: delta overwrites */
-        OK(lort_lora_delta(&S.desc, dW, S.A, S.B));
+        OK(lort_lora_delta(&S.desc, dW, S.A, S.B, NULL, 0));
         snprintf(label, sizeof label, "case %zu delta", ci);
         assert_true(near_fd(label, dW, D, nw, 1e-5));
         /* merge +1 */
         memcpy(W, W0, nw * sizeof(float));
-        OK(lort_lora_merge(&S.desc, W, S.A, S.B, 1.0f));
+        OK(lort_lora_merge(&S.desc, W, S.A, S.B, 1.0f, NULL, 0));
         for (size_t i = 0; i < nw; ++i) want[i] = (double)W0[i] + D[i];
         snprintf(label, sizeof label, "case %zu merge", ci);
         assert_true(near_fd(label, W, want, nw, 1e-5));
@@ -435,19 +435,31 @@ static void test_lora_merge(void **state) {
         snprintf(label, sizeof label, "case %zu merged == unmerged", ci);
         assert_true(near_fd(label, y, ym, ny, 2e-5));
         /* unmerge restores W0 */
-        OK(lort_lora_merge(&S.desc, W, S.A, S.B, -1.0f));
+        OK(lort_lora_merge(&S.desc, W, S.A, S.B, -1.0f, NULL, 0));
         double wmax = 0.0;
         for (size_t i = 0; i < nw; ++i) wmax = fmax(wmax, fabs((double)W0[i]) + dmax);
         snprintf(label, sizeof label, "case %zu unmerge", ci);
         assert_true(cmp_ff(label, W, W0, nw, 4.0 * 1.2e-7 * wmax, 0.0));
         /* weight 0.5 */
         memcpy(W, W0, nw * sizeof(float));
-        OK(lort_lora_merge(&S.desc, W, S.A, S.B, 0.5f));
+        OK(lort_lora_merge(&S.desc, W, S.A, S.B, 0.5f, NULL, 0));
         for (size_t i = 0; i < nw; ++i) want[i] = (double)W0[i] + 0.5 * D[i];
         snprintf(label, sizeof label, "case %zu merge 0.5", ci);
         assert_true(near_fd(label, W, want, nw, 1e-5));
+        /* with the family's workspace (garbage-filled), as every family's merge takes it: the
+           same bits as without (lora's merge and delta are one GEMM and need no scratch) */
+        size_t ws = 0;
+        OK(lort_lora_workspace_size(&S.desc, 1, &ws));
+        void *work = tr_buf(ws);
+        float *W2 = tr_alloc(nw);
+        memset(work, 0xff, ws);
+        memcpy(W2, W0, nw * sizeof(float));
+        OK(lort_lora_merge(&S.desc, W2, S.A, S.B, 0.5f, work, ws));
+        assert_memory_equal(W2, W, nw * sizeof(float));
+        OK(lort_lora_delta(&S.desc, W2, S.A, S.B, work, ws));
+        assert_memory_equal(W2, dW, nw * sizeof(float));
         free(W0); free(W); free(dW); free(D); free(want); free(Wd); free(W0d); free(ym); free(yb);
-        free(y);
+        free(y); free(work); free(W2);
         teardown_case(&S);
     }
 }
@@ -587,7 +599,7 @@ static void test_lora_counts_resolve(void **state) {
     }
 }
 
-/* Port of the LoRA case of spec/check_grads.py: din=5, dout=4, r=2, s=1.7, n=3, Gaussian data,
+/* Port of the LoRA case of the reference gradient check: din=5, dout=4, r=2, s=1.7, n=3, Gaussian data,
    an inverted-dropout mask with values {0, 2} (p = 0.5), the base layer included in the loss:
    L = sum((x W0^T + s (x.*M) A^T B^T) .* G). dx = G W0 (the caller's base) + the adapter's dx.
    Metric of the script: |fd - g| / max(1, |fd|) <= 1e-5 (float kernel vs double fd). */

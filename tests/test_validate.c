@@ -79,7 +79,7 @@ static void test_lora_loraxs(void **state) {
 
 static void tt_modes(lort_tt_desc *t, int d, const int *modes, int rank) {
     memset(t, 0, sizeof *t);
-    t->d = d;
+    t->n_cores = d;
     for (int k = 0; k < d; ++k) t->modes[k] = modes[k];
     t->rank = rank;
 }
@@ -110,8 +110,8 @@ static void test_tt_families(void **state) {
     a.desc.tt_rep.B.rank = 0;
     expect(&a, LORT_ERR_INVALID_ARG, "tt_rep: B: ranks[1] = 0 takes rank = 0, must be > 0");
     a.desc.tt_rep.B.rank = 2;
-    a.desc.tt_rep.A.d = 17;
-    expect(&a, LORT_ERR_INVALID_ARG, "tt_rep: A: d = 17 out of range [1, 17)");
+    a.desc.tt_rep.A.n_cores = 17;
+    expect(&a, LORT_ERR_INVALID_ARG, "tt_rep: A: n_cores = 17 out of range [1, 17)");
 
     static const int md[2] = {8, 8};
     memset(&a, 0, sizeof a);
@@ -198,7 +198,7 @@ static void test_mpo_and_kind(void **state) {
     lort_adapter a;
     memset(&a, 0, sizeof a);
     a.kind = LORT_KIND_MPO;
-    a.desc.mpo.ncores = 3;
+    a.desc.mpo.n_cores = 3;
     a.desc.mpo.d_out = 64;
     a.desc.mpo.row_factors[0] = 4; a.desc.mpo.row_factors[1] = 5; a.desc.mpo.row_factors[2] = 3;
     a.desc.mpo.col_factors[0] = 2; a.desc.mpo.col_factors[1] = 4; a.desc.mpo.col_factors[2] = 2;
@@ -219,9 +219,9 @@ static void test_mpo_and_kind(void **state) {
     a.desc.mpo.bonds[3] = 2;
     expect(&a, LORT_ERR_INVALID_ARG, "mpo: bonds[3] = 2, must be 0 or 1");
     a.desc.mpo.bonds[3] = 0;
-    a.desc.mpo.ncores = 0;
-    expect(&a, LORT_ERR_INVALID_ARG, "mpo: ncores = 0 out of range [1, 17)");
-    a.desc.mpo.ncores = 3;
+    a.desc.mpo.n_cores = 0;
+    expect(&a, LORT_ERR_INVALID_ARG, "mpo: n_cores = 0 out of range [1, 17)");
+    a.desc.mpo.n_cores = 3;
     a.desc.mpo.residual = 3;
     expect(&a, LORT_ERR_INVALID_ARG, "mpo: residual = 3, must be a lort_mpo_residual");
 
