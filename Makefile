@@ -89,7 +89,8 @@ $(B)/examples/%: examples/%.c lortensor.h
 test-gguf: $(B)/blas/test_gguf
 	LORT_GGUF_REQUIRE=1 OPENBLAS_NUM_THREADS=1 ./$(B)/blas/test_gguf
 
-# libFuzzer (clang, ASan + UBSan) on lort_gguf_read, seeded with files from the writer.
+# libFuzzer (clang, ASan + UBSan) on lort_gguf_read, seeded with files from the writer (fresh
+# ones in the corpus, committed ones in tests/fuzz/seeds/fuzz_gguf, one from the gguf package).
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 $(B)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c lortensor.h
@@ -104,7 +105,7 @@ fuzz-gguf: $(B)/fuzz/fuzz_gguf $(B)/fuzz/gguf_seeds
 	./$(B)/fuzz/gguf_seeds $(B)/fuzz/corpus_gguf
 	-python3 tests/fuzz/gguf_seed.py $(B)/fuzz/corpus_gguf
 	./$(B)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
-	  $(B)/fuzz/corpus_gguf
+	  -print_final_stats=1 $(B)/fuzz/corpus_gguf tests/fuzz/seeds/fuzz_gguf
 
 # ---- benchmarks (not part of test) -----------------------------------------------------------
 BENCHES := $(basename $(notdir $(wildcard bench/bench*.c)))
