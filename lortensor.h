@@ -57,12 +57,19 @@ CONFIGURATION
     LORT_CBLAS_HEADER           <cblas.h>          impl    header that declares cblas_sgemm
     LORT_SGEMM(tA,tB,M,N,K,alpha,A,lda,B,ldb,beta,C,ldc)   impl    row-major sgemm override (MKL,
                                 cblas_sgemm                BLIS, a spy); tA, tB are 0 or 1
-    LORT_ASSERT(x)              assert(x)          impl    internal invariants only, never user input
+    LORT_ASSERT(x)              (void)0, or        impl    internal invariants only, never user
+                                assert(x) under            input; costs nothing (no assert, no
+                                LORT_DEBUG                 stdio) unless LORT_DEBUG or you define it
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
     LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
     LORT_RESTRICT               restrict           global  C/C++ portable restrict (internal
                                                            helpers whose buffers never alias)
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
+    LORT_NO_<F>                 off                global  compile family F out (F = LORA, LORAXS,
+                                                           TT, TT_REP, TT_ADP, CP, TUCKER, MPO, NF4,
+                                                           SVD)
+    LORT_ONLY_<F>               off                global  keep only the named families (any number
+                                                           of LORT_ONLY_ macros); see EMBEDDED
 
 CONVENTIONS
 ===========
@@ -108,7 +115,10 @@ ERRORS
   that overflow, shape mismatches, short workspaces) and returns a negative lort_status; it never
   aborts, exits or prints, and on error writes nothing to the caller's outputs.
   lort_status_string() gives a static message. Under LORT_DEBUG, kernels also scan their inputs
-  for NaN/Inf (LORT_ERR_NONFINITE); the SVD routines always do (their cost dwarfs the scan).
+  for NaN/Inf (LORT_ERR_NONFINITE): inputs and every parameter they read, in forward and
+  backward alike. The SVD routines always scan (their cost dwarfs the scan), and also refuse a
+  matrix whose Frobenius norm exceeds FLT_MAX (LORT_ERR_NONFINITE: its singular values might
+  not be representable); below that they scale internally, so an OK never hides a NaN.
   Joint families (cp, tucker): a site with layer or matrix out of range is LORT_ERR_INVALID_ARG;
   d not divisible by heads, or kv_heads not dividing heads, LORT_ERR_SHAPE; GQA with heads on
   the input LORT_ERR_UNSUPPORTED; a GEMM dimension (d r1, r1 r2, the core size) above INT_MAX
@@ -122,6 +132,27 @@ THREADING
   BLAS from several threads should run OpenBLAS single-threaded (built with USE_LOCKING since
   0.3.7). The built-in GEMM path is bit-deterministic. Forward kernels are row-separable (split n
   across your threads); parameter gradients of backward are sums over rows and need a reduction.
+
+EMBEDDED
+========
+  Trim the build to what you call (stb style): define LORT_ONLY_<F> for each family you use, or
+  LORT_NO_<F> for each you do not, before including the implementation. Dependencies come back
+  by themselves: tt_rep and tt_adp need tt; tt (TT-SVD), loraxs (its init) and mpo need svd;
+  mpo needs nf4. The generic lort_adapter_* dispatch then compiles only the families present
+  and returns LORT_ERR_UNSUPPORTED for any other kind. Declarations of the dropped families'
+  functions disappear too (their types stay: lort_adapter holds every desc).
+  Then compile with -ffunction-sections -fdata-sections and link with -Wl,--gc-sections, so
+  that only the functions you reach are linked. Float paths use float math only (the normal
+  generator is a float polar method with its own log, AdamW's bias correction is computed
+  without pow, the tt planner's FLOP model is float): on a single-precision FPU (Cortex-M4F)
+  no soft-double routine is linked by lora, lora training with AdamW, or cp. Remaining double
+  math, by design: the SVDs (Jacobi in double), TT-SVD and rounding (error sums), the mpo
+  planner (its path choice sizes the workspace), tt init's sigma^(2/d) (pow).
+  LORT_ASSERT is empty unless LORT_DEBUG is defined, so no assert/printf/stdio is linked.
+  The built-in GEMM keeps a (LORT_GEMM_KC x LORT_GEMM_NC) float panel on the stack; shrink it
+  for small stacks (e.g. -DLORT_GEMM_KC=16 -DLORT_GEMM_NC=64: 4 KiB).
+  `make size` builds LoRA forward, LoRA training and one cp site for Cortex-M4F (-Os,
+  newlib-nano, --gc-sections) and prints their text size: about 3, 5 and 10 KiB, no __aeabi_d*.
 
 MATH
 ====
@@ -320,6 +351,85 @@ MATH
 #endif
 #endif
 
+/* Families compiled in (declarations and implementation). LORT_ONLY_<F> (any number of
+   them) keeps just those families; otherwise LORT_NO_<F> drops one. Dependencies come back
+   in: tt_rep and tt_adp need tt, tt and loraxs need svd (TT-SVD, LoRA-XS init), mpo needs
+   svd and nf4. */
+#if defined(LORT_ONLY_LORA) || defined(LORT_ONLY_LORAXS) || defined(LORT_ONLY_TT) ||          \
+    defined(LORT_ONLY_TT_REP) || defined(LORT_ONLY_TT_ADP) || defined(LORT_ONLY_CP) ||        \
+    defined(LORT_ONLY_TUCKER) || defined(LORT_ONLY_MPO) || defined(LORT_ONLY_NF4) ||          \
+    defined(LORT_ONLY_SVD)
+#define LORT__ONLY 1
+#else
+#define LORT__ONLY 0
+#endif
+
+#if (LORT__ONLY && defined(LORT_ONLY_LORA)) || (!LORT__ONLY && !defined(LORT_NO_LORA))
+#define LORT__WANT_LORA 1
+#else
+#define LORT__WANT_LORA 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_LORAXS)) || (!LORT__ONLY && !defined(LORT_NO_LORAXS))
+#define LORT__WANT_LORAXS 1
+#else
+#define LORT__WANT_LORAXS 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TT)) || (!LORT__ONLY && !defined(LORT_NO_TT))
+#define LORT__WANT_TT 1
+#else
+#define LORT__WANT_TT 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TT_REP)) || (!LORT__ONLY && !defined(LORT_NO_TT_REP))
+#define LORT__WANT_TT_REP 1
+#else
+#define LORT__WANT_TT_REP 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TT_ADP)) || (!LORT__ONLY && !defined(LORT_NO_TT_ADP))
+#define LORT__WANT_TT_ADP 1
+#else
+#define LORT__WANT_TT_ADP 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_CP)) || (!LORT__ONLY && !defined(LORT_NO_CP))
+#define LORT__WANT_CP 1
+#else
+#define LORT__WANT_CP 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TUCKER)) || (!LORT__ONLY && !defined(LORT_NO_TUCKER))
+#define LORT__WANT_TUCKER 1
+#else
+#define LORT__WANT_TUCKER 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_MPO)) || (!LORT__ONLY && !defined(LORT_NO_MPO))
+#define LORT__WANT_MPO 1
+#else
+#define LORT__WANT_MPO 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_NF4)) || (!LORT__ONLY && !defined(LORT_NO_NF4))
+#define LORT__WANT_NF4 1
+#else
+#define LORT__WANT_NF4 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_SVD)) || (!LORT__ONLY && !defined(LORT_NO_SVD))
+#define LORT__WANT_SVD 1
+#else
+#define LORT__WANT_SVD 0
+#endif
+#define LORT__HAS_LORA LORT__WANT_LORA
+#define LORT__HAS_LORAXS LORT__WANT_LORAXS
+#define LORT__HAS_TT_REP LORT__WANT_TT_REP
+#define LORT__HAS_TT_ADP LORT__WANT_TT_ADP
+#define LORT__HAS_TT (LORT__WANT_TT || LORT__HAS_TT_REP || LORT__HAS_TT_ADP)
+#define LORT__HAS_CP LORT__WANT_CP
+#define LORT__HAS_TUCKER LORT__WANT_TUCKER
+#define LORT__HAS_MPO LORT__WANT_MPO
+#define LORT__HAS_NF4 (LORT__WANT_NF4 || LORT__HAS_MPO)
+#define LORT__HAS_SVD (LORT__WANT_SVD || LORT__HAS_LORAXS || LORT__HAS_TT || LORT__HAS_MPO)
+/* shared engines: the low-rank pipeline (>>lora), the joint tensor, the train (TT-SVD) */
+#define LORT__HAS_LOWRANK                                                                     \
+    (LORT__HAS_LORA || LORT__HAS_LORAXS || LORT__HAS_TT_REP || LORT__HAS_CP || LORT__HAS_TUCKER)
+#define LORT__HAS_JOINT (LORT__HAS_CP || LORT__HAS_TUCKER)
+#define LORT__HAS_TRAIN (LORT__HAS_TT || LORT__HAS_MPO)
+
 #ifndef LORT_RESTRICT
 #if defined(__cplusplus) || !defined(__STDC_VERSION__) || __STDC_VERSION__ < 199901L
 #define LORT_RESTRICT __restrict
@@ -392,7 +502,7 @@ typedef struct lort_rng {
 LORT_API void lort_rng_seed(lort_rng *rng, uint64_t seed);
 LORT_API uint64_t lort_rng_u64(lort_rng *rng);
 LORT_API float lort_rng_uniform(lort_rng *rng);   /* [0, 1) */
-LORT_API float lort_rng_normal(lort_rng *rng);    /* N(0, 1), Box-Muller in double */
+LORT_API float lort_rng_normal(lort_rng *rng);    /* N(0, 1), polar method in float */
 /* Counter-based: a pure function of its arguments, uniform in [0, 1). Used for dropout. */
 LORT_API float lort_hash_uniform(uint64_t seed, uint64_t row, uint64_t col);
 /* Inverted-dropout factor of element (row, col): 0 with probability p, else 1/(1-p). */
@@ -423,16 +533,23 @@ LORT_API lort_status lort_linear_backward(float *dx, float *dW, float *db, const
 
 // >>svd =================================================================================== api
 
+/* Upper bounds of the iteration counts (a larger value is LORT_ERR_INVALID_ARG, so that no
+   argument can make a call run for days): Jacobi converges in ~10 sweeps, the power iterations
+   gain nothing measurable beyond a few dozen. */
+#define LORT_SVD_MAX_POWER_ITERS 100
+#define LORT_SVD_MAX_SWEEPS 1000
 typedef struct lort_svd_opts {
     int exact;         /* nonzero: exact SVD (QR + Jacobi) instead of the randomized one; the
                           exact SVD is also used when r + oversample >= min(m, n) */
     int oversample;    /* extra probes l - r; 0 = default max(10, r/2) (capped by min(m, n)) */
-    int power_iters;   /* 0 = default 5 (a value < 0 means none) */
+    int power_iters;   /* 0 = default 5 (a value < 0 means none); at most
+                          LORT_SVD_MAX_POWER_ITERS, else LORT_ERR_INVALID_ARG */
     int no_shift;      /* nonzero: plain power iterations, without the dynamic shift */
-    int max_sweeps;    /* Jacobi sweep limit; 0 = default 60 */
+    int max_sweeps;    /* Jacobi sweep limit; 0 = default 60; at most LORT_SVD_MAX_SWEEPS */
     uint64_t seed;     /* probe seed; 0 is a valid seed */
 } lort_svd_opts;
 
+#if LORT__HAS_SVD
 /* Truncated SVD of W (m, n), leading dimension ldw >= n: W ~= U diag(S) Vt, U (m, r),
    S (r), Vt (r, n), 1 <= r <= min(m, n). opts NULL = defaults. U may be NULL. Each row of Vt
    is signed so that its largest-magnitude entry is positive (U's columns follow). */
@@ -442,10 +559,11 @@ LORT_API lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
                                         int m, int n, int r, const lort_svd_opts *opts,
                                         void *work, size_t work_size);
 /* Full thin exact SVD, k = min(m, n): U (m, k) (may be NULL), S (k), Vt (k, n).
-   max_sweeps: Jacobi sweep limit, 0 = default 60. */
+   max_sweeps: Jacobi sweep limit, 0 = default 60, at most LORT_SVD_MAX_SWEEPS. */
 LORT_API lort_status lort_svd_jacobi_workspace_size(int m, int n, size_t *bytes);
 LORT_API lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float *W, int ldw,
                                      int m, int n, int max_sweeps, void *work, size_t work_size);
+#endif /* LORT__HAS_SVD */
 
 // >>lora ================================================================================== api
 
@@ -463,6 +581,7 @@ typedef struct lort_lora_desc {
     int init;               /* lort_lora_init_kind */
 } lort_lora_desc;
 
+#if LORT__HAS_LORA
 LORT_API lort_status lort_lora_desc_resolve(const lort_lora_desc *desc, lort_lora_desc *out);
 LORT_API lort_status lort_lora_scale(const lort_lora_desc *desc, float *scale);
 LORT_API lort_status lort_lora_param_count(const lort_lora_desc *desc, size_t *count);
@@ -488,6 +607,7 @@ LORT_API lort_status lort_lora_merge(const lort_lora_desc *desc, float *W, const
 /* dW: (d_out, d_in) = s B A. */
 LORT_API lort_status lort_lora_delta(const lort_lora_desc *desc, float *dW, const float *A,
                                      const float *B, void *work, size_t work_size);
+#endif /* LORT__HAS_LORA */
 
 // >>loraxs ================================================================================ api
 
@@ -501,6 +621,7 @@ typedef struct lort_loraxs_desc {
     lort_svd_opts svd;      /* how init factors W0 (default: randomized) */
 } lort_loraxs_desc;
 
+#if LORT__HAS_LORAXS
 LORT_API lort_status lort_loraxs_desc_resolve(const lort_loraxs_desc *desc,
                                               lort_loraxs_desc *out);
 LORT_API lort_status lort_loraxs_scale(const lort_loraxs_desc *desc, float *scale);
@@ -533,6 +654,7 @@ LORT_API lort_status lort_loraxs_merge(const lort_loraxs_desc *desc, float *W, c
 LORT_API lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, const float *R,
                                        const float *A, const float *B, void *work,
                                        size_t work_size);
+#endif /* LORT__HAS_LORAXS */
 
 // >>tt ==================================================================================== api
 
@@ -556,6 +678,7 @@ typedef struct lort_tt_desc {
    <= 0, an inner rank <= 0 (after the default), t_0 or t_d other than 0 or 1
    (LORT_ERR_INVALID_ARG); rows*cols, a partial product of the modes or a core size above
    INT_MAX (LORT_ERR_OVERFLOW); prod n_k != rows*cols (LORT_ERR_SHAPE). */
+#if LORT__HAS_TT
 /* A copy of desc with every rank filled in (t_0 = t_d = 1, inner zeros = rank). */
 LORT_API lort_status lort_tt_desc_resolve(const lort_tt_desc *desc, lort_tt_desc *out);
 /* Floats of the cores: sum_k t_{k-1} n_k t_k. */
@@ -602,6 +725,7 @@ LORT_API lort_status lort_tt_round_workspace_size(const lort_tt_desc *from,
 LORT_API lort_status lort_tt_round(const lort_tt_desc *from, const lort_tt_desc *to,
                                    float *cores_out, float *err_bound, const float *cores_in,
                                    void *work, size_t work_size);
+#endif /* LORT__HAS_TT */
 
 // >>tt_rep ================================================================================ api
 
@@ -615,6 +739,7 @@ typedef struct lort_tt_rep_desc {
     lort_tt_desc B;         /* W_B (r, d_out); rows, cols 0 = r, d_out */
 } lort_tt_rep_desc;
 
+#if LORT__HAS_TT_REP
 LORT_API lort_status lort_tt_rep_desc_resolve(const lort_tt_rep_desc *desc,
                                               lort_tt_rep_desc *out);
 LORT_API lort_status lort_tt_rep_scale(const lort_tt_rep_desc *desc, float *scale);
@@ -642,6 +767,7 @@ LORT_API lort_status lort_tt_rep_merge(const lort_tt_rep_desc *desc, float *W,
 /* dW (d_out, d_in) = s (W_A W_B)^T. */
 LORT_API lort_status lort_tt_rep_delta(const lort_tt_rep_desc *desc, float *dW,
                                        const float *params, void *work, size_t work_size);
+#endif /* LORT__HAS_TT_REP */
 
 // >>tt_adp ================================================================================ api
 
@@ -667,6 +793,7 @@ typedef struct lort_tt_adp_desc {
     lort_tt_desc up;          /* W_up (bottleneck, hidden); n_cores 0 = down's modes, ranks */
 } lort_tt_adp_desc;
 
+#if LORT__HAS_TT_ADP
 LORT_API lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
                                               lort_tt_adp_desc *out);
 /* params: cores of down, cores of up, beta_d (bottleneck), beta_u (hidden). */
@@ -697,6 +824,7 @@ LORT_API lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
                                           float *dparams, const float *dy, const float *u,
                                           const float *params, int n, const void *cache,
                                           size_t cache_size, void *work, size_t work_size);
+#endif /* LORT__HAS_TT_ADP */
 
 // >>cp ==================================================================================== api
 
@@ -731,6 +859,7 @@ typedef struct lort_cp_desc {
                                official LoRTA script: U(+-sqrt(6/r)) */
 } lort_cp_desc;
 
+#if LORT__HAS_CP
 LORT_API lort_status lort_cp_desc_resolve(const lort_cp_desc *desc, lort_cp_desc *out);
 LORT_API lort_status lort_cp_scale(const lort_cp_desc *desc, float *scale);
 LORT_API lort_status lort_cp_param_count(const lort_cp_desc *desc, size_t *count);
@@ -760,6 +889,7 @@ LORT_API lort_status lort_cp_merge(const lort_cp_desc *desc, float *W, const flo
                                    size_t work_size);
 LORT_API lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const float *params,
                                    int layer, int matrix, void *work, size_t work_size);
+#endif /* LORT__HAS_CP */
 
 // >>tucker ================================================================================ api
 
@@ -772,7 +902,10 @@ LORT_API lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const fl
    rL = L, C_L = I, C_H = C_M = 1 (LORT_TUCKER_INIT_LOTR); FacT-TK = heads 1, layers 1, one
    matrix type per stacked slice, rH = rL = 1, C_M = P^T (LORT_TUCKER_INIT_FACT_TK). */
 typedef enum lort_tucker_init_kind {
-    LORT_TUCKER_INIT_DEFAULT = 0,   /* as cp, core = superdiagonal ones: starts as a CP */
+    LORT_TUCKER_INIT_DEFAULT = 0,   /* as cp, core = ones at (k mod r1, k mod r2, k mod rH,
+                                       k mod rL, k mod rM), k < max rank: the superdiagonal
+                                       (a CP) when the ranks are equal; every core slice is
+                                       non-zero, so no part of the adapter starts frozen */
     LORT_TUCKER_INIT_LOTR = 1,      /* LoTR: A, B ~ N(0, 1), core = 0, C_L = I, C_H = C_M = 1 */
     LORT_TUCKER_INIT_FACT_TK = 2    /* FacT-TK: A ~ U(+-1/sqrt(d)), B = 0, core ~ Xavier U(+-
                                        sqrt(3)/r1), C_M ~ Xavier U(+-sqrt(6/(M + rM))), C_H =
@@ -794,6 +927,7 @@ typedef struct lort_tucker_desc {
     int init;               /* lort_tucker_init_kind */
 } lort_tucker_desc;
 
+#if LORT__HAS_TUCKER
 LORT_API lort_status lort_tucker_desc_resolve(const lort_tucker_desc *desc,
                                               lort_tucker_desc *out);
 LORT_API lort_status lort_tucker_scale(const lort_tucker_desc *desc, float *scale);
@@ -821,6 +955,7 @@ LORT_API lort_status lort_tucker_merge(const lort_tucker_desc *desc, float *W,
 LORT_API lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
                                        const float *params, int layer, int matrix, void *work,
                                        size_t work_size);
+#endif /* LORT__HAS_TUCKER */
 
 // >>nf4 =================================================================================== api
 
@@ -832,6 +967,7 @@ LORT_API lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
    layout (any alignment): a[ceil(count/64)] as fp32, then ceil(count/2) code bytes: 4.5 bits
    per entry. */
 #define LORT_NF4_BLOCK 64
+#if LORT__HAS_NF4
 /* The 16 levels, code 0 (-1) .. code 15 (+1); 0 for a code outside 0..15. */
 LORT_API float lort_nf4_level(int code);
 /* Bytes of the NF4 blob of a weight W (d_out, d_in). The shape scalars come in the layer
@@ -851,6 +987,7 @@ LORT_API lort_status lort_nf4_linear_forward(float *y, const float *x, const voi
 LORT_API lort_status lort_nf4_linear_backward(float *dx, const float *dy, const void *Wq, int n,
                                               int d_in, int d_out, void *work,
                                               size_t work_size);
+#endif /* LORT__HAS_NF4 */
 
 // >>mpo =================================================================================== api
 
@@ -884,6 +1021,7 @@ typedef struct lort_mpo_desc {
     int residual;                          /* lort_mpo_residual: what `residual` points to */
     lort_svd_opts svd;                     /* SVDs of init / lort_mpo_from_dense */
 } lort_mpo_desc;
+#if LORT__HAS_MPO
 /* Effective bonds: D_k = min(D_k, D_{k-1} i_k j_k, D_{k+1} i_{k+1} j_{k+1}) (never more than
    the exact TT rank bound min(prod_{m<=k} i_m j_m, prod_{m>k} i_m j_m)); resolve shows them. */
 LORT_API lort_status lort_mpo_desc_resolve(const lort_mpo_desc *desc, lort_mpo_desc *out);
@@ -936,6 +1074,7 @@ LORT_API lort_status lort_mpo_round_workspace_size(const lort_mpo_desc *from,
 LORT_API lort_status lort_mpo_round(const lort_mpo_desc *from, const lort_mpo_desc *to,
                                     float *cores_out, float *err_bound, const float *cores_in,
                                     void *work, size_t work_size);
+#endif /* LORT__HAS_MPO */
 
 // >>adapter =============================================================================== api
 
@@ -1071,6 +1210,7 @@ LORT_API lort_status lort_set_site_adapter(const lort_adapter_set *set, int site
    rel_err (optional) = ||dW - B A||_F / ||dW||_F (0 for dW = 0): on the thin route from the
    discarded singular values, sqrt(sum_{i >= r} S_i^2 / sum S_i^2); on the dense route
    measured on the residual. */
+#if LORT__HAS_SVD
 /* lora: the output desc (its param count: lort_lora_param_count); work_bytes: workspace. */
 LORT_API lort_status lort_adapter_to_lora_size(const lort_adapter *a, int r,
                                                const lort_svd_opts *opts, lort_lora_desc *lora,
@@ -1094,6 +1234,7 @@ LORT_API lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_
                                       float *params, size_t param_floats, float *rel_err, int r,
                                       const lort_svd_opts *opts, void *work, size_t work_size,
                                       char *msg, size_t msg_size);
+#endif /* LORT__HAS_SVD */
 
 // >>gguf ===================================================================================== api
 
@@ -1135,6 +1276,7 @@ typedef struct lort_gguf_lora_opts {
    model.layers.N.mlp.{gate,up,down}_proj -> blk.N.ffn_{gate,up,down}.weight.
    LORT_ERR_NOT_FOUND for any other name; out (out_size bytes) too short: LORT_ERR_INVALID_ARG. */
 LORT_API lort_status lort_gguf_llama_name(char *out, size_t out_size, const char *site);
+#if LORT__HAS_LORA
 /* Bytes of the file for a set of lora entries (export other families with lort_set_to_lora
    first); validates the set, the names (each < 64 bytes with the suffix, no two sites on one
    base tensor) and the values' finiteness of alpha. opts NULL = defaults. */
@@ -1146,6 +1288,14 @@ LORT_API lort_status lort_gguf_lora_write(void *buf, size_t buf_size, size_t *wr
                                           const lort_adapter_set *set,
                                           const lort_gguf_lora_opts *opts, char *msg,
                                           size_t msg_size);
+#ifndef LORT_NO_STDIO
+/* lort_gguf_lora_size + write into a buffer from `allocator` (NULL = LORT_MALLOC) + fwrite. */
+LORT_API lort_status lort_gguf_lora_write_file(const char *path, const lort_adapter_set *set,
+                                               const lort_gguf_lora_opts *opts,
+                                               const lort_allocator *allocator, char *msg,
+                                               size_t msg_size);
+#endif
+#endif /* LORT__HAS_LORA */
 
 /* ---- a strict GGUF reader of a caller buffer: header, KV pairs and tensor infos as views
    into the buffer (no copy, no allocation). Checked: magic, version 2 or 3, every length and
@@ -1192,13 +1342,6 @@ LORT_API lort_status lort_gguf_read(lort_gguf_info *info, lort_gguf_kv *kvs, siz
 /* The index of the KV whose key is `key`, or LORT_ERR_NOT_FOUND. */
 LORT_API lort_status lort_gguf_find_kv(const lort_gguf_kv *kvs, size_t n, const char *key,
                                        size_t *index);
-#ifndef LORT_NO_STDIO
-/* lort_gguf_lora_size + write into a buffer from `allocator` (NULL = LORT_MALLOC) + fwrite. */
-LORT_API lort_status lort_gguf_lora_write_file(const char *path, const lort_adapter_set *set,
-                                               const lort_gguf_lora_opts *opts,
-                                               const lort_allocator *allocator, char *msg,
-                                               size_t msg_size);
-#endif
 
 // >>adamw ================================================================================= api
 
@@ -1208,7 +1351,9 @@ typedef struct lort_adamw_desc {
 /* torch.optim.AdamW defaults: beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0.01. */
 LORT_API lort_adamw_desc lort_adamw_default(float lr);
 /* One step t >= 1 (1 on the first call) over count values; m and v (zero at t = 1) are the
-   caller's state, same length. */
+   caller's state, same length. Hyper-parameters whose step lr / (1 - beta1^t) or decay
+   1 - lr weight_decay overflow: LORT_ERR_INVALID_ARG. A non-finite gradient, or a new params,
+   m or v entry that would overflow: LORT_ERR_NONFINITE, with nothing written. */
 LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, float *m,
                                      float *v, const float *grads, size_t count, long t);
 
@@ -1229,10 +1374,15 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 #include <string.h>
 #include <math.h>
 #include <limits.h>
+#include <float.h>
 
 #ifndef LORT_ASSERT
+#ifdef LORT_DEBUG
 #include <assert.h>
 #define LORT_ASSERT(x) assert(x)
+#else
+#define LORT_ASSERT(x) ((void)0)
+#endif
 #endif
 
 #if defined(LORT_MALLOC) != defined(LORT_FREE)
@@ -1343,6 +1493,13 @@ LORT__PRIVATE int lort__mul3(size_t a, size_t b, size_t c, size_t *out) {
     return lort__mul(a, b, &t) && lort__mul(t, c, out);
 }
 
+/* *c += a b; 0 on overflow. */
+LORT__PRIVATE int lort__add_mul(size_t *c, size_t a, size_t b) {
+    size_t t;
+    if (!lort__mul(a, b, &t) || t > LORT__SIZE_LIMIT - *c) return 0;
+    *c += t;
+    return 1;
+}
 /* A layout is a list of 64-byte aligned float slots carved from one buffer. Size queries and
    kernels build the same layout from the same function, so they cannot drift. */
 typedef struct lort__layout {
@@ -1355,12 +1512,15 @@ typedef struct lort__layout {
 LORT__PRIVATE void lort__lay_init(lort__layout *L) {
     memset(L, 0, sizeof(*L));
 }
-/* Adds a slot of `floats` floats (0 = an empty slot); returns its index. */
+/* Adds a slot of `floats` floats (0 = an empty slot); returns its index. The end never exceeds
+   LORT__SIZE_LIMIT - LORT__ALIGN (the alignment slack of lort__lay_bytes included), and once a
+   slot overflows the layout stays overflowed. */
 LORT__PRIVATE int lort__lay_add(lort__layout *L, size_t floats) {
     size_t bytes = 0, end;
     int i = L->count;
     LORT_ASSERT(i < LORT__MAX_SLOTS);
-    if (!lort__mul(floats, sizeof(float), &bytes) || bytes > LORT__SIZE_LIMIT - L->end - LORT__ALIGN)
+    if (!lort__mul(floats, sizeof(float), &bytes) || L->end > LORT__SIZE_LIMIT - 2 * LORT__ALIGN ||
+        bytes > LORT__SIZE_LIMIT - 2 * LORT__ALIGN - L->end)
         L->overflow = 1;
     L->off[i] = L->end;
     if (!L->overflow) {
@@ -1403,6 +1563,23 @@ LORT__PRIVATE lort_status lort__lay_check(const lort__layout *L, const void *buf
     if (size < need) return err;
     return LORT_OK;
 }
+/* Checks the cache and workspace of a kernel call against the layouts. */
+LORT__PRIVATE lort_status lort__bufs_check(const lort__layout *w, const lort__layout *c,
+                                           const void *cache, size_t cache_size,
+                                           const void *work, size_t work_size) {
+    lort_status st;
+    if (cache && (st = lort__lay_check(c, cache, cache_size, LORT_ERR_CACHE))) return st;
+    return lort__lay_check(w, work, work_size, LORT_ERR_WORKSPACE);
+}
+/* n rows of x (n, d_in) and y (n, d_out) must be addressable. */
+LORT__PRIVATE lort_status lort__rows_check(int n, int d_in, int d_out) {
+    size_t t;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    if (!lort__mul3((size_t)n, (size_t)d_in, sizeof(float), &t) ||
+        !lort__mul3((size_t)n, (size_t)d_out, sizeof(float), &t))
+        return LORT_ERR_OVERFLOW;
+    return LORT_OK;
+}
 
 LORT__PRIVATE int lort__finite(float v) {
     uint32_t u;
@@ -1442,10 +1619,37 @@ LORT_DEF uint64_t lort_rng_u64(lort_rng *rng) {
 LORT_DEF float lort_rng_uniform(lort_rng *rng) {
     return (float)(lort_rng_u64(rng) >> 40) * (1.0f / 16777216.0f);
 }
+/* ln(x) for a finite x > 0 in float arithmetic only (no libm, no double): x = m 2^e with m in
+   [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, by its odd
+   series to s^11 (relative error < 2e-9 before rounding). */
+LORT__PRIVATE float lort__logf(float x) {
+    uint32_t b;
+    int e;
+    float m, s, s2;
+    memcpy(&b, &x, sizeof b);
+    e = (int)((b >> 23) & 0xffu) - 127;
+    b = (b & 0x007fffffu) | 0x3f800000u; /* m in [1, 2) */
+    memcpy(&m, &b, sizeof m);
+    if (m > 1.41421356f) {
+        m *= 0.5f;
+        e += 1;
+    }
+    s = (m - 1.0f) / (m + 1.0f);
+    s2 = s * s;
+    return 2.0f * s *
+               (1.0f + s2 * (1.0f / 3.0f + s2 * (0.2f + s2 * (1.0f / 7.0f +
+                                                              s2 * (1.0f / 9.0f + s2 / 11.0f))))) +
+           (float)e * 0.693147181f;
+}
+/* Marsaglia's polar method in float: (u, v) uniform in the unit disc, q = u^2 + v^2, then
+   u sqrt(-2 ln q / q) is N(0, 1). Float only (sqrtf and lort__logf): no soft-double code on a
+   single-precision FPU. The pair's second normal is dropped (the state stays one integer). */
 LORT_DEF float lort_rng_normal(lort_rng *rng) {
-    double u1 = ((double)(lort_rng_u64(rng) >> 11) + 1.0) * (1.0 / 9007199254740992.0); /* (0,1] */
-    double u2 = (double)(lort_rng_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    for (;;) {
+        float u = 2.0f * lort_rng_uniform(rng) - 1.0f, v = 2.0f * lort_rng_uniform(rng) - 1.0f;
+        float q = u * u + v * v;
+        if (q > 0.0f && q < 1.0f) return u * sqrtf(-2.0f * lort__logf(q) / q);
+    }
 }
 /* x[0..count) uniform on [-1, 1), two 24-bit draws per 64-bit step: the probe blocks of the
    randomized SVD (sub-Gaussian probes find the range as well as Gaussian ones, at a fraction of
@@ -1747,6 +1951,7 @@ LORT_DEF lort_status lort_linear_backward(float *dx, float *dW, float *db, const
 }
 
 // >>svd ================================================================================== impl
+#if LORT__HAS_SVD
 
 /* Householder QR of k row vectors. X: (k, len), k <= len, row i = x_i, destroyed (it keeps the
    reflectors). On return Q: (k, len) has orthonormal rows and R: (k, k) is upper triangular with
@@ -2111,11 +2316,19 @@ LORT__PRIVATE lort_status lort__svd_args(const float *W, int ldw, int m, int n, 
     if (!lort__mul3((size_t)m, (size_t)ldw, sizeof(float), &t)) return LORT_ERR_OVERFLOW;
     return LORT_OK;
 }
-LORT__PRIVATE int lort__svd_finite(const float *W, size_t ldw, int m, int n) {
-    int i;
-    for (i = 0; i < m; ++i)
-        if (!lort__all_finite(W + (size_t)i * ldw, (size_t)n)) return 0;
-    return 1;
+/* 1 when every entry of W is finite and ||W||_F <= FLT_MAX (so that every singular value is
+   representable); *fro (may be NULL) gets ||W||_F in double. */
+LORT__PRIVATE int lort__svd_finite(const float *W, size_t ldw, int m, int n, double *fro) {
+    int i, j;
+    double ss = 0.0;
+    for (i = 0; i < m; ++i) {
+        const float *w = W + (size_t)i * ldw;
+        if (!lort__all_finite(w, (size_t)n)) return 0;
+        for (j = 0; j < n; ++j) ss += (double)w[j] * (double)w[j];
+    }
+    ss = sqrt(ss);
+    if (fro) *fro = ss;
+    return ss <= (double)FLT_MAX;
 }
 
 typedef struct lort__svd_plan {
@@ -2131,7 +2344,9 @@ LORT__PRIVATE lort_status lort__svd_plan_make(int m, int n, int r, const lort_sv
         memset(&z, 0, sizeof(z));
         o = &z;
     }
-    if (o->oversample < 0 || o->max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    if (o->oversample < 0 || o->max_sweeps < 0 || o->max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        o->power_iters > LORT_SVD_MAX_POWER_ITERS)
+        return LORT_ERR_INVALID_ARG;
     over = o->oversample ? o->oversample : (r / 2 > 10 ? r / 2 : 10);
     p->l = over >= k - r ? k : r + over;
     p->q = o->power_iters == 0 ? 5 : (o->power_iters < 0 ? 0 : o->power_iters);
@@ -2179,7 +2394,7 @@ LORT__PRIVATE void lort__svd_layout(int m, int n, int r, const lort__svd_plan *p
     lort__lay_put(L, LORT__RS_UB, lr);   /* U_B (l, r) */
     lort__lay_put(L, LORT__RS_G, ll);   /* Gram matrix, then L^-1 (CholeskyQR2) */
     lort__lay_put(L, LORT__RS_LD, ll * 4); /* L and L^-1 in double */
-    lort__lay_put(L, LORT__RS_V, l * 4);  /* two vectors of l doubles: the shift's inverse iteration */
+    lort__lay_put(L, LORT__RS_V, l * 4);  /* 2 x l doubles: the shift's inverse iteration */
     lort__svd_exact_layout(p->l, n, sub);
     if (sub->overflow) L->overflow = 1;
     lort__lay_put(L, LORT__RS_SUB, sub->end / sizeof(float)); /* the exact SVD of B */
@@ -2206,7 +2421,8 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     lort__layout L, sub;
     lort_status st;
     float *base, *Y, *Z, *Qm, *R, *tau, *UB, *V2, *G;
-    double *Ld, *Vv, alpha = 0.0, prev = -1.0;
+    double *Ld, *Vv, alpha = 0.0, prev = -1.0, fro = 0.0, bound;
+    float cs = 1.0f; /* power-of-two scale of the probe blocks multiplied by W (see below) */
     size_t ld = (size_t)ldw;
     int it, l, rr = r;
     size_t i;
@@ -2216,7 +2432,7 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     if ((st = lort__svd_plan_make(m, n, r, opts, &p))) return st;
     lort__svd_layout(m, n, r, &p, &L, &sub);
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if (!lort__svd_finite(W, ld, m, n)) return LORT_ERR_NONFINITE;
+    if (!lort__svd_finite(W, ld, m, n, &fro)) return LORT_ERR_NONFINITE;
     base = lort__lay_base(work);
     l = p.l;
     if (p.exact) {
@@ -2233,8 +2449,15 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     Ld = (double *)(void *)lort__lay_slot(base, &L, LORT__RS_LD);
     Vv = (double *)(void *)lort__lay_slot(base, &L, LORT__RS_V);
     lort_rng_seed(&rng, p.seed);
+    /* A block with entries <= 1 times W^T has entries <= sqrt(n) ||W||_F, which may exceed
+       FLT_MAX even though ||W||_F does not: such blocks are scaled by cs (a power of two, exact)
+       first. Q^T W stays below ||W||_F (Q orthonormal). */
+    bound = 4.0 * sqrt((double)n) * fro;
+    while (bound * (double)cs > (double)FLT_MAX) cs *= 0.5f;
     lort__fill_probes(&rng, Z, (size_t)l * (size_t)n);
     for (it = 0; it < l; ++it) Vv[it] = (double)lort_rng_uniform(&rng) + 0.5;
+    if (cs < 1.0f)
+        for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= cs;
     lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);   /* Y^T = Omega^T W^T */
     if (!lort__cholqr(l, m, Y, Qm, G, Ld, Ld + (size_t)l * (size_t)l, NULL, p.q ? 1 : 2))
         lort__rowqr(l, m, Y, R, Qm, tau);
@@ -2255,8 +2478,10 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
         if (prev > 0.0 && t2 > 1.05 * prev && t2 > alpha)
             alpha = 0.5 * (alpha + t2);
         prev = t2;
+        if (cs < 1.0f)
+            for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= cs;
         if (alpha > 0.0) {
-            float a = -(float)(alpha * (double)c); /* Y = c (W W^T Q - alpha Q) */
+            float a = -(float)(alpha * (double)c * (double)cs); /* Y = c cs (W W^T Q - alpha Q) */
             for (i = 0; i < (size_t)l * (size_t)m; ++i) Y[i] = a * Qm[i];
         }
         lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, alpha > 0.0 ? 1.0f : 0.0f, Y, m);
@@ -2288,16 +2513,19 @@ LORT_DEF lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float 
     int k = m < n ? m : n;
     if ((st = lort__svd_args(W, ldw, m, n, k > 0 ? k : 1, S))) return st;
     if (!Vt) return LORT_ERR_NULL;
-    if (max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    if (max_sweeps < 0 || max_sweeps > LORT_SVD_MAX_SWEEPS) return LORT_ERR_INVALID_ARG;
     lort__lay_init(&L);
     lort__svd_exact_layout(m, n, &L);
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if (!lort__svd_finite(W, (size_t)ldw, m, n)) return LORT_ERR_NONFINITE;
+    if (!lort__svd_finite(W, (size_t)ldw, m, n, NULL)) return LORT_ERR_NONFINITE;
     return lort__svd_exact(U, S, Vt, W, (size_t)ldw, m, n, k, max_sweeps ? max_sweeps : 60, 0,
                            lort__lay_base(work), &L);
 }
 
+#endif /* LORT__HAS_SVD */
+
 // >>lora ================================================================================= impl
+#if LORT__HAS_LOWRANK
 
 /* Shared by lora and loraxs: validated dims and the resolved scale. */
 LORT__PRIVATE lort_status lort__lowrank_check(int d_in, int d_out, int r, float alpha,
@@ -2314,101 +2542,21 @@ LORT__PRIVATE lort_status lort__lowrank_check(int d_in, int d_out, int r, float 
     }
     return LORT_OK;
 }
-/* n rows of x (n, d_in) and y (n, d_out) must be addressable. */
-LORT__PRIVATE lort_status lort__rows_check(int n, int d_in, int d_out) {
-    size_t t;
-    if (n <= 0) return LORT_ERR_INVALID_ARG;
-    if (!lort__mul3((size_t)n, (size_t)d_in, sizeof(float), &t) ||
-        !lort__mul3((size_t)n, (size_t)d_out, sizeof(float), &t))
-        return LORT_ERR_OVERFLOW;
-    return LORT_OK;
-}
-
-LORT__PRIVATE lort_status lort__lora_check(const lort_lora_desc *d, float *scale) {
-    if (!d) return LORT_ERR_NULL;
-    if (d->init != LORT_LORA_INIT_DEFAULT && d->init != LORT_LORA_INIT_GAUSSIAN)
-        return LORT_ERR_INVALID_ARG;
-    return lort__lowrank_check(d->d_in, d->d_out, d->r, d->alpha, d->dropout, scale, d->rslora);
-}
 
 /* Workspace and cache of lora (and loraxs, which adds slots) at n rows. */
 enum { LORT__LR_H, LORT__LR_G, LORT__LR_XD, LORT__LR_T, LORT__LR_M };
 LORT__PRIVATE void lort__lowrank_layout(int d_in, int d_out, int r, float dropout, int n,
                                         int xs, lort__layout *work, lort__layout *cache) {
-    size_t nr = (size_t)n * (size_t)r, nd = 0, rd = 0;
+    size_t nr = 0, nd = 0, rd = 0;
+    if (!lort__mul((size_t)n, (size_t)r, &nr)) work->overflow = cache->overflow = 1;
     if (!lort__mul((size_t)n, (size_t)d_in, &nd)) work->overflow = 1;
     if (xs && !lort__mul((size_t)r, (size_t)(d_in > d_out ? d_in : d_out), &rd)) work->overflow = 1;
-    lort__lay_put(work, LORT__LR_H, nr);                        /* H = drop(x) A^T when there is no cache */
+    lort__lay_put(work, LORT__LR_H, nr); /* H = drop(x) A^T when there is no cache */
     lort__lay_put(work, LORT__LR_G, nr);                        /* dy B, and H R^T for loraxs */
     lort__lay_put(work, LORT__LR_XD, dropout > 0.0f ? nd : 0);   /* drop(x), then the masked dx */
     lort__lay_put(work, LORT__LR_T, xs ? nr : 0);               /* loraxs: dH1 = dH2 R */
     lort__lay_put(work, LORT__LR_M, xs ? rd : 0);               /* loraxs merge: R A */
     lort__lay_add(cache, nr);                       /* H */
-}
-
-LORT_DEF lort_status lort_lora_desc_resolve(const lort_lora_desc *desc, lort_lora_desc *out) {
-    lort_status st;
-    if (!out) return LORT_ERR_NULL;
-    if ((st = lort__lora_check(desc, NULL))) return st;
-    *out = *desc;
-    if (lort__is_zero(out->alpha)) out->alpha = (float)out->r;
-    return LORT_OK;
-}
-LORT_DEF lort_status lort_lora_scale(const lort_lora_desc *desc, float *scale) {
-    if (!scale) return LORT_ERR_NULL;
-    return lort__lora_check(desc, scale);
-}
-LORT_DEF lort_status lort_lora_param_count(const lort_lora_desc *desc, size_t *count) {
-    lort_status st;
-    if (!count) return LORT_ERR_NULL;
-    if ((st = lort__lora_check(desc, NULL))) return st;
-    *count = (size_t)desc->r * ((size_t)desc->d_in + (size_t)desc->d_out);
-    return LORT_OK;
-}
-
-/* Builds both layouts after validating desc and n; used by size queries and kernels. */
-LORT__PRIVATE lort_status lort__lora_plan(const lort_lora_desc *d, int n, float *scale,
-                                          lort__layout *work, lort__layout *cache) {
-    lort_status st;
-    if ((st = lort__lora_check(d, scale))) return st;
-    if ((st = lort__rows_check(n, d->d_in, d->d_out))) return st;
-    lort__lay_init(work);
-    lort__lay_init(cache);
-    lort__lowrank_layout(d->d_in, d->d_out, d->r, d->dropout, n, 0, work, cache);
-    return LORT_OK;
-}
-LORT_DEF lort_status lort_lora_cache_size(const lort_lora_desc *desc, int n, size_t *bytes) {
-    lort__layout w, c;
-    lort_status st;
-    if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__lora_plan(desc, n, NULL, &w, &c))) return st;
-    return lort__lay_bytes(&c, bytes);
-}
-LORT_DEF lort_status lort_lora_workspace_size(const lort_lora_desc *desc, int n, size_t *bytes) {
-    lort__layout w, c;
-    lort_status st;
-    if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__lora_plan(desc, n, NULL, &w, &c))) return st;
-    return lort__lay_bytes(&w, bytes);
-}
-
-LORT_DEF lort_status lort_lora_init(const lort_lora_desc *desc, float *A, float *B,
-                                    lort_rng *rng) {
-    lort_status st;
-    size_t i, na, nb;
-    if ((st = lort__lora_check(desc, NULL))) return st;
-    if (!A || !B || !rng) return LORT_ERR_NULL;
-    na = (size_t)desc->r * (size_t)desc->d_in;
-    nb = (size_t)desc->d_out * (size_t)desc->r;
-    if (desc->init == LORT_LORA_INIT_GAUSSIAN) {
-        float sd = 1.0f / (float)desc->r;
-        for (i = 0; i < na; ++i) A[i] = sd * lort_rng_normal(rng);
-    } else { /* kaiming_uniform(a = sqrt 5) on (r, d_in): bound = 1/sqrt(fan_in) */
-        float bound = 1.0f / sqrtf((float)desc->d_in);
-        for (i = 0; i < na; ++i) A[i] = bound * (2.0f * lort_rng_uniform(rng) - 1.0f);
-    }
-    memset(B, 0, nb * sizeof(float));
-    return LORT_OK;
 }
 
 /* The low-rank pipeline shared by lora (R = NULL), loraxs (R), tt_rep (on its materialised
@@ -2508,13 +2656,78 @@ LORT__PRIVATE void lort__lowrank_backward(const lort__lowrank *P, float *dx, flo
     }
 }
 
-/* Checks the cache and workspace of a kernel call against the layouts. */
-LORT__PRIVATE lort_status lort__bufs_check(const lort__layout *w, const lort__layout *c,
-                                           const void *cache, size_t cache_size,
-                                           const void *work, size_t work_size) {
+#if LORT__HAS_LORA
+
+LORT__PRIVATE lort_status lort__lora_check(const lort_lora_desc *d, float *scale) {
+    if (!d) return LORT_ERR_NULL;
+    if (d->init != LORT_LORA_INIT_DEFAULT && d->init != LORT_LORA_INIT_GAUSSIAN)
+        return LORT_ERR_INVALID_ARG;
+    return lort__lowrank_check(d->d_in, d->d_out, d->r, d->alpha, d->dropout, scale, d->rslora);
+}
+
+LORT_DEF lort_status lort_lora_desc_resolve(const lort_lora_desc *desc, lort_lora_desc *out) {
     lort_status st;
-    if (cache && (st = lort__lay_check(c, cache, cache_size, LORT_ERR_CACHE))) return st;
-    return lort__lay_check(w, work, work_size, LORT_ERR_WORKSPACE);
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__lora_check(desc, NULL))) return st;
+    *out = *desc;
+    if (lort__is_zero(out->alpha)) out->alpha = (float)out->r;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_lora_scale(const lort_lora_desc *desc, float *scale) {
+    if (!scale) return LORT_ERR_NULL;
+    return lort__lora_check(desc, scale);
+}
+LORT_DEF lort_status lort_lora_param_count(const lort_lora_desc *desc, size_t *count) {
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__lora_check(desc, NULL))) return st;
+    *count = (size_t)desc->r * ((size_t)desc->d_in + (size_t)desc->d_out);
+    return LORT_OK;
+}
+
+/* Builds both layouts after validating desc and n; used by size queries and kernels. */
+LORT__PRIVATE lort_status lort__lora_plan(const lort_lora_desc *d, int n, float *scale,
+                                          lort__layout *work, lort__layout *cache) {
+    lort_status st;
+    if ((st = lort__lora_check(d, scale))) return st;
+    if ((st = lort__rows_check(n, d->d_in, d->d_out))) return st;
+    lort__lay_init(work);
+    lort__lay_init(cache);
+    lort__lowrank_layout(d->d_in, d->d_out, d->r, d->dropout, n, 0, work, cache);
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_lora_cache_size(const lort_lora_desc *desc, int n, size_t *bytes) {
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__lora_plan(desc, n, NULL, &w, &c))) return st;
+    return lort__lay_bytes(&c, bytes);
+}
+LORT_DEF lort_status lort_lora_workspace_size(const lort_lora_desc *desc, int n, size_t *bytes) {
+    lort__layout w, c;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__lora_plan(desc, n, NULL, &w, &c))) return st;
+    return lort__lay_bytes(&w, bytes);
+}
+
+LORT_DEF lort_status lort_lora_init(const lort_lora_desc *desc, float *A, float *B,
+                                    lort_rng *rng) {
+    lort_status st;
+    size_t i, na, nb;
+    if ((st = lort__lora_check(desc, NULL))) return st;
+    if (!A || !B || !rng) return LORT_ERR_NULL;
+    na = (size_t)desc->r * (size_t)desc->d_in;
+    nb = (size_t)desc->d_out * (size_t)desc->r;
+    if (desc->init == LORT_LORA_INIT_GAUSSIAN) {
+        float sd = 1.0f / (float)desc->r;
+        for (i = 0; i < na; ++i) A[i] = sd * lort_rng_normal(rng);
+    } else { /* kaiming_uniform(a = sqrt 5) on (r, d_in): bound = 1/sqrt(fan_in) */
+        float bound = 1.0f / sqrtf((float)desc->d_in);
+        for (i = 0; i < na; ++i) A[i] = bound * (2.0f * lort_rng_uniform(rng) - 1.0f);
+    }
+    memset(B, 0, nb * sizeof(float));
+    return LORT_OK;
 }
 
 LORT_DEF lort_status lort_lora_forward(const lort_lora_desc *desc, float *y, const float *x,
@@ -2554,6 +2767,8 @@ LORT_DEF lort_status lort_lora_backward(const lort_lora_desc *desc, float *dx, f
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(A, (size_t)desc->r * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(B, (size_t)desc->d_out * (size_t)desc->r);
     base = lort__lay_base(work);
     lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
                        desc->dropout_seed, base, &w);
@@ -2590,7 +2805,11 @@ LORT_DEF lort_status lort_lora_delta(const lort_lora_desc *desc, float *dW, cons
     return LORT_OK;
 }
 
+#endif /* LORT__HAS_LORA */
+#endif /* LORT__HAS_LOWRANK */
+
 // >>loraxs =============================================================================== impl
+#if LORT__HAS_LORAXS
 
 LORT__PRIVATE lort_status lort__loraxs_check(const lort_loraxs_desc *d, float *scale) {
     lort_status st;
@@ -2600,7 +2819,8 @@ LORT__PRIVATE lort_status lort__loraxs_check(const lort_loraxs_desc *d, float *s
         return st;
     if (d->r > d->d_in || d->r > d->d_out) return LORT_ERR_SHAPE;
     if (!lort__finite(d->init_std) || d->init_std < 0.0f || d->svd.oversample < 0 ||
-        d->svd.max_sweeps < 0)
+        d->svd.max_sweeps < 0 || d->svd.max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        d->svd.power_iters > LORT_SVD_MAX_POWER_ITERS)
         return LORT_ERR_INVALID_ARG;
     return LORT_OK;
 }
@@ -2744,6 +2964,9 @@ LORT_DEF lort_status lort_loraxs_backward(const lort_loraxs_desc *desc, float *d
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(R, (size_t)desc->r * (size_t)desc->r);
+    LORT__DEBUG_FINITE(A, (size_t)desc->r * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(B, (size_t)desc->d_out * (size_t)desc->r);
     base = lort__lay_base(work);
     lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
                        desc->dropout_seed, base, &w);
@@ -2782,7 +3005,10 @@ LORT_DEF lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, 
     return lort__loraxs_dense(desc, dW, R, A, B, 1.0f, 0.0f, work, work_size);
 }
 
+#endif /* LORT__HAS_LORAXS */
+
 // >>train ================================================================================ impl
+#if LORT__HAS_TRAIN
 
 /* The train engine shared by tt (TT-SVD and rounding of a tt matrix) and mpo (DoTA's cores):
    one shape (lort__train), the left-to-right truncated TT-SVD and TT rounding. */
@@ -2838,7 +3064,8 @@ LORT__PRIVATE lort_status lort__mpo_train(const lort_mpo_desc *d, lort__train *T
     if (N < 1 || N > LORT_MPO_MAX_CORES || d->d_in < 0 || d->d_out < 0 || d->bond < 0 ||
         d->path < LORT_MPO_AUTO || d->path > LORT_MPO_DENSE ||
         d->residual < LORT_MPO_RESIDUAL_NONE || d->residual > LORT_MPO_RESIDUAL_NF4 ||
-        d->svd.oversample < 0 || d->svd.max_sweeps < 0)
+        d->svd.oversample < 0 || d->svd.max_sweeps < 0 || d->svd.max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        d->svd.power_iters > LORT_SVD_MAX_POWER_ITERS)
         return LORT_ERR_INVALID_ARG;
     memset(T, 0, sizeof(*T));
     T->d = N;
@@ -3130,7 +3357,10 @@ LORT__PRIVATE lort_status lort__round_call(const lort__train *F, const float *in
     return lort__round(F, in, G, out, err_bound, lort__lay_base(work), &L, sb);
 }
 
+#endif /* LORT__HAS_TRAIN */
+
 // >>tt =================================================================================== impl
+#if LORT__HAS_TT
 
 /* A validated tt shape, zero-based: core k is (t[k], n[k], t[k+1]), k = 0..d-1; lo[k] =
    prod_{m<k} n[m], hi[k] = prod_{m>k} n[m]; prefix P_k = G_0..G_k is (lo[k+1], t[k+1]) and
@@ -3149,14 +3379,15 @@ typedef struct lort__tt_plan {
     int overflow;                       /* a slot size overflows size_t */
 } lort__tt_plan;
 
-/* FLOP model of the core gradients (spec: two GEMMs per core, never per entry). Core k < split
+/* FLOP model of the core gradients (two GEMMs per core, never per entry; in float, which
+   is plenty for ranking costs and keeps soft-float code out of embedded builds). Core k < split
    contracts dW directly with its prefix L and suffix R (the cheaper order); from core split on,
    a left environment E_k = L_k^T dW (t_k, N_>=k) is swept, E_{k+1} = G_k^T E_k, and
    dG_k += E_k R_k^T. split = d-1 is the plain per-core method; the sweep wins when the leading
    modes are large (E shrinks by n_k per step). */
 LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
     int s, k, d = p->d;
-    double best = 0.0, N = (double)p->N;
+    float best = 0.0f, N = (float)p->N;
     p->split = d - 1;
     p->esz = 0;
     if (d == 1) {
@@ -3164,17 +3395,17 @@ LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
         return;
     }
     for (s = 0; s < d; ++s) {
-        double c = s > 0 ? 2.0 * (double)p->t[s] * N : 0.0;
+        float c = s > 0 ? 2.0f * (float)p->t[s] * N : 0.0f;
         for (k = 0; k < s; ++k) {
-            double tl = (double)p->t[k], tr = (double)p->t[k + 1], ge = N / (double)p->lo[k];
-            if (k == 0) c += 2.0 * tr * N;
+            float tl = (float)p->t[k], tr = (float)p->t[k + 1], ge = N / (float)p->lo[k];
+            if (k == 0) c += 2.0f * tr * N;
             else if ((size_t)p->t[k] * p->hi[k] <= p->lo[k] * (size_t)p->t[k + 1])
-                c += 2.0 * tl * N + 2.0 * tl * tr * ge;
-            else c += 2.0 * tr * N + 2.0 * tl * tr * (double)p->lo[k] * (double)p->n[k];
+                c += 2.0f * tl * N + 2.0f * tl * tr * ge;
+            else c += 2.0f * tr * N + 2.0f * tl * tr * (float)p->lo[k] * (float)p->n[k];
         }
         for (k = s; k < d; ++k) /* use E_k, then advance it */
-            c += (k < d - 1 ? 4.0 : 2.0) * (double)p->t[k] * (double)p->t[k + 1] * N /
-                 (double)p->lo[k];
+            c += (k < d - 1 ? 4.0f : 2.0f) * (float)p->t[k] * (float)p->t[k + 1] * N /
+                 (float)p->lo[k];
         if (s == 0 || c < best) {
             best = c;
             p->split = s;
@@ -3214,14 +3445,14 @@ LORT__PRIVATE lort_status lort__tt_plan_make(const lort_tt_desc *desc, lort__tt_
         if (desc->modes[k] <= 0) return LORT_ERR_INVALID_ARG;
         p->n[k] = desc->modes[k];
     }
-    p->N = (size_t)desc->rows * (size_t)desc->cols;
-    if (p->N > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+    if (!lort__mul((size_t)desc->rows, (size_t)desc->cols, &p->N) || p->N > (size_t)INT_MAX)
+        return LORT_ERR_OVERFLOW;
     for (k = 0; k < d; ++k) { /* every partial product fits int (the GEMM dims are these) */
         p->lo[k] = prod;
-        prod *= (size_t)p->n[k];
-        if (prod > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+        if (!lort__mul(prod, (size_t)p->n[k], &prod) || prod > (size_t)INT_MAX)
+            return LORT_ERR_OVERFLOW;
         if (!lort__mul3((size_t)p->t[k], (size_t)p->n[k], (size_t)p->t[k + 1], &t) ||
-            t > (size_t)INT_MAX)
+            t > (size_t)INT_MAX || t > LORT__SIZE_LIMIT / sizeof(float) - p->coff[k])
             return LORT_ERR_OVERFLOW;
         p->coff[k + 1] = p->coff[k] + t;
     }
@@ -3515,6 +3746,7 @@ LORT_DEF lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)p.cols);
     LORT__DEBUG_FINITE(x, dcores ? (size_t)n * (size_t)p.rows : 0);
+    LORT__DEBUG_FINITE(cores, p.coff[p.d]);
     base = lort__lay_base(work);
     if (cache) {
         P = lort__lay_base((void *)(uintptr_t)cache);
@@ -3591,7 +3823,10 @@ LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, float *
     return LORT_OK;
 }
 
+#endif /* LORT__HAS_TT */
+
 // >>tt_rep =============================================================================== impl
+#if LORT__HAS_TT_REP
 
 /* Validated rep: scale, and the plans of W_A (d_in, r) and W_B (r, d_out). */
 LORT__PRIVATE lort_status lort__tt_rep_check(const lort_tt_rep_desc *d, float *scale,
@@ -3757,6 +3992,7 @@ LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *d
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(params, pa.coff[pa.d] + pb.coff[pb.d]);
     if (!dx && !dparams) return LORT_OK;
     lort__tt_rep_factors(desc, &pa, &pb, &w, &sa, &sb, params, work, 1, &R);
     if (dparams) {
@@ -3812,7 +4048,10 @@ LORT_DEF lort_status lort_tt_rep_delta(const lort_tt_rep_desc *desc, float *dW,
     return lort__tt_rep_dense(desc, dW, params, 1.0f, 0.0f, work, work_size);
 }
 
+#endif /* LORT__HAS_TT_REP */
+
 // >>tt_adp =============================================================================== impl
+#if LORT__HAS_TT_ADP
 
 LORT__PRIVATE float lort__act(int kind, float z) {
     switch (kind) {
@@ -4040,7 +4279,8 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
         else memcpy(Uc, u, nh * sizeof(float));
         U = Uc;
     }
-    Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_Z) : lort__lay_slot(R.base, &w, LORT__TA_Z);
+    Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_Z)
+              : lort__lay_slot(R.base, &w, LORT__TA_Z);
     Act = lort__lay_slot(R.base, &w, LORT__TA_A);
     lort__tt_adp_pre(desc, &pd, &R, U, Z, Act, n);
     lort__tt_apply(&pu, y, Act, R.WU, R.bu, n, s);
@@ -4070,10 +4310,13 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
     nb = (size_t)n * (size_t)b;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)h);
     LORT__DEBUG_FINITE(cache ? NULL : x, (size_t)n * (size_t)h);
+    LORT__DEBUG_FINITE(params, pd.coff[pd.d] + pu.coff[pu.d] + (size_t)desc->bottleneck +
+                                   (size_t)desc->hidden);
     if (!dx && !dparams) return LORT_OK;
     if (cache) {
         float *cb = lort__lay_base((void *)(uintptr_t)cache);
-        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, lort__lay_slot(cb, &c, LORT__TAC_WD),
+        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work,
+                           lort__lay_slot(cb, &c, LORT__TAC_WD),
                            lort__lay_slot(cb, &c, LORT__TAC_WU), dparams != NULL, &R);
     } else {
         lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 1, &R);
@@ -4131,7 +4374,10 @@ LORT__PRIVATE lort_status lort__tt_adp_unmergeable(const lort_tt_adp_desc *d, co
     if (!W) return LORT_ERR_NULL;
     return LORT_ERR_NOT_MERGEABLE;
 }
+#endif /* LORT__HAS_TT_ADP */
+
 // >>joint ================================================================================ impl
+#if LORT__HAS_JOINT
 
 /* cp and tucker share one engine. Per site (layer l, matrix m) with nh heads (H, or kv_heads
    for a GQA type; q = H / nh query heads share each), pooled head factor rows
@@ -4190,13 +4436,6 @@ LORT__PRIVATE int lort__joint_stacked(const lort__joint *J, int n) {
            (!J->tucker || (n < J->dh && 2u * (size_t)n * (size_t)J->r2 <= rd));
 }
 
-/* *c += a b; 0 on overflow. */
-LORT__PRIVATE int lort__add_mul(size_t *c, size_t a, size_t b) {
-    size_t t;
-    if (!lort__mul(a, b, &t) || t > LORT__SIZE_LIMIT - *c) return 0;
-    *c += t;
-    return 1;
-}
 /* Validation common to cp and tucker; ranks r1.. already in J. */
 LORT__PRIVATE lort_status lort__joint_check(lort__joint *J, int d, int heads, int layers,
                                             int matrices, float alpha, int rslora, float dropout,
@@ -4311,7 +4550,7 @@ LORT__PRIVATE lort_status lort__joint_layout(const lort__joint *J, int n, lort__
     if (J->tucker && !lort__mul((size_t)J->H, r12, &hk)) work->overflow = 1;
     lort__lay_put(work, LORT__JT_BK, bk);                   /* Bk (r1, nh d_h) */
     lort__lay_put(work, LORT__JT_DBK, bk);                   /* dBk */
-    lort__lay_put(work, LORT__JT_CH, ch);                   /* Ch (nh, rH); cp: c_g = Ch .* C_L[l] .* C_M[m] */
+    lort__lay_put(work, LORT__JT_CH, ch); /* Ch (nh, rH); cp: c_g = Ch .* C_L[l] .* C_M[m] */
     lort__lay_put(work, LORT__JT_DCH, ch);                   /* dCh */
     lort__lay_put(work, LORT__JT_Z1, J->tucker ? r4 : 0);   /* Z1 = C x_5 C_M[m]   (r1 r2 rH, rL) */
     lort__lay_put(work, LORT__JT_Z2, J->tucker ? r3 : 0);   /* Z2 = Z1 x_4 C_L[l]  (r1 r2, rH) */
@@ -4730,7 +4969,10 @@ LORT__PRIVATE void lort__uniform_fill(float *x, size_t count, float bound, lort_
     for (i = 0; i < count; ++i) x[i] = bound * (2.0f * lort_rng_uniform(rng) - 1.0f);
 }
 
+#endif /* LORT__HAS_JOINT */
+
 // >>cp =================================================================================== impl
+#if LORT__HAS_CP
 
 LORT_DEF lort_status lort_cp_desc_resolve(const lort_cp_desc *desc, lort_cp_desc *out) {
     lort__joint J;
@@ -4832,7 +5074,10 @@ LORT_DEF lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const fl
     return lort__joint_dense(&J, dW, params, layer, matrix, 1.0f, 0.0f, work, work_size);
 }
 
+#endif /* LORT__HAS_CP */
+
 // >>tucker =============================================================================== impl
+#if LORT__HAS_TUCKER
 
 LORT_DEF lort_status lort_tucker_desc_resolve(const lort_tucker_desc *desc,
                                               lort_tucker_desc *out) {
@@ -4893,7 +5138,7 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
     lort__joint J;
     lort_status st;
     size_t i, nA, nB, nc;
-    int k, kmin;
+    int k, kmax;
     if ((st = lort__tucker_joint(desc, &J))) return st;
     if (!params || !rng) return LORT_ERR_NULL;
     if (desc->init == LORT_TUCKER_INIT_LOTR && (J.rh != 1 || J.rm != 1 || J.rl != J.L))
@@ -4924,12 +5169,18 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
         lort__uniform_fill(params + J.oH, (size_t)J.H * (size_t)J.rh, sqrtf(6.0f / (float)J.rh), rng);
         lort__uniform_fill(params + J.oL, (size_t)J.L * (size_t)J.rl, sqrtf(6.0f / (float)J.rl), rng);
         lort__uniform_fill(params + J.oM, (size_t)J.M * (size_t)J.rm, sqrtf(6.0f / (float)J.rm), rng);
-        kmin = J.r1 < J.r2 ? J.r1 : J.r2;
-        kmin = kmin < J.rh ? kmin : J.rh;
-        kmin = kmin < J.rl ? kmin : J.rl;
-        kmin = kmin < J.rm ? kmin : J.rm;
-        for (k = 0; k < kmin; ++k)
-            params[(((((size_t)k * (size_t)J.r2 + (size_t)k) * (size_t)J.rh + (size_t)k) * (size_t)J.rl + (size_t)k) * (size_t)J.rm) + (size_t)k] = 1.0f;
+        /* ones on the wrapped diagonal (k mod r1, k mod r2, k mod rH, k mod rL, k mod rM),
+           k < the largest rank: distinct entries, the superdiagonal when the ranks are equal,
+           and every slice of the core along every mode holds a one, so that no row of B (nor
+           any factor column) starts with a gradient that is zero forever */
+        kmax = J.r1 > J.r2 ? J.r1 : J.r2;
+        kmax = kmax > J.rh ? kmax : J.rh;
+        kmax = kmax > J.rl ? kmax : J.rl;
+        kmax = kmax > J.rm ? kmax : J.rm;
+        for (k = 0; k < kmax; ++k)
+            params[(((((size_t)(k % J.r1) * (size_t)J.r2 + (size_t)(k % J.r2)) * (size_t)J.rh +
+                      (size_t)(k % J.rh)) * (size_t)J.rl + (size_t)(k % J.rl)) * (size_t)J.rm) +
+                   (size_t)(k % J.rm)] = 1.0f;
         break;
     }
     return LORT_OK;
@@ -4973,7 +5224,10 @@ LORT_DEF lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
     return lort__joint_dense(&J, dW, params, layer, matrix, 1.0f, 0.0f, work, work_size);
 }
 
+#endif /* LORT__HAS_TUCKER */
+
 // >>nf4 ================================================================================== impl
+#if LORT__HAS_NF4
 
 /* The 16 NF4 levels (QLoRA, bitsandbytes) and the 15 midpoints between neighbours, which are
    the thresholds of bitsandbytes' quantisation tree (code = number of midpoints below x). */
@@ -5038,7 +5292,8 @@ LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int d_in, int d_
         for (i = e0; i < e1; ++i) {
             unsigned c = 0u, k; /* all-zero block: bitsandbytes' 0 * (1/0) = NaN -> code 0 */
             if (amax > 0.0f) {
-                float x = W[i] * inv;
+                /* a denormal absmax has an infinite reciprocal: divide instead (|x| <= 1) */
+                float x = lort__finite(inv) ? W[i] * inv : W[i] / amax;
                 for (c = 0, k = 0; k < 15; ++k) c += (unsigned)(x > lort__nf4_mid[k]);
             }
             codes[i >> 1] = (unsigned char)(codes[i >> 1] | ((i & 1u) ? c : c << 4));
@@ -5132,7 +5387,10 @@ LORT_DEF lort_status lort_nf4_linear_backward(float *dx, const float *dy, const 
     return lort__nf4_linear_call(1, dx, dy, Wq, n, d_in, d_out, work, work_size);
 }
 
+#endif /* LORT__HAS_NF4 */
+
 // >>mpo ================================================================================== impl
+#if LORT__HAS_MPO
 
 /* ---- the plan of one mpo call: train, path, buffer layouts --------------------------------- */
 
@@ -5189,7 +5447,7 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
     P->sufsize = 0;
     for (k = 1; k + 1 < N; ++k) {
         P->sufoff[k] = P->sufsize;
-        P->sufsize += (size_t)T->rank[k] * T->rest[k]; /* <= size each: no overflow below N */
+        if (!lort__add_mul(&P->sufsize, (size_t)T->rank[k], T->rest[k])) return LORT_ERR_OVERFLOW;
     }
     Id = (double)T->rows;
     Jd = (double)T->cols;
@@ -5210,8 +5468,10 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
         P->zsize = 0;
         P->dzmax = (size_t)n * (size_t)T->rows;
         for (k = N - 1; k >= 0; --k) {
-            size_t R = lort__mpo_iafter(T, k) * (size_t)n * lort__mpo_jbefore(T, k), out;
-            if (R > (size_t)INT_MAX || !lort__mul(R * (size_t)T->rm[k], (size_t)T->rank[k], &out) ||
+            size_t R = 0, out;
+            if (!lort__mul3(lort__mpo_iafter(T, k), (size_t)n, lort__mpo_jbefore(T, k), &R) ||
+                R > (size_t)INT_MAX ||
+                !lort__mul3(R, (size_t)T->rm[k], (size_t)T->rank[k], &out) ||
                 !lort__mul(out, sizeof(float), &t))
                 return LORT_ERR_OVERFLOW;
             fac += 2.0 * (double)R * (double)T->rank[k] * (double)T->cm[k] * (double)T->rank[k + 1] * (double)T->rm[k];
@@ -5416,6 +5676,7 @@ LORT_DEF lort_status lort_mpo_forward(const lort_mpo_desc *desc, float *y, const
     lort_status st;
     float *base;
     int i, r, rows, cols;
+    if (n <= 0) return LORT_ERR_INVALID_ARG; /* as every family: n >= 1 */
     if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
     if (!y || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
     if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
@@ -5522,6 +5783,7 @@ LORT_DEF lort_status lort_mpo_backward(const lort_mpo_desc *desc, float *dx, flo
     const lort__train *T = &P.T;
     lort_status st;
     float *base;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
     if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
     if (!dy || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
     if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
@@ -5645,6 +5907,8 @@ LORT_DEF lort_status lort_mpo_round(const lort_mpo_desc *from, const lort_mpo_de
     if ((st = lort__mpo_train(from, &F)) || (st = lort__mpo_train(to, &G))) return st;
     return lort__round_call(&F, cores_in, &G, cores_out, err_bound, work, work_size, NULL);
 }
+#endif /* LORT__HAS_MPO */
+
 // >>adapter ============================================================================== impl
 
 /* The families' flat layouts: lora params = A (r, d_in) then B (d_out, r);
@@ -5661,7 +5925,10 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
     lort_adapter_sizes z;
     if (!a || !sizes) return LORT_ERR_NULL;
     memset(&z, 0, sizeof(z));
+    st = LORT_OK;
+    (void)st, (void)n; /* with few families compiled in */
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         if ((st = lort_lora_param_count(&a->desc.lora, &z.params)) ||
             (st = lort_lora_cache_size(&a->desc.lora, n, &z.cache)) ||
@@ -5670,6 +5937,8 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.lora.d_in;
         z.d_out = a->desc.lora.d_out;
         break;
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         if ((st = lort_loraxs_param_count(&a->desc.loraxs, &z.params)) ||
             (st = lort_loraxs_frozen_count(&a->desc.loraxs, &z.frozen_bytes)) ||
@@ -5681,6 +5950,8 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.loraxs.d_in;
         z.d_out = a->desc.loraxs.d_out;
         break;
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         if ((st = lort_tt_rep_param_count(&a->desc.tt_rep, &z.params)) ||
             (st = lort_tt_rep_cache_size(&a->desc.tt_rep, n, &z.cache)) ||
@@ -5689,6 +5960,8 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.tt_rep.d_in;
         z.d_out = a->desc.tt_rep.d_out;
         break;
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP:
         if ((st = lort_tt_adp_param_count(&a->desc.tt_adp, &z.params)) ||
             (st = lort_tt_adp_cache_size(&a->desc.tt_adp, n, &z.cache)) ||
@@ -5697,20 +5970,28 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.tt_adp.hidden;
         z.d_out = a->desc.tt_adp.hidden;
         break;
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         if ((st = lort_cp_param_count(&a->desc.cp, &z.params)) ||
             (st = lort_cp_cache_size(&a->desc.cp, n, &z.cache)) ||
             (st = lort_cp_workspace_size(&a->desc.cp, n, &z.work)) ||
             (st = lort_cp_site_dims(&a->desc.cp, a->matrix, &z.d_in, &z.d_out)))
             return st;
+        if (a->layer < 0 || a->layer >= a->desc.cp.layers) return LORT_ERR_INVALID_ARG;
         break;
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         if ((st = lort_tucker_param_count(&a->desc.tucker, &z.params)) ||
             (st = lort_tucker_cache_size(&a->desc.tucker, n, &z.cache)) ||
             (st = lort_tucker_workspace_size(&a->desc.tucker, n, &z.work)) ||
             (st = lort_tucker_site_dims(&a->desc.tucker, a->matrix, &z.d_in, &z.d_out)))
             return st;
+        if (a->layer < 0 || a->layer >= a->desc.tucker.layers) return LORT_ERR_INVALID_ARG;
         break;
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO: {
         lort_mpo_desc r;
         if ((st = lort_mpo_desc_resolve(&a->desc.mpo, &r)) ||
@@ -5725,6 +6006,7 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.replaces_base = r.residual != LORT_MPO_RESIDUAL_NONE;
         break;
     }
+#endif
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -5736,14 +6018,19 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
 typedef struct lort__views {
     float *A, *B, *R, *dA, *dB, *dR;
 } lort__views;
+/* The desc is validated (sizes checked) before any pointer arithmetic. */
 LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views *v) {
     size_t ra;
+    lort_status st;
     memset(v, 0, sizeof(*v));
+    (void)ra; /* ra and st are unused when neither lora nor loraxs is compiled in */
+    (void)st;
     if (!a) return LORT_ERR_NULL;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
+        if ((st = lort__lora_check(&a->desc.lora, NULL))) return st;
         if (!a->params) return LORT_ERR_NULL;
-        if (a->desc.lora.r <= 0 || a->desc.lora.d_in <= 0) return LORT_ERR_INVALID_ARG;
         ra = (size_t)a->desc.lora.r * (size_t)a->desc.lora.d_in;
         v->A = a->params;
         v->B = a->params + ra;
@@ -5752,31 +6039,40 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
             v->dB = a->grads + ra;
         }
         return LORT_OK;
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
+        if ((st = lort_loraxs_frozen_count(&a->desc.loraxs, &ra))) return st;
         if (!a->params || !a->frozen) return LORT_ERR_NULL;
-        if (a->desc.loraxs.r <= 0 || a->desc.loraxs.d_in <= 0) return LORT_ERR_INVALID_ARG;
         ra = (size_t)a->desc.loraxs.r * (size_t)a->desc.loraxs.d_in;
         v->R = a->params;
         v->A = (float *)a->frozen;
         v->B = (float *)a->frozen + ra;
         v->dR = a->grads;
         return LORT_OK;
+#endif
+#if LORT__HAS_TT_REP || LORT__HAS_TT_ADP
     case LORT_KIND_TT_REP:
     case LORT_KIND_TT_ADP: /* the kernels take the flat vectors as they are */
         if (!a->params) return LORT_ERR_NULL;
         return LORT_OK;
+#endif
+#if LORT__HAS_CP || LORT__HAS_TUCKER
     case LORT_KIND_CP:
     case LORT_KIND_TUCKER: /* one flat block; the family kernels find the factors */
         if (!a->params) return LORT_ERR_NULL;
         v->A = a->params;
         v->dA = a->grads;
         return LORT_OK;
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         if (!a->params || (a->desc.mpo.residual != LORT_MPO_RESIDUAL_NONE && !a->frozen))
             return LORT_ERR_NULL;
         v->A = a->params;
         v->dA = a->grads;
         return LORT_OK;
+#endif
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -5786,17 +6082,32 @@ LORT_DEF lort_status lort_adapter_init(const lort_adapter *a, const float *W0, l
                                        void *work, size_t work_size) {
     lort__views v;
     lort_status st;
+    (void)W0, (void)rng, (void)work, (void)work_size; /* some families use none of them */
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA: return lort_lora_init(&a->desc.lora, v.A, v.B, rng);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_init(&a->desc.loraxs, v.R, v.A, v.B, W0, rng, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP: return lort_tt_rep_init(&a->desc.tt_rep, a->params, rng);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: return lort_tt_adp_init(&a->desc.tt_adp, a->params, rng);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_init(&a->desc.mpo, v.A, a->frozen, NULL, W0, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP: return lort_cp_init(&a->desc.cp, v.A, rng);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER: return lort_tucker_init(&a->desc.tucker, v.A, rng);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5806,29 +6117,45 @@ LORT_DEF lort_status lort_adapter_forward(const lort_adapter *a, float *y, const
                                           size_t work_size) {
     lort__views v;
     lort_status st;
+    /* some are unused when few families are compiled in */
+    (void)y, (void)x, (void)n, (void)cache, (void)cache_size, (void)work, (void)work_size;
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         return lort_lora_forward(&a->desc.lora, y, x, v.A, v.B, n, cache, cache_size, work,
                                  work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_forward(&a->desc.loraxs, y, x, v.R, v.A, v.B, n, cache, cache_size,
                                    work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_forward(&a->desc.tt_rep, y, x, a->params, n, cache, cache_size, work,
                                    work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP:
         return lort_tt_adp_forward(&a->desc.tt_adp, y, x, a->params, n, cache, cache_size, work,
                                    work_size);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_forward(&a->desc.mpo, y, x, v.A, a->frozen, n, cache, cache_size, work,
                                 work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_forward(&a->desc.cp, y, x, v.A, a->layer, a->matrix, n, cache,
                                cache_size, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_forward(&a->desc.tucker, y, x, v.A, a->layer, a->matrix, n, cache,
                                    cache_size, work, work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5838,29 +6165,46 @@ LORT_DEF lort_status lort_adapter_backward(const lort_adapter *a, float *dx, con
                                            size_t cache_size, void *work, size_t work_size) {
     lort__views v;
     lort_status st;
+    /* some are unused when few families are compiled in */
+    (void)dx, (void)dy, (void)x, (void)n, (void)cache, (void)cache_size, (void)work,
+        (void)work_size;
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         return lort_lora_backward(&a->desc.lora, dx, v.dA, v.dB, dy, x, v.A, v.B, n, cache,
                                   cache_size, work, work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_backward(&a->desc.loraxs, dx, v.dR, dy, x, v.R, v.A, v.B, n, cache,
                                     cache_size, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_backward(&a->desc.tt_rep, dx, a->grads, dy, x, a->params, n, cache,
                                     cache_size, work, work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP:
         return lort_tt_adp_backward(&a->desc.tt_adp, dx, a->grads, dy, x, a->params, n, cache,
                                     cache_size, work, work_size);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_backward(&a->desc.mpo, dx, v.dA, dy, x, v.A, a->frozen, n, cache,
                                  cache_size, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_backward(&a->desc.cp, dx, v.dA, dy, x, v.A, a->layer, a->matrix, n,
                                 cache, cache_size, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_backward(&a->desc.tucker, dx, v.dA, dy, x, v.A, a->layer, a->matrix,
                                     n, cache, cache_size, work, work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5869,22 +6213,37 @@ LORT_DEF lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
                                         void *work, size_t work_size) {
     lort__views v;
     lort_status st;
+    (void)W, (void)weight, (void)work, (void)work_size; /* with few families compiled in */
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight, work, work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_merge(&a->desc.loraxs, W, v.R, v.A, v.B, weight, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_merge(&a->desc.tt_rep, W, a->params, weight, work, work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: return lort__tt_adp_unmergeable(&a->desc.tt_adp, W);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_merge(&a->desc.mpo, W, v.A, a->frozen, weight, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_merge(&a->desc.cp, W, v.A, a->layer, a->matrix, weight, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_merge(&a->desc.tucker, W, v.A, a->layer, a->matrix, weight, work,
                                  work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5893,19 +6252,34 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
                                         size_t work_size) {
     lort__views v;
     lort_status st;
+    (void)dW, (void)work, (void)work_size; /* with few families compiled in */
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA: return lort_lora_delta(&a->desc.lora, dW, v.A, v.B, work, work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_delta(&a->desc.loraxs, dW, v.R, v.A, v.B, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_delta(&a->desc.tt_rep, dW, a->params, work, work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: return lort__tt_adp_unmergeable(&a->desc.tt_adp, dW);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO: return lort_mpo_delta(&a->desc.mpo, dW, v.A, a->frozen, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_delta(&a->desc.cp, dW, v.A, a->layer, a->matrix, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_delta(&a->desc.tucker, dW, v.A, a->layer, a->matrix, work, work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -6032,22 +6406,24 @@ LORT__PRIVATE void lort__msg_float(lort__msg *m, double v) {
         lort__msg_int(m, e < 0 ? -e : e);
     }
 }
-/* "<field> = <v>, must be <rule>" */
-LORT__PRIVATE void lort__msg_field(lort__msg *m, const char *field, long long v, const char *rule) {
+/* "<field> = <v>, must be <rule>"; returns LORT_ERR_INVALID_ARG */
+LORT__PRIVATE lort_status lort__msg_field(lort__msg *m, const char *field, long long v,
+                                          const char *rule) {
     lort__msg_str(m, field);
     lort__msg_str(m, " = ");
     lort__msg_int(m, v);
     lort__msg_str(m, ", must be ");
     lort__msg_str(m, rule);
+    return LORT_ERR_INVALID_ARG;
 }
 /* "<field>[k] = <v>, must be <rule>" */
-LORT__PRIVATE void lort__msg_field_at(lort__msg *m, const char *field, int k, long long v,
-                                      const char *rule) {
+LORT__PRIVATE lort_status lort__msg_field_at(lort__msg *m, const char *field, int k, long long v,
+                                             const char *rule) {
     lort__msg_str(m, field);
     lort__msg_str(m, "[");
     lort__msg_int(m, k);
     lort__msg_str(m, "]");
-    lort__msg_field(m, "", v, rule);
+    return lort__msg_field(m, "", v, rule);
 }
 LORT__PRIVATE lort_status lort__diag_float(lort__msg *m, const char *field, float v, int dropout) {
     if (dropout ? (v >= 0.0f && v < 1.0f) : lort__finite(v)) return LORT_OK;
@@ -6063,9 +6439,9 @@ LORT__PRIVATE lort_status lort__diag_lowrank(lort__msg *m, int d_in, int d_out, 
                                              float dropout) {
     lort_status st;
     size_t t;
-    if (d_in <= 0) return lort__msg_field(m, "d_in", d_in, "> 0"), LORT_ERR_INVALID_ARG;
-    if (d_out <= 0) return lort__msg_field(m, "d_out", d_out, "> 0"), LORT_ERR_INVALID_ARG;
-    if (r <= 0) return lort__msg_field(m, "r", r, "> 0"), LORT_ERR_INVALID_ARG;
+    if (d_in <= 0) return lort__msg_field(m, "d_in", d_in, "> 0");
+    if (d_out <= 0) return lort__msg_field(m, "d_out", d_out, "> 0");
+    if (r <= 0) return lort__msg_field(m, "r", r, "> 0");
     if ((st = lort__diag_float(m, "alpha", alpha, 0)) ||
         (st = lort__diag_float(m, "dropout", dropout, 1)))
         return st;
@@ -6077,6 +6453,7 @@ LORT__PRIVATE lort_status lort__diag_lowrank(lort__msg *m, int d_in, int d_out, 
     return LORT_OK;
 }
 
+#if LORT__HAS_TT
 /* lort__tt_plan_make (after lort__tt_embed) in words; `what` names the train. */
 LORT__PRIVATE lort_status lort__diag_tt_words(lort__msg *m, const lort_tt_desc *d, int rows,
                                               int cols, lort_tt_desc *ep);
@@ -6115,15 +6492,15 @@ LORT__PRIVATE lort_status lort__diag_tt_words(lort__msg *m, const lort_tt_desc *
         lort__msg_range(m, 1, LORT_TT_MAX_CORES + 1);
         return LORT_ERR_INVALID_ARG;
     }
-    if (e.rows <= 0) return lort__msg_field(m, "rows", e.rows, "> 0"), LORT_ERR_INVALID_ARG;
-    if (e.cols <= 0) return lort__msg_field(m, "cols", e.cols, "> 0"), LORT_ERR_INVALID_ARG;
+    if (e.rows <= 0) return lort__msg_field(m, "rows", e.rows, "> 0");
+    if (e.cols <= 0) return lort__msg_field(m, "cols", e.cols, "> 0");
     for (k = 0; k <= e.n_cores; ++k) {
         int r = e.ranks[k];
         if (k == 0 || k == e.n_cores) {
             if (r != 0 && r != 1)
-                return lort__msg_field_at(m, "ranks", k, r, "0 or 1"), LORT_ERR_INVALID_ARG;
+                return lort__msg_field_at(m, "ranks", k, r, "0 or 1");
         } else if ((r ? r : e.rank) <= 0) {
-            if (r) return lort__msg_field_at(m, "ranks", k, r, "> 0"), LORT_ERR_INVALID_ARG;
+            if (r) return lort__msg_field_at(m, "ranks", k, r, "> 0");
             lort__msg_str(m, "ranks[");
             lort__msg_int(m, k);
             lort__msg_str(m, "] = 0 takes rank = ");
@@ -6134,7 +6511,7 @@ LORT__PRIVATE lort_status lort__diag_tt_words(lort__msg *m, const lort_tt_desc *
     }
     for (k = 0; k < e.n_cores; ++k)
         if (e.modes[k] <= 0)
-            return lort__msg_field_at(m, "modes", k, e.modes[k], "> 0"), LORT_ERR_INVALID_ARG;
+            return lort__msg_field_at(m, "modes", k, e.modes[k], "> 0");
     if ((size_t)e.rows * (size_t)e.cols > (size_t)INT_MAX) {
         lort__msg_str(m, "rows cols above INT_MAX");
         return LORT_ERR_OVERFLOW;
@@ -6164,6 +6541,8 @@ LORT__PRIVATE lort_status lort__diag_tt_words(lort__msg *m, const lort_tt_desc *
     return LORT_OK;
 }
 
+#endif /* LORT__HAS_TT */
+
 /* lort__joint_check in words (cp: all ranks r; tucker: r1, r2, rh, rl, rm). */
 LORT__PRIVATE lort_status lort__diag_joint(lort__msg *m, int tucker, int d, int heads, int layers,
                                            int matrices, const int *ranks, float alpha,
@@ -6171,22 +6550,21 @@ LORT__PRIVATE lort_status lort__diag_joint(lort__msg *m, int tucker, int d, int 
     static const char *const rn[5] = {"r1", "r2", "rh", "rl", "rm"};
     lort_status st;
     int k, kv;
-    if (d <= 0) return lort__msg_field(m, "d", d, "> 0"), LORT_ERR_INVALID_ARG;
-    if (heads <= 0) return lort__msg_field(m, "heads", heads, "> 0"), LORT_ERR_INVALID_ARG;
-    if (layers <= 0) return lort__msg_field(m, "layers", layers, "> 0"), LORT_ERR_INVALID_ARG;
+    if (d <= 0) return lort__msg_field(m, "d", d, "> 0");
+    if (heads <= 0) return lort__msg_field(m, "heads", heads, "> 0");
+    if (layers <= 0) return lort__msg_field(m, "layers", layers, "> 0");
     if (matrices < 0)
-        return lort__msg_field(m, "matrices", matrices, ">= 0 (0 = 4)"), LORT_ERR_INVALID_ARG;
+        return lort__msg_field(m, "matrices", matrices, ">= 0 (0 = 4)");
     if (kv_heads < 0)
-        return lort__msg_field(m, "kv_heads", kv_heads, ">= 0 (0 = heads)"), LORT_ERR_INVALID_ARG;
+        return lort__msg_field(m, "kv_heads", kv_heads, ">= 0 (0 = heads)");
     for (k = 0; k < (tucker ? 5 : 1); ++k)
         if (ranks[k] <= 0)
-            return lort__msg_field(m, tucker ? rn[k] : "r", ranks[k], "> 0"), LORT_ERR_INVALID_ARG;
+            return lort__msg_field(m, tucker ? rn[k] : "r", ranks[k], "> 0");
     if ((st = lort__diag_float(m, "alpha", alpha, 0)) ||
         (st = lort__diag_float(m, "dropout", dropout, 1)))
         return st;
     if (head_side != LORT_CP_HEADS_OUT && head_side != LORT_CP_HEADS_IN)
-        return lort__msg_field(m, "head_side", head_side, "LORT_CP_HEADS_OUT or _IN"),
-               LORT_ERR_INVALID_ARG;
+        return lort__msg_field(m, "head_side", head_side, "LORT_CP_HEADS_OUT or _IN");
     if (d % heads) {
         lort__msg_str(m, "d = ");
         lort__msg_int(m, d);
@@ -6219,22 +6597,21 @@ LORT__PRIVATE lort_status lort__diag_mpo(lort__msg *m, const lort_mpo_desc *d) {
         lort__msg_range(m, 1, LORT_MPO_MAX_CORES + 1);
         return LORT_ERR_INVALID_ARG;
     }
-    if (d->d_in < 0) return lort__msg_field(m, "d_in", d->d_in, ">= 0"), LORT_ERR_INVALID_ARG;
-    if (d->d_out < 0) return lort__msg_field(m, "d_out", d->d_out, ">= 0"), LORT_ERR_INVALID_ARG;
-    if (d->bond < 0) return lort__msg_field(m, "bond", d->bond, ">= 0"), LORT_ERR_INVALID_ARG;
+    if (d->d_in < 0) return lort__msg_field(m, "d_in", d->d_in, ">= 0");
+    if (d->d_out < 0) return lort__msg_field(m, "d_out", d->d_out, ">= 0");
+    if (d->bond < 0) return lort__msg_field(m, "bond", d->bond, ">= 0");
     if (d->path < LORT_MPO_AUTO || d->path > LORT_MPO_DENSE)
-        return lort__msg_field(m, "path", d->path, "a lort_mpo_path"), LORT_ERR_INVALID_ARG;
+        return lort__msg_field(m, "path", d->path, "a lort_mpo_path");
     if (d->residual < LORT_MPO_RESIDUAL_NONE || d->residual > LORT_MPO_RESIDUAL_NF4)
-        return lort__msg_field(m, "residual", d->residual, "a lort_mpo_residual"),
-               LORT_ERR_INVALID_ARG;
+        return lort__msg_field(m, "residual", d->residual, "a lort_mpo_residual");
     if (d->svd.oversample < 0)
-        return lort__msg_field(m, "svd.oversample", d->svd.oversample, ">= 0"), LORT_ERR_INVALID_ARG;
+        return lort__msg_field(m, "svd.oversample", d->svd.oversample, ">= 0");
     if (d->svd.max_sweeps < 0)
-        return lort__msg_field(m, "svd.max_sweeps", d->svd.max_sweeps, ">= 0"), LORT_ERR_INVALID_ARG;
+        return lort__msg_field(m, "svd.max_sweeps", d->svd.max_sweeps, ">= 0");
     for (k = 0; k < N; ++k) {
         int i = d->row_factors[k], j = d->col_factors[k];
-        if (i <= 0) return lort__msg_field_at(m, "row_factors", k, i, "> 0"), LORT_ERR_INVALID_ARG;
-        if (j <= 0) return lort__msg_field_at(m, "col_factors", k, j, "> 0"), LORT_ERR_INVALID_ARG;
+        if (i <= 0) return lort__msg_field_at(m, "row_factors", k, i, "> 0");
+        if (j <= 0) return lort__msg_field_at(m, "col_factors", k, j, "> 0");
         if (!lort__mul(pr, (size_t)i, &pr) || !lort__mul(pc, (size_t)j, &pc) ||
             pr > (size_t)INT_MAX || pc > (size_t)INT_MAX || (size_t)i * (size_t)j > (size_t)INT_MAX) {
             lort__msg_str(m, "a product of the factors is above INT_MAX");
@@ -6256,12 +6633,12 @@ LORT__PRIVATE lort_status lort__diag_mpo(lort__msg *m, const lort_mpo_desc *d) {
         return LORT_ERR_SHAPE;
     }
     if (d->bonds[0] < 0 || d->bonds[0] > 1)
-        return lort__msg_field_at(m, "bonds", 0, d->bonds[0], "0 or 1"), LORT_ERR_INVALID_ARG;
+        return lort__msg_field_at(m, "bonds", 0, d->bonds[0], "0 or 1");
     if (d->bonds[N] < 0 || d->bonds[N] > 1)
-        return lort__msg_field_at(m, "bonds", N, d->bonds[N], "0 or 1"), LORT_ERR_INVALID_ARG;
+        return lort__msg_field_at(m, "bonds", N, d->bonds[N], "0 or 1");
     for (k = 1; k < N; ++k)
         if ((d->bonds[k] ? d->bonds[k] : d->bond) <= 0) {
-            if (d->bonds[k]) return lort__msg_field_at(m, "bonds", k, d->bonds[k], "> 0"), LORT_ERR_INVALID_ARG;
+            if (d->bonds[k]) return lort__msg_field_at(m, "bonds", k, d->bonds[k], "> 0");
             lort__msg_str(m, "bonds[");
             lort__msg_int(m, k);
             lort__msg_str(m, "] = 0 takes bond = 0, must be > 0");
@@ -6282,7 +6659,7 @@ LORT__PRIVATE lort_status lort__adapter_diag(lort__msg *m, const lort_adapter *a
     case LORT_KIND_LORA: {
         const lort_lora_desc *d = &a->desc.lora;
         if (d->init != LORT_LORA_INIT_DEFAULT && d->init != LORT_LORA_INIT_GAUSSIAN)
-            return lort__msg_field(m, "init", d->init, "a lort_lora_init_kind"), LORT_ERR_INVALID_ARG;
+            return lort__msg_field(m, "init", d->init, "a lort_lora_init_kind");
         return lort__diag_lowrank(m, d->d_in, d->d_out, d->r, d->alpha, d->dropout);
     }
     case LORT_KIND_LORAXS: {
@@ -6302,11 +6679,12 @@ LORT__PRIVATE lort_status lort__adapter_diag(lort__msg *m, const lort_adapter *a
             return LORT_ERR_INVALID_ARG;
         }
         if (d->svd.oversample < 0)
-            return lort__msg_field(m, "svd.oversample", d->svd.oversample, ">= 0"), LORT_ERR_INVALID_ARG;
+            return lort__msg_field(m, "svd.oversample", d->svd.oversample, ">= 0");
         if (d->svd.max_sweeps < 0)
-            return lort__msg_field(m, "svd.max_sweeps", d->svd.max_sweeps, ">= 0"), LORT_ERR_INVALID_ARG;
+            return lort__msg_field(m, "svd.max_sweeps", d->svd.max_sweeps, ">= 0");
         return LORT_OK;
     }
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP: {
         const lort_tt_rep_desc *d = &a->desc.tt_rep;
         lort_tt_desc e;
@@ -6318,19 +6696,20 @@ LORT__PRIVATE lort_status lort__adapter_diag(lort__msg *m, const lort_adapter *a
         if ((st = lort__diag_tt(m, "A", &d->A, d->d_in, d->r))) return st;
         return lort__diag_tt(m, "B", &d->B, d->r, d->d_out);
     }
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: {
         const lort_tt_adp_desc *d = &a->desc.tt_adp;
         lort_tt_desc td, tu;
         size_t t;
-        if (d->hidden <= 0) return lort__msg_field(m, "hidden", d->hidden, "> 0"), LORT_ERR_INVALID_ARG;
+        if (d->hidden <= 0) return lort__msg_field(m, "hidden", d->hidden, "> 0");
         if (d->bottleneck <= 0)
-            return lort__msg_field(m, "bottleneck", d->bottleneck, "> 0"), LORT_ERR_INVALID_ARG;
+            return lort__msg_field(m, "bottleneck", d->bottleneck, "> 0");
         if ((st = lort__diag_float(m, "scale", d->scale, 0))) return st;
         if (d->act < 0 || d->act > LORT_ACT_GELU_TANH)
-            return lort__msg_field(m, "act", d->act, "a lort_act"), LORT_ERR_INVALID_ARG;
+            return lort__msg_field(m, "act", d->act, "a lort_act");
         if (d->placement != LORT_TT_ADP_OUTPUT && d->placement != LORT_TT_ADP_INPUT)
-            return lort__msg_field(m, "placement", d->placement, "a lort_tt_adp_placement"),
-                   LORT_ERR_INVALID_ARG;
+            return lort__msg_field(m, "placement", d->placement, "a lort_tt_adp_placement");
         if ((st = lort__diag_float(m, "dropout", d->dropout, 1))) return st;
         if (!lort__mul3((size_t)d->hidden, (size_t)d->bottleneck, sizeof(float), &t)) {
             lort__msg_str(m, "hidden bottleneck floats overflow size_t");
@@ -6348,17 +6727,17 @@ LORT__PRIVATE lort_status lort__adapter_diag(lort__msg *m, const lort_adapter *a
         if ((st = lort__diag_tt(m, "down", &td, d->hidden, d->bottleneck))) return st;
         return lort__diag_tt(m, "up", &tu, d->bottleneck, d->hidden);
     }
+#endif
     case LORT_KIND_CP:
     case LORT_KIND_TUCKER: {
         int tk = a->kind == LORT_KIND_TUCKER, ranks[5], layers, M;
         if (tk) {
             const lort_tucker_desc *d = &a->desc.tucker;
-            if (d->rh < 0) return lort__msg_field(m, "rh", d->rh, ">= 0 (0 = r1)"), LORT_ERR_INVALID_ARG;
-            if (d->rl < 0) return lort__msg_field(m, "rl", d->rl, ">= 0 (0 = r1)"), LORT_ERR_INVALID_ARG;
-            if (d->rm < 0) return lort__msg_field(m, "rm", d->rm, ">= 0 (0 = r1)"), LORT_ERR_INVALID_ARG;
+            if (d->rh < 0) return lort__msg_field(m, "rh", d->rh, ">= 0 (0 = r1)");
+            if (d->rl < 0) return lort__msg_field(m, "rl", d->rl, ">= 0 (0 = r1)");
+            if (d->rm < 0) return lort__msg_field(m, "rm", d->rm, ">= 0 (0 = r1)");
             if (d->init < LORT_TUCKER_INIT_DEFAULT || d->init > LORT_TUCKER_INIT_FACT_TK)
-                return lort__msg_field(m, "init", d->init, "a lort_tucker_init_kind"),
-                       LORT_ERR_INVALID_ARG;
+                return lort__msg_field(m, "init", d->init, "a lort_tucker_init_kind");
             ranks[0] = d->r1;
             ranks[1] = d->r2;
             ranks[2] = d->rh ? d->rh : d->r1;
@@ -6494,13 +6873,21 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
         }
         if ((st = lort_set_site_adapter(set, i, &a))) return st;
         if (a.kind == LORT_KIND_CP || a.kind == LORT_KIND_TUCKER) {
+#if LORT__HAS_CP
             lort_cp_desc c;
+#endif
+#if LORT__HAS_TUCKER
             lort_tucker_desc t;
+#endif
+#if LORT__HAS_CP /* a kind compiled out fails the size query below */
             if (a.kind == LORT_KIND_CP && lort_cp_desc_resolve(&a.desc.cp, &c) == LORT_OK)
                 matrices = c.matrices;
+#endif
+#if LORT__HAS_TUCKER
             if (a.kind == LORT_KIND_TUCKER &&
                 lort_tucker_desc_resolve(&a.desc.tucker, &t) == LORT_OK)
                 matrices = t.matrices;
+#endif
             layers = a.kind == LORT_KIND_CP ? a.desc.cp.layers : a.desc.tucker.layers;
             if (layers > 0 && (a.layer < 0 || a.layer >= layers)) {
                 lort__msg_str(&m, "layer ");
@@ -6534,7 +6921,20 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
     return LORT_OK;
 }
 
+/* The site prefix of set messages: "site i (name): ". */
+LORT__PRIVATE void lort__msg_site(lort__msg *m, const lort_adapter_set *set, int i) {
+    lort__msg_str(m, "site ");
+    lort__msg_int(m, i);
+    if (set->sites[i].name) {
+        lort__msg_str(m, " (");
+        lort__msg_str(m, set->sites[i].name);
+        lort__msg_str(m, ")");
+    }
+    lort__msg_str(m, ": ");
+}
 // >>export ================================================================================== impl
+
+#if LORT__HAS_SVD
 
 /* Export to LoRA. Per site, dW = s P Q with P (d_out, k), Q (k, d_in):
      lora     P = B,            Q = A              k = r
@@ -6549,6 +6949,13 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
    Dense route (mpo; k > min(d_in, d_out)): dW by the family's delta, lort_svd_truncated, and
    the error measured on the residual dW - B A. The LoRA: B = U sqrt(|s| S) (sign of s in B),
    A = sqrt(|s| S) V^T, alpha = r, rslora 0 (so its scale is 1). */
+/* sum of squares in double */
+LORT__PRIVATE double lort__export_sumsq(const float *x, size_t count) {
+    double acc = 0.0;
+    size_t i;
+    for (i = 0; i < count; ++i) acc += (double)x[i] * (double)x[i];
+    return acc;
+}
 enum { LORT__EX_FAM, LORT__EX_X1, LORT__EX_Q1, LORT__EX_R1, LORT__EX_X2, LORT__EX_Q2,
        LORT__EX_R2, LORT__EX_TAU, LORT__EX_T, LORT__EX_P, LORT__EX_U, LORT__EX_S, LORT__EX_ORD };
 enum { LORT__EXD_FAM, LORT__EXD_DW, LORT__EXD_U, LORT__EXD_S, LORT__EXD_VT, LORT__EXD_SVD };
@@ -6559,6 +6966,20 @@ typedef struct lort__export_plan {
     lort_svd_opts svd;
     lort__layout L;
 } lort__export_plan;
+
+#if LORT__HAS_JOINT
+/* The joint engine of a cp / tucker adapter at its site. */
+LORT__PRIVATE lort_status lort__export_joint(const lort_adapter *a, lort__joint *J) {
+    lort_status st = LORT_ERR_UNSUPPORTED;
+#if LORT__HAS_CP
+    if (a->kind == LORT_KIND_CP) st = lort__cp_joint(&a->desc.cp, J);
+#endif
+#if LORT__HAS_TUCKER
+    if (a->kind == LORT_KIND_TUCKER) st = lort__tucker_joint(&a->desc.tucker, J);
+#endif
+    return st ? st : lort__joint_site(J, a->layer, a->matrix);
+}
+#endif
 
 LORT__PRIVATE lort_status lort__export_plan_make(const lort_adapter *a, int r,
                                                  const lort_svd_opts *opts,
@@ -6579,16 +7000,21 @@ LORT__PRIVATE lort_status lort__export_plan_make(const lort_adapter *a, int r,
     E->r = r < mn ? r : mn;
     fam = sz.work;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         E->k = a->desc.lora.r;
         st = lort_lora_scale(&a->desc.lora, &E->s);
         fam = 0;
         break;
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         E->k = a->desc.loraxs.r;
         st = lort_loraxs_scale(&a->desc.loraxs, &E->s);
         fam = 0;
         break;
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP: {
         lort_tt_rep_desc o;
         size_t wa = 0, wb = 0;
@@ -6600,17 +7026,17 @@ LORT__PRIVATE lort_status lort__export_plan_make(const lort_adapter *a, int r,
         st = lort_tt_rep_scale(&a->desc.tt_rep, &E->s);
         break;
     }
+#endif
+#if LORT__HAS_JOINT
     case LORT_KIND_CP:
     case LORT_KIND_TUCKER: {
         lort__joint J;
-        if ((st = a->kind == LORT_KIND_CP ? lort__cp_joint(&a->desc.cp, &J)
-                                          : lort__tucker_joint(&a->desc.tucker, &J)) ||
-            (st = lort__joint_site(&J, a->layer, a->matrix)))
-            return st;
+        if ((st = lort__export_joint(a, &J))) return st;
         E->k = J.r1;
         E->s = J.s;
         break;
     }
+#endif
     case LORT_KIND_MPO:
         if (a->desc.mpo.residual != LORT_MPO_RESIDUAL_NONE) return LORT_ERR_UNSUPPORTED;
         E->dense = 1;
@@ -6705,7 +7131,7 @@ LORT__PRIVATE lort_status lort__export_dense(const lort_adapter *a, const lort__
     lort_status st;
     int i, j;
     if ((st = lort_adapter_delta(a, dW, fam, fb))) return st;
-    total = lort__sumsq(dW, n);
+    total = lort__export_sumsq(dW, n);
     if (!(total < HUGE_VAL)) return LORT_ERR_NONFINITE;
     sb = E->L.end - L->off[LORT__EXD_SVD];
     if ((st = lort_svd_truncated(U, S, Vt, dW, E->d_in, E->d_out, E->d_in, E->r, &E->svd,
@@ -6718,7 +7144,7 @@ LORT__PRIVATE lort_status lort__export_dense(const lort_adapter *a, const lort__
         for (j = 0; j < E->d_out; ++j) B[(size_t)j * (size_t)E->r + (size_t)i] = g * U[(size_t)j * (size_t)E->r + (size_t)i];
     }
     lort__gemm(0, 0, E->d_out, E->d_in, E->r, -1.0f, B, E->r, A, E->d_in, 1.0f, dW, E->d_in);
-    resid = lort__sumsq(dW, n);
+    resid = lort__export_sumsq(dW, n);
     if (rel_err) *rel_err = total > 0.0 ? (float)sqrt(resid / total) : 0.0f;
     return LORT_OK;
 }
@@ -6741,17 +7167,24 @@ LORT__PRIVATE lort_status lort__export_thin(const lort_adapter *a, const lort__e
     size_t fb = L->off[LORT__EX_X1];
     double total = 0.0, tail = 0.0;
     lort_status st;
+    (void)fam;
+    (void)fb;
     /* X1 = P^T (k, d_out), X2 = Q (k, d_in) */
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         lort__transpose(X1, a->params + K * (size_t)d_in, (size_t)d_out, K);
         memcpy(X2, a->params, K * (size_t)d_in * sizeof(float));
         break;
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         lort__transpose(X1, (const float *)a->frozen + K * (size_t)d_in, (size_t)d_out, K);
         lort__gemm(0, 0, k, d_in, k, 1.0f, a->params, k, (const float *)a->frozen, d_in, 0.0f, X2,
                    d_in);
         break;
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP: {
         lort_tt_rep_desc o;
         size_t na = 0;
@@ -6763,14 +7196,14 @@ LORT__PRIVATE lort_status lort__export_thin(const lort_adapter *a, const lort__e
         lort__transpose(X2, Q2, (size_t)d_in, K);
         break;
     }
+#endif
+#if LORT__HAS_JOINT
     case LORT_KIND_CP:
     case LORT_KIND_TUCKER: {
         lort__joint J;
         lort__layout w, c;
         const float *Bk, *Af = a->params;
-        (void)(a->kind == LORT_KIND_CP ? lort__cp_joint(&a->desc.cp, &J)
-                                       : lort__tucker_joint(&a->desc.tucker, &J));
-        (void)lort__joint_site(&J, a->layer, a->matrix);
+        (void)lort__export_joint(a, &J);
         (void)lort__joint_layout(&J, 1, &w, &c);
         lort__joint_bk(&J, a->params, fam, &w);
         Bk = lort__lay_slot(fam, &w, LORT__JT_BK);
@@ -6784,6 +7217,7 @@ LORT__PRIVATE lort_status lort__export_thin(const lort_adapter *a, const lort__e
         }
         break;
     }
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
     if (!lort__all_finite(X1, K * (size_t)d_out) || !lort__all_finite(X2, K * (size_t)d_in))
@@ -6841,17 +7275,6 @@ LORT_DEF lort_status lort_adapter_to_lora(const lort_adapter *a, lort_lora_desc 
     return LORT_OK;
 }
 
-/* The site prefix of set messages: "site i (name): ". */
-LORT__PRIVATE void lort__msg_site(lort__msg *m, const lort_adapter_set *set, int i) {
-    lort__msg_str(m, "site ");
-    lort__msg_int(m, i);
-    if (set->sites[i].name) {
-        lort__msg_str(m, " (");
-        lort__msg_str(m, set->sites[i].name);
-        lort__msg_str(m, ")");
-    }
-    lort__msg_str(m, ": ");
-}
 /* Why site i cannot be exported at rank r (after lort_set_validate passed). */
 LORT__PRIVATE lort_status lort__export_site_plan(lort__msg *m, const lort_adapter_set *set, int i,
                                                  int r, const lort_svd_opts *opts,
@@ -6868,7 +7291,7 @@ LORT__PRIVATE lort_status lort__export_site_plan(lort__msg *m, const lort_adapte
                          "plain (residual NONE) cores");
     else if (r <= 0) {
         lort__msg_str(m, ": export ");
-        lort__msg_field(m, "r", r, "> 0");
+        (void)lort__msg_field(m, "r", r, "> 0");
     } else {
         lort__msg_str(m, ": ");
         lort__msg_str(m, lort_status_string(st));
@@ -6956,6 +7379,8 @@ LORT_DEF lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_
     out->n_sites = set->n_sites;
     return LORT_OK;
 }
+
+#endif /* LORT__HAS_SVD */
 
 // >>gguf ==================================================================================== impl
 
@@ -7090,6 +7515,7 @@ LORT_DEF lort_status lort_gguf_llama_name(char *out, size_t out_size, const char
 /* GGML_MAX_NAME: a tensor name with its NUL fits 64 bytes */
 #define LORT__GGUF_NAME_MAX 64
 
+#if LORT__HAS_LORA
 /* The base name of site i into nb (LORT__GGUF_NAME_MAX bytes); msg on failure. */
 LORT__PRIVATE lort_status lort__gguf_base(lort__msg *m, const lort_adapter_set *set,
                                           const lort_gguf_lora_opts *o, int i, char *nb) {
@@ -7307,6 +7733,8 @@ LORT_DEF lort_status lort_gguf_lora_write_file(const char *path, const lort_adap
     return LORT_OK;
 }
 #endif
+
+#endif /* LORT__HAS_LORA */
 
 /* ---- reading ----------------------------------------------------------------------------- */
 typedef struct lort__cursor {
@@ -7641,12 +8069,24 @@ LORT_DEF lort_adamw_desc lort_adamw_default(float lr) {
     return d;
 }
 
+/* 1 - b^t (b in [0, 1), t >= 1) in float without pow: binary powering of q = 1 - b^k with
+   (1 - b^j)(1 - b^k) complemented: q_{j+k} = q_j + q_k - q_j q_k. Every term is small when b is
+   near 1, so the bias corrections of AdamW keep their relative precision (a few ulps). */
+LORT__PRIVATE float lort__one_minus_pow(float b, long t) {
+    float q = 0.0f, base = 1.0f - b;
+    while (t > 0) {
+        if (t & 1) q = q + base - q * base;
+        base = base + base - base * base;
+        t >>= 1;
+    }
+    return q;
+}
+
 /* Follows torch.optim.AdamW (single-tensor path) operation by operation. */
 LORT_DEF lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, float *m,
                                      float *v, const float *grads, size_t count, long t) {
     size_t i;
-    double bc1, bc2;
-    float step_size, bc2_sqrt, decay, b1, b2;
+    float bc1, bc2, step_size, bc2_sqrt, decay, b1, b2;
     if (!opt) return LORT_ERR_NULL;
     if (count == 0 || t < 1 || !(opt->lr >= 0.0f) || !lort__finite(opt->lr) ||
         !(opt->beta1 >= 0.0f && opt->beta1 < 1.0f) || !(opt->beta2 >= 0.0f && opt->beta2 < 1.0f) ||
@@ -7656,11 +8096,20 @@ LORT_DEF lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
     if (!params || !m || !v || !grads) return LORT_ERR_NULL;
     b1 = opt->beta1;
     b2 = opt->beta2;
-    bc1 = 1.0 - pow((double)b1, (double)t);
-    bc2 = 1.0 - pow((double)b2, (double)t);
-    step_size = (float)((double)opt->lr / bc1);
-    bc2_sqrt = (float)sqrt(bc2);
+    bc1 = lort__one_minus_pow(b1, t);
+    bc2 = lort__one_minus_pow(b2, t);
+    step_size = opt->lr / bc1;
+    bc2_sqrt = sqrtf(bc2);
     decay = 1.0f - opt->lr * opt->weight_decay;
+    if (!lort__finite(step_size) || !lort__finite(decay) || !(bc2_sqrt > 0.0f))
+        return LORT_ERR_INVALID_ARG; /* finite hyper-parameters whose products overflow */
+    /* two passes: the first only checks that every new value is finite, so an overflow (or a
+       non-finite input) returns LORT_ERR_NONFINITE with params, m and v untouched */
+    for (i = 0; i < count; ++i) {
+        float g = grads[i], mi = m[i] * b1 + g * (1.0f - b1), vi = v[i] * b2 + (1.0f - b2) * g * g;
+        float pi = params[i] * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + opt->eps));
+        if (!lort__finite(mi) || !lort__finite(vi) || !lort__finite(pi)) return LORT_ERR_NONFINITE;
+    }
     for (i = 0; i < count; ++i) {
         float g = grads[i], denom;
         params[i] *= decay;

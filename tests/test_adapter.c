@@ -10,7 +10,6 @@
    - First step, wd = 0: p1 - p0 = -lr g / (|g| + eps) = -lr sign(g) up to eps/|g| <= 1e-6 and
      two roundings of p (|p| <= 1): tolerance 2.4e-7 + 1e-6 lr.
    - End to end: the loss must fall by more than 100x. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 
@@ -267,6 +266,39 @@ static void ref_adamw(const lort_adamw_desc *o, double *p, double *m, double *v,
     }
 }
 
+/* Bias corrections at late steps (1 - b^t computed in float without pow): one step from a
+   mid-run state (m, v nonzero) at t up to 10^7, against the double reference. The update
+   itself (p_new - p_old, weight decay off) must match to 2e-6 relative. */
+static void test_adamw_late_steps(void **state) {
+    (void)state;
+    enum { COUNT = 16 };
+    static const long ts[] = {2, 3, 10, 999, 1000, 123457, 10000000};
+    lort_adamw_desc o = lort_adamw_default(1e-3f);
+    o.beta2 = 0.9999f;
+    o.weight_decay = 0.0f;
+    for (size_t k = 0; k < sizeof ts / sizeof ts[0]; ++k) {
+        float p[COUNT], p0[COUNT], m[COUNT], v[COUNT], g[COUNT];
+        double pd[COUNT], md[COUNT], vd[COUNT];
+        tr_seed(900u + (uint64_t)k);
+        for (size_t i = 0; i < COUNT; ++i) {
+            p0[i] = p[i] = tr_sym();
+            m[i] = 0.1f * tr_sym();
+            v[i] = 0.01f * fabsf(tr_sym()) + 1e-6f;
+            g[i] = tr_sym();
+            pd[i] = (double)p[i]; md[i] = (double)m[i]; vd[i] = (double)v[i];
+        }
+        OK(lort_adamw_step(&o, p, m, v, g, COUNT, ts[k]));
+        ref_adamw(&o, pd, md, vd, g, COUNT, ts[k]);
+        for (size_t i = 0; i < COUNT; ++i) {
+            double got = (double)p[i] - (double)p0[i], want = pd[i] - (double)p0[i];
+            int ok = fabs(got - want) <= 2e-6 * fabs(want) + 2.0 * 6e-8 * fabs((double)p0[i]);
+            if (!ok)
+                printf("  adamw t = %ld entry %zu: step %.9g want %.9g\n", ts[k], i, got, want);
+            assert_true(ok);
+        }
+    }
+}
+
 static void test_adamw_default_values(void **state) {
     (void)state;
     lort_adamw_desc d = lort_adamw_default(3e-4f);
@@ -440,6 +472,7 @@ int main(void) {
         cmocka_unit_test(test_adapter_lora_generic),
         cmocka_unit_test(test_adapter_loraxs_generic),
         cmocka_unit_test(test_adamw_default_values),
+        cmocka_unit_test(test_adamw_late_steps),
         cmocka_unit_test(test_adamw_vs_torch),
         cmocka_unit_test(test_adamw_first_step_sign),
         cmocka_unit_test(test_adamw_decay_only),

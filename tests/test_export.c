@@ -13,7 +13,6 @@
    - a whole set (lora + cp block with three sites + tucker + mpo): per-site results equal the
      single-adapter export bit for bit, names kept, sizes from the query; tt_adp and DoTA mpo
      refused with the site named in the message. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 /* singular values of a (m, n) double matrix, descending: one-sided Jacobi on the columns */

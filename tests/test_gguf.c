@@ -14,7 +14,6 @@
      file is checked by tests/gguf/gguf_check.py (keys, shapes, values, llama.cpp's pairing
      rules, alpha / r B A == dW); otherwise the check is skipped with a message. LORT_GGUF_
      REQUIRE=1 (make test-gguf) makes a missing package a failure. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 static const char *g_prog = "test_gguf";

@@ -15,7 +15,6 @@
      merge / delta vs s B A in double                      norm 1e-5
      unmerge vs W0                                         4 ulp of max(|W0| + |dW|)
 */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 
@@ -522,6 +521,43 @@ static void test_lora_init_default(void **state) {
     free(A); free(B); free(A2); free(B2); free(x); free(y); free(y0); free(work); free(cache);
 }
 
+/* lort_rng_normal (float polar method with its own log) against the normal CDF (erf, double):
+   200,000 draws, mean, variance, both 3-sigma tails and the Kolmogorov-Smirnov distance
+   (critical value 1.63 / sqrt(N) = 0.0036 at the 1% level; we allow 0.005). */
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+static void test_rng_normal_distribution(void **state) {
+    (void)state;
+    enum { NS = 200000 };
+    float *z = tr_alloc(NS);
+    lort_rng rng;
+    lort_rng_seed(&rng, 2024);
+    double mean = 0.0, var = 0.0, ks = 0.0;
+    size_t tails = 0;
+    for (size_t i = 0; i < NS; ++i) {
+        z[i] = lort_rng_normal(&rng);
+        assert_true(isfinite(z[i]));
+        mean += (double)z[i];
+        tails += fabs((double)z[i]) > 3.0;
+    }
+    mean /= NS;
+    for (size_t i = 0; i < NS; ++i) var += ((double)z[i] - mean) * ((double)z[i] - mean);
+    var /= NS - 1;
+    qsort(z, NS, sizeof *z, cmp_float);
+    for (size_t i = 0; i < NS; ++i) {
+        double F = 0.5 * (1.0 + erf((double)z[i] / sqrt(2.0)));
+        ks = fmax(ks, fmax(fabs(F - (double)i / NS), fabs(F - (double)(i + 1) / NS)));
+    }
+    printf("  rng normal: mean %.4f var %.4f, |z| > 3: %zu (expect %.0f), KS %.4f\n", mean, var,
+           tails, 0.0026998 * NS, ks);
+    assert_true(fabs(mean) < 0.01 && fabs(var - 1.0) < 0.015);
+    assert_true(tails > 420 && tails < 660); /* 540 +- 5 sigma */
+    assert_true(ks < 0.005);
+    free(z);
+}
+
 static void test_lora_init_gaussian(void **state) {
     (void)state;
     lort_lora_desc d;
@@ -680,6 +716,7 @@ int main(void) {
         cmocka_unit_test(test_lora_merge),
         cmocka_unit_test(test_lora_init_default),
         cmocka_unit_test(test_lora_init_gaussian),
+        cmocka_unit_test(test_rng_normal_distribution),
         cmocka_unit_test(test_lora_check_grads_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

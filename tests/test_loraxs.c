@@ -17,7 +17,6 @@
                            d_out) run it; the others fall back to the exact SVD)
      init, rank-deficient W0: B^T B vs I abs 1e-5, B A vs W0 abs 1e-5 (1 + max|W0|)
 */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 

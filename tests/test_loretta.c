@@ -16,7 +16,6 @@
      ReLU every |Z| is checked to be > 1e-2 so no kink lies within eps)   norm 2e-4
      merge / delta vs s (W_A W_B)^T in double             norm 2e-5
      generic interface vs family calls                    bit-exact */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 
@@ -440,11 +439,11 @@ static void test_adp_forward_backward(void **state) {
         char label[160];
         {
             lort_tt_adp_desc r;
-            lort__tt_plan pl;
+            lort_test_plan_info pl;
             OK(lort_tt_adp_desc_resolve(&S.desc, &r));
-            OK(lort__tt_plan_make(&r.down, &pl));
+            OK(lort_test_tt_plan(&r.down, &pl));
             seen_split[pl.split > 0] = 1;
-            OK(lort__tt_plan_make(&r.up, &pl));
+            OK(lort_test_tt_plan(&r.up, &pl));
             seen_split[pl.split > 0] = 1;
         }
         size_t np = 0, cs = 0, ws = 0;
@@ -867,6 +866,29 @@ static void test_train_end_to_end(void **state) {
     assert_true(train_student(LORT_KIND_TT_ADP) > 20.0);
 }
 
+/* tt_adp's bias init, two-sided (KS at level 0.001, fixed seed): beta_d ~ U(+-1/sqrt(b)) and
+   beta_u ~ U(+-1/sqrt(hidden)), hidden 2048, b 256 (a halved bound fails for both, one off by
+   10% for beta_u). */
+static void test_adp_bias_distribution(void **state) {
+    (void)state;
+    lort_tt_adp_desc d;
+    memset(&d, 0, sizeof d);
+    d.hidden = 2048; d.bottleneck = 256;
+    d.down.n_cores = 2; d.down.modes[0] = 512; d.down.modes[1] = 1024; d.down.rank = 2;
+    size_t np = 0;
+    OK(lort_tt_adp_param_count(&d, &np));
+    float *P = tr_alloc(np);
+    lort_rng rng;
+    lort_rng_seed(&rng, 41u);
+    OK(lort_tt_adp_init(&d, P, &rng));
+    const float *bd = P + np - 256u - 2048u, *bu = bd + 256u;
+    int ok = ks_ok("tt_adp beta_d ~ U(+-1/sqrt(b))", bd, 256u, cdf_uniform_sym, 1.0 / 16.0);
+    ok &= ks_ok("tt_adp beta_u ~ U(+-1/sqrt(hidden))", bu, 2048u, cdf_uniform_sym,
+                1.0 / sqrt(2048.0));
+    free(P);
+    assert_true(ok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rep_forward_backward),
@@ -874,6 +896,7 @@ int main(void) {
         cmocka_unit_test(test_adp_forward_backward),
         cmocka_unit_test(test_adp_placements_in_a_layer),
         cmocka_unit_test(test_adp_init_and_options),
+        cmocka_unit_test(test_adp_bias_distribution),
         cmocka_unit_test(test_param_counts_papers),
         cmocka_unit_test(test_generic_matches_family),
         cmocka_unit_test(test_train_end_to_end),

@@ -1,8 +1,8 @@
 /* Kernels allocate nothing; workspaces and caches are exactly as large as the size queries say.
 
    Two independent spies watch every kernel call:
-   1. LORT_MALLOC / LORT_FREE are defined below as a counting spy before the implementation is
-      included, so any use of the library's own allocator hook is seen.
+   1. LORT_MALLOC / LORT_FREE are a counting spy in the implementation object the tests link
+      (tests/impl.c), so any use of the library's own allocator hook is seen.
    2. The process's malloc, calloc, realloc, free (and the aligned variants) are interposed
       here, forwarding to glibc's __libc_* entry points, with a counter that is switched on only
       around kernel calls (so cmocka's and the test's own allocations are not counted). This
@@ -967,40 +967,40 @@ static void *failing_alloc(size_t bytes, void *user) {
 static void test_alloc_spy(void **state) {
     (void)state;
     void *p = NULL;
-    spy_lort_mallocs = spy_lort_frees = 0;
+    lort_test_spy_mallocs = lort_test_spy_frees = 0;
     assert_int_equal(lort_alloc(NULL, 128, &p), LORT_OK);
     assert_non_null(p);
-    assert_int_equal(spy_lort_mallocs, 1);
-    assert_int_equal(spy_lort_frees, 0);
+    assert_int_equal(lort_test_spy_mallocs, 1);
+    assert_int_equal(lort_test_spy_frees, 0);
     memset(p, 1, 128);
     lort_free(NULL, p);
-    assert_int_equal(spy_lort_frees, 1);
+    assert_int_equal(lort_test_spy_frees, 1);
     lort_free(NULL, NULL);
-    assert_int_equal(spy_lort_frees, 1);
+    assert_int_equal(lort_test_spy_frees, 1);
     /* a custom allocator replaces LORT_MALLOC entirely */
     lort_allocator al = {NULL, custom_alloc, custom_free};
     assert_int_equal(lort_alloc(&al, 64, &p), LORT_OK);
     lort_free(&al, p);
     assert_int_equal(custom_allocs, 1);
     assert_int_equal(custom_frees, 1);
-    assert_int_equal(spy_lort_mallocs, 1);
-    assert_int_equal(spy_lort_frees, 1);
+    assert_int_equal(lort_test_spy_mallocs, 1);
+    assert_int_equal(lort_test_spy_frees, 1);
     lort_allocator bad = {NULL, failing_alloc, custom_free};
     p = &p;
     assert_int_equal(lort_alloc(&bad, 64, &p), LORT_ERR_OUT_OF_MEMORY);
     assert_null(p);
     assert_int_equal(custom_allocs, 2);
-    assert_int_equal(spy_lort_mallocs, 1);
+    assert_int_equal(lort_test_spy_mallocs, 1);
     /* bytes = 0 never reaches an allocator */
     assert_int_equal(lort_alloc(NULL, 0, &p), LORT_ERR_INVALID_ARG);
-    assert_int_equal(spy_lort_mallocs, 1);
+    assert_int_equal(lort_test_spy_mallocs, 1);
 #ifdef TM_INTERPOSE
     /* with LORT_MALLOC defined, lort_alloc does not call malloc itself beyond the spy's one */
     tm_begin();
     assert_int_equal(lort_alloc(NULL, 32, &p), LORT_OK);
     tm_counting = 0;
     assert_int_equal(tm_allocs, 1);
-    assert_int_equal(spy_lort_mallocs, 1);
+    assert_int_equal(lort_test_spy_mallocs, 1);
     lort_free(NULL, p);
 #endif
 }

@@ -422,10 +422,48 @@ static void test_nf4_errors(void **state) {
     ST(LORT_ERR_NULL, lort_nf4_linear_backward(y, W, NULL, 1, 4, 2, work, ws));
 }
 
+/* Exact ties. bitsandbytes' NF4 quantiser is a comparison tree over 15 float thresholds, the
+   midpoints of neighbouring levels as float literals (typed here from its dQuantizeNF4; the
+   real midpoint of two float levels is often not a float, so the literal fixes which float
+   goes where). A code counts the thresholds strictly below x, so x == T_k is a tie that takes
+   the lower level l_k, the next float above T_k takes l_{k+1}, the one below l_k. Block
+   absmax 1, so x = w exactly. Ties rounded up, or a threshold one float off, fail. */
+static const float BNB_T[15] = {
+    -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
+    -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
+    0.1202552504837513f, 0.2035212516784668f, 0.2920137718319893f, 0.3893125355243683f,
+    0.5016634166240692f, 0.6427869200706482f, 0.8614784181118011f};
+static void test_nf4_ties(void **state) {
+    (void)state;
+    enum { C = 64 };
+    float w[C], back[C];
+    unsigned char q[4 + C / 2];
+    for (int k = 0; k < 15; ++k) /* each threshold lies strictly between its two levels */
+        assert_true((double)BNB_T[k] > LV[k] && (double)BNB_T[k] < LV[k + 1]);
+    for (int side = -1; side <= 1; ++side) { /* below, at (the tie), above */
+        for (int i = 0; i < C; ++i) w[i] = 0.0f;
+        w[0] = 1.0f; /* absmax */
+        for (int k = 0; k < 15; ++k)
+            w[1 + k] = side == 0 ? BNB_T[k] : nextafterf(BNB_T[k], side < 0 ? -2.0f : 2.0f);
+        OK(lort_nf4_quantize(q, w, 1, C));
+        OK(lort_nf4_dequantize(back, q, 1, C));
+        for (int k = 0; k < 15; ++k) {
+            float want = (float)(side > 0 ? LV[k + 1] : LV[k]);
+            int ok = fabs((double)back[1 + k] - (double)want) <= 0.0;
+            if (!ok)
+                printf("  threshold %d, x = %a (%s): got %.9g want %.9g\n", k, (double)w[1 + k],
+                       side < 0 ? "below" : (side > 0 ? "above" : "tie"), (double)back[1 + k],
+                       (double)want);
+            assert_true(ok);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nf4_levels_and_layout),
         cmocka_unit_test(test_nf4_vs_reference),
+        cmocka_unit_test(test_nf4_ties),
         cmocka_unit_test(test_nf4_gaussian_error),
         cmocka_unit_test(test_nf4_linear),
         cmocka_unit_test(test_qdota),

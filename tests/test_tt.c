@@ -15,7 +15,6 @@
      cache vs no cache, grad_dense vs backward              bit-exact / norm 1e-6
    The mode lists are awkward on purpose: ranks 1, modes of size 1 and 2, a single core, the
    maximum of 16 cores, non-uniform and oversized ranks, and row/column splits inside a mode. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 #include <limits.h>
@@ -157,8 +156,8 @@ static void test_tt_to_dense(void **state) {
         float *W = tr_alloc(S.N);
         OK(lort_tt_to_dense(&S.desc, W, S.cores, work, ws));
         ref_dense(&S, S.cd, S.W);
-        lort__tt_plan pl; /* which gradient path the plan takes (private, for coverage) */
-        OK(lort__tt_plan_make(&S.desc, &pl));
+        lort_test_plan_info pl; /* which gradient path the plan takes (private, for coverage) */
+        OK(lort_test_tt_plan(&S.desc, &pl));
         printf("  %-46s d=%2d params %4zu work %6zu B, sweep from core %d\n", CASES[ci].name,
                S.d, np, ws, pl.split + 1);
         for (int k = 1; k < pl.split; ++k) /* per-core middle cores: which order */

@@ -6,7 +6,6 @@
    on the same adapter (a site out of range: LORT_ERR_INVALID_ARG as the joint kernels).
    Valid descs give LORT_OK and "". A short buffer is truncated and NUL-terminated; the byte
    after it is untouched. Floats print as plain decimals ("dropout = 1.5"). */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 /* validate == the size query's status, and the exact words */
