@@ -32,7 +32,7 @@ FAMILIES := LORA LORAXS TT TT_REP TT_ADP CP TUCKER MPO NF4 SVD
 # values from outside the enum), unsafe-buffer-usage (clang >= 16: every pointer index).
 WEVERYTHING_OFF := -Wno-used-but-marked-unused -Wno-padded -Wno-switch-enum \
                    -Wno-covered-switch-default -Wno-unsafe-buffer-usage -Wno-unknown-warning-option
-EXAMPLES := $(basename $(notdir $(wildcard examples/*.c)))
+EXAMPLES := $(filter-out 05_data_parallel,$(basename $(notdir $(wildcard examples/*.c))))
 B := build
 
 .PHONY: test-gguf fuzz-gguf
@@ -40,10 +40,14 @@ B := build
         deps-bench clean FORCE size size-if-available
 all: examples
 
-# ---- quick start: the first example, no dependency beyond a C compiler --------------------
-run: $(B)/run-$(BLAS)/01_lora_linear
-	./$(B)/run-$(BLAS)/01_lora_linear
-$(B)/run-$(BLAS)/%: examples/%.c lortensor.h
+# ---- quick start: the fine-tuning demo, no dependency beyond a C compiler ------------------
+# It pretrains a toy model once (checkpoint build/demo/base_model.bin), fine-tunes it with every
+# method, prints the table and writes build/demo/finetune_{loss,accuracy}.svg. One BLAS thread:
+# its matrices are at most 256 x 128, where threads only add overhead.
+run: $(B)/run-$(BLAS)/03_finetune_demo
+	@mkdir -p $(B)/demo
+	OPENBLAS_NUM_THREADS=1 ./$(B)/run-$(BLAS)/03_finetune_demo --out $(B)/demo
+$(B)/run-$(BLAS)/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 
@@ -111,20 +115,22 @@ test-m32:
 	@echo "test-m32: SKIPPED (no gcc -m32 with an i386 libcmocka; make deps installs them on Debian amd64)"
 endif
 
-check: test-compile test-blas test-noblas test-sanitize test-m32 examples size-if-available
+# Open MPI's mpicc, for the data-parallel example (examples/05_data_parallel.c, test-mpi below):
+# defined here because check's prerequisites are expanded when this line is read.
+HAVE_MPICC := $(shell command -v mpicc >/dev/null 2>&1 && echo yes)
+check: test-compile test-blas test-noblas test-sanitize test-m32 examples size-if-available \
+       $(if $(HAVE_MPICC),test-mpi)
 	@echo "make check: all passed"
 
 # The header alone under the strict warning set, as C and C++, with and without BLAS, plus
 # double inclusion and LORT_STATIC in two translation units (the STB way of including it).
-COMPILE_OBJS := $(addprefix $(B)/compile/,c99.o c11.o cxx11.o cxx17.o)
-test-compile: $(COMPILE_OBJS) $(B)/compile/static
+# Also each family alone (LORT_ONLY_<F>), three left out, and a LoRA-only program. Every
+# compile is its own target, so `make -j` runs them in parallel.
+COMPILE_OBJS := $(addprefix $(B)/compile/,c99.o c11.o cxx11.o cxx17.o no_some.o) \
+                $(patsubst %,$(B)/compile/only_%.o,$(FAMILIES))
+test-compile: $(COMPILE_OBJS) $(B)/compile/static $(B)/compile/only_lora
 	./$(B)/compile/static
-	@set -e; for f in $(FAMILIES); do \
-	  $(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_STATIC -DLORT_ONLY_$$f \
-	    -c tests/compile/impl.c -o $(B)/compile/only_$$f.o; done; echo "LORT_ONLY_<F>: $(FAMILIES) ok"
-	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_NO_MPO -DLORT_NO_TT -DLORT_NO_CP \
-	  -c tests/compile/impl.c -o $(B)/compile/no_some.o
-	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/only_lora.c -o $(B)/compile/only_lora -lm
+	@echo "LORT_ONLY_<F>: $(FAMILIES) ok"
 	./$(B)/compile/only_lora
 	@if command -v clang >/dev/null 2>&1; then \
 	  clang -std=c99 -Weverything $(WEVERYTHING_OFF) -Werror -I. -DLORT_NO_BLAS -c tests/compile/impl.c \
@@ -148,18 +154,42 @@ $(B)/compile/cxx11.o: tests/compile/impl.c lortensor.h
 $(B)/compile/cxx17.o: tests/compile/impl.c lortensor.h
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 $(CXXWARN) -Werror -I. -DLORT_NO_BLAS -x c++ -c $< -o $@
+$(B)/compile/only_%.o: tests/compile/impl.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_STATIC -DLORT_ONLY_$* -c $< -o $@
+$(B)/compile/no_some.o: tests/compile/impl.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_NO_MPO -DLORT_NO_TT -DLORT_NO_CP \
+	  -c $< -o $@
+$(B)/compile/only_lora: tests/compile/only_lora.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS $< -o $@ -lm
 $(B)/compile/static: tests/compile/static_a.c tests/compile/static_b.c lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/static_a.c tests/compile/static_b.c -o $@ -lm
 
 examples: $(addprefix $(B)/examples/,$(addsuffix .ok,$(EXAMPLES)))
 $(B)/examples/%.ok: $(B)/examples/% FORCE
+	@mkdir -p $(B)/demo
 	@if OPENBLAS_NUM_THREADS=1 ./$< >$(@:.ok=.log) 2>&1; then touch $@; echo "== $<: ok"; \
 	else cat $(@:.ok=.log); echo "== $<: FAILED"; exit 1; fi
-$(B)/examples/%: examples/%.c lortensor.h
+$(B)/examples/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 .PRECIOUS: $(addprefix $(B)/examples/,$(EXAMPLES))
+
+# ---- data-parallel training over MPI (Open MPI's mpicc; make check runs it when present) -----
+# Compiled by $(CC) with mpicc's flags, so that mpi.h is a system header under the strict set.
+MPI_CFLAGS  := $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile 2>/dev/null))
+MPI_LIBS    := $(shell mpicc --showme:link 2>/dev/null)
+MPIRUN_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-run-as-root)
+MPIRUN      := mpirun --oversubscribe $(MPIRUN_ROOT)
+.PHONY: test-mpi
+test-mpi: $(B)/mpi/05_data_parallel
+	OPENBLAS_NUM_THREADS=1 $(MPIRUN) -np 2 ./$<
+$(B)/mpi/%: examples/%.c examples/transformer.h lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(MPI_CFLAGS) $(RUN_CFLAGS) $< -o $@ $(MPI_LIBS) $(RUN_LIBS) -lm
 
 # ---- embedded size check: Cortex-M4F, -Os, newlib-nano, --gc-sections --------------------
 # Builds tests/embedded/*.c (LoRA forward, LoRA train, cp) for a Cortex-M4F and prints their
@@ -224,7 +254,7 @@ $(B)/bench/%: bench/%.c lortensor.h
 # ---- dependencies (Debian) -------------------------------------------------------------------
 # On amd64 also the 32-bit toolchain of test-m32: gcc-multilib and the i386 libcmocka (the
 # i386 architecture is added to dpkg for it).
-DEPS := build-essential pkg-config libopenblas-dev libcmocka-dev
+DEPS := build-essential pkg-config libopenblas-dev libcmocka-dev libopenmpi-dev openmpi-bin
 ifeq ($(shell dpkg --print-architecture 2>/dev/null),amd64)
   DEPS += gcc-multilib libcmocka-dev:i386
 endif

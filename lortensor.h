@@ -61,7 +61,8 @@ CONFIGURATION
                                 assert(x) under            input; costs nothing (no assert, no
                                 LORT_DEBUG                 stdio) unless LORT_DEBUG or you define it
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
-    LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
+    LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of
+                                                           inputs; LORT_ASSERT becomes assert
     LORT_RESTRICT               restrict           global  C/C++ portable restrict (internal
                                                            helpers whose buffers never alias)
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
@@ -108,6 +109,8 @@ MEMORY
             size serves forward, backward, merge and delta of that family at n rows.
   Sizes include 64 bytes of alignment slack, so any base pointer works; a buffer one byte short
   is refused with a status. lort_alloc/lort_free are optional helpers over an allocator struct.
+  Rows: n >= 1 in every size query, forward and backward of every family (n <= 0 is
+  LORT_ERR_INVALID_ARG); buffers sized for n rows serve any call with fewer.
 
 ERRORS
 ======
@@ -271,7 +274,8 @@ MATH
       layers 1, M = S, rH = rL = 1, A = U^T, B = V^T, core[:, :, 0, 0, c] = C[:, :, c],
       C_M = P^T, alpha = s r1; params 2 d r + S r + r^3 + 2 (the unit C_H, C_L)
       (LORT_TUCKER_INIT_FACT_TK; its dropout on the r-dim hidden is not reproduced: p = 0).
-      Default init: as cp with a superdiagonal core of ones (starts as a CP).
+      Default init: as cp, the core with ones at (k mod r1, .., k mod rM), k < the largest rank
+      (the superdiagonal, i.e. a CP, when the ranks are equal; no core slice starts at zero).
 
   >>mpo (DoTA, Hu et al. 2024; MPO format of the RUC group). d_out = prod i_k, d_in = prod j_k,
   cores T_k (D_{k-1}, i_k, j_k, D_k), D_0 = D_N = 1; M = the TT of W reshaped to
@@ -3189,7 +3193,9 @@ LORT__PRIVATE void lort__ttsvd_ranks(const lort__train *T, int *r) {
     r[T->d] = 1;
 }
 
-enum { LORT__TS_A, LORT__TS_B, LORT__TS_U, LORT__TS_S, LORT__TS_VT, LORT__TS_SVD };
+/* OUT (the cores, first so that mpo init can keep them while reusing the rest) is copied to the
+   caller's cores only when everything succeeded: an error writes nothing. */
+enum { LORT__TS_OUT, LORT__TS_A, LORT__TS_B, LORT__TS_U, LORT__TS_S, LORT__TS_VT, LORT__TS_SVD };
 LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_svd_opts *o,
                                              lort__layout *L, size_t *svd_bytes) {
     int r[LORT_MPO_MAX_CORES + 1], k;
@@ -3205,6 +3211,7 @@ LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_sv
         if (t > sb) sb = t;
     }
     lort__lay_init(L);
+    lort__lay_put(L, LORT__TS_OUT, T->off[T->d]);           /* the cores being built */
     lort__lay_put(L, LORT__TS_A, T->size);                  /* A: the remainder being factored */
     lort__lay_put(L, LORT__TS_B, T->size);                  /* B: the next remainder */
     lort__lay_put(L, LORT__TS_U, um);                       /* U */
@@ -3215,12 +3222,13 @@ LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_sv
     return LORT_OK;
 }
 
-/* cores = TT-SVD of W (matrix; interleaved first for an mpo); *err2 = ||W - train||^2, from the
-   residual of each projection (no cancellation). The remainder after core k is U^T C, the
-   orthogonal projection, whatever the accuracy of the SVD's singular values. */
-LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, float *cores, const float *W,
+/* The TT-SVD of W (matrix; interleaved first for an mpo) into the OUT slot; *err2 = ||W -
+   train||^2, from the residual of each projection (no cancellation). The remainder after core
+   k is U^T C, the orthogonal projection, whatever the accuracy of the SVD's singular values. */
+LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, const float *W,
                                       const lort_svd_opts *o, double *err2, float *base,
                                       const lort__layout *L, size_t svd_bytes) {
+    float *cores = lort__lay_slot(base, L, LORT__TS_OUT);
     float *A = lort__lay_slot(base, L, LORT__TS_A), *B = lort__lay_slot(base, L, LORT__TS_B);
     float *U = lort__lay_slot(base, L, LORT__TS_U), *S = lort__lay_slot(base, L, LORT__TS_S);
     float *Vt = lort__lay_slot(base, L, LORT__TS_VT), *sw = lort__lay_slot(base, L, LORT__TS_SVD);
@@ -3249,6 +3257,7 @@ LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, float *cores, const 
         B = t;
     }
     memcpy(cores + T->off[N - 1], A, (size_t)r[N - 1] * (size_t)T->mode[N - 1] * sizeof(float));
+    if (!lort__all_finite(cores, T->off[N])) return LORT_ERR_NONFINITE;
     if (err2) *err2 = e2;
     return LORT_OK;
 }
@@ -3263,9 +3272,10 @@ LORT__PRIVATE lort_status lort__round_pair(const lort__train *F, const lort__tra
         if (F->rm[k] != G->rm[k] || F->cm[k] != G->cm[k]) return LORT_ERR_SHAPE;
     return LORT_OK;
 }
-enum { LORT__RD_C, LORT__RD_U, LORT__RD_S, LORT__RD_VT, LORT__RD_TMP, LORT__RD_SVD };
-LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout *L,
-                                             size_t *svd_bytes) {
+/* OUT (the rounded train) is copied to the caller's cores only on success. */
+enum { LORT__RD_C, LORT__RD_U, LORT__RD_S, LORT__RD_VT, LORT__RD_TMP, LORT__RD_SVD, LORT__RD_OUT };
+LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, const lort__train *G,
+                                             lort__layout *L, size_t *svd_bytes) {
     int k;
     size_t mc = 1, mr = 1, sb = 0, t;
     lort_status st;
@@ -3287,6 +3297,7 @@ LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout 
     lort__lay_put(L, LORT__RD_VT, mc);                        /* Vt */
     lort__lay_put(L, LORT__RD_TMP, mc);                        /* TMP */
     lort__lay_put(L, LORT__RD_SVD, sb / sizeof(float) + 1);    /* Jacobi workspace */
+    lort__lay_put(L, LORT__RD_OUT, G->off[G->d]);              /* the rounded train */
     *svd_bytes = sb;
     return LORT_OK;
 }
@@ -3296,15 +3307,16 @@ LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout 
    keep the top rank'_k, push S Vt into core k+1. The discarded singular values of the second
    sweep give the error exactly (the parts are orthonormal): bound = sqrt(sum of squares). */
 LORT__PRIVATE lort_status lort__round(const lort__train *F, const float *in, const lort__train *G,
-                                      float *out, float *err_bound, float *base,
+                                      float *cores_out, float *err_bound, float *base,
                                       const lort__layout *L, size_t svd_bytes) {
+    float *out = lort__lay_slot(base, L, LORT__RD_OUT);
     float *C = lort__lay_slot(base, L, LORT__RD_C), *U = lort__lay_slot(base, L, LORT__RD_U);
     float *S = lort__lay_slot(base, L, LORT__RD_S), *Vt = lort__lay_slot(base, L, LORT__RD_VT);
     float *Tm = lort__lay_slot(base, L, LORT__RD_TMP), *sw = lort__lay_slot(base, L, LORT__RD_SVD);
     int w[LORT_MPO_MAX_CORES + 1], k, i, j, N = F->d;
     double e2 = 0.0;
     lort_status st;
-    if (!lort__all_finite(in, F->off[N])) return LORT_ERR_NONFINITE; /* before writing out */
+    if (!lort__all_finite(in, F->off[N])) return LORT_ERR_NONFINITE;
     memcpy(C, in, F->off[N] * sizeof(float));
     for (k = 0; k <= N; ++k) w[k] = F->rank[k];
     for (k = N - 1; k >= 1; --k) {
@@ -3336,6 +3348,9 @@ LORT__PRIVATE lort_status lort__round(const lort__train *F, const float *in, con
     }
     memcpy(out + G->off[N - 1], C + F->off[N - 1],
            (size_t)w[N - 1] * (size_t)F->mode[N - 1] * sizeof(float));
+    if (!lort__all_finite(out, G->off[N]) || !(e2 <= (double)FLT_MAX * (double)FLT_MAX))
+        return LORT_ERR_NONFINITE; /* nothing written yet */
+    memcpy(cores_out, out, G->off[N] * sizeof(float));
     if (err_bound) *err_bound = (float)sqrt(e2);
     return LORT_OK;
 }
@@ -3347,7 +3362,7 @@ LORT__PRIVATE lort_status lort__round_call(const lort__train *F, const float *in
     size_t sb, need;
     lort_status st;
     if ((st = lort__round_pair(F, G))) return st;
-    if ((st = lort__round_layout(F, &L, &sb)) || (st = lort__lay_bytes(&L, &need))) return st;
+    if ((st = lort__round_layout(F, G, &L, &sb)) || (st = lort__lay_bytes(&L, &need))) return st;
     if (bytes) {
         *bytes = need;
         return LORT_OK;
@@ -3817,8 +3832,9 @@ LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, float *
     if ((st = lort__tt_train(desc, &T)) || (st = lort__ttsvd_layout(&T, opts, &L, &sb))) return st;
     if (!cores || !W) return LORT_ERR_NULL;
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if ((st = lort__ttsvd(&T, cores, W, opts, err ? &e2 : NULL, lort__lay_base(work), &L, sb)))
-        return st;
+    if ((st = lort__ttsvd(&T, W, opts, err ? &e2 : NULL, lort__lay_base(work), &L, sb))) return st;
+    memcpy(cores, lort__lay_slot(lort__lay_base(work), &L, LORT__TS_OUT),
+           T.off[T.d] * sizeof(float));
     if (err) *err = (float)sqrt(e2);
     return LORT_OK;
 }
@@ -5164,7 +5180,7 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
         for (i = 0; i < (size_t)J.H; ++i) params[J.oH + i] = 1.0f;
         for (i = 0; i < (size_t)J.L; ++i) params[J.oL + i] = 1.0f;
         break;
-    default: /* as cp (init_scale 0), core = superdiagonal ones */
+    default: /* as cp (init_scale 0), core = ones on the wrapped diagonal */
         lort__uniform_fill(params + J.oA, nA, 1.0f / sqrtf((float)J.r1), rng);
         lort__uniform_fill(params + J.oH, (size_t)J.H * (size_t)J.rh, sqrtf(6.0f / (float)J.rh), rng);
         lort__uniform_fill(params + J.oL, (size_t)J.L * (size_t)J.rl, sqrtf(6.0f / (float)J.rl), rng);
@@ -5835,8 +5851,10 @@ LORT__PRIVATE lort_status lort__mpo_init_plan(const lort_mpo_desc *d, lort__mpo_
     lort_status st;
     if ((st = lort__mpo_plan_make(d, 0, P))) return st;
     if ((st = lort__ttsvd_layout(&P->T, &d->svd, L, svd_bytes))) return st;
-    lort__mpo_dense_layout(P, &D, 1);
+    lort__mpo_dense_layout(P, &D, 1); /* placed after the cores (slot OUT) for mpo init */
     if ((st = lort__lay_bytes(L, &b1)) || (st = lort__lay_bytes(&D, &b2))) return st;
+    if (b2 > LORT__SIZE_LIMIT - L->off[LORT__TS_A]) return LORT_ERR_OVERFLOW;
+    b2 += L->off[LORT__TS_A];
     *bytes = b1 > b2 ? b1 : b2;
     return LORT_OK;
 }
@@ -5859,9 +5877,10 @@ LORT_DEF lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores
     if (!cores || !W) return LORT_ERR_NULL;
     if (!work) return LORT_ERR_NULL;
     if (work_size < need) return LORT_ERR_WORKSPACE;
-    if ((st = lort__ttsvd(&P.T, cores, W, &desc->svd, err ? &e2 : NULL, lort__lay_base(work), &L,
-                          sb)))
+    if ((st = lort__ttsvd(&P.T, W, &desc->svd, err ? &e2 : NULL, lort__lay_base(work), &L, sb)))
         return st;
+    memcpy(cores, lort__lay_slot(lort__lay_base(work), &L, LORT__TS_OUT),
+           P.T.off[P.T.d] * sizeof(float));
     if (err) *err = (float)sqrt(e2);
     return LORT_OK;
 }
@@ -5871,23 +5890,31 @@ LORT_DEF lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void
     lort__mpo_plan P;
     lort__layout L, D;
     size_t sb, need;
-    float *base, *Wr;
+    float *base, *Wr, *tc, e = 0.0f;
     lort_status st;
     if ((st = lort__mpo_init_plan(desc, &P, &L, &sb, &need))) return st;
     if (!cores || !W0 || (desc->residual != LORT_MPO_RESIDUAL_NONE && !residual)) return LORT_ERR_NULL;
     if (!work) return LORT_ERR_NULL;
     if (work_size < need) return LORT_ERR_WORKSPACE;
     base = lort__lay_base(work);
-    if ((st = lort__ttsvd(&P.T, cores, W0, &desc->svd, NULL, base, &L, sb))) return st;
-    /* W_res = W0 - MPO(cores), exactly what the layer subtracts */
-    lort__mpo_dense_layout(&P, &D, 1);
-    Wr = desc->residual == LORT_MPO_RESIDUAL_F32 ? (float *)residual
-                                                 : lort__lay_slot(base, &D, LORT__MD_BIG2);
-    if (Wr != W0) memcpy(Wr, W0, P.T.size * sizeof(float)); /* residual may be W0 itself */
-    lort__mpo_to_dense(&P, LORT_MPO_RESIDUAL_NONE, Wr, cores, NULL, -1.0f, 1, base, &D); /* W0 - M */
-    if (err) *err = (float)sqrt(lort__sumsq(Wr, P.T.size));
-    if (desc->residual == LORT_MPO_RESIDUAL_NF4)
-        return lort_nf4_quantize(residual, Wr, P.T.cols, P.T.rows);
+    if ((st = lort__ttsvd(&P.T, W0, &desc->svd, NULL, base, &L, sb))) return st;
+    tc = lort__lay_slot(base, &L, LORT__TS_OUT); /* the cores, kept while the rest is reused */
+    if (desc->residual != LORT_MPO_RESIDUAL_NONE || err) {
+        /* W_res = W0 - MPO(cores), exactly what the layer subtracts, built after the cores */
+        float *bd = (float *)(void *)((char *)base + L.off[LORT__TS_A]);
+        lort__mpo_dense_layout(&P, &D, 1);
+        Wr = lort__lay_slot(bd, &D, LORT__MD_BIG2);
+        memcpy(Wr, W0, P.T.size * sizeof(float));
+        lort__mpo_to_dense(&P, LORT_MPO_RESIDUAL_NONE, Wr, tc, NULL, -1.0f, 1, bd, &D); /* W0 - M */
+        if (!lort__all_finite(Wr, P.T.size)) return LORT_ERR_NONFINITE; /* nothing written yet */
+        e = (float)sqrt(lort__sumsq(Wr, P.T.size));
+        /* the outputs, once nothing can fail (residual may be W0 itself: W0 was copied) */
+        if (desc->residual == LORT_MPO_RESIDUAL_F32) memcpy(residual, Wr, P.T.size * sizeof(float));
+        else if (desc->residual == LORT_MPO_RESIDUAL_NF4)
+            (void)lort_nf4_quantize(residual, Wr, P.T.cols, P.T.rows); /* finite, valid dims */
+    }
+    memcpy(cores, tc, P.T.off[P.T.d] * sizeof(float));
+    if (err) *err = e;
     return LORT_OK;
 }
 
@@ -6020,8 +6047,8 @@ typedef struct lort__views {
 } lort__views;
 /* The desc is validated (sizes checked) before any pointer arithmetic. */
 LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views *v) {
-    size_t ra;
-    lort_status st;
+    size_t ra = 0;
+    lort_status st = LORT_OK;
     memset(v, 0, sizeof(*v));
     (void)ra; /* ra and st are unused when neither lora nor loraxs is compiled in */
     (void)st;
