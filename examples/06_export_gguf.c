@@ -7,7 +7,7 @@
    (the Eckart-Young optimum, with its relative error); the rank-4 set is written as a GGUF
    LoRA adapter (names blk.N.attn_q.weight.lora_a ...), read back with lort_gguf_read, and the
    GGUF's alpha / r * B A checked against the cp site's own delta.
-   Run: make examples (writes build/examples/03_export_gguf.gguf; llama.cpp loads it with
+   Run: make examples (writes build/examples/06_export_gguf.gguf; llama.cpp loads it with
    --lora on a LLaMA base of these sizes). */
 #define LORTENSOR_IMPLEMENTATION
 #include "lortensor.h"
