@@ -35,6 +35,7 @@ WEVERYTHING_OFF := -Wno-used-but-marked-unused -Wno-padded -Wno-switch-enum \
 EXAMPLES := $(filter-out 05_data_parallel,$(basename $(notdir $(wildcard examples/*.c))))
 B := build
 
+.PHONY: test-gguf fuzz-gguf
 .PHONY: all run test test-blas test-noblas test-sanitize test-m32 test-compile examples check bench bench-quick deps \
         deps-bench clean FORCE size size-if-available
 all: examples
@@ -223,6 +224,29 @@ $(B)/arm/%.elf: tests/embedded/%.c lortensor.h
 size-if-available:
 	@if command -v $(ARM_CC) >/dev/null 2>&1; then $(MAKE) --no-print-directory size; \
 	else echo "size: skipped ($(ARM_CC) not installed: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"; fi
+
+# ---- GGUF: the independent check with llama.cpp's gguf Python package (pip install gguf numpy),
+# which test_gguf otherwise skips when the package is missing; and the reader's fuzzer
+test-gguf: $(B)/blas/test_gguf
+	LORT_GGUF_REQUIRE=1 OPENBLAS_NUM_THREADS=1 ./$(B)/blas/test_gguf
+
+# libFuzzer (clang, ASan + UBSan) on lort_gguf_read, seeded with files from the writer (fresh
+# ones in the corpus, committed ones in tests/fuzz/seeds/fuzz_gguf, one from the gguf package).
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+$(B)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c lortensor.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c99 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -I. $< -o $@ -lm
+$(B)/fuzz/gguf_seeds: tests/fuzz/gguf_seeds.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -O1 $(WARN) -Werror -I. $< -o $@ -lm
+fuzz-gguf: $(B)/fuzz/fuzz_gguf $(B)/fuzz/gguf_seeds
+	@mkdir -p $(B)/fuzz/corpus_gguf
+	./$(B)/fuzz/gguf_seeds $(B)/fuzz/corpus_gguf
+	-python3 tests/fuzz/gguf_seed.py $(B)/fuzz/corpus_gguf
+	./$(B)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  -print_final_stats=1 $(B)/fuzz/corpus_gguf tests/fuzz/seeds/fuzz_gguf
 
 # ---- benchmarks (not part of test) -----------------------------------------------------------
 # make bench: every bench program, then the PyTorch peer (the first of python3, /usr/bin/python3

@@ -37,12 +37,13 @@ TABLE OF CONTENTS
                     >>tucker, >>mpo (DoTA), >>nf4, >>rng (dropout), >>svd, >>adamw
     API             declarations, one banner per section (grep -n '^// >>.* api$'):
                     >>core, >>rng, >>gemm, >>svd, >>lora, >>loraxs, >>tt, >>tt_rep, >>tt_adp,
-                    >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>set, >>serve, >>adamw
+                    >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>set, >>serve, >>export,
+                    >>gguf, >>adamw
     IMPLEMENTATION  one banner per section (grep -n '^// >>.* impl$'): >>config, >>core, >>rng,
                     >>gemm, >>svd, >>lora, >>loraxs, >>train (TT-SVD and rounding engine shared
                     by tt and mpo), >>tt, >>tt_rep, >>tt_adp, >>joint (shared by cp and
-                    tucker), >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>set, >>serve,
-                    >>adamw
+                    tucker), >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>set, >>serve, >>export,
+                    >>gguf, >>adamw
     HISTORY, LICENSE at the end
     Each family carries the same tag in MATH, API and IMPLEMENTATION: grep -n '>>tt_adp'
     lists all three.
@@ -481,13 +482,14 @@ extern "C" {
     X(LORT_ERR_NO_CONVERGENCE, -9, "iteration did not converge")                              \
     X(LORT_ERR_NONFINITE, -10, "input contains NaN or Inf")                                   \
     X(LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge") \
-    X(LORT_ERR_NOT_FOUND, -12, "no entry of that name")
+    X(LORT_ERR_NOT_FOUND, -12, "no entry of that name")                                      \
+    X(LORT_ERR_FORMAT, -13, "malformed file or buffer")
 
 typedef enum lort_status {
 #define LORT__STATUS_ENUM(name, value, msg) name = value,
     LORT__STATUS_LIST(LORT__STATUS_ENUM)
 #undef LORT__STATUS_ENUM
-    LORT__STATUS_MIN = -12
+    LORT__STATUS_MIN = -13
 } lort_status;
 
 /* Static message for a status; "unknown status" for a value not in the list. */
@@ -1165,6 +1167,13 @@ LORT_API lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
                                         void *work, size_t work_size);
 LORT_API lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *work,
                                         size_t work_size);
+/* What is wrong with a's desc (and, for cp and tucker, its site), in words: returns the
+   status the family's size queries return (LORT_ERR_INVALID_ARG for a joint site out of
+   range) and writes into msg (msg_size bytes, always NUL-terminated, "" on success) the
+   family and the field, e.g. "lora: r = 0, must be > 0", "cp: site layer 6 out of range
+   [0, 6)", "mpo: prod of out modes 60 != d_out 64", "tt_rep: A: modes[1] = 0, must be > 0".
+   Buffers (params, frozen) are not checked. O(cores), no allocation, no stdio. */
+LORT_API lort_status lort_adapter_validate(const lort_adapter *a, char *msg, size_t msg_size);
 
 // >>set =================================================================================== api
 
@@ -1290,6 +1299,158 @@ LORT_API lort_status lort_multi_forward(const lort_adapter *adapters, int count,
 LORT_API lort_status lort_multi_backward(const lort_adapter *adapters, int count, float *dx,
                                          const float *const *dy, const float *x, int n,
                                          void *work, size_t work_size);
+
+// >>export =================================================================================== api
+
+/* Export to LoRA, for engines that only read LoRA: any linear adapter (lora re-ranked,
+   loraxs, tt_rep, cp and tucker per site, mpo with residual NONE) becomes a lora adapter of
+   rank min(r, d_in, d_out) by a truncated SVD of its dW, the Eckart-Young optimum at that
+   rank. The families that are already a product dW = s P Q with k = rank(P) <= min(d_in,
+   d_out) columns (lora, loraxs, tt_rep, cp, tucker) are factored without forming dW: thin QR
+   of P and Q^T, exact SVD of the k x k core (O((d_in + d_out) k^2)); mpo (and a lora with
+   r > min(d_in, d_out)) materialises dW and takes lort_svd_truncated (opts; NULL = default).
+   Exact (to fp32 rounding) when r >= k: loraxs at r, tt_rep at r, cp at r, tucker at r1.
+   tt_adp is not linear (LORT_ERR_NOT_MERGEABLE); mpo with a residual replaces the base layer
+   and is refused (LORT_ERR_UNSUPPORTED).
+   The result: desc {d_in, d_out, r, alpha = r, rslora 0}, so s = 1 and s B A = dW_r; params
+   = A (r, d_in) then B (d_out, r), with B = U sqrt(S) and A = sqrt(S) V^T (balanced, which
+   keeps both in fp16 range). For an rsLoRA desc with the same numbers set rslora = 1 and
+   alpha = sqrt(r); in GGUF (llama.cpp: scale = alpha / r) alpha = r gives the same s = 1.
+   rel_err (optional) = ||dW - B A||_F / ||dW||_F (0 for dW = 0): on the thin route from the
+   discarded singular values, sqrt(sum_{i >= r} S_i^2 / sum S_i^2); on the dense route
+   measured on the residual. */
+#if LORT__HAS_SVD
+/* lora: the output desc (its param count: lort_lora_param_count); work_bytes: workspace. */
+LORT_API lort_status lort_adapter_to_lora_size(const lort_adapter *a, int r,
+                                               const lort_svd_opts *opts, lort_lora_desc *lora,
+                                               size_t *work_bytes);
+LORT_API lort_status lort_adapter_to_lora(const lort_adapter *a, lort_lora_desc *lora,
+                                          float *params, float *rel_err, int r,
+                                          const lort_svd_opts *opts, void *work,
+                                          size_t work_size);
+/* A whole set: every site of any family becomes its own lora entry (site i -> entry i, same
+   names; cp / tucker blocks split into their sites). param_floats = sum of r_i (d_in + d_out)
+   over the sites, work_bytes = the largest site's workspace. lort_set_to_lora fills entries
+   (n_sites), sites (n_sites; names point to set's), params (consecutive per site) and
+   rel_err (n_sites, optional), then out = {entries, n_sites, sites, n_sites}. The set is
+   validated first; errors name the site in msg (e.g. "site 2 (h.0.adp): tt_adp: not linear,
+   no weight delta to export"). */
+LORT_API lort_status lort_set_to_lora_size(const lort_adapter_set *set, int r,
+                                           const lort_svd_opts *opts, size_t *param_floats,
+                                           size_t *work_bytes, char *msg, size_t msg_size);
+LORT_API lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_set *out,
+                                      lort_adapter *entries, lort_set_site *sites,
+                                      float *params, size_t param_floats, float *rel_err, int r,
+                                      const lort_svd_opts *opts, void *work, size_t work_size,
+                                      char *msg, size_t msg_size);
+#endif /* LORT__HAS_SVD */
+
+// >>gguf ===================================================================================== api
+
+/* GGUF (v3, little-endian), as llama.cpp reads a LoRA adapter: KV general.architecture
+   (the base model's, e.g. "llama"), general.type = "adapter", adapter.type = "lora",
+   adapter.lora.alpha (F32); per adapted base tensor two tensors "<base>.lora_a" with ne
+   {d_in, r} and "<base>.lora_b" with ne {r, d_out} (ne is fastest-first: the bytes are
+   PEFT's A (r, d_in) and B (d_out, r) row-major, no transpose); data aligned to 32 bytes.
+   llama.cpp applies y += scale (x A^T) B^T with scale = user_scale * alpha / r, r read from
+   each lora_b, so one alpha serves every rank: the writer stores alpha = s_0 r_0 (the first
+   site's scale times its rank; rsLoRA folded in, since s already holds it) and, for a site i
+   whose s_i r_i differs, multiplies its B by s_i r_i / alpha. An exported set (alpha = r,
+   s = 1) gets alpha = r and bit-exact tensors. Base names: the caller's, or for LLaMA module
+   paths lort_gguf_llama_name. Token embeddings (A and B swapped in llama.cpp) and the q/k
+   RoPE row permutation llama.cpp's converter applies to B are not done here: map such sites
+   yourself (permute B's rows as your converter permutes the weight's). */
+#define LORT_GGUF_ALIGNMENT 32
+/* ggml tensor types written (F32, F16) and read (these and the others the reader sizes) */
+enum { LORT_GGML_F32 = 0, LORT_GGML_F16 = 1, LORT_GGML_Q4_0 = 2, LORT_GGML_Q8_0 = 8,
+       LORT_GGML_I8 = 24, LORT_GGML_I16 = 25, LORT_GGML_I32 = 26, LORT_GGML_I64 = 27,
+       LORT_GGML_F64 = 28, LORT_GGML_BF16 = 30 };
+/* GGUF value types */
+enum { LORT_GGUF_UINT8 = 0, LORT_GGUF_INT8 = 1, LORT_GGUF_UINT16 = 2, LORT_GGUF_INT16 = 3,
+       LORT_GGUF_UINT32 = 4, LORT_GGUF_INT32 = 5, LORT_GGUF_FLOAT32 = 6, LORT_GGUF_BOOL = 7,
+       LORT_GGUF_STRING = 8, LORT_GGUF_ARRAY = 9, LORT_GGUF_UINT64 = 10, LORT_GGUF_INT64 = 11,
+       LORT_GGUF_FLOAT64 = 12 };
+
+typedef struct lort_gguf_lora_opts {
+    const char *architecture;        /* general.architecture; NULL = "llama" */
+    const char *name;                /* general.name; NULL = none */
+    const char *const *base_names;   /* NULL, or one per site: the GGUF base tensor name, e.g.
+                                        "blk.0.attn_q.weight"; a NULL entry = lort_gguf_llama_name
+                                        of the site's name */
+    int f16;                         /* nonzero: F16 tensors (round to nearest even), else F32 */
+} lort_gguf_lora_opts;
+
+/* LLaMA's module paths to GGUF names (an optional "base_model.model." prefix is dropped):
+   model.layers.N.self_attn.{q,k,v,o}_proj -> blk.N.attn_{q,k,v,output}.weight,
+   model.layers.N.mlp.{gate,up,down}_proj -> blk.N.ffn_{gate,up,down}.weight.
+   LORT_ERR_NOT_FOUND for any other name; out (out_size bytes) too short: LORT_ERR_INVALID_ARG. */
+LORT_API lort_status lort_gguf_llama_name(char *out, size_t out_size, const char *site);
+#if LORT__HAS_LORA
+/* Bytes of the file for a set of lora entries (export other families with lort_set_to_lora
+   first); validates the set, the names (each < 64 bytes with the suffix, no two sites on one
+   base tensor) and the values' finiteness of alpha. opts NULL = defaults. */
+LORT_API lort_status lort_gguf_lora_size(const lort_adapter_set *set,
+                                         const lort_gguf_lora_opts *opts, size_t *bytes,
+                                         char *msg, size_t msg_size);
+/* The file into buf (buf_size >= lort_gguf_lora_size's bytes); *written = its size. */
+LORT_API lort_status lort_gguf_lora_write(void *buf, size_t buf_size, size_t *written,
+                                          const lort_adapter_set *set,
+                                          const lort_gguf_lora_opts *opts, char *msg,
+                                          size_t msg_size);
+#ifndef LORT_NO_STDIO
+/* lort_gguf_lora_size + write into a buffer from `allocator` (NULL = LORT_MALLOC) + fwrite. */
+LORT_API lort_status lort_gguf_lora_write_file(const char *path, const lort_adapter_set *set,
+                                               const lort_gguf_lora_opts *opts,
+                                               const lort_allocator *allocator, char *msg,
+                                               size_t msg_size);
+#endif
+#endif /* LORT__HAS_LORA */
+
+/* ---- a strict GGUF reader of a caller buffer: header, KV pairs and tensor infos as views
+   into the buffer (no copy, no allocation). Checked: magic, version 2 or 3, every length and
+   count against the bytes left, value and array element types (no nested arrays), bool 0/1,
+   keys and tensor names non-empty and unique, tensor names < 64 bytes, 1..4 dims, ne within
+   int64, known ggml types with ne[0] a multiple of the block, general.alignment a u32 power
+   of two, tensor offsets exactly consecutive (each the previous end rounded up to the
+   alignment, as llama.cpp requires) and all data inside the buffer (the padding after the
+   last tensor may be missing, as in files of the gguf Python writer). Malformed input:
+   LORT_ERR_FORMAT (unknown tensor type: LORT_ERR_UNSUPPORTED) with msg naming the place.
+   Duplicate keys and names are found among the entries stored: give arrays of n_kv and
+   n_tensors (a first call with max 0 gives the counts) for the full check. */
+typedef struct lort_gguf_kv {
+    const char *key;       /* not NUL-terminated */
+    size_t key_len;
+    uint32_t type;         /* LORT_GGUF_*; for ARRAY, elem_type is the element type */
+    uint32_t elem_type;
+    uint64_t count;        /* array length; 1 otherwise */
+    const void *data;      /* the value: scalars little-endian; a STRING's bytes (data_size =
+                              its length); an ARRAY's elements (strings with their u64 lengths) */
+    size_t data_size;
+} lort_gguf_kv;
+typedef struct lort_gguf_tensor {
+    const char *name;      /* not NUL-terminated */
+    size_t name_len;
+    uint32_t n_dims;
+    uint64_t ne[4];        /* fastest first; ne[i] = 1 for i >= n_dims */
+    uint32_t type;         /* LORT_GGML_* */
+    uint64_t offset;       /* from the data section */
+    const void *data;      /* inside the buffer */
+    size_t bytes;
+} lort_gguf_tensor;
+typedef struct lort_gguf_info {
+    uint32_t version;
+    uint64_t n_kv, n_tensors;
+    uint32_t alignment;
+    size_t data_offset;    /* start of the data section in the buffer */
+} lort_gguf_info;
+/* Parses buf; stores the first min(max_kvs, n_kv) KV pairs and min(max_tensors, n_tensors)
+   tensor infos (kvs / tensors may be NULL with max 0: a size query: info has the counts). */
+LORT_API lort_status lort_gguf_read(lort_gguf_info *info, lort_gguf_kv *kvs, size_t max_kvs,
+                                    lort_gguf_tensor *tensors, size_t max_tensors,
+                                    const void *buf, size_t size, char *msg, size_t msg_size);
+/* The index of the KV whose key is `key`, or LORT_ERR_NOT_FOUND. */
+LORT_API lort_status lort_gguf_find_kv(const lort_gguf_kv *kvs, size_t n, const char *key,
+                                       size_t *index);
 
 // >>adamw ================================================================================= api
 
@@ -6655,6 +6816,485 @@ LORT__PRIVATE void lort__msg_range(lort__msg *m, long long lo, long long hi) {
     lort__msg_str(m, ")");
 }
 
+/* Back to the first len characters (drops a prefix that turned out not to be needed). */
+LORT__PRIVATE void lort__msg_cut(lort__msg *m, size_t len) {
+    if (m->buf && len < m->len) {
+        m->len = len;
+        m->buf[len] = '\0';
+    }
+}
+LORT__PRIVATE const char *lort__kind_name(lort_kind kind) {
+    switch (kind) {
+    case LORT_KIND_LORA: return "lora";
+    case LORT_KIND_LORAXS: return "loraxs";
+    case LORT_KIND_TT_REP: return "tt_rep";
+    case LORT_KIND_MPO: return "mpo";
+    case LORT_KIND_CP: return "cp";
+    case LORT_KIND_TUCKER: return "tucker";
+    case LORT_KIND_TT_ADP: return "tt_adp";
+    default: return "adapter";
+    }
+}
+
+/* ---- what is wrong with a desc: the family checks again, in their order, in words ---------- */
+
+/* A float in plain decimal: up to 6 significant digits, trailing zeros trimmed ("1.5", "-0.25",
+   "3e+12" style exponents outside [1e-4, 1e9)); "nan", "inf", "-inf". */
+LORT__PRIVATE void lort__msg_float(lort__msg *m, double v) {
+    int e = 0, i, nd;
+    long long digits;
+    char t[8];
+    if (isnan(v)) {
+        lort__msg_str(m, "nan");
+        return;
+    }
+    if (v < 0.0) {
+        lort__msg_str(m, "-");
+        v = -v;
+    }
+    if (v > 1.7976931348623157e308) {
+        lort__msg_str(m, "inf");
+        return;
+    }
+    if (!(v > 0.0)) {
+        lort__msg_str(m, "0");
+        return;
+    }
+    while (v >= 10.0) { v /= 10.0; ++e; }
+    while (v < 1.0) { v *= 10.0; --e; }
+    digits = (long long)(v * 100000.0 + 0.5); /* 6 significant digits, d.ddddd */
+    if (digits >= 1000000) { digits /= 10; ++e; }
+    for (i = 5; i >= 0; --i) { t[i] = (char)('0' + (int)(digits % 10)); digits /= 10; }
+    for (nd = 6; nd > 1 && t[nd - 1] == '0'; --nd) {}
+    t[nd] = '\0';
+    if (e >= -4 && e < 9) {
+        if (e < 0) {
+            lort__msg_str(m, "0.");
+            for (i = -1; i > e; --i) lort__msg_str(m, "0");
+            lort__msg_str(m, t);
+        } else {
+            char c[2];
+            c[1] = '\0';
+            for (i = 0; i <= e || i < nd; ++i) {
+                if (i == e + 1) lort__msg_str(m, ".");
+                c[0] = i < nd ? t[i] : '0';
+                lort__msg_str(m, c);
+            }
+        }
+    } else {
+        char c[2];
+        c[0] = t[0];
+        c[1] = '\0';
+        lort__msg_str(m, c);
+        if (nd > 1) {
+            lort__msg_str(m, ".");
+            lort__msg_str(m, t + 1);
+        }
+        lort__msg_str(m, e < 0 ? "e-" : "e+");
+        lort__msg_int(m, e < 0 ? -e : e);
+    }
+}
+/* "<field> = <v>, must be <rule>"; returns LORT_ERR_INVALID_ARG */
+LORT__PRIVATE lort_status lort__msg_field(lort__msg *m, const char *field, long long v,
+                                          const char *rule) {
+    lort__msg_str(m, field);
+    lort__msg_str(m, " = ");
+    lort__msg_int(m, v);
+    lort__msg_str(m, ", must be ");
+    lort__msg_str(m, rule);
+    return LORT_ERR_INVALID_ARG;
+}
+/* "<field>[k] = <v>, must be <rule>" */
+LORT__PRIVATE lort_status lort__msg_field_at(lort__msg *m, const char *field, int k, long long v,
+                                             const char *rule) {
+    lort__msg_str(m, field);
+    lort__msg_str(m, "[");
+    lort__msg_int(m, k);
+    lort__msg_str(m, "]");
+    return lort__msg_field(m, "", v, rule);
+}
+LORT__PRIVATE lort_status lort__diag_float(lort__msg *m, const char *field, float v, int dropout) {
+    if (dropout ? (v >= 0.0f && v < 1.0f) : lort__finite(v)) return LORT_OK;
+    lort__msg_str(m, field);
+    lort__msg_str(m, " = ");
+    lort__msg_float(m, (double)v);
+    lort__msg_str(m, dropout ? ", must be in [0, 1)" : ", must be finite");
+    return LORT_ERR_INVALID_ARG;
+}
+
+/* lort__lowrank_check in words. */
+LORT__PRIVATE lort_status lort__diag_lowrank(lort__msg *m, int d_in, int d_out, int r, float alpha,
+                                             float dropout) {
+    lort_status st;
+    size_t t;
+    if (d_in <= 0) return lort__msg_field(m, "d_in", d_in, "> 0");
+    if (d_out <= 0) return lort__msg_field(m, "d_out", d_out, "> 0");
+    if (r <= 0) return lort__msg_field(m, "r", r, "> 0");
+    if ((st = lort__diag_float(m, "alpha", alpha, 0)) ||
+        (st = lort__diag_float(m, "dropout", dropout, 1)))
+        return st;
+    if (!lort__mul((size_t)r, (size_t)d_in + (size_t)d_out, &t) || !lort__mul(t, sizeof(float), &t) ||
+        !lort__mul3((size_t)d_in, (size_t)d_out, sizeof(float), &t)) {
+        lort__msg_str(m, "r (d_in + d_out) or d_in d_out floats overflow size_t");
+        return LORT_ERR_OVERFLOW;
+    }
+    return LORT_OK;
+}
+
+#if LORT__HAS_TT
+/* lort__tt_plan_make (after lort__tt_embed) in words; `what` names the train. */
+LORT__PRIVATE lort_status lort__diag_tt_words(lort__msg *m, const lort_tt_desc *d, int rows,
+                                              int cols, lort_tt_desc *ep);
+LORT__PRIVATE lort_status lort__diag_tt(lort__msg *m, const char *what, const lort_tt_desc *d,
+                                        int rows, int cols) {
+    lort_tt_desc e;
+    lort_status st;
+    size_t len = m->len;
+    lort__msg_str(m, what);
+    lort__msg_str(m, ": ");
+    st = lort__diag_tt_words(m, d, rows, cols, &e);
+    if (st == LORT_OK) lort__msg_cut(m, len);
+    return st;
+}
+LORT__PRIVATE lort_status lort__diag_tt_words(lort__msg *m, const lort_tt_desc *d, int rows,
+                                              int cols, lort_tt_desc *ep) {
+    lort_tt_desc e;
+    int k;
+    size_t prod = 1, t;
+    (void)ep;
+    if (lort__tt_embed(d, rows, cols, &e)) {
+        lort__msg_str(m, "(rows, cols) = (");
+        lort__msg_int(m, d->rows);
+        lort__msg_str(m, ", ");
+        lort__msg_int(m, d->cols);
+        lort__msg_str(m, "), must be (");
+        lort__msg_int(m, rows);
+        lort__msg_str(m, ", ");
+        lort__msg_int(m, cols);
+        lort__msg_str(m, ") or 0");
+        return LORT_ERR_SHAPE;
+    }
+    if (e.n_cores < 1 || e.n_cores > LORT_TT_MAX_CORES) {
+        lort__msg_str(m, "n_cores = ");
+        lort__msg_int(m, e.n_cores);
+        lort__msg_range(m, 1, LORT_TT_MAX_CORES + 1);
+        return LORT_ERR_INVALID_ARG;
+    }
+    if (e.rows <= 0) return lort__msg_field(m, "rows", e.rows, "> 0");
+    if (e.cols <= 0) return lort__msg_field(m, "cols", e.cols, "> 0");
+    for (k = 0; k <= e.n_cores; ++k) {
+        int r = e.ranks[k];
+        if (k == 0 || k == e.n_cores) {
+            if (r != 0 && r != 1)
+                return lort__msg_field_at(m, "ranks", k, r, "0 or 1");
+        } else if ((r ? r : e.rank) <= 0) {
+            if (r) return lort__msg_field_at(m, "ranks", k, r, "> 0");
+            lort__msg_str(m, "ranks[");
+            lort__msg_int(m, k);
+            lort__msg_str(m, "] = 0 takes rank = ");
+            lort__msg_int(m, e.rank);
+            lort__msg_str(m, ", must be > 0");
+            return LORT_ERR_INVALID_ARG;
+        }
+    }
+    for (k = 0; k < e.n_cores; ++k)
+        if (e.modes[k] <= 0)
+            return lort__msg_field_at(m, "modes", k, e.modes[k], "> 0");
+    if ((size_t)e.rows * (size_t)e.cols > (size_t)INT_MAX) {
+        lort__msg_str(m, "rows cols above INT_MAX");
+        return LORT_ERR_OVERFLOW;
+    }
+    for (k = 0; k < e.n_cores; ++k) {
+        int tl = k == 0 ? 1 : (e.ranks[k] ? e.ranks[k] : e.rank);
+        int tr = k + 1 == e.n_cores ? 1 : (e.ranks[k + 1] ? e.ranks[k + 1] : e.rank);
+        prod *= (size_t)e.modes[k];
+        if (prod > (size_t)INT_MAX) {
+            lort__msg_str(m, "prod of modes above INT_MAX");
+            return LORT_ERR_OVERFLOW;
+        }
+        if (!lort__mul3((size_t)tl, (size_t)e.modes[k], (size_t)tr, &t) || t > (size_t)INT_MAX) {
+            lort__msg_str(m, "core ");
+            lort__msg_int(m, k);
+            lort__msg_str(m, " above INT_MAX floats");
+            return LORT_ERR_OVERFLOW;
+        }
+    }
+    if (prod != (size_t)e.rows * (size_t)e.cols) {
+        lort__msg_str(m, "prod of modes ");
+        lort__msg_int(m, (long long)prod);
+        lort__msg_str(m, " != rows cols ");
+        lort__msg_int(m, (long long)e.rows * (long long)e.cols);
+        return LORT_ERR_SHAPE;
+    }
+    return LORT_OK;
+}
+
+#endif /* LORT__HAS_TT */
+
+/* lort__joint_check in words (cp: all ranks r; tucker: r1, r2, rh, rl, rm). */
+LORT__PRIVATE lort_status lort__diag_joint(lort__msg *m, int tucker, int d, int heads, int layers,
+                                           int matrices, const int *ranks, float alpha,
+                                           float dropout, int head_side, int kv_heads) {
+    static const char *const rn[5] = {"r1", "r2", "rh", "rl", "rm"};
+    lort_status st;
+    int k, kv;
+    if (d <= 0) return lort__msg_field(m, "d", d, "> 0");
+    if (heads <= 0) return lort__msg_field(m, "heads", heads, "> 0");
+    if (layers <= 0) return lort__msg_field(m, "layers", layers, "> 0");
+    if (matrices < 0)
+        return lort__msg_field(m, "matrices", matrices, ">= 0 (0 = 4)");
+    if (kv_heads < 0)
+        return lort__msg_field(m, "kv_heads", kv_heads, ">= 0 (0 = heads)");
+    for (k = 0; k < (tucker ? 5 : 1); ++k)
+        if (ranks[k] <= 0)
+            return lort__msg_field(m, tucker ? rn[k] : "r", ranks[k], "> 0");
+    if ((st = lort__diag_float(m, "alpha", alpha, 0)) ||
+        (st = lort__diag_float(m, "dropout", dropout, 1)))
+        return st;
+    if (head_side != LORT_CP_HEADS_OUT && head_side != LORT_CP_HEADS_IN)
+        return lort__msg_field(m, "head_side", head_side, "LORT_CP_HEADS_OUT or _IN");
+    if (d % heads) {
+        lort__msg_str(m, "d = ");
+        lort__msg_int(m, d);
+        lort__msg_str(m, " not divisible by heads = ");
+        lort__msg_int(m, heads);
+        return LORT_ERR_SHAPE;
+    }
+    kv = kv_heads ? kv_heads : heads;
+    if (kv > heads || heads % kv) {
+        lort__msg_str(m, "kv_heads = ");
+        lort__msg_int(m, kv);
+        lort__msg_str(m, " does not divide heads = ");
+        lort__msg_int(m, heads);
+        return LORT_ERR_SHAPE;
+    }
+    if (head_side == LORT_CP_HEADS_IN && kv != heads) {
+        lort__msg_str(m, "GQA (kv_heads != heads) needs head_side LORT_CP_HEADS_OUT");
+        return LORT_ERR_UNSUPPORTED;
+    }
+    return LORT_OK;
+}
+
+/* lort__mpo_train in words. */
+LORT__PRIVATE lort_status lort__diag_mpo(lort__msg *m, const lort_mpo_desc *d) {
+    int k, N = d->n_cores;
+    size_t pr = 1, pc = 1;
+    if (N < 1 || N > LORT_MPO_MAX_CORES) {
+        lort__msg_str(m, "n_cores = ");
+        lort__msg_int(m, N);
+        lort__msg_range(m, 1, LORT_MPO_MAX_CORES + 1);
+        return LORT_ERR_INVALID_ARG;
+    }
+    if (d->d_in < 0) return lort__msg_field(m, "d_in", d->d_in, ">= 0");
+    if (d->d_out < 0) return lort__msg_field(m, "d_out", d->d_out, ">= 0");
+    if (d->bond < 0) return lort__msg_field(m, "bond", d->bond, ">= 0");
+    if (d->path < LORT_MPO_AUTO || d->path > LORT_MPO_DENSE)
+        return lort__msg_field(m, "path", d->path, "a lort_mpo_path");
+    if (d->residual < LORT_MPO_RESIDUAL_NONE || d->residual > LORT_MPO_RESIDUAL_NF4)
+        return lort__msg_field(m, "residual", d->residual, "a lort_mpo_residual");
+    if (d->svd.oversample < 0)
+        return lort__msg_field(m, "svd.oversample", d->svd.oversample, ">= 0");
+    if (d->svd.max_sweeps < 0)
+        return lort__msg_field(m, "svd.max_sweeps", d->svd.max_sweeps, ">= 0");
+    for (k = 0; k < N; ++k) {
+        int i = d->row_factors[k], j = d->col_factors[k];
+        if (i <= 0) return lort__msg_field_at(m, "row_factors", k, i, "> 0");
+        if (j <= 0) return lort__msg_field_at(m, "col_factors", k, j, "> 0");
+        if (!lort__mul(pr, (size_t)i, &pr) || !lort__mul(pc, (size_t)j, &pc) ||
+            pr > (size_t)INT_MAX || pc > (size_t)INT_MAX || (size_t)i * (size_t)j > (size_t)INT_MAX) {
+            lort__msg_str(m, "a product of the factors is above INT_MAX");
+            return LORT_ERR_OVERFLOW;
+        }
+    }
+    if (d->d_out && (size_t)d->d_out != pr) {
+        lort__msg_str(m, "prod of out modes ");
+        lort__msg_int(m, (long long)pr);
+        lort__msg_str(m, " != d_out ");
+        lort__msg_int(m, d->d_out);
+        return LORT_ERR_SHAPE;
+    }
+    if (d->d_in && (size_t)d->d_in != pc) {
+        lort__msg_str(m, "prod of in modes ");
+        lort__msg_int(m, (long long)pc);
+        lort__msg_str(m, " != d_in ");
+        lort__msg_int(m, d->d_in);
+        return LORT_ERR_SHAPE;
+    }
+    if (d->bonds[0] < 0 || d->bonds[0] > 1)
+        return lort__msg_field_at(m, "bonds", 0, d->bonds[0], "0 or 1");
+    if (d->bonds[N] < 0 || d->bonds[N] > 1)
+        return lort__msg_field_at(m, "bonds", N, d->bonds[N], "0 or 1");
+    for (k = 1; k < N; ++k)
+        if ((d->bonds[k] ? d->bonds[k] : d->bond) <= 0) {
+            if (d->bonds[k]) return lort__msg_field_at(m, "bonds", k, d->bonds[k], "> 0");
+            lort__msg_str(m, "bonds[");
+            lort__msg_int(m, k);
+            lort__msg_str(m, "] = 0 takes bond = 0, must be > 0");
+            return LORT_ERR_INVALID_ARG;
+        }
+    return LORT_OK;
+}
+
+/* The checks of every family in words: the desc, then the site of joint kinds. Returns the
+   status the check found (LORT_OK when the words found nothing). */
+LORT__PRIVATE lort_status lort__adapter_diag(lort__msg *m, const lort_adapter *a) {
+    lort_status st;
+    if (a->kind >= LORT_KIND_LORA && a->kind <= LORT_KIND_TT_ADP) {
+        lort__msg_str(m, lort__kind_name(a->kind));
+        lort__msg_str(m, ": ");
+    }
+    switch (a->kind) {
+    case LORT_KIND_LORA: {
+        const lort_lora_desc *d = &a->desc.lora;
+        if (d->init != LORT_LORA_INIT_DEFAULT && d->init != LORT_LORA_INIT_GAUSSIAN)
+            return lort__msg_field(m, "init", d->init, "a lort_lora_init_kind");
+        return lort__diag_lowrank(m, d->d_in, d->d_out, d->r, d->alpha, d->dropout);
+    }
+    case LORT_KIND_LORAXS: {
+        const lort_loraxs_desc *d = &a->desc.loraxs;
+        if ((st = lort__diag_lowrank(m, d->d_in, d->d_out, d->r, d->alpha, d->dropout))) return st;
+        if (d->r > d->d_in || d->r > d->d_out) {
+            lort__msg_str(m, "r = ");
+            lort__msg_int(m, d->r);
+            lort__msg_str(m, " > min(d_in, d_out) = ");
+            lort__msg_int(m, d->d_in < d->d_out ? d->d_in : d->d_out);
+            return LORT_ERR_SHAPE;
+        }
+        if (!lort__finite(d->init_std) || d->init_std < 0.0f) {
+            lort__msg_str(m, "init_std = ");
+            lort__msg_float(m, (double)d->init_std);
+            lort__msg_str(m, ", must be finite and >= 0");
+            return LORT_ERR_INVALID_ARG;
+        }
+        if (d->svd.oversample < 0)
+            return lort__msg_field(m, "svd.oversample", d->svd.oversample, ">= 0");
+        if (d->svd.max_sweeps < 0)
+            return lort__msg_field(m, "svd.max_sweeps", d->svd.max_sweeps, ">= 0");
+        return LORT_OK;
+    }
+#if LORT__HAS_TT_REP
+    case LORT_KIND_TT_REP: {
+        const lort_tt_rep_desc *d = &a->desc.tt_rep;
+        lort_tt_desc e;
+        if ((st = lort__diag_lowrank(m, d->d_in, d->d_out, d->r, d->alpha, d->dropout))) return st;
+        /* lort__tt_rep_check: both shapes (lort__tt_embed), then each train */
+        if (lort__tt_embed(&d->A, d->d_in, d->r, &e) == LORT_OK &&
+            lort__tt_embed(&d->B, d->r, d->d_out, &e) != LORT_OK)
+            return lort__diag_tt(m, "B", &d->B, d->r, d->d_out);
+        if ((st = lort__diag_tt(m, "A", &d->A, d->d_in, d->r))) return st;
+        return lort__diag_tt(m, "B", &d->B, d->r, d->d_out);
+    }
+#endif
+#if LORT__HAS_TT_ADP
+    case LORT_KIND_TT_ADP: {
+        const lort_tt_adp_desc *d = &a->desc.tt_adp;
+        lort_tt_desc td, tu;
+        size_t t;
+        if (d->hidden <= 0) return lort__msg_field(m, "hidden", d->hidden, "> 0");
+        if (d->bottleneck <= 0)
+            return lort__msg_field(m, "bottleneck", d->bottleneck, "> 0");
+        if ((st = lort__diag_float(m, "scale", d->scale, 0))) return st;
+        if (d->act < 0 || d->act > LORT_ACT_GELU_TANH)
+            return lort__msg_field(m, "act", d->act, "a lort_act");
+        if (d->placement != LORT_TT_ADP_OUTPUT && d->placement != LORT_TT_ADP_INPUT)
+            return lort__msg_field(m, "placement", d->placement, "a lort_tt_adp_placement");
+        if ((st = lort__diag_float(m, "dropout", d->dropout, 1))) return st;
+        if (!lort__mul3((size_t)d->hidden, (size_t)d->bottleneck, sizeof(float), &t)) {
+            lort__msg_str(m, "hidden bottleneck floats overflow size_t");
+            return LORT_ERR_OVERFLOW;
+        }
+        if (lort__tt_embed(&d->down, d->hidden, d->bottleneck, &td))
+            return lort__diag_tt(m, "down", &d->down, d->hidden, d->bottleneck);
+        if (d->up.n_cores == 0) { /* the modes and ranks of down, reshaped the other way */
+            tu = td;
+            tu.rows = d->up.rows;
+            tu.cols = d->up.cols;
+        } else {
+            tu = d->up;
+        }
+        if ((st = lort__diag_tt(m, "down", &td, d->hidden, d->bottleneck))) return st;
+        return lort__diag_tt(m, "up", &tu, d->bottleneck, d->hidden);
+    }
+#endif
+    case LORT_KIND_CP:
+    case LORT_KIND_TUCKER: {
+        int tk = a->kind == LORT_KIND_TUCKER, ranks[5], layers, M;
+        if (tk) {
+            const lort_tucker_desc *d = &a->desc.tucker;
+            if (d->rh < 0) return lort__msg_field(m, "rh", d->rh, ">= 0 (0 = r1)");
+            if (d->rl < 0) return lort__msg_field(m, "rl", d->rl, ">= 0 (0 = r1)");
+            if (d->rm < 0) return lort__msg_field(m, "rm", d->rm, ">= 0 (0 = r1)");
+            if (d->init < LORT_TUCKER_INIT_DEFAULT || d->init > LORT_TUCKER_INIT_FACT_TK)
+                return lort__msg_field(m, "init", d->init, "a lort_tucker_init_kind");
+            ranks[0] = d->r1;
+            ranks[1] = d->r2;
+            ranks[2] = d->rh ? d->rh : d->r1;
+            ranks[3] = d->rl ? d->rl : d->r1;
+            ranks[4] = d->rm ? d->rm : d->r1;
+            if ((st = lort__diag_joint(m, 1, d->d, d->heads, d->layers, d->matrices, ranks,
+                                       d->alpha, d->dropout, d->head_side, d->kv_heads)))
+                return st;
+            layers = d->layers;
+            M = d->matrices ? d->matrices : 4;
+        } else {
+            const lort_cp_desc *d = &a->desc.cp;
+            if ((st = lort__diag_float(m, "init_scale", d->init_scale, 0))) return st;
+            ranks[0] = d->r;
+            if ((st = lort__diag_joint(m, 0, d->d, d->heads, d->layers, d->matrices, ranks,
+                                       d->alpha, d->dropout, d->head_side, d->kv_heads)))
+                return st;
+            layers = d->layers;
+            M = d->matrices ? d->matrices : 4;
+        }
+        if (a->layer < 0 || a->layer >= layers) {
+            lort__msg_str(m, "site layer ");
+            lort__msg_int(m, a->layer);
+            lort__msg_range(m, 0, layers);
+            return LORT_ERR_INVALID_ARG;
+        }
+        if (a->matrix < 0 || a->matrix >= M) {
+            lort__msg_str(m, "site matrix ");
+            lort__msg_int(m, a->matrix);
+            lort__msg_range(m, 0, M);
+            return LORT_ERR_INVALID_ARG;
+        }
+        return LORT_OK;
+    }
+    case LORT_KIND_MPO: return lort__diag_mpo(m, &a->desc.mpo);
+    default:
+        break;
+    }
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_adapter_validate(const lort_adapter *a, char *msg, size_t msg_size) {
+    lort__msg m;
+    lort_adapter_sizes sz;
+    lort_status st, sq;
+    lort__msg_init(&m, msg, msg_size);
+    if (!a) {
+        lort__msg_str(&m, "adapter: NULL");
+        return LORT_ERR_NULL;
+    }
+    if (a->kind < LORT_KIND_LORA || a->kind > LORT_KIND_TT_ADP) {
+        lort__msg_str(&m, "adapter: kind ");
+        lort__msg_int(&m, (long long)a->kind);
+        lort__msg_str(&m, " is not a lort_kind");
+        return LORT_ERR_UNSUPPORTED;
+    }
+    st = lort__adapter_diag(&m, a);
+    sq = lort_adapter_sizes_query(a, 1, &sz);
+    if (sq != LORT_OK && st != sq) { /* the words missed it (a size deep in a plan): say the status */
+        lort__msg_init(&m, msg, msg_size);
+        lort__msg_str(&m, lort__kind_name(a->kind));
+        lort__msg_str(&m, ": ");
+        lort__msg_str(&m, lort_status_string(sq));
+        return sq;
+    }
+    if (st == LORT_OK) lort__msg_init(&m, msg, msg_size);
+    return st;
+}
+
 LORT__PRIVATE lort_status lort__set_check(const lort_adapter_set *set) {
     if (!set) return LORT_ERR_NULL;
     if (set->n_entries < 0 || set->n_sites < 0) return LORT_ERR_INVALID_ARG;
@@ -6754,7 +7394,8 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
             lort__msg_str(&m, "entry ");
             lort__msg_int(&m, s->entry);
             lort__msg_str(&m, ": ");
-            lort__msg_str(&m, lort_status_string(st));
+            /* the family's words, into the rest of the buffer */
+            if (m.buf) return lort_adapter_validate(&a, m.buf + m.len, m.cap - m.len);
             return st;
         }
         for (j = 0; s->name && j < i; ++j)
@@ -7346,6 +7987,1142 @@ LORT_DEF lort_status lort_multi_backward(const lort_adapter *adapters, int count
     if (M.stack && dx) /* dx += [G_0 | G_1 | ...] [A_0; A_1; ...], one GEMM */
         lort__gemm(0, 0, n, M.d_in, M.rsum, 1.0f, G, M.rsum, Acat, M.d_in, 1.0f, dx, M.d_in);
     return LORT_OK;
+}
+
+/* The site prefix of set messages: "site i (name): ". */
+LORT__PRIVATE void lort__msg_site(lort__msg *m, const lort_adapter_set *set, int i) {
+    lort__msg_str(m, "site ");
+    lort__msg_int(m, i);
+    if (set->sites[i].name) {
+        lort__msg_str(m, " (");
+        lort__msg_str(m, set->sites[i].name);
+        lort__msg_str(m, ")");
+    }
+    lort__msg_str(m, ": ");
+}
+// >>export ================================================================================== impl
+
+#if LORT__HAS_SVD
+
+/* Export to LoRA. Per site, dW = s P Q with P (d_out, k), Q (k, d_in):
+     lora     P = B,            Q = A              k = r
+     loraxs   P = B,            Q = R A            k = r
+     tt_rep   P = W_B^T,        Q = W_A^T          k = r
+     cp/tucker heads out: P = Bk^T, Q = A^T; heads in: P = A, Q = Bk     k = r1
+   Thin route (k <= min(d_in, d_out)): Householder QR of the k columns of P and the k rows of
+   Q, P = Q1^T R1 and Q = R2^T Q2 (Q1 (k, d_out), Q2 (k, d_in) orthonormal rows), then
+   M = R1 R2^T (k, k) = sum_i S_i u_i p_i^T by one-sided Jacobi in double, so
+   dW = s sum_i S_i (Q1^T u_i)(Q2^T p_i)^T is an exact SVD of dW: truncating it at r is the
+   Eckart-Young optimum and the relative error is sqrt(sum_{i >= r} S_i^2 / sum_i S_i^2).
+   Dense route (mpo; k > min(d_in, d_out)): dW by the family's delta, lort_svd_truncated, and
+   the error measured on the residual dW - B A. The LoRA: B = U sqrt(|s| S) (sign of s in B),
+   A = sqrt(|s| S) V^T, alpha = r, rslora 0 (so its scale is 1). */
+/* sum of squares in double */
+LORT__PRIVATE double lort__export_sumsq(const float *x, size_t count) {
+    double acc = 0.0;
+    size_t i;
+    for (i = 0; i < count; ++i) acc += (double)x[i] * (double)x[i];
+    return acc;
+}
+enum { LORT__EX_FAM, LORT__EX_X1, LORT__EX_Q1, LORT__EX_R1, LORT__EX_X2, LORT__EX_Q2,
+       LORT__EX_R2, LORT__EX_TAU, LORT__EX_T, LORT__EX_P, LORT__EX_U, LORT__EX_S, LORT__EX_ORD };
+enum { LORT__EXD_FAM, LORT__EXD_DW, LORT__EXD_U, LORT__EXD_S, LORT__EXD_VT, LORT__EXD_SVD };
+
+typedef struct lort__export_plan {
+    int dense, d_in, d_out, k, r; /* r: the output rank, min(r, d_in, d_out) */
+    float s;
+    lort_svd_opts svd;
+    lort__layout L;
+} lort__export_plan;
+
+#if LORT__HAS_JOINT
+/* The joint engine of a cp / tucker adapter at its site. */
+LORT__PRIVATE lort_status lort__export_joint(const lort_adapter *a, lort__joint *J) {
+    lort_status st = LORT_ERR_UNSUPPORTED;
+#if LORT__HAS_CP
+    if (a->kind == LORT_KIND_CP) st = lort__cp_joint(&a->desc.cp, J);
+#endif
+#if LORT__HAS_TUCKER
+    if (a->kind == LORT_KIND_TUCKER) st = lort__tucker_joint(&a->desc.tucker, J);
+#endif
+    return st ? st : lort__joint_site(J, a->layer, a->matrix);
+}
+#endif
+
+LORT__PRIVATE lort_status lort__export_plan_make(const lort_adapter *a, int r,
+                                                 const lort_svd_opts *opts,
+                                                 lort__export_plan *E) {
+    lort_adapter_sizes sz;
+    lort_status st;
+    size_t kk, fam, t;
+    int mn;
+    memset(E, 0, sizeof(*E));
+    if (!a) return LORT_ERR_NULL;
+    if ((st = lort_adapter_sizes_query(a, 1, &sz))) return st;
+    if (r <= 0) return LORT_ERR_INVALID_ARG;
+    if (opts) E->svd = *opts;
+    if (E->svd.oversample < 0 || E->svd.max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    E->d_in = sz.d_in;
+    E->d_out = sz.d_out;
+    mn = sz.d_in < sz.d_out ? sz.d_in : sz.d_out;
+    E->r = r < mn ? r : mn;
+    fam = sz.work;
+    switch (a->kind) {
+#if LORT__HAS_LORA
+    case LORT_KIND_LORA:
+        E->k = a->desc.lora.r;
+        st = lort_lora_scale(&a->desc.lora, &E->s);
+        fam = 0;
+        break;
+#endif
+#if LORT__HAS_LORAXS
+    case LORT_KIND_LORAXS:
+        E->k = a->desc.loraxs.r;
+        st = lort_loraxs_scale(&a->desc.loraxs, &E->s);
+        fam = 0;
+        break;
+#endif
+#if LORT__HAS_TT_REP
+    case LORT_KIND_TT_REP: {
+        lort_tt_rep_desc o;
+        size_t wa = 0, wb = 0;
+        E->k = a->desc.tt_rep.r;
+        if ((st = lort_tt_rep_desc_resolve(&a->desc.tt_rep, &o)) ||
+            (st = lort_tt_workspace_size(&o.A, 1, &wa)) || (st = lort_tt_workspace_size(&o.B, 1, &wb)))
+            return st;
+        fam = wa > wb ? wa : wb;
+        st = lort_tt_rep_scale(&a->desc.tt_rep, &E->s);
+        break;
+    }
+#endif
+#if LORT__HAS_JOINT
+    case LORT_KIND_CP:
+    case LORT_KIND_TUCKER: {
+        lort__joint J;
+        if ((st = lort__export_joint(a, &J))) return st;
+        E->k = J.r1;
+        E->s = J.s;
+        break;
+    }
+#endif
+    case LORT_KIND_MPO:
+        if (a->desc.mpo.residual != LORT_MPO_RESIDUAL_NONE) return LORT_ERR_UNSUPPORTED;
+        E->dense = 1;
+        break;
+    case LORT_KIND_TT_ADP: return LORT_ERR_NOT_MERGEABLE;
+    default: return LORT_ERR_UNSUPPORTED;
+    }
+    if (st) return st;
+    if (E->k > mn) E->dense = 1;
+    lort__lay_init(&E->L);
+    lort__lay_add(&E->L, (fam + sizeof(float) - 1) / sizeof(float));
+    if (E->dense) {
+        size_t sv = 0, dw = 0, u = 0, v = 0;
+        if ((st = lort_svd_truncated_workspace_size(E->d_out, E->d_in, E->r, &E->svd, &sv)))
+            return st;
+        if (!lort__mul((size_t)E->d_out, (size_t)E->d_in, &dw) ||
+            !lort__mul((size_t)E->d_out, (size_t)E->r, &u) ||
+            !lort__mul((size_t)E->r, (size_t)E->d_in, &v))
+            return LORT_ERR_OVERFLOW;
+        lort__lay_add(&E->L, dw);
+        lort__lay_add(&E->L, u);
+        lort__lay_add(&E->L, (size_t)E->r);
+        lort__lay_add(&E->L, v);
+        lort__lay_add(&E->L, (sv + sizeof(float) - 1) / sizeof(float));
+    } else {
+        size_t ko = (size_t)E->k * (size_t)E->d_out, ki = (size_t)E->k * (size_t)E->d_in;
+        kk = (size_t)E->k * (size_t)E->k;
+        if (!lort__mul(kk, 2, &t)) return LORT_ERR_OVERFLOW;
+        lort__lay_add(&E->L, ko);                  /* X1 = P^T, then U as float */
+        lort__lay_add(&E->L, ko);                  /* Q1 */
+        lort__lay_add(&E->L, kk);                  /* R1 */
+        lort__lay_add(&E->L, ki);                  /* X2 = Q, then P as float */
+        lort__lay_add(&E->L, ki);                  /* Q2 (tt_rep: W_A first) */
+        lort__lay_add(&E->L, kk);                  /* R2 */
+        lort__lay_add(&E->L, (size_t)E->k);        /* tau */
+        lort__lay_add(&E->L, t);                   /* T (double) */
+        lort__lay_add(&E->L, t);                   /* P (double) */
+        lort__lay_add(&E->L, t);                   /* U (double) */
+        lort__lay_add(&E->L, 2 * (size_t)E->k);    /* S (double) */
+        lort__lay_add(&E->L, (size_t)E->k);        /* order (int) */
+    }
+    return E->L.overflow ? LORT_ERR_OVERFLOW : LORT_OK;
+}
+
+LORT__PRIVATE void lort__export_desc(const lort__export_plan *E, lort_lora_desc *lora) {
+    memset(lora, 0, sizeof(*lora));
+    lora->d_in = E->d_in;
+    lora->d_out = E->d_out;
+    lora->r = E->r;
+    lora->alpha = (float)E->r;
+}
+
+LORT_DEF lort_status lort_adapter_to_lora_size(const lort_adapter *a, int r,
+                                               const lort_svd_opts *opts, lort_lora_desc *lora,
+                                               size_t *work_bytes) {
+    lort__export_plan E;
+    lort_status st;
+    size_t b;
+    if (!lora || !work_bytes) return LORT_ERR_NULL;
+    if ((st = lort__export_plan_make(a, r, opts, &E)) || (st = lort__lay_bytes(&E.L, &b)))
+        return st;
+    lort__export_desc(&E, lora);
+    *work_bytes = b;
+    return LORT_OK;
+}
+
+/* B (d_out, r) columns and A (r, d_in) rows i < n scaled by sqrt(|s| S_i) (B also by sign s);
+   the rest zero. */
+LORT__PRIVATE void lort__export_scale(const lort__export_plan *E, float *A, float *B,
+                                      const double *S, int n) {
+    int i, j;
+    for (i = 0; i < E->r; ++i) {
+        double g = i < n && S[i] > 0.0 ? sqrt(fabs((double)E->s) * S[i]) : 0.0;
+        float ga = (float)g, gb = E->s < 0.0f ? -ga : ga;
+        float *ar = A + (size_t)i * (size_t)E->d_in;
+        for (j = 0; j < E->d_in; ++j) ar[j] = i < n ? ar[j] * ga : 0.0f;
+        for (j = 0; j < E->d_out; ++j) {
+            float *b = B + (size_t)j * (size_t)E->r + (size_t)i;
+            *b = i < n ? *b * gb : 0.0f;
+        }
+    }
+}
+
+LORT__PRIVATE lort_status lort__export_dense(const lort_adapter *a, const lort__export_plan *E,
+                                             float *A, float *B, float *rel_err, float *base) {
+    const lort__layout *L = &E->L;
+    float *fam = lort__lay_slot(base, L, LORT__EXD_FAM), *dW = lort__lay_slot(base, L, LORT__EXD_DW);
+    float *U = lort__lay_slot(base, L, LORT__EXD_U), *S = lort__lay_slot(base, L, LORT__EXD_S);
+    float *Vt = lort__lay_slot(base, L, LORT__EXD_VT);
+    size_t fb = L->off[LORT__EXD_DW] - L->off[LORT__EXD_FAM], sb, n = (size_t)E->d_out * (size_t)E->d_in;
+    double total, resid;
+    lort_status st;
+    int i, j;
+    if ((st = lort_adapter_delta(a, dW, fam, fb))) return st;
+    total = lort__export_sumsq(dW, n);
+    if (!(total < HUGE_VAL)) return LORT_ERR_NONFINITE;
+    sb = E->L.end - L->off[LORT__EXD_SVD];
+    if ((st = lort_svd_truncated(U, S, Vt, dW, E->d_in, E->d_out, E->d_in, E->r, &E->svd,
+                                 lort__lay_slot(base, L, LORT__EXD_SVD), sb)))
+        return st;
+    /* B = U sqrt(S), A = sqrt(S) Vt */
+    for (i = 0; i < E->r; ++i) {
+        float g = sqrtf(S[i] > 0.0f ? S[i] : 0.0f);
+        for (j = 0; j < E->d_in; ++j) A[(size_t)i * (size_t)E->d_in + (size_t)j] = g * Vt[(size_t)i * (size_t)E->d_in + (size_t)j];
+        for (j = 0; j < E->d_out; ++j) B[(size_t)j * (size_t)E->r + (size_t)i] = g * U[(size_t)j * (size_t)E->r + (size_t)i];
+    }
+    lort__gemm(0, 0, E->d_out, E->d_in, E->r, -1.0f, B, E->r, A, E->d_in, 1.0f, dW, E->d_in);
+    resid = lort__export_sumsq(dW, n);
+    if (rel_err) *rel_err = total > 0.0 ? (float)sqrt(resid / total) : 0.0f;
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__export_thin(const lort_adapter *a, const lort__export_plan *E,
+                                            float *A, float *B, float *rel_err, float *base) {
+    const lort__layout *L = &E->L;
+    int k = E->k, d_in = E->d_in, d_out = E->d_out, i, j, l, n;
+    size_t K = (size_t)k;
+    float *fam = lort__lay_slot(base, L, LORT__EX_FAM);
+    float *X1 = lort__lay_slot(base, L, LORT__EX_X1), *Q1 = lort__lay_slot(base, L, LORT__EX_Q1);
+    float *R1 = lort__lay_slot(base, L, LORT__EX_R1), *X2 = lort__lay_slot(base, L, LORT__EX_X2);
+    float *Q2 = lort__lay_slot(base, L, LORT__EX_Q2), *R2 = lort__lay_slot(base, L, LORT__EX_R2);
+    float *tau = lort__lay_slot(base, L, LORT__EX_TAU);
+    double *T = (double *)(void *)lort__lay_slot(base, L, LORT__EX_T);
+    double *P = (double *)(void *)lort__lay_slot(base, L, LORT__EX_P);
+    double *U = (double *)(void *)lort__lay_slot(base, L, LORT__EX_U);
+    double *S = (double *)(void *)lort__lay_slot(base, L, LORT__EX_S);
+    int *order = (int *)(void *)lort__lay_slot(base, L, LORT__EX_ORD);
+    size_t fb = L->off[LORT__EX_X1];
+    double total = 0.0, tail = 0.0;
+    lort_status st;
+    (void)fam;
+    (void)fb;
+    /* X1 = P^T (k, d_out), X2 = Q (k, d_in) */
+    switch (a->kind) {
+#if LORT__HAS_LORA
+    case LORT_KIND_LORA:
+        lort__transpose(X1, a->params + K * (size_t)d_in, (size_t)d_out, K);
+        memcpy(X2, a->params, K * (size_t)d_in * sizeof(float));
+        break;
+#endif
+#if LORT__HAS_LORAXS
+    case LORT_KIND_LORAXS:
+        lort__transpose(X1, (const float *)a->frozen + K * (size_t)d_in, (size_t)d_out, K);
+        lort__gemm(0, 0, k, d_in, k, 1.0f, a->params, k, (const float *)a->frozen, d_in, 0.0f, X2,
+                   d_in);
+        break;
+#endif
+#if LORT__HAS_TT_REP
+    case LORT_KIND_TT_REP: {
+        lort_tt_rep_desc o;
+        size_t na = 0;
+        (void)lort_tt_rep_desc_resolve(&a->desc.tt_rep, &o);
+        (void)lort_tt_param_count(&o.A, &na);
+        if ((st = lort_tt_to_dense(&o.B, X1, a->params + na, fam, fb)) ||   /* W_B (r, d_out) */
+            (st = lort_tt_to_dense(&o.A, Q2, a->params, fam, fb)))          /* W_A (d_in, r) */
+            return st;
+        lort__transpose(X2, Q2, (size_t)d_in, K);
+        break;
+    }
+#endif
+#if LORT__HAS_JOINT
+    case LORT_KIND_CP:
+    case LORT_KIND_TUCKER: {
+        lort__joint J;
+        lort__layout w, c;
+        const float *Bk, *Af = a->params;
+        (void)lort__export_joint(a, &J);
+        (void)lort__joint_layout(&J, 1, &w, &c);
+        lort__joint_bk(&J, a->params, fam, &w);
+        Bk = lort__lay_slot(fam, &w, LORT__JT_BK);
+        Af = a->params + J.oA; /* A (d, r1) */
+        if (J.heads_in) { /* dW = s A Bk: P = A, Q = Bk (r1, d) */
+            lort__transpose(X1, Af, (size_t)J.d, K);
+            memcpy(X2, Bk, K * (size_t)d_in * sizeof(float));
+        } else { /* dW = s Bk^T A^T: P = Bk^T, Q = A^T */
+            memcpy(X1, Bk, K * (size_t)d_out * sizeof(float));
+            lort__transpose(X2, Af, (size_t)J.d, K);
+        }
+        break;
+    }
+#endif
+    default: return LORT_ERR_UNSUPPORTED;
+    }
+    if (!lort__all_finite(X1, K * (size_t)d_out) || !lort__all_finite(X2, K * (size_t)d_in))
+        return LORT_ERR_NONFINITE;
+    lort__rowqr(k, d_out, X1, R1, Q1, tau); /* P = Q1^T R1 */
+    lort__rowqr(k, d_in, X2, R2, Q2, tau);  /* Q = R2^T Q2 */
+    /* T = M^T, M = R1 R2^T: T[i][j] = sum_l R2[i][l] R1[j][l] (both upper triangular) */
+    for (i = 0; i < k; ++i)
+        for (j = 0; j < k; ++j) {
+            double acc = 0.0;
+            for (l = i > j ? i : j; l < k; ++l)
+                acc += (double)R2[(size_t)i * K + (size_t)l] * (double)R1[(size_t)j * K + (size_t)l];
+            T[(size_t)i * K + (size_t)j] = acc;
+        }
+    if ((st = lort__jacobi(k, T, P, U, S, order, E->svd.max_sweeps ? E->svd.max_sweeps : 60)))
+        return st;
+    n = E->r < k ? E->r : k;
+    for (i = 0; i < k; ++i) {
+        total += S[i] * S[i];
+        if (i >= n) tail += S[i] * S[i];
+    }
+    /* U (k, k) and P (k, k) as floats, into the dead X1 and X2 */
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < k; ++j) {
+            X1[(size_t)i * K + (size_t)j] = (float)U[(size_t)i * K + (size_t)j];
+            X2[(size_t)i * K + (size_t)j] = (float)P[(size_t)i * K + (size_t)j];
+        }
+    /* B (d_out, n) = Q1^T u_i, A (n, d_in) = p_i^T Q2 */
+    lort__gemm(1, 1, d_out, n, k, 1.0f, Q1, d_out, X1, k, 0.0f, B, E->r);
+    lort__gemm(0, 0, n, d_in, k, 1.0f, X2, k, Q2, d_in, 0.0f, A, d_in);
+    lort__export_scale(E, A, B, S, n);
+    if (rel_err) *rel_err = total > 0.0 ? (float)sqrt(tail / total) : 0.0f;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_adapter_to_lora(const lort_adapter *a, lort_lora_desc *lora,
+                                          float *params, float *rel_err, int r,
+                                          const lort_svd_opts *opts, void *work,
+                                          size_t work_size) {
+    lort__export_plan E;
+    lort__views v;
+    lort_status st;
+    float *base, *A, *B;
+    if ((st = lort__export_plan_make(a, r, opts, &E))) return st;
+    if (!lora || !params) return LORT_ERR_NULL;
+    if ((st = lort__adapter_views(a, &v))) return st;
+    if ((st = lort__lay_check(&E.L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    base = lort__lay_base(work);
+    A = params;
+    B = params + (size_t)E.r * (size_t)E.d_in;
+    st = E.dense ? lort__export_dense(a, &E, A, B, rel_err, base)
+                 : lort__export_thin(a, &E, A, B, rel_err, base);
+    if (st) return st;
+    lort__export_desc(&E, lora);
+    return LORT_OK;
+}
+
+/* Why site i cannot be exported at rank r (after lort_set_validate passed). */
+LORT__PRIVATE lort_status lort__export_site_plan(lort__msg *m, const lort_adapter_set *set, int i,
+                                                 int r, const lort_svd_opts *opts,
+                                                 lort_adapter *a, lort__export_plan *E) {
+    lort_status st;
+    if ((st = lort_set_site_adapter(set, i, a))) return st;
+    if ((st = lort__export_plan_make(a, r, opts, E)) == LORT_OK) return LORT_OK;
+    lort__msg_site(m, set, i);
+    lort__msg_str(m, lort__kind_name(a->kind));
+    if (st == LORT_ERR_NOT_MERGEABLE)
+        lort__msg_str(m, ": not linear, no weight delta to export");
+    else if (st == LORT_ERR_UNSUPPORTED && a->kind == LORT_KIND_MPO)
+        lort__msg_str(m, ": with a residual the adapter replaces the base layer; export the "
+                         "plain (residual NONE) cores");
+    else if (r <= 0) {
+        lort__msg_str(m, ": export ");
+        (void)lort__msg_field(m, "r", r, "> 0");
+    } else {
+        lort__msg_str(m, ": ");
+        lort__msg_str(m, lort_status_string(st));
+    }
+    return st;
+}
+
+LORT_DEF lort_status lort_set_to_lora_size(const lort_adapter_set *set, int r,
+                                           const lort_svd_opts *opts, size_t *param_floats,
+                                           size_t *work_bytes, char *msg, size_t msg_size) {
+    lort__msg m;
+    lort_status st;
+    size_t np = 0, wb = 0, b, t;
+    int i;
+    if (!param_floats || !work_bytes) return LORT_ERR_NULL;
+    if ((st = lort_set_validate(set, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    for (i = 0; i < set->n_sites; ++i) {
+        lort_adapter a;
+        lort__export_plan E;
+        if ((st = lort__export_site_plan(&m, set, i, r, opts, &a, &E))) return st;
+        if ((st = lort__lay_bytes(&E.L, &b))) return st;
+        t = (size_t)E.r * ((size_t)E.d_in + (size_t)E.d_out);
+        if (t > LORT__SIZE_LIMIT / sizeof(float) - np) return LORT_ERR_OVERFLOW;
+        np += t;
+        if (b > wb) wb = b;
+    }
+    *param_floats = np;
+    *work_bytes = wb;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_set *out,
+                                      lort_adapter *entries, lort_set_site *sites,
+                                      float *params, size_t param_floats, float *rel_err, int r,
+                                      const lort_svd_opts *opts, void *work, size_t work_size,
+                                      char *msg, size_t msg_size) {
+    lort__msg m;
+    lort_status st;
+    size_t need = 0, wneed = 0, off = 0;
+    int i;
+    if ((st = lort_set_to_lora_size(set, r, opts, &need, &wneed, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!out || (set->n_sites > 0 && (!entries || !sites || !params))) {
+        lort__msg_str(&m, "out, entries, sites or params is NULL");
+        return LORT_ERR_NULL;
+    }
+    if (param_floats < need) {
+        lort__msg_str(&m, "params holds ");
+        lort__msg_int(&m, (long long)param_floats);
+        lort__msg_str(&m, " floats, the export needs ");
+        lort__msg_int(&m, (long long)need);
+        return LORT_ERR_INVALID_ARG;
+    }
+    if (wneed && (!work || work_size < wneed)) {
+        lort__msg_str(&m, "work holds ");
+        lort__msg_int(&m, work ? (long long)work_size : 0);
+        lort__msg_str(&m, " bytes, the export needs ");
+        lort__msg_int(&m, (long long)wneed);
+        return work ? LORT_ERR_WORKSPACE : LORT_ERR_NULL;
+    }
+    for (i = 0; i < set->n_sites; ++i) {
+        lort_adapter a, *e = &entries[i];
+        lort__export_plan E;
+        float err = 0.0f;
+        if ((st = lort__export_site_plan(&m, set, i, r, opts, &a, &E))) return st;
+        memset(e, 0, sizeof(*e));
+        e->kind = LORT_KIND_LORA;
+        e->params = params + off;
+        if ((st = lort_adapter_to_lora(&a, &e->desc.lora, e->params, &err, r, opts, work,
+                                       work_size))) {
+            lort__msg_site(&m, set, i);
+            lort__msg_str(&m, lort_status_string(st));
+            return st;
+        }
+        off += (size_t)E.r * ((size_t)E.d_in + (size_t)E.d_out);
+        sites[i] = set->sites[i];
+        sites[i].entry = i;
+        sites[i].layer = sites[i].matrix = 0;
+        if (rel_err) rel_err[i] = err;
+    }
+    out->entries = entries;
+    out->n_entries = set->n_sites;
+    out->sites = sites;
+    out->n_sites = set->n_sites;
+    return LORT_OK;
+}
+
+#endif /* LORT__HAS_SVD */
+
+// >>gguf ==================================================================================== impl
+
+#ifndef LORT_NO_STDIO
+#include <stdio.h>
+#endif
+
+/* ---- writing: a sink that counts (buf NULL) or writes, little-endian whatever the host ---- */
+typedef struct lort__sink {
+    unsigned char *buf;
+    size_t cap, pos;
+    int overflow;
+} lort__sink;
+LORT__PRIVATE void lort__put(lort__sink *s, const void *p, size_t n) {
+    if (n > LORT__SIZE_LIMIT - s->pos) {
+        s->overflow = 1;
+        return;
+    }
+    if (s->buf && s->pos + n <= s->cap && p) memcpy(s->buf + s->pos, p, n);
+    else if (s->buf && s->pos + n <= s->cap) memset(s->buf + s->pos, 0, n);
+    s->pos += n;
+}
+LORT__PRIVATE void lort__put_u32(lort__sink *s, uint32_t v) {
+    unsigned char b[4];
+    int i;
+    for (i = 0; i < 4; ++i) b[i] = (unsigned char)(v >> (8 * i));
+    lort__put(s, b, 4);
+}
+LORT__PRIVATE void lort__put_u64(lort__sink *s, uint64_t v) {
+    unsigned char b[8];
+    int i;
+    for (i = 0; i < 8; ++i) b[i] = (unsigned char)(v >> (8 * i));
+    lort__put(s, b, 8);
+}
+LORT__PRIVATE void lort__put_str(lort__sink *s, const char *str) {
+    size_t n = strlen(str);
+    lort__put_u64(s, (uint64_t)n);
+    lort__put(s, str, n);
+}
+LORT__PRIVATE void lort__put_pad(lort__sink *s, size_t align) {
+    size_t r = s->pos % align;
+    if (r) lort__put(s, NULL, align - r);
+}
+LORT__PRIVATE uint32_t lort__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return u;
+}
+/* IEEE half of f, round to nearest even; overflow to +-inf, NaN stays NaN. */
+LORT__PRIVATE uint16_t lort__f16_bits(float f) {
+    uint32_t u = lort__f32_bits(f), sign = (u >> 16) & 0x8000u, mant = u & 0x7fffffu;
+    int e = (int)((u >> 23) & 0xffu);
+    uint32_t h;
+    if (e == 255) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0u));
+    e -= 127 - 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) { /* subnormal half (or zero) */
+        uint32_t m, shift, half, rem;
+        if (e < -10) return (uint16_t)sign;
+        m = mant | 0x800000u;
+        shift = (uint32_t)(14 - e);
+        h = m >> shift;
+        rem = m & ((1u << shift) - 1u);
+        half = 1u << (shift - 1u);
+        if (rem > half || (rem == half && (h & 1u))) ++h;
+        return (uint16_t)(sign | h);
+    }
+    h = ((uint32_t)e << 10) | (mant >> 13);
+    if ((mant & 0x1fffu) > 0x1000u || ((mant & 0x1fffu) == 0x1000u && (h & 1u))) ++h; /* may carry into inf: correct */
+    return (uint16_t)(sign | h);
+}
+/* count floats x[i] * f (f = 1: the values as they are) as F32 or F16 */
+LORT__PRIVATE void lort__put_floats(lort__sink *s, const float *x, size_t count, float f,
+                                    int f16, int scale) {
+    size_t i;
+    if (!s->buf) {
+        lort__put(s, NULL, count * (f16 ? 2u : 4u));
+        return;
+    }
+    for (i = 0; i < count; ++i) {
+        float v = scale ? x[i] * f : x[i];
+        if (f16) {
+            uint16_t h = lort__f16_bits(v);
+            unsigned char b[2];
+            b[0] = (unsigned char)(h & 0xffu);
+            b[1] = (unsigned char)(h >> 8);
+            lort__put(s, b, 2);
+        } else {
+            lort__put_u32(s, lort__f32_bits(v));
+        }
+    }
+}
+
+LORT__PRIVATE int lort__is_digit(char c) { return c >= '0' && c <= '9'; }
+LORT_DEF lort_status lort_gguf_llama_name(char *out, size_t out_size, const char *site) {
+    static const char *const from[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                        "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
+                                        "mlp.down_proj"};
+    static const char *const to[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
+                                      "ffn_up", "ffn_down"};
+    const char *p = site, *num;
+    size_t nd = 0, need;
+    int i;
+    lort__msg m;
+    if (!out || !site) return LORT_ERR_NULL;
+    if (strncmp(p, "base_model.model.", 17) == 0) p += 17;
+    if (strncmp(p, "model.layers.", 13) != 0) return LORT_ERR_NOT_FOUND;
+    p += 13;
+    num = p;
+    while (lort__is_digit(p[nd])) ++nd;
+    if (nd == 0 || nd > 9 || (nd > 1 && num[0] == '0') || p[nd] != '.') return LORT_ERR_NOT_FOUND;
+    p += nd + 1;
+    for (i = 0; i < 7; ++i)
+        if (strcmp(p, from[i]) == 0) break;
+    if (i == 7) return LORT_ERR_NOT_FOUND;
+    need = 4 + nd + 1 + strlen(to[i]) + 7 + 1; /* "blk." N "." to ".weight" NUL */
+    if (out_size < need) return LORT_ERR_INVALID_ARG;
+    lort__msg_init(&m, out, out_size);
+    lort__msg_str(&m, "blk.");
+    {
+        char t[12];
+        memcpy(t, num, nd);
+        t[nd] = '\0';
+        lort__msg_str(&m, t);
+    }
+    lort__msg_str(&m, ".");
+    lort__msg_str(&m, to[i]);
+    lort__msg_str(&m, ".weight");
+    return LORT_OK;
+}
+
+/* GGML_MAX_NAME: a tensor name with its NUL fits 64 bytes */
+#define LORT__GGUF_NAME_MAX 64
+
+#if LORT__HAS_LORA
+/* The base name of site i into nb (LORT__GGUF_NAME_MAX bytes); msg on failure. */
+LORT__PRIVATE lort_status lort__gguf_base(lort__msg *m, const lort_adapter_set *set,
+                                          const lort_gguf_lora_opts *o, int i, char *nb) {
+    const char *given = o && o->base_names ? o->base_names[i] : NULL;
+    lort_status st;
+    if (given) {
+        size_t n = strlen(given);
+        if (n == 0 || n + 7 >= LORT__GGUF_NAME_MAX) {
+            lort__msg_site(m, set, i);
+            lort__msg_str(m, "base name \"");
+            lort__msg_str(m, given);
+            lort__msg_str(m, "\": with \".lora_a\" it must be 1..63 bytes");
+            return LORT_ERR_INVALID_ARG;
+        }
+        memcpy(nb, given, n + 1);
+        return LORT_OK;
+    }
+    if (!set->sites[i].name) st = LORT_ERR_NOT_FOUND;
+    else st = lort_gguf_llama_name(nb, LORT__GGUF_NAME_MAX - 7, set->sites[i].name);
+    if (st) {
+        lort__msg_site(m, set, i);
+        lort__msg_str(m, st == LORT_ERR_NOT_FOUND ? "not a LLaMA module path: give its GGUF name in "
+                                                    "opts.base_names"
+                                                  : "GGUF name longer than 63 bytes");
+        return st == LORT_ERR_NOT_FOUND ? LORT_ERR_NOT_FOUND : LORT_ERR_INVALID_ARG;
+    }
+    return LORT_OK;
+}
+
+/* The one pass that validates (buf NULL), sizes and writes. */
+LORT__PRIVATE lort_status lort__gguf_lora(lort__sink *s, const lort_adapter_set *set,
+                                          const lort_gguf_lora_opts *o, char *msg,
+                                          size_t msg_size) {
+    lort__msg m;
+    lort_status st;
+    char nb[LORT__GGUF_NAME_MAX], nb2[LORT__GGUF_NAME_MAX], tn[LORT__GGUF_NAME_MAX + 8];
+    const char *arch = o && o->architecture ? o->architecture : "llama";
+    int i, j, f16 = o && o->f16, ab;
+    float alpha = 0.0f;
+    size_t off = 0, esz = f16 ? 2u : 4u;
+    if ((st = lort_set_validate(set, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    if (set->n_sites == 0) {
+        lort__msg_str(&m, "set: no sites");
+        return LORT_ERR_INVALID_ARG;
+    }
+    for (i = 0; i < set->n_sites; ++i) {
+        const lort_adapter *e = &set->entries[set->sites[i].entry];
+        float sc = 0.0f;
+        if (e->kind != LORT_KIND_LORA) {
+            lort__msg_site(&m, set, i);
+            lort__msg_str(&m, lort__kind_name(e->kind));
+            lort__msg_str(&m, ": GGUF holds lora entries; export with lort_set_to_lora first");
+            return LORT_ERR_UNSUPPORTED;
+        }
+        if (!e->params) {
+            lort__msg_site(&m, set, i);
+            lort__msg_str(&m, "params is NULL");
+            return LORT_ERR_NULL;
+        }
+        (void)lort_lora_scale(&e->desc.lora, &sc);
+        if (i == 0) alpha = sc * (float)e->desc.lora.r;
+        if (!lort__finite(sc * (float)e->desc.lora.r) || lort__is_zero(alpha)) {
+            lort__msg_site(&m, set, i);
+            lort__msg_str(&m, "scale times r is 0 or not finite");
+            return LORT_ERR_INVALID_ARG;
+        }
+        if ((st = lort__gguf_base(&m, set, o, i, nb))) return st;
+        for (j = 0; j < i; ++j) { /* O(sites^2): once per file */
+            (void)lort__gguf_base(&m, set, o, j, nb2);
+            if (strcmp(nb, nb2) == 0) {
+                lort__msg_site(&m, set, i);
+                lort__msg_str(&m, "same GGUF tensor ");
+                lort__msg_str(&m, nb);
+                lort__msg_str(&m, " as site ");
+                lort__msg_int(&m, j);
+                return LORT_ERR_INVALID_ARG;
+            }
+        }
+    }
+    /* header and KV pairs */
+    lort__put(s, "GGUF", 4);
+    lort__put_u32(s, 3);
+    lort__put_u64(s, 2u * (uint64_t)set->n_sites);
+    lort__put_u64(s, o && o->name ? 5u : 4u);
+    lort__put_str(s, "general.architecture");
+    lort__put_u32(s, LORT_GGUF_STRING);
+    lort__put_str(s, arch);
+    if (o && o->name) {
+        lort__put_str(s, "general.name");
+        lort__put_u32(s, LORT_GGUF_STRING);
+        lort__put_str(s, o->name);
+    }
+    lort__put_str(s, "general.type");
+    lort__put_u32(s, LORT_GGUF_STRING);
+    lort__put_str(s, "adapter");
+    lort__put_str(s, "adapter.type");
+    lort__put_u32(s, LORT_GGUF_STRING);
+    lort__put_str(s, "lora");
+    lort__put_str(s, "adapter.lora.alpha");
+    lort__put_u32(s, LORT_GGUF_FLOAT32);
+    lort__put_u32(s, lort__f32_bits(alpha));
+    /* tensor infos: lora_a ne {d_in, r}, lora_b ne {r, d_out} */
+    for (i = 0; i < set->n_sites; ++i) {
+        const lort_lora_desc *d = &set->entries[set->sites[i].entry].desc.lora;
+        (void)lort__gguf_base(&m, set, o, i, nb);
+        for (ab = 0; ab < 2; ++ab) {
+            size_t n = (size_t)d->r * (size_t)(ab ? d->d_out : d->d_in) * esz;
+            lort__msg_init(&m, tn, sizeof(tn));
+            lort__msg_str(&m, nb);
+            lort__msg_str(&m, ab ? ".lora_b" : ".lora_a");
+            lort__put_str(s, tn);
+            lort__put_u32(s, 2);
+            lort__put_u64(s, (uint64_t)(ab ? d->r : d->d_in));
+            lort__put_u64(s, (uint64_t)(ab ? d->d_out : d->r));
+            lort__put_u32(s, f16 ? LORT_GGML_F16 : LORT_GGML_F32);
+            lort__put_u64(s, (uint64_t)off);
+            n = (n + LORT_GGUF_ALIGNMENT - 1) / LORT_GGUF_ALIGNMENT * LORT_GGUF_ALIGNMENT;
+            if (n > LORT__SIZE_LIMIT - off) s->overflow = 1;
+            else off += n;
+        }
+    }
+    lort__put_pad(s, LORT_GGUF_ALIGNMENT);
+    /* data: A as is, B times s_i r_i / alpha */
+    for (i = 0; i < set->n_sites; ++i) {
+        const lort_adapter *e = &set->entries[set->sites[i].entry];
+        const lort_lora_desc *d = &e->desc.lora;
+        size_t ra = (size_t)d->r * (size_t)d->d_in;
+        float sc = 0.0f, f;
+        (void)lort_lora_scale(d, &sc);
+        f = sc * (float)d->r / alpha;
+        lort__put_floats(s, e->params, ra, 1.0f, f16, 0);
+        lort__put_pad(s, LORT_GGUF_ALIGNMENT);
+        lort__put_floats(s, e->params + ra, (size_t)d->d_out * (size_t)d->r, f, f16,
+                         lort__f32_bits(f) != lort__f32_bits(1.0f));
+        lort__put_pad(s, LORT_GGUF_ALIGNMENT);
+    }
+    lort__msg_init(&m, msg, msg_size);
+    if (s->overflow) {
+        lort__msg_str(&m, "the file size overflows size_t");
+        return LORT_ERR_OVERFLOW;
+    }
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_gguf_lora_size(const lort_adapter_set *set,
+                                         const lort_gguf_lora_opts *opts, size_t *bytes,
+                                         char *msg, size_t msg_size) {
+    lort__sink s;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    memset(&s, 0, sizeof(s));
+    if ((st = lort__gguf_lora(&s, set, opts, msg, msg_size))) return st;
+    *bytes = s.pos;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_gguf_lora_write(void *buf, size_t buf_size, size_t *written,
+                                          const lort_adapter_set *set,
+                                          const lort_gguf_lora_opts *opts, char *msg,
+                                          size_t msg_size) {
+    lort__sink s;
+    lort__msg m;
+    lort_status st;
+    size_t need = 0;
+    if ((st = lort_gguf_lora_size(set, opts, &need, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!buf || !written) {
+        lort__msg_str(&m, "buf or written is NULL");
+        return LORT_ERR_NULL;
+    }
+    if (buf_size < need) {
+        lort__msg_str(&m, "buffer of ");
+        lort__msg_int(&m, (long long)buf_size);
+        lort__msg_str(&m, " bytes, the file needs ");
+        lort__msg_int(&m, (long long)need);
+        return LORT_ERR_INVALID_ARG;
+    }
+    memset(&s, 0, sizeof(s));
+    s.buf = (unsigned char *)buf;
+    s.cap = buf_size;
+    if ((st = lort__gguf_lora(&s, set, opts, msg, msg_size))) return st;
+    *written = s.pos;
+    return LORT_OK;
+}
+
+#ifndef LORT_NO_STDIO
+LORT_DEF lort_status lort_gguf_lora_write_file(const char *path, const lort_adapter_set *set,
+                                               const lort_gguf_lora_opts *opts,
+                                               const lort_allocator *allocator, char *msg,
+                                               size_t msg_size) {
+    lort__msg m;
+    lort_status st;
+    size_t need = 0, written = 0;
+    void *buf = NULL;
+    FILE *f;
+    int bad;
+    if (!path) return LORT_ERR_NULL;
+    if ((st = lort_gguf_lora_size(set, opts, &need, msg, msg_size))) return st;
+    if ((st = lort_alloc(allocator, need, &buf))) return st;
+    if ((st = lort_gguf_lora_write(buf, need, &written, set, opts, msg, msg_size))) {
+        lort_free(allocator, buf);
+        return st;
+    }
+    lort__msg_init(&m, msg, msg_size);
+    f = fopen(path, "wb");
+    bad = !f || fwrite(buf, 1, written, f) != written;
+    if (f && fclose(f) != 0) bad = 1;
+    lort_free(allocator, buf);
+    if (bad) {
+        lort__msg_str(&m, "cannot write ");
+        lort__msg_str(&m, path);
+        return LORT_ERR_INVALID_ARG;
+    }
+    return LORT_OK;
+}
+#endif
+
+#endif /* LORT__HAS_LORA */
+
+/* ---- reading ----------------------------------------------------------------------------- */
+typedef struct lort__cursor {
+    const unsigned char *p;
+    size_t size, pos;
+} lort__cursor;
+LORT__PRIVATE int lort__get(lort__cursor *c, size_t n, const unsigned char **out) {
+    if (n > c->size - c->pos) return 0;
+    *out = c->p + c->pos;
+    c->pos += n;
+    return 1;
+}
+LORT__PRIVATE int lort__get_u32(lort__cursor *c, uint32_t *v) {
+    const unsigned char *b;
+    int i;
+    if (!lort__get(c, 4, &b)) return 0;
+    *v = 0;
+    for (i = 3; i >= 0; --i) *v = (*v << 8) | b[i];
+    return 1;
+}
+LORT__PRIVATE int lort__get_u64(lort__cursor *c, uint64_t *v) {
+    const unsigned char *b;
+    int i;
+    if (!lort__get(c, 8, &b)) return 0;
+    *v = 0;
+    for (i = 7; i >= 0; --i) *v = (*v << 8) | b[i];
+    return 1;
+}
+/* a GGUF string: u64 length, then the bytes */
+LORT__PRIVATE int lort__get_str(lort__cursor *c, const char **s, size_t *len) {
+    uint64_t n;
+    const unsigned char *b;
+    if (!lort__get_u64(c, &n) || n > (uint64_t)(c->size - c->pos) || !lort__get(c, (size_t)n, &b))
+        return 0;
+    *s = (const char *)(const void *)b;
+    *len = (size_t)n;
+    return 1;
+}
+/* bytes of a scalar value type; 0 for STRING, ARRAY and unknown types */
+LORT__PRIVATE size_t lort__gguf_scalar_size(uint32_t t) {
+    switch (t) {
+    case LORT_GGUF_UINT8: case LORT_GGUF_INT8: case LORT_GGUF_BOOL: return 1;
+    case LORT_GGUF_UINT16: case LORT_GGUF_INT16: return 2;
+    case LORT_GGUF_UINT32: case LORT_GGUF_INT32: case LORT_GGUF_FLOAT32: return 4;
+    case LORT_GGUF_UINT64: case LORT_GGUF_INT64: case LORT_GGUF_FLOAT64: return 8;
+    default: return 0;
+    }
+}
+/* ggml block size and bytes per block; 0 for a type this reader does not size */
+LORT__PRIVATE int lort__ggml_type(uint32_t t, size_t *blck, size_t *bytes) {
+    switch (t) {
+    case LORT_GGML_F32: case LORT_GGML_I32: *blck = 1; *bytes = 4; return 1;
+    case LORT_GGML_F16: case LORT_GGML_BF16: case LORT_GGML_I16: *blck = 1; *bytes = 2; return 1;
+    case LORT_GGML_I8: *blck = 1; *bytes = 1; return 1;
+    case LORT_GGML_I64: case LORT_GGML_F64: *blck = 1; *bytes = 8; return 1;
+    case LORT_GGML_Q4_0: *blck = 32; *bytes = 18; return 1;
+    case LORT_GGML_Q8_0: *blck = 32; *bytes = 34; return 1;
+    default: return 0;
+    }
+}
+LORT__PRIVATE void lort__msg_at(lort__msg *m, const char *what, uint64_t i, size_t pos) {
+    lort__msg_str(m, "gguf: ");
+    lort__msg_str(m, what);
+    lort__msg_str(m, " ");
+    lort__msg_int(m, (long long)i);
+    lort__msg_str(m, " at byte ");
+    lort__msg_int(m, (long long)pos);
+    lort__msg_str(m, ": ");
+}
+
+LORT_DEF lort_status lort_gguf_read(lort_gguf_info *info, lort_gguf_kv *kvs, size_t max_kvs,
+                                    lort_gguf_tensor *tensors, size_t max_tensors,
+                                    const void *buf, size_t size, char *msg, size_t msg_size) {
+    lort__msg m;
+    lort__cursor c;
+    lort_gguf_info inf;
+    const unsigned char *b;
+    uint64_t i, j, align = LORT_GGUF_ALIGNMENT, run = 0, end = 0;
+    size_t tpos;
+    lort__msg_init(&m, msg, msg_size);
+    if (!info || !buf || (max_kvs && !kvs) || (max_tensors && !tensors)) {
+        lort__msg_str(&m, "gguf: NULL argument");
+        return LORT_ERR_NULL;
+    }
+    memset(&inf, 0, sizeof(inf));
+    c.p = (const unsigned char *)buf;
+    c.size = size;
+    c.pos = 0;
+    if (!lort__get(&c, 4, &b) || memcmp(b, "GGUF", 4) != 0) {
+        lort__msg_str(&m, "gguf: no GGUF magic");
+        return LORT_ERR_FORMAT;
+    }
+    if (!lort__get_u32(&c, &inf.version) || (inf.version != 2 && inf.version != 3)) {
+        lort__msg_str(&m, "gguf: version ");
+        lort__msg_int(&m, (long long)inf.version);
+        lort__msg_str(&m, ", must be 2 or 3 (little-endian)");
+        return LORT_ERR_FORMAT;
+    }
+    if (!lort__get_u64(&c, &inf.n_tensors) || !lort__get_u64(&c, &inf.n_kv)) {
+        lort__msg_str(&m, "gguf: truncated header");
+        return LORT_ERR_FORMAT;
+    }
+    /* each KV takes >= 13 bytes, each tensor info >= 33: counts beyond that are lies */
+    if (inf.n_kv > (uint64_t)(size - c.pos) / 13u || inf.n_tensors > (uint64_t)(size - c.pos) / 33u) {
+        lort__msg_str(&m, "gguf: ");
+        lort__msg_int(&m, (long long)(inf.n_kv > (uint64_t)LLONG_MAX ? (uint64_t)LLONG_MAX : inf.n_kv));
+        lort__msg_str(&m, " KV pairs and ");
+        lort__msg_int(&m, (long long)(inf.n_tensors > (uint64_t)LLONG_MAX ? (uint64_t)LLONG_MAX : inf.n_tensors));
+        lort__msg_str(&m, " tensors cannot fit in ");
+        lort__msg_int(&m, (long long)size);
+        lort__msg_str(&m, " bytes");
+        return LORT_ERR_FORMAT;
+    }
+    for (i = 0; i < inf.n_kv; ++i) {
+        lort_gguf_kv kv;
+        size_t kpos = c.pos, es;
+        memset(&kv, 0, sizeof(kv));
+        kv.count = 1;
+        if (!lort__get_str(&c, &kv.key, &kv.key_len) || kv.key_len == 0) {
+            lort__msg_at(&m, "KV", i, kpos);
+            lort__msg_str(&m, "bad key string");
+            return LORT_ERR_FORMAT;
+        }
+        for (j = 0; j < i && j < max_kvs; ++j) /* duplicates: against the stored ones */
+            if (kvs[j].key_len == kv.key_len && memcmp(kvs[j].key, kv.key, kv.key_len) == 0) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "duplicate key");
+                return LORT_ERR_FORMAT;
+            }
+        if (!lort__get_u32(&c, &kv.type)) {
+            lort__msg_at(&m, "KV", i, kpos);
+            lort__msg_str(&m, "truncated");
+            return LORT_ERR_FORMAT;
+        }
+        if (kv.type == LORT_GGUF_STRING) {
+            const char *sv = NULL;
+            int okv = lort__get_str(&c, &sv, &kv.data_size);
+            kv.data = sv;
+            if (!okv) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "string value out of bounds");
+                return LORT_ERR_FORMAT;
+            }
+        } else if (kv.type == LORT_GGUF_ARRAY) {
+            size_t start;
+            if (!lort__get_u32(&c, &kv.elem_type) || !lort__get_u64(&c, &kv.count)) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "truncated array header");
+                return LORT_ERR_FORMAT;
+            }
+            start = c.pos;
+            if (kv.elem_type == LORT_GGUF_STRING) {
+                const char *sv;
+                size_t sl;
+                if (kv.count > (uint64_t)(size - c.pos) / 8u) {
+                    lort__msg_at(&m, "KV", i, kpos);
+                    lort__msg_str(&m, "array of strings longer than the buffer");
+                    return LORT_ERR_FORMAT;
+                }
+                for (j = 0; j < kv.count; ++j)
+                    if (!lort__get_str(&c, &sv, &sl)) {
+                        lort__msg_at(&m, "KV", i, kpos);
+                        lort__msg_str(&m, "array string out of bounds");
+                        return LORT_ERR_FORMAT;
+                    }
+            } else if ((es = lort__gguf_scalar_size(kv.elem_type)) == 0) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "array element type ");
+                lort__msg_int(&m, (long long)kv.elem_type);
+                lort__msg_str(&m, " (nested arrays are refused)");
+                return LORT_ERR_FORMAT;
+            } else if (kv.count > (uint64_t)(size - c.pos) / es || !lort__get(&c, (size_t)kv.count * es, &b)) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "array longer than the buffer");
+                return LORT_ERR_FORMAT;
+            }
+            kv.data = c.p + start;
+            kv.data_size = c.pos - start;
+        } else if ((es = lort__gguf_scalar_size(kv.type)) != 0) {
+            if (!lort__get(&c, es, &b)) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "truncated value");
+                return LORT_ERR_FORMAT;
+            }
+            if (kv.type == LORT_GGUF_BOOL && b[0] > 1) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "bool value not 0 or 1");
+                return LORT_ERR_FORMAT;
+            }
+            kv.data = b;
+            kv.data_size = es;
+        } else {
+            lort__msg_at(&m, "KV", i, kpos);
+            lort__msg_str(&m, "value type ");
+            lort__msg_int(&m, (long long)kv.type);
+            lort__msg_range(&m, 0, 13);
+            return LORT_ERR_FORMAT;
+        }
+        if (kv.key_len == 17 && memcmp(kv.key, "general.alignment", 17) == 0) {
+            uint32_t a = 0;
+            if (kv.type == LORT_GGUF_UINT32) {
+                const unsigned char *v = (const unsigned char *)kv.data;
+                a = (uint32_t)v[0] | (uint32_t)v[1] << 8 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 24;
+            }
+            if (a == 0 || (a & (a - 1u))) {
+                lort__msg_at(&m, "KV", i, kpos);
+                lort__msg_str(&m, "general.alignment must be a UINT32 power of two");
+                return LORT_ERR_FORMAT;
+            }
+            align = a;
+        }
+        if (i < max_kvs) kvs[i] = kv;
+    }
+    inf.alignment = (uint32_t)align;
+    tpos = c.pos;
+    for (i = 0; i < inf.n_tensors; ++i) {
+        lort_gguf_tensor t;
+        size_t ipos = c.pos, blck = 0, tb = 0;
+        uint64_t nel = 1, nb;
+        uint32_t d;
+        memset(&t, 0, sizeof(t));
+        if (!lort__get_str(&c, &t.name, &t.name_len) || t.name_len == 0 ||
+            t.name_len >= LORT__GGUF_NAME_MAX) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "name missing, empty or 64 bytes or longer");
+            return LORT_ERR_FORMAT;
+        }
+        if (!lort__get_u32(&c, &t.n_dims) || t.n_dims < 1 || t.n_dims > 4) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "n_dims must be 1..4");
+            return LORT_ERR_FORMAT;
+        }
+        for (d = 0; d < 4; ++d) t.ne[d] = 1;
+        for (d = 0; d < t.n_dims; ++d) {
+            if (!lort__get_u64(&c, &t.ne[d]) || t.ne[d] > (uint64_t)INT64_MAX ||
+                (t.ne[d] && nel > (uint64_t)INT64_MAX / t.ne[d])) {
+                lort__msg_at(&m, "tensor", i, ipos);
+                lort__msg_str(&m, "ne out of int64 range or truncated");
+                return LORT_ERR_FORMAT;
+            }
+            nel *= t.ne[d];
+        }
+        if (!lort__get_u32(&c, &t.type) || !lort__get_u64(&c, &t.offset)) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "truncated");
+            return LORT_ERR_FORMAT;
+        }
+        if (!lort__ggml_type(t.type, &blck, &tb)) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "ggml type ");
+            lort__msg_int(&m, (long long)t.type);
+            lort__msg_str(&m, " not known to this reader");
+            return LORT_ERR_UNSUPPORTED;
+        }
+        if (t.ne[0] % blck) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "ne[0] not a multiple of the type's block");
+            return LORT_ERR_FORMAT;
+        }
+        nb = nel / blck;
+        if (nb > (uint64_t)LORT__SIZE_LIMIT / tb) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "size overflows");
+            return LORT_ERR_FORMAT;
+        }
+        t.bytes = (size_t)(nb * tb);
+        if (t.offset != run) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "offset ");
+            lort__msg_int(&m, (long long)(t.offset > (uint64_t)LLONG_MAX ? (uint64_t)LLONG_MAX : t.offset));
+            lort__msg_str(&m, ", expected ");
+            lort__msg_int(&m, (long long)run);
+            return LORT_ERR_FORMAT;
+        }
+        /* the data must end inside the buffer (the last tensor need not be padded: writers
+           differ, and llama.cpp maps the file); the next offset is this end rounded up */
+        if (run > (uint64_t)size || t.bytes > size - (size_t)run) {
+            lort__msg_at(&m, "tensor", i, ipos);
+            lort__msg_str(&m, "data past the end of the buffer");
+            return LORT_ERR_FORMAT;
+        }
+        end = run + (uint64_t)t.bytes;
+        run = (end + align - 1u) / align * align;
+        if (i < max_tensors) tensors[i] = t;
+    }
+    /* duplicate tensor names: O(n^2) over the stored ones (names are short) */
+    for (i = 0; i < inf.n_tensors && i < max_tensors; ++i)
+        for (j = 0; j < i; ++j)
+            if (tensors[i].name_len == tensors[j].name_len &&
+                memcmp(tensors[i].name, tensors[j].name, tensors[i].name_len) == 0) {
+                lort__msg_at(&m, "tensor", i, tpos);
+                lort__msg_str(&m, "duplicate name");
+                return LORT_ERR_FORMAT;
+            }
+    inf.data_offset = (size_t)(((uint64_t)c.pos + align - 1u) / align * align);
+    if ((uint64_t)inf.data_offset > (uint64_t)size || end > (uint64_t)(size - inf.data_offset)) {
+        lort__msg_str(&m, "gguf: the data section (");
+        lort__msg_int(&m, (long long)end);
+        lort__msg_str(&m, " bytes from byte ");
+        lort__msg_int(&m, (long long)inf.data_offset);
+        lort__msg_str(&m, ") runs past the end of the buffer");
+        return LORT_ERR_FORMAT;
+    }
+    for (i = 0; i < inf.n_tensors && i < max_tensors; ++i)
+        tensors[i].data = c.p + inf.data_offset + (size_t)tensors[i].offset;
+    *info = inf;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_gguf_find_kv(const lort_gguf_kv *kvs, size_t n, const char *key,
+                                       size_t *index) {
+    size_t i, len;
+    if ((n && !kvs) || !key || !index) return LORT_ERR_NULL;
+    len = strlen(key);
+    for (i = 0; i < n; ++i)
+        if (kvs[i].key_len == len && memcmp(kvs[i].key, key, len) == 0) {
+            *index = i;
+            return LORT_OK;
+        }
+    return LORT_ERR_NOT_FOUND;
 }
 
 // >>adamw ================================================================================ impl

@@ -24,6 +24,7 @@ static const struct {
     {LORT_ERR_NONFINITE, "LORT_ERR_NONFINITE"},
     {LORT_ERR_NOT_MERGEABLE, "LORT_ERR_NOT_MERGEABLE"},
     {LORT_ERR_NOT_FOUND, "LORT_ERR_NOT_FOUND"},
+    {LORT_ERR_FORMAT, "LORT_ERR_FORMAT"},
 };
 #define NCODES (sizeof ALL_CODES / sizeof ALL_CODES[0])
 static int seen[NCODES];
@@ -724,6 +725,16 @@ static void test_not_found(void **state) {
     assert_int_equal(idx, 0);
 }
 
+/* A malformed file: LORT_ERR_FORMAT (the GGUF reader on bytes that are not GGUF). */
+static void test_format(void **state) {
+    (void)state;
+    static const unsigned char not_gguf[32] = {'G', 'G', 'U', 'F', 9};
+    lort_gguf_info info;
+    char msg[80];
+    EXPECT(LORT_ERR_FORMAT, lort_gguf_read(&info, NULL, 0, NULL, 0, not_gguf, sizeof not_gguf,
+                                           msg, sizeof msg));
+}
+
 /* Runs last: each status code was produced by at least one real call above. */
 static void test_every_status_reached(void **state) {
     (void)state;
@@ -982,6 +993,7 @@ int main(void) {
         cmocka_unit_test(test_nf4_denormal_absmax),
         cmocka_unit_test(test_adamw_overflow),
         cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_format),
         cmocka_unit_test(test_every_status_reached),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -169,8 +169,8 @@ static void test_set_validate_messages(void **state) {
     f.sites[4].name = "model.layers.1.self_attn.q_proj";
     f.entries[1].desc.lora.d_out = -3;
     assert_int_equal(lort_set_validate(&f.set, msg, sizeof msg), LORT_ERR_INVALID_ARG);
-    assert_string_equal(msg, "site 1 (model.layers.0.self_attn.v_proj): entry 1: invalid argument: "
-                             "a size is <= 0 or an option is out of range");
+    assert_string_equal(msg, "site 1 (model.layers.0.self_attn.v_proj): entry 1: lora: d_out = -3, "
+                             "must be > 0");
     f.entries[1].desc.lora.d_out = D;
     OK(lort_set_validate(&f.set, msg, sizeof msg));
     assert_string_equal(msg, "");
