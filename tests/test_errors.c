@@ -25,6 +25,7 @@ static const struct {
     {LORT_ERR_NONFINITE, "LORT_ERR_NONFINITE"},
     {LORT_ERR_NOT_MERGEABLE, "LORT_ERR_NOT_MERGEABLE"},
     {LORT_ERR_NOT_FOUND, "LORT_ERR_NOT_FOUND"},
+    {LORT_ERR_FORMAT, "LORT_ERR_FORMAT"},
 };
 #define NCODES (sizeof ALL_CODES / sizeof ALL_CODES[0])
 static int seen[NCODES];
@@ -714,6 +715,17 @@ static void test_not_found(void **state) {
     assert_int_equal(idx, 0);
 }
 
+/* Malformed files and configs: LORT_ERR_FORMAT with a message. */
+static void test_format(void **state) {
+    (void)state;
+    static const unsigned char bad[12] = {4, 0, 0, 0, 0, 0, 0, 0, '{', '"', 'a', '}'};
+    size_t need = 77;
+    char msg[64];
+    EXPECT(LORT_ERR_FORMAT, lort_st_read_size(bad, sizeof bad, &need, msg, sizeof msg));
+    assert_int_equal(need, 77);
+    assert_string_equal(msg, "unterminated JSON string");
+}
+
 /* Runs last: each status code was produced by at least one real call above. */
 static void test_every_status_reached(void **state) {
     (void)state;
@@ -738,6 +750,7 @@ int main(void) {
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_unsupported_kind),
         cmocka_unit_test(test_not_mergeable),
+        cmocka_unit_test(test_format),
         cmocka_unit_test(test_no_convergence),
         cmocka_unit_test(test_nonfinite),
         cmocka_unit_test(test_not_found),
