@@ -106,7 +106,7 @@ $(B)/fuzz/%: tests/fuzz/%.c lortensor.h
 test-peft: $(B)/tools/peft_resave
 	@if /usr/bin/env python3 -c 'import torch, peft, transformers' 2>/dev/null; then \
 	  ./$(B)/tools/peft_resave $(B)/peft_saved && \
-	  python3 tests/fixtures/check_peft_roundtrip.py $(B)/peft_saved | tee $(B)/peft_roundtrip.txt; \
+	  python3 tests/fixtures/check_peft_roundtrip.py $(B)/peft_saved | tee $(B)/peft_roundtrip.txt; echo "(committed copy: tests/fixtures/peft_roundtrip.txt)"; \
 	else echo "test-peft skipped: python3 with torch, peft and transformers is not installed"; fi
 $(B)/tools/peft_resave: tests/fixtures/peft_resave.c lortensor.h
 	@mkdir -p $(@D)
