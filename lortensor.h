@@ -6970,7 +6970,7 @@ LORT__PRIVATE lort_status lort__wt_count(const lort_st_write_tensor *t, size_t *
 /* The header JSON into w (counting when w->p is NULL); *data_bytes = the data section size. */
 LORT__PRIVATE lort_status lort__st_gen_header(const lort__st_src *src, lort__out *w,
                                               size_t *data_bytes) {
-    size_t ofs = 0, c;
+    size_t ofs = 0, c = 0;
     int i, d;
     lort_status st;
     lort__out_str(w, "{");
@@ -7026,7 +7026,7 @@ LORT__PRIVATE lort_status lort__st_gen_header(const lort__st_src *src, lort__out
 /* Writes the file (out->p NULL: only sizes it into out->len). */
 LORT__PRIVATE lort_status lort__st_emit(const lort__st_src *src, lort__out *out) {
     lort__out w;
-    size_t hlen, pad, data, total, c, e;
+    size_t hlen, pad, data = 0, total, c = 0, e;
     int i;
     unsigned char *dst;
     lort_status st;
