@@ -34,11 +34,22 @@ TABLE OF CONTENTS
     THREADING       reentrancy and BLAS threads
     MATH            lora, loraxs, tt (+ tt_rep, tt_adp), cp, tucker, mpo (DoTA, TT-SVD, rounding),
                     nf4, svd, adamw, dropout
+    FILES           safetensors, PEFT LoRA, set files (see "// >>api ... files")
     API             declarations (grep "// >>api")
     IMPLEMENTATION  (grep "// >>impl", "// >>gemm", "// >>svd", "// >>lora", "// >>loraxs",
                     "// >>tt", "// >>tt_rep", "// >>tt_adp", "// >>joint", "// >>cp", "// >>tucker",
-                    "// >>nf4", "// >>mpo")
+                    "// >>nf4", "// >>mpo", "// >>blocks", "// >>json", "// >>st", "// >>files")
     HISTORY, LICENSE at the end
+
+FILES
+=====
+    Adapters in and out, from caller buffers, with size queries and arenas (nothing allocates):
+    lort_st_*      safetensors reader / writer (F32 views into the buffer; F16, BF16 converted)
+    lort_peft_*    HuggingFace PEFT LoRA (adapter_model.safetensors + adapter_config.json) to
+                   and from an adapter set; sites named by PEFT's module paths
+    lort_set_save / lort_set_load   any adapter set of any family as one safetensors file
+    lort_adapter_blocks             each family's flat layout: block names, offsets, shapes
+    lort_file_read / lort_file_write   stdio helpers (LORT_NO_STDIO removes them)
 
 CONFIGURATION
 =============
@@ -55,6 +66,7 @@ CONFIGURATION
     LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
     LORT_RESTRICT               restrict           global  C/C++ portable restrict
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
+    LORT_NO_STDIO               off                global  no <stdio.h>: drops lort_file_read/_write
 
 CONVENTIONS
 ===========
@@ -91,7 +103,11 @@ ERRORS
   Every public function validates its arguments in O(1) (NULL pointers, sizes <= 0, products
   that overflow, shape mismatches, short workspaces) and returns a negative lort_status; it never
   aborts, exits or prints, and on error writes nothing to the caller's outputs.
-  lort_status_string() gives a static message. Under LORT_DEBUG, kernels also scan their inputs
+  lort_status_string() gives a static message. Functions that read structured input (sets,
+  files, configs) also take a trailing (char *msg, size_t msg_size) and write there what is
+  wrong ("model.layers.0.q_proj.lora_A.weight: shape [8, 4096] but r = 16"); malformed bytes
+  are LORT_ERR_FORMAT, valid but unsupported content (DoRA, a newer format) LORT_ERR_UNSUPPORTED.
+  Under LORT_DEBUG, kernels also scan their inputs
   for NaN/Inf (LORT_ERR_NONFINITE); the SVD routines always do (their cost dwarfs the scan).
   Joint families (cp, tucker): a site with layer or matrix out of range is LORT_ERR_INVALID_ARG;
   d not divisible by heads, or kv_heads not dividing heads, LORT_ERR_SHAPE; GQA with heads on
