@@ -1,4 +1,4 @@
-# lortensor: make run | make test | make check | make bench | make deps | make clean
+# lortensor: make run | make test | make check | make size | make bench | make deps | make clean
 # BLAS=openblas (default when pkg-config finds it) or BLAS=none (built-in GEMM).
 CC      ?= cc
 CXX     ?= c++
@@ -25,11 +25,18 @@ else
 endif
 
 TESTS    := $(basename $(notdir $(wildcard tests/test_*.c)))
+FAMILIES := LORA LORAXS TT TT_REP TT_ADP CP TUCKER MPO NF4 SVD
+# clang -Weverything minus: used-but-marked-unused (LORT__PRIVATE marks every private helper
+# unused, so a TU that calls few of them stays silent; ~400 hits), padded (struct layout notes),
+# switch-enum and covered-switch-default (switches on lort_kind / enums keep a default for
+# values from outside the enum), unsafe-buffer-usage (clang >= 16: every pointer index).
+WEVERYTHING_OFF := -Wno-used-but-marked-unused -Wno-padded -Wno-switch-enum \
+                   -Wno-covered-switch-default -Wno-unsafe-buffer-usage -Wno-unknown-warning-option
 EXAMPLES := $(basename $(notdir $(wildcard examples/*.c)))
 B := build
 
-.PHONY: all run test test-blas test-noblas test-sanitize test-compile examples check bench deps clean \
-        fuzz test-peft
+.PHONY: all run test test-blas test-noblas test-sanitize test-m32 test-compile examples check bench deps \
+        deps-bench clean FORCE size size-if-available fuzz test-peft
 all: examples
 
 # ---- quick start: the first example, no dependency beyond a C compiler --------------------
@@ -40,49 +47,145 @@ $(B)/run-$(BLAS)/%: examples/%.c lortensor.h
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 
 # ---- tests ----------------------------------------------------------------------------------
-# test: install dependencies, then every test: OpenBLAS and LORT_NO_BLAS builds, ASan+UBSan,
-# strict-warning compile tests (C99, C11, C++11, C++17), and every example.
+# test: install dependencies, then `make check` in parallel (JOBS = the machine's cores).
+# check: every test program in four builds (OpenBLAS; LORT_NO_BLAS; ASan+UBSan with LORT_DEBUG;
+# 32-bit i386, gcc -m32, where size_t is 32 bits), strict-warning compile tests (C99, C11,
+# C++11, C++17), and every example. `make -j check` runs all of it in parallel.
+#
+# Each build compiles the implementation once (tests/impl.c -> build/<build>/lort_impl.o) and
+# links it into every test program, which includes the header without LORTENSOR_IMPLEMENTATION.
+# A test that defines LORTENSOR_IMPLEMENTATION itself (it needs its own configuration macros)
+# is linked without that object. Test output goes to build/<build>/<test>.log, printed on failure.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
-	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory -j$(JOBS) check
 
-check: test-compile test-blas test-noblas test-sanitize examples
+TEST_HDRS := tests/lort_test.h tests/alloc_spy.h tests/lort_hooks.h lortensor.h
+SELF_IMPL := $(basename $(notdir $(shell grep -l '^\#define LORTENSOR_IMPLEMENTATION' tests/test_*.c)))
+ASAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# The 32-bit build uses SSE arithmetic (-mfpmath=sse: IEEE single precision as on ARM, not
+# x87's extended precision) and runs where gcc -m32 and an i386 libcmocka exist (make deps installs them on
+# Debian amd64); elsewhere test-m32 says it is skipped.
+HAVE_M32  := $(shell printf '\043include <stdarg.h>\n\043include <stddef.h>\n\043include <setjmp.h>\n\043include <cmocka.h>\nint main(void){return 0;}\n' | \
+               $(CC) -m32 -x c - -o /dev/null -lcmocka 2>/dev/null && echo yes)
+
+# $(call test_build,name,cflags,libs,env): the implementation object, the test programs and
+# their runs (build/<name>/<test>.ok holds the number of tests that passed) for one build.
+define test_build
+$(B)/$(1)/lort_impl.o: tests/impl.c $(TEST_HDRS)
+	@mkdir -p $$(@D)
+	$$(CC) -std=c99 $(2) $$(WARN) -Werror -I. -c $$< -o $$@
+$(B)/$(1)/%: tests/%.c $(TEST_HDRS) $(B)/$(1)/lort_impl.o
+	$$(CC) -std=c99 $(2) $$(WARN) -Werror -I. $$< \
+	  $$(if $$(filter $$*,$$(SELF_IMPL)),,$(B)/$(1)/lort_impl.o) -o $$@ $(3) -lcmocka -lm
+$(B)/$(1)/%.ok: $(B)/$(1)/% FORCE
+	@if $(4) ./$$< >$$(@:.ok=.log) 2>&1; then \
+	  n=$$$$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' $$(@:.ok=.log) | awk '{s+=$$$$1} END {print s+0}'); \
+	  echo "$$$$n" >$$@; echo "== $$<: $$$$n passed"; \
+	else cat $$(@:.ok=.log); echo "== $$<: FAILED (log: $$(@:.ok=.log))"; rm -f $$@; exit 1; fi
+endef
+$(eval $(call test_build,blas,$(CFLAGS) $(BLAS_CFLAGS),$(BLAS_LIBS),OPENBLAS_NUM_THREADS=1))
+$(eval $(call test_build,noblas,$(CFLAGS) -DLORT_NO_BLAS,,))
+$(eval $(call test_build,asan,-O1 -g $(ASAN) -DLORT_NO_BLAS -DLORT_DEBUG,,))
+$(eval $(call test_build,m32,-m32 -msse2 -mfpmath=sse $(CFLAGS) -DLORT_NO_BLAS,,))
+.PRECIOUS: $(B)/%/lort_impl.o $(addprefix $(B)/blas/,$(TESTS)) $(addprefix $(B)/noblas/,$(TESTS)) \
+           $(addprefix $(B)/asan/,$(TESTS)) $(addprefix $(B)/m32/,$(TESTS))
+FORCE:
+
+# A summary line per build: how many test programs and cmocka tests passed.
+define test_summary
+	@cat $(1) | awk '{s+=$$1} END {printf "%s: %d programs, %d tests passed\n", "$(2)", NR, s}'
+endef
+test-blas: $(addprefix $(B)/blas/,$(addsuffix .ok,$(TESTS)))
+	$(call test_summary,$^,test-blas)
+test-noblas: $(addprefix $(B)/noblas/,$(addsuffix .ok,$(TESTS)))
+	$(call test_summary,$^,test-noblas)
+test-sanitize: $(addprefix $(B)/asan/,$(addsuffix .ok,$(TESTS)))
+	$(call test_summary,$^,test-sanitize)
+ifeq ($(HAVE_M32),yes)
+test-m32: $(addprefix $(B)/m32/,$(addsuffix .ok,$(TESTS)))
+	$(call test_summary,$^,test-m32)
+else
+test-m32:
+	@echo "test-m32: SKIPPED (no gcc -m32 with an i386 libcmocka; make deps installs them on Debian amd64)"
+endif
+
+check: test-compile test-blas test-noblas test-sanitize test-m32 examples size-if-available
 	@echo "make check: all passed"
 
-$(B)/blas/%: tests/%.c tests/lort_test.h tests/alloc_spy.h lortensor.h
-	@mkdir -p $(@D)
-	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lcmocka -lm
-$(B)/noblas/%: tests/%.c tests/lort_test.h tests/alloc_spy.h lortensor.h
-	@mkdir -p $(@D)
-	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. -DLORT_NO_BLAS $< -o $@ -lcmocka -lm
-$(B)/asan/%: tests/%.c tests/lort_test.h tests/alloc_spy.h lortensor.h
-	@mkdir -p $(@D)
-	$(CC) -std=c99 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
-	  -fno-omit-frame-pointer $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_DEBUG $< -o $@ -lcmocka -lm
-
-test-blas: $(addprefix $(B)/blas/,$(TESTS))
-	@set -e; for t in $^; do echo "== $$t"; OPENBLAS_NUM_THREADS=1 ./$$t; done
-test-noblas: $(addprefix $(B)/noblas/,$(TESTS))
-	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
-test-sanitize: $(addprefix $(B)/asan/,$(TESTS))
-	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
-
 # The header alone under the strict warning set, as C and C++, with and without BLAS, plus
-# double inclusion and LORT_STATIC in two translation units.
-test-compile:
-	@mkdir -p $(B)/compile
-	$(CC) -std=c99 $(WARN) -Werror -I. $(BLAS_CFLAGS) -c tests/compile/impl.c -o $(B)/compile/c99.o
-	$(CC) -std=c11 $(WARN) -Werror -I. -DLORT_NO_BLAS -c tests/compile/impl.c -o $(B)/compile/c11.o
-	$(CXX) -std=c++11 $(CXXWARN) -Werror -I. $(BLAS_CFLAGS) -x c++ -c tests/compile/impl.c -o $(B)/compile/cxx11.o
-	$(CXX) -std=c++17 $(CXXWARN) -Werror -I. -DLORT_NO_BLAS -x c++ -c tests/compile/impl.c -o $(B)/compile/cxx17.o
-	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/static_a.c tests/compile/static_b.c -o $(B)/compile/static -lm
+# double inclusion and LORT_STATIC in two translation units (the STB way of including it).
+COMPILE_OBJS := $(addprefix $(B)/compile/,c99.o c11.o cxx11.o cxx17.o)
+test-compile: $(COMPILE_OBJS) $(B)/compile/static
 	./$(B)/compile/static
+	@set -e; for f in $(FAMILIES); do \
+	  $(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_STATIC -DLORT_ONLY_$$f \
+	    -c tests/compile/impl.c -o $(B)/compile/only_$$f.o; done; echo "LORT_ONLY_<F>: $(FAMILIES) ok"
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_NO_MPO -DLORT_NO_TT -DLORT_NO_CP \
+	  -c tests/compile/impl.c -o $(B)/compile/no_some.o
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/only_lora.c -o $(B)/compile/only_lora -lm
+	./$(B)/compile/only_lora
+	@if command -v clang >/dev/null 2>&1; then \
+	  clang -std=c99 -Weverything $(WEVERYTHING_OFF) -Werror -I. -DLORT_NO_BLAS -c tests/compile/impl.c \
+	    -o $(B)/compile/weverything.o && echo "clang -Weverything: ok"; \
+	else echo "clang -Weverything: skipped (clang not installed)"; fi
+	@if command -v tcc >/dev/null 2>&1; then \
+	  tcc -I. -DLORT_NO_BLAS tests/compile/impl.c -o $(B)/compile/tcc -lm && ./$(B)/compile/tcc && \
+	  tcc -I. -DLORT_NO_BLAS -DLORT_DEBUG -Wall -Werror tests/test_errors.c tests/impl.c -o $(B)/compile/tcc_errors \
+	    -lcmocka -lm && ./$(B)/compile/tcc_errors >/dev/null 2>&1 && echo "tcc: ok (impl.c, test_errors)"; \
+	else echo "tcc: skipped (tcc not installed: apt-get install tcc)"; fi
 	@echo "test-compile: ok"
+$(B)/compile/c99.o: tests/compile/impl.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. $(BLAS_CFLAGS) -c $< -o $@
+$(B)/compile/c11.o: tests/compile/impl.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(WARN) -Werror -I. -DLORT_NO_BLAS -c $< -o $@
+$(B)/compile/cxx11.o: tests/compile/impl.c lortensor.h
+	@mkdir -p $(@D)
+	$(CXX) -std=c++11 $(CXXWARN) -Werror -I. $(BLAS_CFLAGS) -x c++ -c $< -o $@
+$(B)/compile/cxx17.o: tests/compile/impl.c lortensor.h
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 $(CXXWARN) -Werror -I. -DLORT_NO_BLAS -x c++ -c $< -o $@
+$(B)/compile/static: tests/compile/static_a.c tests/compile/static_b.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/static_a.c tests/compile/static_b.c -o $@ -lm
 
-examples: $(addprefix $(B)/examples/,$(EXAMPLES))
-	@set -e; for e in $^; do echo "== $$e"; OPENBLAS_NUM_THREADS=1 ./$$e; done
+examples: $(addprefix $(B)/examples/,$(addsuffix .ok,$(EXAMPLES)))
+$(B)/examples/%.ok: $(B)/examples/% FORCE
+	@if OPENBLAS_NUM_THREADS=1 ./$< >$(@:.ok=.log) 2>&1; then touch $@; echo "== $<: ok"; \
+	else cat $(@:.ok=.log); echo "== $<: FAILED"; exit 1; fi
 $(B)/examples/%: examples/%.c lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
+.PRECIOUS: $(addprefix $(B)/examples/,$(EXAMPLES))
+
+# ---- embedded size check: Cortex-M4F, -Os, newlib-nano, --gc-sections --------------------
+# Builds tests/embedded/*.c (LoRA forward, LoRA train, cp) for a Cortex-M4F and prints their
+# text size and whether any soft-double routine (__aeabi_d*) is linked. Limits: LoRA forward
+# <= 6 KiB, LoRA train <= 12 KiB, no soft-double anywhere. Needs gcc-arm-none-eabi and
+# libnewlib-arm-none-eabi; `make check` runs it when arm-none-eabi-gcc is installed.
+ARM_CC    ?= arm-none-eabi-gcc
+ARM_FLAGS := -std=c99 -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard -Os \
+             -ffunction-sections -fdata-sections -Wl,--gc-sections --specs=nano.specs \
+             --specs=nosys.specs $(WARN) -Werror
+EMBEDDED  := lora_forward lora_train cp
+size: $(addprefix $(B)/arm/,$(addsuffix .elf,$(EMBEDDED)))
+	@printf '%-14s %8s %8s %8s  %s\n' program text data bss soft-double; fail=0; \
+	for p in $(EMBEDDED); do e=$(B)/arm/$$p.elf; \
+	  set -- $$(arm-none-eabi-size $$e | tail -1); \
+	  d=$$(arm-none-eabi-nm $$e | grep -c ' __aeabi_d' || true); \
+	  printf '%-14s %8s %8s %8s  %s\n' $$p $$1 $$2 $$3 $$([ $$d = 0 ] && echo none || echo "$$d symbols"); \
+	  [ $$d = 0 ] || fail=1; \
+	  [ $$p != lora_forward ] || [ $$1 -le 6144 ] || { echo "  over 6 KiB"; fail=1; }; \
+	  [ $$p != lora_train ] || [ $$1 -le 12288 ] || { echo "  over 12 KiB"; fail=1; }; \
+	done; [ $$fail = 0 ] && echo "size: ok"
+$(B)/arm/%.elf: tests/embedded/%.c lortensor.h
+	@mkdir -p $(@D)
+	$(ARM_CC) $(ARM_FLAGS) -I. $< -o $@ -lm
+size-if-available:
+	@if command -v $(ARM_CC) >/dev/null 2>&1; then $(MAKE) --no-print-directory size; \
+	else echo "size: skipped ($(ARM_CC) not installed: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"; fi
 
 # ---- fuzzing (not part of test): libFuzzer + ASan + UBSan, FUZZ_SECONDS per target ----------
 # Needs clang with the libFuzzer runtime (Debian: clang, libclang-rt-dev or llvm's compiler-rt).
@@ -123,9 +226,16 @@ $(B)/bench/%: bench/%.c lortensor.h
 	$(CC) -std=c99 -O3 -march=native -g $(WARN) -I. $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 
 # ---- dependencies (Debian) -------------------------------------------------------------------
+# On amd64 also the 32-bit toolchain of test-m32: gcc-multilib and the i386 libcmocka (the
+# i386 architecture is added to dpkg for it).
 DEPS := build-essential pkg-config libopenblas-dev libcmocka-dev
+ifeq ($(shell dpkg --print-architecture 2>/dev/null),amd64)
+  DEPS += gcc-multilib libcmocka-dev:i386
+endif
 deps:
 	@if dpkg -s $(DEPS) >/dev/null 2>&1; then echo "deps: installed"; else \
+	  case "$(DEPS)" in *:i386*) dpkg --print-foreign-architectures | grep -qx i386 || \
+	    $(SUDO) dpkg --add-architecture i386;; esac; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEPS); fi
 deps-bench: deps
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-torch

@@ -27,19 +27,27 @@ QUICK START
 
 TABLE OF CONTENTS
 =================
-    CONFIGURATION   macros
+    CONFIGURATION   macros (LORT_NO_<FAMILY> / LORT_ONLY_<FAMILY>: compile families out)
     CONVENTIONS     shapes, argument order, accumulation, aliasing
     MEMORY          params / frozen / cache / workspace
     ERRORS          status codes
     THREADING       reentrancy and BLAS threads
-    MATH            lora, loraxs, tt (+ tt_rep, tt_adp), cp, tucker, mpo (DoTA, TT-SVD, rounding),
-                    nf4, svd, adamw, dropout
-    FILES           safetensors, PEFT LoRA, set files (see "// >>api ... files")
-    API             declarations (grep "// >>api")
-    IMPLEMENTATION  (grep "// >>impl", "// >>gemm", "// >>svd", "// >>lora", "// >>loraxs",
-                    "// >>tt", "// >>tt_rep", "// >>tt_adp", "// >>joint", "// >>cp", "// >>tucker",
-                    "// >>nf4", "// >>mpo", "// >>blocks", "// >>json", "// >>st", "// >>files")
+    EMBEDDED        trimming the build for microcontrollers
+    FILES           safetensors, PEFT LoRA, set files (>>blocks, >>st, >>files)
+    MATH            >>lora, >>loraxs, >>tt (TT-SVD, rounding), >>tt_rep, >>tt_adp, >>cp,
+                    >>tucker, >>mpo (DoTA), >>nf4, >>rng (dropout), >>svd, >>adamw
+    API             declarations, one banner per section (grep -n '^// >>.* api$'):
+                    >>core, >>rng, >>gemm, >>svd, >>lora, >>loraxs, >>tt, >>tt_rep, >>tt_adp,
+                    >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>set, >>blocks, >>st, >>files,
+                    >>adamw
+    IMPLEMENTATION  one banner per section (grep -n '^// >>.* impl$'): >>config, >>core, >>rng,
+                    >>gemm, >>svd, >>lora, >>loraxs, >>train (TT-SVD and rounding engine shared
+                    by tt and mpo), >>tt, >>tt_rep, >>tt_adp, >>joint (shared by cp and
+                    tucker), >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>set, >>blocks, >>json,
+                    >>st (safetensors), >>files (set files, PEFT), >>adamw
     HISTORY, LICENSE at the end
+    Each family carries the same tag in MATH, API and IMPLEMENTATION: grep -n '>>tt_adp'
+    lists all three.
 
 FILES
 =====
@@ -61,20 +69,36 @@ CONFIGURATION
     LORT_CBLAS_HEADER           <cblas.h>          impl    header that declares cblas_sgemm
     LORT_SGEMM(tA,tB,M,N,K,alpha,A,lda,B,ldb,beta,C,ldc)   impl    row-major sgemm override (MKL,
                                 cblas_sgemm                BLIS, a spy); tA, tB are 0 or 1
-    LORT_ASSERT(x)              assert(x)          impl    internal invariants only, never user input
+    LORT_ASSERT(x)              (void)0, or        impl    internal invariants only, never user
+                                assert(x) under            input; costs nothing (no assert, no
+                                LORT_DEBUG                 stdio) unless LORT_DEBUG or you define it
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
     LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
-    LORT_RESTRICT               restrict           global  C/C++ portable restrict
+    LORT_RESTRICT               restrict           global  C/C++ portable restrict (internal
+                                                           helpers whose buffers never alias)
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
     LORT_NO_STDIO               off                global  no <stdio.h>: drops lort_file_read/_write
+    LORT_NO_<F>                 off                global  compile family F out (F = LORA, LORAXS,
+                                                           TT, TT_REP, TT_ADP, CP, TUCKER, MPO, NF4,
+                                                           SVD)
+    LORT_ONLY_<F>               off                global  keep only the named families (any number
+                                                           of LORT_ONLY_ macros); see EMBEDDED
 
 CONVENTIONS
 ===========
   - float32, row-major, contiguous. A linear layer is PyTorch nn.Linear: W is (d_out, d_in),
     y = x W^T (+ b), x is (n, d_in) with one token per row. PEFT tensors load without transposes.
   - Shapes are written (rows, cols). n = rows of x (batch x tokens), d_in, d_out, r = rank.
-  - Argument order everywhere: desc, outputs, inputs and weights, n, cache, cache_size, work,
-    work_size.
+  - Argument order everywhere: desc, outputs (including optional error outputs such as err,
+    err_bound), inputs and weights, n, cache, cache_size, work, work_size. Rounding takes two
+    descs (from, to) first. Every merge and delta takes work, work_size (lora's need none and
+    accept NULL, 0; the family's workspace size always suffices).
+  - Weights are one flat float vector per family (params, grads with the same layout), with
+    one exception: lora and loraxs kernels take their named factors (A, B; R, A, B), because
+    those are the tensors PEFT files hold; their flat layouts (A then B) are what lort_adapter
+    uses, so the generic interface is one flat vector for every family.
+  - Shape scalars follow the layer's data flow: n, d_in, d_out (lort_linear_*, lort_nf4_*). A
+    weight is (d_out, d_in); a general matrix (SVD) is sized (m, n) = (rows, cols).
   - Adapters ADD: forward does y += dy_adapter; the base layer is yours.
   - Backward ACCUMULATES: dx, dA, dB, ... += (PyTorch .grad semantics). Zero them yourself
     (lort_zero). A NULL gradient pointer skips that gradient.
@@ -89,8 +113,8 @@ MEMORY
   Nothing in a kernel allocates. Per adapter there are up to four caller-owned buffers:
     params  the trainable values, one flat float vector with a documented layout (its gradient
             uses the same layout, so an optimizer steps one vector and saving is one write);
-    frozen  frozen factors (LoRA-XS's A and B; DoTA's W_res, fp32 or an NF4 blob), another flat
-            float vector;
+    frozen  frozen data: LoRA-XS's A and B (floats); DoTA's W_res (fp32 floats or an NF4 byte
+            blob), sized in bytes by lort_mpo_residual_size;
     cache   what forward saves for backward, size from lort_<family>_cache_size(desc, n);
             forward may take cache = NULL (inference); backward then recomputes what it needs;
     work    scratch, dead after the call, size from lort_<family>_workspace_size(desc, n): one
@@ -106,9 +130,12 @@ ERRORS
   lort_status_string() gives a static message. Functions that read structured input (sets,
   files, configs) also take a trailing (char *msg, size_t msg_size) and write there what is
   wrong ("model.layers.0.q_proj.lora_A.weight: shape [8, 4096] but r = 16"); malformed bytes
-  are LORT_ERR_FORMAT, valid but unsupported content (DoRA, a newer format) LORT_ERR_UNSUPPORTED.
-  Under LORT_DEBUG, kernels also scan their inputs
-  for NaN/Inf (LORT_ERR_NONFINITE); the SVD routines always do (their cost dwarfs the scan).
+  are LORT_ERR_FORMAT, valid but unsupported content (DoRA, a newer format)
+  LORT_ERR_UNSUPPORTED. Under LORT_DEBUG, kernels also scan their inputs
+  for NaN/Inf (LORT_ERR_NONFINITE): inputs and every parameter they read, in forward and
+  backward alike. The SVD routines always scan (their cost dwarfs the scan), and also refuse a
+  matrix whose Frobenius norm exceeds FLT_MAX (LORT_ERR_NONFINITE: its singular values might
+  not be representable); below that they scale internally, so an OK never hides a NaN.
   Joint families (cp, tucker): a site with layer or matrix out of range is LORT_ERR_INVALID_ARG;
   d not divisible by heads, or kv_heads not dividing heads, LORT_ERR_SHAPE; GQA with heads on
   the input LORT_ERR_UNSUPPORTED; a GEMM dimension (d r1, r1 r2, the core size) above INT_MAX
@@ -123,9 +150,30 @@ THREADING
   0.3.7). The built-in GEMM path is bit-deterministic. Forward kernels are row-separable (split n
   across your threads); parameter gradients of backward are sums over rows and need a reduction.
 
+EMBEDDED
+========
+  Trim the build to what you call (stb style): define LORT_ONLY_<F> for each family you use, or
+  LORT_NO_<F> for each you do not, before including the implementation. Dependencies come back
+  by themselves: tt_rep and tt_adp need tt; tt (TT-SVD), loraxs (its init) and mpo need svd;
+  mpo needs nf4. The generic lort_adapter_* dispatch then compiles only the families present
+  and returns LORT_ERR_UNSUPPORTED for any other kind. Declarations of the dropped families'
+  functions disappear too (their types stay: lort_adapter holds every desc).
+  Then compile with -ffunction-sections -fdata-sections and link with -Wl,--gc-sections, so
+  that only the functions you reach are linked. Float paths use float math only (the normal
+  generator is a float polar method with its own log, AdamW's bias correction is computed
+  without pow, the tt planner's FLOP model is float): on a single-precision FPU (Cortex-M4F)
+  no soft-double routine is linked by lora, lora training with AdamW, or cp. Remaining double
+  math, by design: the SVDs (Jacobi in double), TT-SVD and rounding (error sums), the mpo
+  planner (its path choice sizes the workspace), tt init's sigma^(2/d) (pow).
+  LORT_ASSERT is empty unless LORT_DEBUG is defined, so no assert/printf/stdio is linked.
+  The built-in GEMM keeps a (LORT_GEMM_KC x LORT_GEMM_NC) float panel on the stack; shrink it
+  for small stacks (e.g. -DLORT_GEMM_KC=16 -DLORT_GEMM_NC=64: 4 KiB).
+  `make size` builds LoRA forward, LoRA training and one cp site for Cortex-M4F (-Os,
+  newlib-nano, --gc-sections) and prints their text size: about 3, 5 and 10 KiB, no __aeabi_d*.
+
 MATH
 ====
-  lora (Hu et al. 2021, as in HuggingFace PEFT). A: (r, d_in), B: (d_out, r).
+  >>lora (Hu et al. 2021, as in HuggingFace PEFT). A: (r, d_in), B: (d_out, r).
       s  = alpha / r, or alpha / sqrt(r) when rslora is set (alpha = 0 means alpha = r)
       Xd = drop(x)                      inverted dropout with probability p (identity if p = 0)
       H  = Xd A^T         (n, r)        saved in the cache
@@ -136,7 +184,7 @@ MATH
             A ~ N(0, 1/r^2) (PEFT "gaussian").  FLOPs forward 2 n r (d_in + d_out).
       params layout: A (r*d_in) then B (d_out*r).
 
-  loraxs (Balazy et al. 2024). Frozen A = S_r V_r^T (r, d_in) and B = U_r (d_out, r) from the
+  >>loraxs (Balazy et al. 2024). Frozen A = S_r V_r^T (r, d_in) and B = U_r (d_out, r) from the
   rank-r truncated SVD W0 = U S V^T; trainable R (r, r), init N(0, sigma^2), sigma = 1e-5.
       H1 = Xd A^T (n, r, cached); H2 = H1 R^T; y += s H2 B^T
       backward: dH2 = s dy B; dR += dH2^T H1; dx += drop(dH2 R A)
@@ -144,7 +192,7 @@ MATH
       The right singular vectors are signed so that the largest-magnitude entry of each row of
       V^T is positive (sklearn's svd_flip, which LoRA-XS's reference code uses).
 
-  tt (LoRETTA's TT layer, Yang et al. 2024). A matrix W_tt (rows, cols) is the row-major
+  >>tt (LoRETTA's TT layer, Yang et al. 2024). A matrix W_tt (rows, cols) is the row-major
   reshape of a d-way tensor with modes n_1..n_d, prod n_k = rows*cols; the row/column split may
   fall inside a mode (only the flat offset p*cols + q matters). Cores G_k (t_{k-1}, n_k, t_k),
   t_0 = t_d = 1: W[i_1..i_d] = G_1[0,i_1,:] G_2[:,i_2,:] ... G_d[:,i_d,0].
@@ -162,8 +210,15 @@ MATH
       params: sum_k t_{k-1} n_k t_k. FLOPs forward 2 n rows cols + ~2 rows cols t (materialise).
       work: prefixes + suffixes (each <= d rows cols t floats), dW, one temp, two environment
             buffers (<= t rows cols / n_1 each); cache: prefixes.
+      TT-SVD (Oseledets 2011; lort_tt_svd), left to right: C_1 = W; for k < d, C_k
+            (t_{k-1} n_k, rest) ~= U S V^T (lort_svd_truncated, top t_k), G_k = U, C_{k+1} =
+            U^T C_k; G_d = C_d. err^2 = sum_k ||C_k - U U^T C_k||^2 = ||W - TT||^2.
+      TT rounding (lort_tt_round): right-to-left SVDs make cores 2..d right-orthonormal, then
+            left-to-right truncated SVDs; err_bound = sqrt(sum of the discarded sigma^2), equal
+            to the error in exact arithmetic. Both run on the train engine (>>train), shared
+            with mpo.
 
-  tt_rep (LoRETTA_rep): a LoRA whose factors are tt matrices W_A (d_in, r), W_B (r, d_out).
+  >>tt_rep (LoRETTA_rep): a LoRA whose factors are tt matrices W_A (d_in, r), W_B (r, d_out).
       s = alpha / r (alpha 0 = r); H = drop(x) W_A (cached); y += s H W_B; dW = s (W_A W_B)^T
       backward: dW_B = s H^T dy; dH = s dy W_B^T; dW_A = drop(x)^T dH; dx += drop(dH W_A^T);
             dW_A, dW_B pulled back to the cores as in tt. It runs lora's pipeline on
@@ -171,7 +226,7 @@ MATH
             dW != 0 at init. params: cores of W_A, then cores of W_B.
       merge: W += weight s (W_A W_B)^T        delta: dW = s (W_A W_B)^T
 
-  tt_adp (LoRETTA_adp): f(u) = s (act(drop(u) W_down + beta_d) W_up + beta_u), W_down
+  >>tt_adp (LoRETTA_adp): f(u) = s (act(drop(u) W_down + beta_d) W_up + beta_u), W_down
   (hidden, b) and W_up (b, hidden) tt matrices (by default the same modes), act ReLU | tanh |
   GELU (erf form, PyTorch's nn.GELU default) | GELU tanh form. Not linear: no dW; merge and
   delta return LORT_ERR_NOT_MERGEABLE.
@@ -185,7 +240,7 @@ MATH
       init: cores as tt; beta_d ~ U(+-1/sqrt b), beta_u ~ U(+-1/sqrt hidden); f != 0 at init.
       params: cores of W_down, cores of W_up, beta_d (b), beta_u (hidden).
 
-  cp (LoRTA, Hounie et al. 2024). ONE CP tensor over (d, d_h = d/H, heads H, layers L, matrix
+  >>cp (LoRTA, Hounie et al. 2024). ONE CP tensor over (d, d_h = d/H, heads H, layers L, matrix
   types M) holds every adapted matrix of a model; its factors are shared by all sites.
       params (one flat block for the whole model): A (d, r), B (r, d_h), C_H (H, r), C_L (L, r),
       C_M (M, r); count r (d + d_h + H + L + M) (LLaMA-2-7B, r = 8: 34,336; RoBERTa-base 860 r)
@@ -197,7 +252,7 @@ MATH
       OUT: U = Xd A (n, r, cached), y += s U Bk;  IN: T = Xd Bk^T (n, r, cached), y += s T A^T.
       Never the d x d D per forward (the reference code's cost 4 L d^2 r); FLOPs 4 n d r + r d.
       OUT with few rows (n (r + d_h) < r d_h) skips Bk: P_h = U .* c_h for all heads stacked
-      as rows, y_h = s P_h B in one GEMM (spec 4.3), so only A (d, r) is streamed. Both paths
+      as rows, y_h = s P_h B in one GEMM, so only A (d, r) is streamed. Both paths
       use the same workspace and cache (U), and give the same values up to float rounding.
       backward (OUT; IN is the transpose): dBk = s U^T dy, G = s dy Bk^T, dA += Xd^T G,
       dx += drop(G A^T); dc_h[k] = sum_j B[k, j] dBk[k, h d_h + j], dB[k] += sum_h c_h[k]
@@ -213,10 +268,11 @@ MATH
       = sqrt(5) init_scale) on fan_in r, i.e. U(+-sqrt(6/r)) at init_scale 0 (every script).
       dropout acts on x; sites sharing dropout_seed share the mask (lit-gpt's one q,k,v draw).
       Matrix indices are the caller's (0..M-1); LORT_CP_Q/K/V/O = 0..3 name the defaults.
-      Quirk not reproduced: lit-gpt's fused qkv adds dQ to permuted q/k/v channels
-      (spec/MATH.md 4.2); we add dQ to the Q matrix.
+      Quirk not reproduced: lit-gpt's fused qkv output interleaves (q, k, v) per head group,
+      but LoRTA adds [X dQ | X dK | X dV] block-wise, so its "dQ" lands on a permuted set of
+      q/k/v channels; we add dQ to the Q matrix (the intended semantics).
 
-  tucker: the same joint tensor with core C (r1, r2, rH, rL, rM) and A (d, r1), B (r2, d_h),
+  >>tucker: the same joint tensor with core C (r1, r2, rH, rL, rM) and A (d, r1), B (r2, d_h),
   C_H (H, rH), C_L (L, rL), C_M (M, rM); flat layout core, A, B, C_H, C_L, C_M.
       site (l, m): Z = C x_5 C_M[m] x_4 C_L[l] (r1 r2, rH) (two mat-vecs), K_h = Z Ch[h]
       (r1, r2), Bk = [K_0 B | ...] (r1, d) (nh GEMMs, r1 r2 d), then as cp at rank r1 (two
@@ -234,7 +290,7 @@ MATH
       (LORT_TUCKER_INIT_FACT_TK; its dropout on the r-dim hidden is not reproduced: p = 0).
       Default init: as cp with a superdiagonal core of ones (starts as a CP).
 
-  mpo (DoTA, Hu et al. 2024; MPO format of the RUC group). d_out = prod i_k, d_in = prod j_k,
+  >>mpo (DoTA, Hu et al. 2024; MPO format of the RUC group). d_out = prod i_k, d_in = prod j_k,
   cores T_k (D_{k-1}, i_k, j_k, D_k), D_0 = D_N = 1; M = the TT of W reshaped to
   (i_1..i_N, j_1..j_N) and permuted to the interleaved (i_1, j_1, ..., i_N, j_N).
       layer: y += x (W_res + M)^T. W_res: none (plain adapter), fp32, or NF4 (QDoTA).
@@ -251,26 +307,26 @@ MATH
       path AUTO picks the smaller FLOP count of forward + backward at n rows (the dense one counts
         the materialisations, 3 GEMMs of n d_in d_out and the core sweep; the factored one 3x its
         steps, plus the fp32 W_res GEMMs it cannot fold).
-      DoTA init: left-to-right truncated TT-SVD of W0 (interleaved): C_1 = W0; for k < N,
-        C_k (D_{k-1} i_k j_k, rest) ~= U S V^T (lort_svd_truncated, top D_k), T_k = U,
-        C_{k+1} = U^T C_k; T_N = C_N. err^2 = sum_k ||C_k - U U^T C_k||^2 = ||W0 - M||^2.
-        W_res = W0 - M(T) in fp32 (NF4: then quantised), so W_res + M = W0 at step 0.
-      TT rounding (Oseledets 2011): right-to-left SVDs make cores 2..N right-orthonormal, then
-        left-to-right truncated SVDs; err_bound = sqrt(sum of discarded sigma^2), exact in exact
-        arithmetic. lort_tt_svd / lort_tt_round do the same on the tt form (no permutation).
+      DoTA init: the TT-SVD of >>tt on W0 permuted to the interleaved order (modes i_k j_k,
+        ranks D_k): err = ||W0 - M||. W_res = W0 - M(T) in fp32 (NF4: then quantised), so
+        W_res + M = W0 at step 0. lort_mpo_round is TT rounding (>>tt) of the interleaved train.
       params: T_1..T_N flat (sum D_{k-1} i_k j_k D_k); frozen: W_res.
 
-  nf4 (Dettmers et al. 2023, bitsandbytes): blocks of 64 consecutive entries with absmax a;
-      code = #{midpoints m_c : w / a > m_c} (the nearest level, ties down); w' = level[code] a;
+  >>nf4 (Dettmers et al. 2023, bitsandbytes): blocks of 64 consecutive entries with absmax a;
+      code = #{midpoints m_c : w (1/a) > m_c} (the nearest level, ties down; w times the
+      reciprocal of a, as bitsandbytes, not w / a: the two can differ in the last bit);
+      w' = level[code] a;
       two codes per byte, element 2i high nibble. |w - w'| <= a * (largest gap) / 2 = 0.152 a.
       NF4 GEMM: tiles of ~LORT_NF4_TILE_FLOATS dequantised rows of W, one GEMM per tile.
 
-  dropout: keep(row, col) is a pure function of (seed, row, col) (a counter-based hash), so
-      backward regenerates the mask of forward instead of storing it. Rows are numbered from 0
-      within each call: a caller splitting n across calls should vary the seed. Dropout acts
-      only on the adapter branch, and only when p > 0: set p = 0 for inference.
+  >>rng dropout: keep(row, col) is a pure function of (seed, row, col) (a counter-based
+      hash), so backward regenerates the mask of forward instead of storing it. row is the row
+      of x within the call (numbered from 0), col the column of the adapter's input (0..d_in-1;
+      tt_adp: 0..hidden-1): the mask has the input's shape. A caller splitting n across calls
+      should vary the seed. Dropout acts only on the adapter branch, and only when p > 0: set
+      p = 0 for inference.
 
-  svd: lort_svd_truncated finds the top-r singular triplets of an (m, n) matrix by a randomized
+  >>svd lort_svd_truncated finds the top-r singular triplets of an (m, n) matrix by a randomized
       range finder (Halko, Martinsson, Tropp 2011): l = r + oversample probes (uniform on
       [-1, 1)), then q power iterations Q <- qr((W W^T - alpha I) Q), re-orthonormalized by
       CholeskyQR (GEMMs; one pass between power steps, two for the final basis; Householder QR
@@ -286,7 +342,7 @@ MATH
       triangle, k = min(m, n), and runs one-sided Jacobi on it in double precision.
       Results are deterministic given opts.seed; singular values are sorted descending.
 
-  adamw (Loshchilov & Hutter; torch.optim.AdamW): p -= lr*wd*p; m = b1 m + (1-b1) g;
+  >>adamw (Loshchilov & Hutter; torch.optim.AdamW): p -= lr*wd*p; m = b1 m + (1-b1) g;
       v = b2 v + (1-b2) g^2; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
 */
 
@@ -312,6 +368,85 @@ MATH
 #endif
 #endif
 
+/* Families compiled in (declarations and implementation). LORT_ONLY_<F> (any number of
+   them) keeps just those families; otherwise LORT_NO_<F> drops one. Dependencies come back
+   in: tt_rep and tt_adp need tt, tt and loraxs need svd (TT-SVD, LoRA-XS init), mpo needs
+   svd and nf4. */
+#if defined(LORT_ONLY_LORA) || defined(LORT_ONLY_LORAXS) || defined(LORT_ONLY_TT) ||          \
+    defined(LORT_ONLY_TT_REP) || defined(LORT_ONLY_TT_ADP) || defined(LORT_ONLY_CP) ||        \
+    defined(LORT_ONLY_TUCKER) || defined(LORT_ONLY_MPO) || defined(LORT_ONLY_NF4) ||          \
+    defined(LORT_ONLY_SVD)
+#define LORT__ONLY 1
+#else
+#define LORT__ONLY 0
+#endif
+
+#if (LORT__ONLY && defined(LORT_ONLY_LORA)) || (!LORT__ONLY && !defined(LORT_NO_LORA))
+#define LORT__WANT_LORA 1
+#else
+#define LORT__WANT_LORA 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_LORAXS)) || (!LORT__ONLY && !defined(LORT_NO_LORAXS))
+#define LORT__WANT_LORAXS 1
+#else
+#define LORT__WANT_LORAXS 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TT)) || (!LORT__ONLY && !defined(LORT_NO_TT))
+#define LORT__WANT_TT 1
+#else
+#define LORT__WANT_TT 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TT_REP)) || (!LORT__ONLY && !defined(LORT_NO_TT_REP))
+#define LORT__WANT_TT_REP 1
+#else
+#define LORT__WANT_TT_REP 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TT_ADP)) || (!LORT__ONLY && !defined(LORT_NO_TT_ADP))
+#define LORT__WANT_TT_ADP 1
+#else
+#define LORT__WANT_TT_ADP 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_CP)) || (!LORT__ONLY && !defined(LORT_NO_CP))
+#define LORT__WANT_CP 1
+#else
+#define LORT__WANT_CP 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_TUCKER)) || (!LORT__ONLY && !defined(LORT_NO_TUCKER))
+#define LORT__WANT_TUCKER 1
+#else
+#define LORT__WANT_TUCKER 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_MPO)) || (!LORT__ONLY && !defined(LORT_NO_MPO))
+#define LORT__WANT_MPO 1
+#else
+#define LORT__WANT_MPO 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_NF4)) || (!LORT__ONLY && !defined(LORT_NO_NF4))
+#define LORT__WANT_NF4 1
+#else
+#define LORT__WANT_NF4 0
+#endif
+#if (LORT__ONLY && defined(LORT_ONLY_SVD)) || (!LORT__ONLY && !defined(LORT_NO_SVD))
+#define LORT__WANT_SVD 1
+#else
+#define LORT__WANT_SVD 0
+#endif
+#define LORT__HAS_LORA LORT__WANT_LORA
+#define LORT__HAS_LORAXS LORT__WANT_LORAXS
+#define LORT__HAS_TT_REP LORT__WANT_TT_REP
+#define LORT__HAS_TT_ADP LORT__WANT_TT_ADP
+#define LORT__HAS_TT (LORT__WANT_TT || LORT__HAS_TT_REP || LORT__HAS_TT_ADP)
+#define LORT__HAS_CP LORT__WANT_CP
+#define LORT__HAS_TUCKER LORT__WANT_TUCKER
+#define LORT__HAS_MPO LORT__WANT_MPO
+#define LORT__HAS_NF4 (LORT__WANT_NF4 || LORT__HAS_MPO)
+#define LORT__HAS_SVD (LORT__WANT_SVD || LORT__HAS_LORAXS || LORT__HAS_TT || LORT__HAS_MPO)
+/* shared engines: the low-rank pipeline (>>lora), the joint tensor, the train (TT-SVD) */
+#define LORT__HAS_LOWRANK                                                                     \
+    (LORT__HAS_LORA || LORT__HAS_LORAXS || LORT__HAS_TT_REP || LORT__HAS_CP || LORT__HAS_TUCKER)
+#define LORT__HAS_JOINT (LORT__HAS_CP || LORT__HAS_TUCKER)
+#define LORT__HAS_TRAIN (LORT__HAS_TT || LORT__HAS_MPO)
+
 #ifndef LORT_RESTRICT
 #if defined(__cplusplus) || !defined(__STDC_VERSION__) || __STDC_VERSION__ < 199901L
 #define LORT_RESTRICT __restrict
@@ -324,7 +459,7 @@ MATH
 extern "C" {
 #endif
 
-// >>api =========================================================================== core
+// >>core ================================================================================== api
 
 /* Status codes: 0 is success, errors are negative. Never renumbered, only appended. */
 #define LORT__STATUS_LIST(X)                                                                  \
@@ -357,7 +492,8 @@ LORT_API const char *lort_status_string(lort_status status);
 LORT_API void lort_version(int *major, int *minor, int *patch);
 LORT_API const char *lort_version_string(void);
 
-/* Name of the GEMM backend compiled in: "cblas" or "builtin". */
+/* Name of the GEMM backend compiled in: "cblas", "builtin" (LORT_NO_BLAS) or "custom" (the
+   LORT_SGEMM override, which wins over both). */
 LORT_API const char *lort_gemm_backend(void);
 
 /* Optional allocation helpers (kernels never allocate). NULL allocator = LORT_MALLOC/LORT_FREE.
@@ -374,20 +510,23 @@ LORT_API void lort_free(const lort_allocator *allocator, void *ptr);
 /* x[0..count) = 0. */
 LORT_API void lort_zero(float *x, size_t count);
 
-/* ---- random numbers: explicit state, no rand() ---------------------------------------- */
+// >>rng =================================================================================== api
+
+/* Random numbers: explicit state, no rand(). */
 typedef struct lort_rng {
     uint64_t state;
 } lort_rng;
 LORT_API void lort_rng_seed(lort_rng *rng, uint64_t seed);
 LORT_API uint64_t lort_rng_u64(lort_rng *rng);
 LORT_API float lort_rng_uniform(lort_rng *rng);   /* [0, 1) */
-LORT_API float lort_rng_normal(lort_rng *rng);    /* N(0, 1), Box-Muller in double */
+LORT_API float lort_rng_normal(lort_rng *rng);    /* N(0, 1), polar method in float */
 /* Counter-based: a pure function of its arguments, uniform in [0, 1). Used for dropout. */
 LORT_API float lort_hash_uniform(uint64_t seed, uint64_t row, uint64_t col);
 /* Inverted-dropout factor of element (row, col): 0 with probability p, else 1/(1-p). */
 LORT_API float lort_dropout_factor(uint64_t seed, float p, uint64_t row, uint64_t col);
 
-/* ---- GEMM ----------------------------------------------------------------------------- */
+// >>gemm ================================================================================== api
+
 /* Row-major C (M, N) = alpha op(A) op(B) + beta C, op(X) = X or X^T (trans != 0), exactly
    cblas_sgemm(CblasRowMajor, ...). M, N, K >= 0; lda >= max(1, cols of A as stored), etc.
    beta == 0 overwrites C (NaN in C does not propagate). lort_sgemm uses the compiled backend;
@@ -409,17 +548,25 @@ LORT_API lort_status lort_linear_backward(float *dx, float *dW, float *db, const
                                           const float *x, const float *W, int n, int d_in,
                                           int d_out);
 
-/* ---- SVD ------------------------------------------------------------------------------ */
+// >>svd =================================================================================== api
+
+/* Upper bounds of the iteration counts (a larger value is LORT_ERR_INVALID_ARG, so that no
+   argument can make a call run for days): Jacobi converges in ~10 sweeps, the power iterations
+   gain nothing measurable beyond a few dozen. */
+#define LORT_SVD_MAX_POWER_ITERS 100
+#define LORT_SVD_MAX_SWEEPS 1000
 typedef struct lort_svd_opts {
     int exact;         /* nonzero: exact SVD (QR + Jacobi) instead of the randomized one; the
                           exact SVD is also used when r + oversample >= min(m, n) */
     int oversample;    /* extra probes l - r; 0 = default max(10, r/2) (capped by min(m, n)) */
-    int power_iters;   /* 0 = default 5 (a value < 0 means none) */
+    int power_iters;   /* 0 = default 5 (a value < 0 means none); at most
+                          LORT_SVD_MAX_POWER_ITERS, else LORT_ERR_INVALID_ARG */
     int no_shift;      /* nonzero: plain power iterations, without the dynamic shift */
-    int max_sweeps;    /* Jacobi sweep limit; 0 = default 60 */
+    int max_sweeps;    /* Jacobi sweep limit; 0 = default 60; at most LORT_SVD_MAX_SWEEPS */
     uint64_t seed;     /* probe seed; 0 is a valid seed */
 } lort_svd_opts;
 
+#if LORT__HAS_SVD
 /* Truncated SVD of W (m, n), leading dimension ldw >= n: W ~= U diag(S) Vt, U (m, r),
    S (r), Vt (r, n), 1 <= r <= min(m, n). opts NULL = defaults. U may be NULL. Each row of Vt
    is signed so that its largest-magnitude entry is positive (U's columns follow). */
@@ -429,12 +576,13 @@ LORT_API lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
                                         int m, int n, int r, const lort_svd_opts *opts,
                                         void *work, size_t work_size);
 /* Full thin exact SVD, k = min(m, n): U (m, k) (may be NULL), S (k), Vt (k, n).
-   max_sweeps: Jacobi sweep limit, 0 = default 60. */
+   max_sweeps: Jacobi sweep limit, 0 = default 60, at most LORT_SVD_MAX_SWEEPS. */
 LORT_API lort_status lort_svd_jacobi_workspace_size(int m, int n, size_t *bytes);
 LORT_API lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float *W, int ldw,
                                      int m, int n, int max_sweeps, void *work, size_t work_size);
+#endif /* LORT__HAS_SVD */
 
-// >>api =========================================================================== lora
+// >>lora ================================================================================== api
 
 typedef enum lort_lora_init_kind {
     LORT_LORA_INIT_DEFAULT = 0,    /* A ~ kaiming_uniform(a = sqrt 5) = U(+-1/sqrt(d_in)), B = 0 */
@@ -450,6 +598,7 @@ typedef struct lort_lora_desc {
     int init;               /* lort_lora_init_kind */
 } lort_lora_desc;
 
+#if LORT__HAS_LORA
 LORT_API lort_status lort_lora_desc_resolve(const lort_lora_desc *desc, lort_lora_desc *out);
 LORT_API lort_status lort_lora_scale(const lort_lora_desc *desc, float *scale);
 LORT_API lort_status lort_lora_param_count(const lort_lora_desc *desc, size_t *count);
@@ -470,12 +619,14 @@ LORT_API lort_status lort_lora_backward(const lort_lora_desc *desc, float *dx, f
                                         size_t work_size);
 /* W: (d_out, d_in) += weight * s B A (weight +1 merges, -1 unmerges). */
 LORT_API lort_status lort_lora_merge(const lort_lora_desc *desc, float *W, const float *A,
-                                     const float *B, float weight);
+                                     const float *B, float weight, void *work,
+                                     size_t work_size);
 /* dW: (d_out, d_in) = s B A. */
 LORT_API lort_status lort_lora_delta(const lort_lora_desc *desc, float *dW, const float *A,
-                                     const float *B);
+                                     const float *B, void *work, size_t work_size);
+#endif /* LORT__HAS_LORA */
 
-// >>api ========================================================================= loraxs
+// >>loraxs ================================================================================ api
 
 typedef struct lort_loraxs_desc {
     int d_in, d_out, r;     /* required, > 0, r <= min(d_in, d_out) */
@@ -487,6 +638,7 @@ typedef struct lort_loraxs_desc {
     lort_svd_opts svd;      /* how init factors W0 (default: randomized) */
 } lort_loraxs_desc;
 
+#if LORT__HAS_LORAXS
 LORT_API lort_status lort_loraxs_desc_resolve(const lort_loraxs_desc *desc,
                                               lort_loraxs_desc *out);
 LORT_API lort_status lort_loraxs_scale(const lort_loraxs_desc *desc, float *scale);
@@ -519,17 +671,18 @@ LORT_API lort_status lort_loraxs_merge(const lort_loraxs_desc *desc, float *W, c
 LORT_API lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, const float *R,
                                        const float *A, const float *B, void *work,
                                        size_t work_size);
+#endif /* LORT__HAS_LORAXS */
 
-// >>api ============================================================================= tt
+// >>tt ==================================================================================== api
 
-/* A tensor train of a reshaped matrix (the "TT layer" of LoRETTA, spec/MATH.md 3.1). The matrix
+/* A tensor train of a reshaped matrix (the "TT layer" of LoRETTA; MATH >>tt). The matrix
    (rows, cols) is the row-major reshape of the d-way tensor with modes n_k (prod n_k = rows*cols;
    the row/column split may fall inside a mode). Core k is G_k (t_{k-1}, n_k, t_k), t_0 = t_d = 1.
    Shared by the tt kernels and TT-SVD; the kernels are added by the tt family. */
 #define LORT_TT_MAX_CORES 16
 typedef struct lort_tt_desc {
     int rows, cols;                      /* the matrix; LoRETTA's W_tt is (in, out) */
-    int d;                               /* number of cores, 1..LORT_TT_MAX_CORES */
+    int n_cores;                         /* d, the number of cores, 1..LORT_TT_MAX_CORES */
     int modes[LORT_TT_MAX_CORES];        /* n_1..n_d, each > 0 */
     int ranks[LORT_TT_MAX_CORES + 1];    /* t_0..t_d; t_0 = t_d = 1; an inner 0 = `rank` */
     int rank;                            /* uniform inner rank for the entries left 0 */
@@ -538,10 +691,11 @@ typedef struct lort_tt_desc {
 /* The tt layer maps rows -> cols: y (n, cols) += x (n, rows) W_tt (+ bias), W_tt (rows, cols)
    the row-major reshape of the train (the transpose of the nn.Linear layout). The cores are one
    flat vector: core k (t_{k-1}, n_k, t_k) row-major at offset sum_{m<k} t_{m-1} n_m t_m.
-   Bad mode lists are statuses: d outside 1..LORT_TT_MAX_CORES, a mode, rows or cols <= 0, an
-   inner rank <= 0 (after the default), t_0 or t_d other than 0 or 1 (LORT_ERR_INVALID_ARG); rows*cols, a partial product of the
-   modes or a core size above INT_MAX (LORT_ERR_OVERFLOW); prod n_k != rows*cols
-   (LORT_ERR_SHAPE). */
+   Bad mode lists are statuses: n_cores outside 1..LORT_TT_MAX_CORES, a mode, rows or cols
+   <= 0, an inner rank <= 0 (after the default), t_0 or t_d other than 0 or 1
+   (LORT_ERR_INVALID_ARG); rows*cols, a partial product of the modes or a core size above
+   INT_MAX (LORT_ERR_OVERFLOW); prod n_k != rows*cols (LORT_ERR_SHAPE). */
+#if LORT__HAS_TT
 /* A copy of desc with every rank filled in (t_0 = t_d = 1, inner zeros = rank). */
 LORT_API lort_status lort_tt_desc_resolve(const lort_tt_desc *desc, lort_tt_desc *out);
 /* Floats of the cores: sum_k t_{k-1} n_k t_k. */
@@ -571,7 +725,28 @@ LORT_API lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float
                                       const float *cores, int n, const void *cache,
                                       size_t cache_size, void *work, size_t work_size);
 
-/* ---- LoRETTA_rep: a LoRA whose factors are tt matrices (spec/MATH.md 3.3) ----------------- */
+/* ---- TT-SVD and rounding of the tt form (lort_tt_desc: the matrix is the row-major reshape
+   of the train). Core k is G_k (t_{k-1}, n_k, t_k), cores stored one after another. A rank
+   larger than the data supports is padded with zeros. opts NULL = default SVD. */
+LORT_API lort_status lort_tt_svd_workspace_size(const lort_tt_desc *desc,
+                                                const lort_svd_opts *opts, size_t *bytes);
+/* cores = TT-SVD of W (rows, cols); err (optional) = ||W - TT||_F. */
+LORT_API lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, float *err,
+                                 const float *W, const lort_svd_opts *opts, void *work,
+                                 size_t work_size);
+LORT_API lort_status lort_tt_round_workspace_size(const lort_tt_desc *from,
+                                                  const lort_tt_desc *to, size_t *bytes);
+/* Re-truncates a train to the (smaller) ranks of `to` (same modes): right-to-left
+   orthogonalisation, then left-to-right truncated SVDs. err_bound (optional) = sqrt(sum of the
+   squared discarded singular values) >= ||TT(in) - TT(out)||_F (equal in exact arithmetic). */
+LORT_API lort_status lort_tt_round(const lort_tt_desc *from, const lort_tt_desc *to,
+                                   float *cores_out, float *err_bound, const float *cores_in,
+                                   void *work, size_t work_size);
+#endif /* LORT__HAS_TT */
+
+// >>tt_rep ================================================================================ api
+
+/* LoRETTA_rep: a LoRA whose factors are tt matrices. */
 typedef struct lort_tt_rep_desc {
     int d_in, d_out, r;     /* required, > 0 */
     float alpha;            /* 0 = r; s = alpha / r */
@@ -581,6 +756,7 @@ typedef struct lort_tt_rep_desc {
     lort_tt_desc B;         /* W_B (r, d_out); rows, cols 0 = r, d_out */
 } lort_tt_rep_desc;
 
+#if LORT__HAS_TT_REP
 LORT_API lort_status lort_tt_rep_desc_resolve(const lort_tt_rep_desc *desc,
                                               lort_tt_rep_desc *out);
 LORT_API lort_status lort_tt_rep_scale(const lort_tt_rep_desc *desc, float *scale);
@@ -608,8 +784,11 @@ LORT_API lort_status lort_tt_rep_merge(const lort_tt_rep_desc *desc, float *W,
 /* dW (d_out, d_in) = s (W_A W_B)^T. */
 LORT_API lort_status lort_tt_rep_delta(const lort_tt_rep_desc *desc, float *dW,
                                        const float *params, void *work, size_t work_size);
+#endif /* LORT__HAS_TT_REP */
 
-/* ---- LoRETTA_adp: the tensorised bottleneck adapter (spec/MATH.md 3.2) -------------------- */
+// >>tt_adp ================================================================================ api
+
+/* LoRETTA_adp: the tensorised bottleneck adapter. */
 typedef enum lort_act {
     LORT_ACT_RELU = 0,        /* max(z, 0); derivative 0 at z = 0 (as PyTorch) */
     LORT_ACT_TANH = 1,
@@ -628,9 +807,10 @@ typedef struct lort_tt_adp_desc {
     float dropout;            /* p in [0, 1) on the adapter's input */
     uint64_t dropout_seed;
     lort_tt_desc down;        /* W_down (hidden, bottleneck); rows, cols 0 = those */
-    lort_tt_desc up;          /* W_up (bottleneck, hidden); d = 0: the modes and ranks of down */
+    lort_tt_desc up;          /* W_up (bottleneck, hidden); n_cores 0 = down's modes, ranks */
 } lort_tt_adp_desc;
 
+#if LORT__HAS_TT_ADP
 LORT_API lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
                                               lort_tt_adp_desc *out);
 /* params: cores of down, cores of up, beta_d (bottleneck), beta_u (hidden). */
@@ -644,25 +824,28 @@ LORT_API lort_status lort_tt_adp_workspace_size(const lort_tt_adp_desc *desc, in
    nn.Linear bias init of LoRETTA's TT layers). f is not zero at init. */
 LORT_API lort_status lort_tt_adp_init(const lort_tt_adp_desc *desc, float *params,
                                       lort_rng *rng);
-/* y (n, hidden) += f(u), f(u) = s (act(drop(u) W_down + beta_d) W_up + beta_u), where the input
-   u is y itself for LORT_TT_ADP_OUTPUT (x is ignored and may be NULL: y = y0 + f(y0)) and x
-   for LORT_TT_ADP_INPUT (x may equal y: x' = x + f(x) in place). cache (optional) keeps the
-   input for backward; with the output placement the input is overwritten, so backward then
-   needs the cache (or a copy of y0 passed as x). */
-LORT_API lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y, const float *x,
+/* y (n, hidden) += f(u), f(u) = s (act(drop(u) W_down + beta_d) W_up + beta_u). u (n, hidden)
+   is the adapter's input, in forward and backward alike:
+     LORT_TT_ADP_INPUT:  u = x; x may equal y (x' = x + f(x) in place).
+     LORT_TT_ADP_OUTPUT: u = y0, the value y holds on entry (y = y0 + f(y0) in place); pass
+                         u = y or NULL (anything else is LORT_ERR_INVALID_ARG).
+   cache (optional) keeps u for backward. Without a cache, backward needs u again: with the
+   output placement forward has overwritten y0, so keep a copy of it to pass to backward. */
+LORT_API lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y, const float *u,
                                          const float *params, int n, void *cache,
                                          size_t cache_size, void *work, size_t work_size);
 /* dx (n, hidden) += J_f^T dy (dx may equal dy: then dx = dy + J_f^T dy, the gradient of the
-   residual u + f(u)); dparams accumulate (NULL skips). The input u is read from the cache if
-   given, else from x. */
+   residual u + f(u)); dparams accumulate (NULL skips). u: the adapter's input (see forward;
+   y0 for the output placement), read only when cache is NULL (then required). */
 LORT_API lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *dx,
-                                          float *dparams, const float *dy, const float *x,
+                                          float *dparams, const float *dy, const float *u,
                                           const float *params, int n, const void *cache,
                                           size_t cache_size, void *work, size_t work_size);
+#endif /* LORT__HAS_TT_ADP */
 
-// >>api ============================================================================= cp
+// >>cp ==================================================================================== api
 
-/* LoRTA (spec/MATH.md 4): ONE rank-r CP tensor over (model dim d, head dim d_h = d/H, heads H,
+/* LoRTA (MATH >>cp): ONE rank-r CP tensor over (model dim d, head dim d_h = d/H, heads H,
    layers L, matrix types M) holds the updates of every adapted d x d matrix of a model. A site
    is one adapted matrix (layer l, matrix m); all sites share one flat parameter block
        A (d, r), B (r, d_h), C_H (H, r), C_L (L, r), C_M (M, r)        in this order,
@@ -693,6 +876,7 @@ typedef struct lort_cp_desc {
                                official LoRTA script: U(+-sqrt(6/r)) */
 } lort_cp_desc;
 
+#if LORT__HAS_CP
 LORT_API lort_status lort_cp_desc_resolve(const lort_cp_desc *desc, lort_cp_desc *out);
 LORT_API lort_status lort_cp_scale(const lort_cp_desc *desc, float *scale);
 LORT_API lort_status lort_cp_param_count(const lort_cp_desc *desc, size_t *count);
@@ -722,10 +906,11 @@ LORT_API lort_status lort_cp_merge(const lort_cp_desc *desc, float *W, const flo
                                    size_t work_size);
 LORT_API lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const float *params,
                                    int layer, int matrix, void *work, size_t work_size);
+#endif /* LORT__HAS_CP */
 
-// >>api ========================================================================= tucker
+// >>tucker ================================================================================ api
 
-/* The joint tensor of cp in Tucker form (spec/MATH.md 4.6): core C (r1, r2, rH, rL, rM) and
+/* The joint tensor of cp in Tucker form (MATH >>tucker): core C (r1, r2, rH, rL, rM) and
    factors A (d, r1), B (r2, d_h), C_H (H, rH), C_L (L, rL), C_M (M, rM); flat layout
        core, A, B, C_H, C_L, C_M                                         in this order.
    Site (l, m), head h: K_h = sum_{a,b,c} C[:, :, a, b, c] C_H[h, a] C_L[l, b] C_M[m, c]
@@ -734,7 +919,10 @@ LORT_API lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const fl
    rL = L, C_L = I, C_H = C_M = 1 (LORT_TUCKER_INIT_LOTR); FacT-TK = heads 1, layers 1, one
    matrix type per stacked slice, rH = rL = 1, C_M = P^T (LORT_TUCKER_INIT_FACT_TK). */
 typedef enum lort_tucker_init_kind {
-    LORT_TUCKER_INIT_DEFAULT = 0,   /* as cp, core = superdiagonal ones: starts as a CP */
+    LORT_TUCKER_INIT_DEFAULT = 0,   /* as cp, core = ones at (k mod r1, k mod r2, k mod rH,
+                                       k mod rL, k mod rM), k < max rank: the superdiagonal
+                                       (a CP) when the ranks are equal; every core slice is
+                                       non-zero, so no part of the adapter starts frozen */
     LORT_TUCKER_INIT_LOTR = 1,      /* LoTR: A, B ~ N(0, 1), core = 0, C_L = I, C_H = C_M = 1 */
     LORT_TUCKER_INIT_FACT_TK = 2    /* FacT-TK: A ~ U(+-1/sqrt(d)), B = 0, core ~ Xavier U(+-
                                        sqrt(3)/r1), C_M ~ Xavier U(+-sqrt(6/(M + rM))), C_H =
@@ -756,6 +944,7 @@ typedef struct lort_tucker_desc {
     int init;               /* lort_tucker_init_kind */
 } lort_tucker_desc;
 
+#if LORT__HAS_TUCKER
 LORT_API lort_status lort_tucker_desc_resolve(const lort_tucker_desc *desc,
                                               lort_tucker_desc *out);
 LORT_API lort_status lort_tucker_scale(const lort_tucker_desc *desc, float *scale);
@@ -783,25 +972,28 @@ LORT_API lort_status lort_tucker_merge(const lort_tucker_desc *desc, float *W,
 LORT_API lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
                                        const float *params, int layer, int matrix, void *work,
                                        size_t work_size);
+#endif /* LORT__HAS_TUCKER */
 
-// >>api ============================================================================ nf4
+// >>nf4 =================================================================================== api
 
 /* NF4, QLoRA's 4-bit NormalFloat, exactly as bitsandbytes: the row-major matrix is cut into
    blocks of LORT_NF4_BLOCK = 64 consecutive elements (the last one may be short); each block
-   keeps its absmax a (fp32) and every element the code of the level nearest to w / a (ties go
+   keeps its absmax a (fp32) and every element the code of the level nearest to w (1/a) (ties go
    down, as bitsandbytes' decision tree; an all-zero block gets a = 0 and code 0, as there);
    dequantised w = level[code] * a. Two codes per byte, element 2i in the HIGH nibble. Blob
    layout (any alignment): a[ceil(count/64)] as fp32, then ceil(count/2) code bytes: 4.5 bits
    per entry. */
 #define LORT_NF4_BLOCK 64
+#if LORT__HAS_NF4
 /* The 16 levels, code 0 (-1) .. code 15 (+1); 0 for a code outside 0..15. */
 LORT_API float lort_nf4_level(int code);
-/* Bytes of the NF4 blob of a (rows, cols) matrix. */
-LORT_API lort_status lort_nf4_size(int rows, int cols, size_t *bytes);
-/* q (blob of lort_nf4_size bytes) = NF4(W (rows, cols)). W must be finite. */
-LORT_API lort_status lort_nf4_quantize(void *q, const float *W, int rows, int cols);
-/* W (rows, cols) = dequantised q. */
-LORT_API lort_status lort_nf4_dequantize(float *W, const void *q, int rows, int cols);
+/* Bytes of the NF4 blob of a weight W (d_out, d_in). The shape scalars come in the layer
+   order (d_in, d_out) of lort_nf4_linear_*; only their product matters to the blob. */
+LORT_API lort_status lort_nf4_size(int d_in, int d_out, size_t *bytes);
+/* q (blob of lort_nf4_size bytes) = NF4(W (d_out, d_in)). W must be finite. */
+LORT_API lort_status lort_nf4_quantize(void *q, const float *W, int d_in, int d_out);
+/* W (d_out, d_in) = dequantised q. */
+LORT_API lort_status lort_nf4_dequantize(float *W, const void *q, int d_in, int d_out);
 /* Workspace of the NF4 linear kernels: one tile of dequantised rows of W (never all of W). */
 LORT_API lort_status lort_nf4_linear_workspace_size(int n, int d_in, int d_out, size_t *bytes);
 /* y (n, d_out) += x (n, d_in) deq(Wq)^T, Wq the blob of a (d_out, d_in) weight: tiles of rows
@@ -812,10 +1004,11 @@ LORT_API lort_status lort_nf4_linear_forward(float *y, const float *x, const voi
 LORT_API lort_status lort_nf4_linear_backward(float *dx, const float *dy, const void *Wq, int n,
                                               int d_in, int d_out, void *work,
                                               size_t work_size);
+#endif /* LORT__HAS_NF4 */
 
-// >>api ============================================================================ mpo
+// >>mpo =================================================================================== api
 
-/* A matrix product operator (TT-matrix, spec/MATH.md 5.2) of a (d_out, d_in) matrix M, with
+/* A matrix product operator (TT-matrix; MATH >>mpo) of a (d_out, d_in) matrix M, with
    d_out = prod i_k (row factors) and d_in = prod j_k (column factors). Core k is
    T_k (D_{k-1}, i_k, j_k, D_k), D_0 = D_N = 1, and
        M[row(a), col(b)] = T_1[0,a_1,b_1,:] T_2[:,a_2,b_2,:] ... T_N[:,a_N,b_N,0],
@@ -836,7 +1029,7 @@ typedef enum lort_mpo_residual {
 } lort_mpo_residual;
 typedef struct lort_mpo_desc {
     int d_in, d_out;                       /* 0 = the product of the factors; else must equal it */
-    int ncores;                            /* N, 1..LORT_MPO_MAX_CORES */
+    int n_cores;                           /* N, 1..LORT_MPO_MAX_CORES */
     int row_factors[LORT_MPO_MAX_CORES];   /* i_1..i_N > 0, prod = d_out */
     int col_factors[LORT_MPO_MAX_CORES];   /* j_1..j_N > 0, prod = d_in */
     int bonds[LORT_MPO_MAX_CORES + 1];     /* D_0..D_N; D_0, D_N: 0 or 1; an inner 0 = `bond` */
@@ -845,14 +1038,16 @@ typedef struct lort_mpo_desc {
     int residual;                          /* lort_mpo_residual: what `residual` points to */
     lort_svd_opts svd;                     /* SVDs of init / lort_mpo_from_dense */
 } lort_mpo_desc;
+#if LORT__HAS_MPO
 /* Effective bonds: D_k = min(D_k, D_{k-1} i_k j_k, D_{k+1} i_{k+1} j_{k+1}) (never more than
    the exact TT rank bound min(prod_{m<=k} i_m j_m, prod_{m>k} i_m j_m)); resolve shows them. */
 LORT_API lort_status lort_mpo_desc_resolve(const lort_mpo_desc *desc, lort_mpo_desc *out);
 /* Floats of the flat core vector T_1..T_N (each row-major), and the offset of core k (0-based). */
 LORT_API lort_status lort_mpo_param_count(const lort_mpo_desc *desc, size_t *count);
 LORT_API lort_status lort_mpo_core_offset(const lort_mpo_desc *desc, int k, size_t *offset);
-/* Floats of the residual buffer: 0 (none), d_out d_in (F32), ceil(nf4 bytes / 4) (NF4). */
-LORT_API lort_status lort_mpo_frozen_count(const lort_mpo_desc *desc, size_t *count);
+/* Bytes of the residual buffer: 0 (NONE), 4 d_out d_in (F32: floats, float-aligned),
+   lort_nf4_size(d_in, d_out) (NF4: a byte blob, any alignment). */
+LORT_API lort_status lort_mpo_residual_size(const lort_mpo_desc *desc, size_t *bytes);
 /* The path forward/backward take at n rows (LORT_MPO_FACTORED or LORT_MPO_DENSE). */
 LORT_API lort_status lort_mpo_path_used(const lort_mpo_desc *desc, int n, int *path);
 /* Cache and workspace at n rows; they also serve every call with fewer rows (with AUTO the
@@ -863,14 +1058,14 @@ LORT_API lort_status lort_mpo_init_workspace_size(const lort_mpo_desc *desc, siz
 /* cores = left-to-right truncated TT-SVD of W (d_out, d_in) in the interleaved order (left-
    canonical: cores 1..N-1 have orthonormal columns). err (optional) = ||W - MPO||_F.
    Workspace: lort_mpo_init_workspace_size. */
-LORT_API lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores, const float *W,
-                                         float *err, void *work, size_t work_size);
+LORT_API lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores, float *err,
+                                         const float *W, void *work, size_t work_size);
 /* DoTA init: cores = TT-SVD(W0) and, per desc->residual, residual = W0 - MPO(cores) (F32) or
    NF4(W0 - MPO(cores)) (NF4; residual may be NULL for NONE). err (optional) = ||W0 - MPO||_F,
    the truncation error (with F32 the layer is exact: W_res + MPO = W0 up to rounding). With F32
    the residual may be W0 itself (W0 is overwritten by W_res: no second d_out x d_in buffer). */
 LORT_API lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void *residual,
-                                   const float *W0, float *err, void *work, size_t work_size);
+                                   float *err, const float *W0, void *work, size_t work_size);
 /* y (n, d_out) += x (n, d_in) (W_res + M)^T (no W_res for NONE). cache (optional, factored
    path only): the partial contractions. */
 LORT_API lort_status lort_mpo_forward(const lort_mpo_desc *desc, float *y, const float *x,
@@ -889,33 +1084,16 @@ LORT_API lort_status lort_mpo_merge(const lort_mpo_desc *desc, float *W, const f
                                     size_t work_size);
 LORT_API lort_status lort_mpo_delta(const lort_mpo_desc *desc, float *dW, const float *cores,
                                     const void *residual, void *work, size_t work_size);
-/* TT rounding of an MPO to the (smaller) bonds of `to` (same factors): right-to-left
-   orthogonalisation, then left-to-right truncated SVDs. err_bound (optional) =
-   sqrt(sum of the squared discarded singular values) >= ||MPO(in) - MPO(out)||_F (equal in
-   exact arithmetic). */
+/* TT rounding of an MPO to the (smaller) bonds of `to` (same factors), as lort_tt_round on the
+   interleaved train: err_bound (optional) >= ||MPO(in) - MPO(out)||_F. */
 LORT_API lort_status lort_mpo_round_workspace_size(const lort_mpo_desc *from,
                                                    const lort_mpo_desc *to, size_t *bytes);
-LORT_API lort_status lort_mpo_round(const lort_mpo_desc *from, const float *cores_in,
-                                    const lort_mpo_desc *to, float *cores_out, float *err_bound,
+LORT_API lort_status lort_mpo_round(const lort_mpo_desc *from, const lort_mpo_desc *to,
+                                    float *cores_out, float *err_bound, const float *cores_in,
                                     void *work, size_t work_size);
+#endif /* LORT__HAS_MPO */
 
-/* ---- TT-SVD and rounding of the tt form (lort_tt_desc: the matrix is the row-major reshape
-   of the train). Core k is G_k (t_{k-1}, n_k, t_k), cores stored one after another. A rank
-   larger than the data supports is padded with zeros. opts NULL = default SVD. */
-LORT_API lort_status lort_tt_svd_workspace_size(const lort_tt_desc *desc,
-                                                const lort_svd_opts *opts, size_t *bytes);
-/* cores = TT-SVD of W (rows, cols); err (optional) = ||W - TT||_F. */
-LORT_API lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, const float *W,
-                                 const lort_svd_opts *opts, float *err, void *work,
-                                 size_t work_size);
-LORT_API lort_status lort_tt_round_workspace_size(const lort_tt_desc *from,
-                                                  const lort_tt_desc *to, size_t *bytes);
-/* Re-truncates a train to the ranks of `to` (same modes); err_bound as lort_mpo_round. */
-LORT_API lort_status lort_tt_round(const lort_tt_desc *from, const float *cores_in,
-                                   const lort_tt_desc *to, float *cores_out, float *err_bound,
-                                   void *work, size_t work_size);
-
-// >>api ======================================================================== adapter
+// >>adapter =============================================================================== api
 
 typedef enum lort_kind {
     LORT_KIND_NONE = 0,
@@ -928,9 +1106,13 @@ typedef enum lort_kind {
     LORT_KIND_TT_ADP = 7
 } lort_kind;
 
-/* One adapted matrix of any family. params/grads share the family's flat layout; frozen holds
-   frozen factors (NULL for families without). grads NULL = no parameter gradients. layer and
-   matrix name the site of joint families (ignored by lora and loraxs). */
+/* One adapted matrix of any family. params and grads are one flat float vector each, in the
+   family's layout (lort_adapter_sizes.params floats; grads NULL = no parameter gradients).
+   frozen is the family's frozen data, lort_adapter_sizes.frozen_bytes bytes (NULL when 0):
+   loraxs: the floats A (r, d_in) then B (d_out, r), float-aligned; mpo: W_res, fp32 (d_out,
+   d_in) floats, float-aligned, or the NF4 blob (lort_nf4_size bytes, any alignment).
+   layer and matrix name the site of the joint families (cp, tucker); the other families
+   ignore them. */
 typedef struct lort_adapter {
     lort_kind kind;
     union {
@@ -943,14 +1125,14 @@ typedef struct lort_adapter {
         lort_mpo_desc mpo;
     } desc;
     float *params;
-    float *frozen;
+    void *frozen;
     float *grads;
     int layer, matrix;
 } lort_adapter;
 
 typedef struct lort_adapter_sizes {
     size_t params;      /* floats in params (and grads) */
-    size_t frozen;      /* floats in frozen */
+    size_t frozen_bytes; /* bytes in frozen (0: the family has none, frozen may be NULL) */
     size_t cache;       /* bytes of cache for n rows */
     size_t work;        /* bytes of workspace for forward/backward/merge/delta at n rows */
     size_t init_work;   /* bytes of workspace for init */
@@ -961,10 +1143,10 @@ typedef struct lort_adapter_sizes {
 
 LORT_API lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
                                               lort_adapter_sizes *sizes);
-/* W0 (d_out, d_in) is needed by families initialised from the weight (loraxs); may be NULL
-   for the others. For forward and backward, x is the adapted layer's input, except for tt_adp
-   with the output placement, whose input is y itself (y = y0 + f(y0); x is ignored by forward
-   and, when backward gets no cache, must be a copy of y0). */
+/* W0 (d_out, d_in) is needed by families initialised from the weight (loraxs, mpo); may be
+   NULL for the others. For forward and backward, x is the adapter's input: the adapted layer's
+   input, except for tt_adp with the output placement, whose input is y0 = y itself (forward:
+   x = y or NULL; backward without a cache: x = a copy of y0; see lort_tt_adp_forward). */
 LORT_API lort_status lort_adapter_init(const lort_adapter *a, const float *W0, lort_rng *rng,
                                        void *work, size_t work_size);
 LORT_API lort_status lort_adapter_forward(const lort_adapter *a, float *y, const float *x, int n,
@@ -979,7 +1161,7 @@ LORT_API lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
 LORT_API lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *work,
                                         size_t work_size);
 
-// >>api ============================================================================ set
+// >>set =================================================================================== api
 
 /* An adapter set: the adapters of a whole model, by site. A site is one adapted matrix, named
    by the module path it adapts (PEFT's, e.g. "model.layers.3.self_attn.q_proj", or any name of
@@ -1019,7 +1201,7 @@ LORT_API lort_status lort_set_find(const lort_adapter_set *set, const char *name
 LORT_API lort_status lort_set_site_adapter(const lort_adapter_set *set, int site,
                                            lort_adapter *out);
 
-// >>api ========================================================================== blocks
+// >>blocks ================================================================================ api
 
 /* The flat layout of every family, as data: one lort_block per named piece of params or frozen
    (the same pieces the family comments describe). The set file (lort_set_save) writes one tensor
@@ -1040,8 +1222,8 @@ typedef struct lort_block {
     char name[16];                    /* "A", "core2", "down.core0", "W_res", ... */
     int vector;                       /* lort_block_vector: params or frozen */
     int bytes_only;                   /* 1: raw bytes (the NF4 blob), not floats */
-    size_t offset;                    /* in floats from the start of that vector */
-    size_t count;                     /* floats (bytes when bytes_only) */
+    size_t offset;                    /* floats from the start of that vector (bytes_only: 0) */
+    size_t count;                     /* floats (bytes when bytes_only: the whole frozen) */
     int ndim;
     int shape[LORT_BLOCK_MAX_DIMS];   /* row-major */
 } lort_block;
@@ -1051,7 +1233,7 @@ typedef struct lort_block {
 LORT_API lort_status lort_adapter_blocks(const lort_adapter *a, lort_block *out, int cap,
                                          int *count);
 
-// >>api ===================================================================== safetensors
+// >>st ==================================================================================== api
 
 /* safetensors (HuggingFace's format): u64 little-endian header length N, N bytes of JSON
    {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
@@ -1142,7 +1324,7 @@ LORT_API lort_status lort_file_read(const char *path, const lort_allocator *allo
 LORT_API lort_status lort_file_write(const char *path, const void *data, size_t size);
 #endif
 
-// >>api ========================================================================== files
+// >>files ================================================================================= api
 
 /* ---- every family in one file --------------------------------------------------------------
    lort_set_save writes a whole adapter set (any mix of families) as one safetensors file: one
@@ -1224,7 +1406,7 @@ LORT_API lort_status lort_peft_save(const lort_adapter_set *set, int dtype, int 
 LORT_API lort_status lort_rope_permute_rows(float *B, int heads, int head_dim, int cols,
                                             int inverse, float *work, size_t work_count);
 
-// >>api ========================================================================== adamw
+// >>adamw ================================================================================= api
 
 typedef struct lort_adamw_desc {
     float lr, beta1, beta2, eps, weight_decay;   /* all literal; see lort_adamw_default */
@@ -1232,7 +1414,9 @@ typedef struct lort_adamw_desc {
 /* torch.optim.AdamW defaults: beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0.01. */
 LORT_API lort_adamw_desc lort_adamw_default(float lr);
 /* One step t >= 1 (1 on the first call) over count values; m and v (zero at t = 1) are the
-   caller's state, same length. */
+   caller's state, same length. Hyper-parameters whose step lr / (1 - beta1^t) or decay
+   1 - lr weight_decay overflow: LORT_ERR_INVALID_ARG. A non-finite gradient, or a new params,
+   m or v entry that would overflow: LORT_ERR_NONFINITE, with nothing written. */
 LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, float *m,
                                      float *v, const float *grads, size_t count, long t);
 
@@ -1248,15 +1432,20 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 #ifndef LORTENSOR_IMPLEMENTATION_INCLUDED
 #define LORTENSOR_IMPLEMENTATION_INCLUDED
 
-// >>impl ========================================================================== config
+// >>config =============================================================================== impl
 
 #include <string.h>
 #include <math.h>
 #include <limits.h>
+#include <float.h>
 
 #ifndef LORT_ASSERT
+#ifdef LORT_DEBUG
 #include <assert.h>
 #define LORT_ASSERT(x) assert(x)
+#else
+#define LORT_ASSERT(x) ((void)0)
+#endif
 #endif
 
 #if defined(LORT_MALLOC) != defined(LORT_FREE)
@@ -1300,7 +1489,7 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 #define LORT__SIZE_LIMIT ((size_t)PTRDIFF_MAX)
 #define LORT__MAX_SLOTS 16
 
-// >>impl ============================================================================ core
+// >>core ================================================================================= impl
 
 LORT_DEF const char *lort_status_string(lort_status status) {
     switch (status) {
@@ -1322,7 +1511,9 @@ LORT_DEF void lort_version(int *major, int *minor, int *patch) {
 LORT_DEF const char *lort_version_string(void) { return LORT_VERSION_STRING; }
 
 LORT_DEF const char *lort_gemm_backend(void) {
-#ifdef LORT_NO_BLAS
+#if defined(LORT_SGEMM)
+    return "custom";
+#elif defined(LORT_NO_BLAS)
     return "builtin";
 #else
     return "cblas";
@@ -1365,6 +1556,13 @@ LORT__PRIVATE int lort__mul3(size_t a, size_t b, size_t c, size_t *out) {
     return lort__mul(a, b, &t) && lort__mul(t, c, out);
 }
 
+/* *c += a b; 0 on overflow. */
+LORT__PRIVATE int lort__add_mul(size_t *c, size_t a, size_t b) {
+    size_t t;
+    if (!lort__mul(a, b, &t) || t > LORT__SIZE_LIMIT - *c) return 0;
+    *c += t;
+    return 1;
+}
 /* A layout is a list of 64-byte aligned float slots carved from one buffer. Size queries and
    kernels build the same layout from the same function, so they cannot drift. */
 typedef struct lort__layout {
@@ -1377,12 +1575,15 @@ typedef struct lort__layout {
 LORT__PRIVATE void lort__lay_init(lort__layout *L) {
     memset(L, 0, sizeof(*L));
 }
-/* Adds a slot of `floats` floats (0 = an empty slot); returns its index. */
+/* Adds a slot of `floats` floats (0 = an empty slot); returns its index. The end never exceeds
+   LORT__SIZE_LIMIT - LORT__ALIGN (the alignment slack of lort__lay_bytes included), and once a
+   slot overflows the layout stays overflowed. */
 LORT__PRIVATE int lort__lay_add(lort__layout *L, size_t floats) {
     size_t bytes = 0, end;
     int i = L->count;
     LORT_ASSERT(i < LORT__MAX_SLOTS);
-    if (!lort__mul(floats, sizeof(float), &bytes) || bytes > LORT__SIZE_LIMIT - L->end - LORT__ALIGN)
+    if (!lort__mul(floats, sizeof(float), &bytes) || L->end > LORT__SIZE_LIMIT - 2 * LORT__ALIGN ||
+        bytes > LORT__SIZE_LIMIT - 2 * LORT__ALIGN - L->end)
         L->overflow = 1;
     L->off[i] = L->end;
     if (!L->overflow) {
@@ -1391,6 +1592,14 @@ LORT__PRIVATE int lort__lay_add(lort__layout *L, size_t floats) {
     }
     L->count = i + 1;
     return i;
+}
+/* lort__lay_add for slot `slot` of the caller's enum: the enum names are bound to the calls
+   (a layout built out of order fails the assertion under LORT_DEBUG). */
+LORT__PRIVATE void lort__lay_put(lort__layout *L, int slot, size_t floats) {
+    int i = lort__lay_add(L, floats);
+    LORT_ASSERT(i == slot);
+    (void)i;
+    (void)slot;
 }
 /* Bytes a caller must provide: the slots plus alignment slack for any base pointer. */
 LORT__PRIVATE lort_status lort__lay_bytes(const lort__layout *L, size_t *bytes) {
@@ -1417,6 +1626,23 @@ LORT__PRIVATE lort_status lort__lay_check(const lort__layout *L, const void *buf
     if (size < need) return err;
     return LORT_OK;
 }
+/* Checks the cache and workspace of a kernel call against the layouts. */
+LORT__PRIVATE lort_status lort__bufs_check(const lort__layout *w, const lort__layout *c,
+                                           const void *cache, size_t cache_size,
+                                           const void *work, size_t work_size) {
+    lort_status st;
+    if (cache && (st = lort__lay_check(c, cache, cache_size, LORT_ERR_CACHE))) return st;
+    return lort__lay_check(w, work, work_size, LORT_ERR_WORKSPACE);
+}
+/* n rows of x (n, d_in) and y (n, d_out) must be addressable. */
+LORT__PRIVATE lort_status lort__rows_check(int n, int d_in, int d_out) {
+    size_t t;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    if (!lort__mul3((size_t)n, (size_t)d_in, sizeof(float), &t) ||
+        !lort__mul3((size_t)n, (size_t)d_out, sizeof(float), &t))
+        return LORT_ERR_OVERFLOW;
+    return LORT_OK;
+}
 
 LORT__PRIVATE int lort__finite(float v) {
     uint32_t u;
@@ -1438,7 +1664,7 @@ LORT__PRIVATE int lort__all_finite(const float *x, size_t count) {
 #define LORT__DEBUG_FINITE(ptr, count) ((void)0)
 #endif
 
-// >>impl ============================================================================= rng
+// >>rng ================================================================================== impl
 
 /* splitmix64 (Steele, Lea, Flood 2014): a counter passed through a strong 64-bit mix. */
 LORT__PRIVATE uint64_t lort__mix64(uint64_t z) {
@@ -1456,10 +1682,37 @@ LORT_DEF uint64_t lort_rng_u64(lort_rng *rng) {
 LORT_DEF float lort_rng_uniform(lort_rng *rng) {
     return (float)(lort_rng_u64(rng) >> 40) * (1.0f / 16777216.0f);
 }
+/* ln(x) for a finite x > 0 in float arithmetic only (no libm, no double): x = m 2^e with m in
+   [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, by its odd
+   series to s^11 (relative error < 2e-9 before rounding). */
+LORT__PRIVATE float lort__logf(float x) {
+    uint32_t b;
+    int e;
+    float m, s, s2;
+    memcpy(&b, &x, sizeof b);
+    e = (int)((b >> 23) & 0xffu) - 127;
+    b = (b & 0x007fffffu) | 0x3f800000u; /* m in [1, 2) */
+    memcpy(&m, &b, sizeof m);
+    if (m > 1.41421356f) {
+        m *= 0.5f;
+        e += 1;
+    }
+    s = (m - 1.0f) / (m + 1.0f);
+    s2 = s * s;
+    return 2.0f * s *
+               (1.0f + s2 * (1.0f / 3.0f + s2 * (0.2f + s2 * (1.0f / 7.0f +
+                                                              s2 * (1.0f / 9.0f + s2 / 11.0f))))) +
+           (float)e * 0.693147181f;
+}
+/* Marsaglia's polar method in float: (u, v) uniform in the unit disc, q = u^2 + v^2, then
+   u sqrt(-2 ln q / q) is N(0, 1). Float only (sqrtf and lort__logf): no soft-double code on a
+   single-precision FPU. The pair's second normal is dropped (the state stays one integer). */
 LORT_DEF float lort_rng_normal(lort_rng *rng) {
-    double u1 = ((double)(lort_rng_u64(rng) >> 11) + 1.0) * (1.0 / 9007199254740992.0); /* (0,1] */
-    double u2 = (double)(lort_rng_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    for (;;) {
+        float u = 2.0f * lort_rng_uniform(rng) - 1.0f, v = 2.0f * lort_rng_uniform(rng) - 1.0f;
+        float q = u * u + v * v;
+        if (q > 0.0f && q < 1.0f) return u * sqrtf(-2.0f * lort__logf(q) / q);
+    }
 }
 /* x[0..count) uniform on [-1, 1), two 24-bit draws per 64-bit step: the probe blocks of the
    randomized SVD (sub-Gaussian probes find the range as well as Gaussian ones, at a fraction of
@@ -1500,8 +1753,8 @@ LORT__PRIVATE void lort__dropout(uint64_t seed, float p, int n, int d, float *ds
     }
 }
 /* dst (n, d) += src * mask */
-LORT__PRIVATE void lort__dropout_add(uint64_t seed, float p, int n, int d, float *dst,
-                                     const float *src) {
+LORT__PRIVATE void lort__dropout_add(uint64_t seed, float p, int n, int d,
+                                     float *LORT_RESTRICT dst, const float *LORT_RESTRICT src) {
     int i, j;
     float keep = 1.0f / (1.0f - p);
     uint64_t h0 = lort__mix64(seed ^ UINT64_C(0xd1b54a32d192ed03));
@@ -1517,7 +1770,7 @@ LORT__PRIVATE void lort__dropout_add(uint64_t seed, float p, int n, int d, float
     }
 }
 
-// >>gemm ============================================================================ gemm
+// >>gemm ================================================================================= impl
 
 LORT__PRIVATE int lort__is_zero(float v) { return fpclassify(v) == FP_ZERO; }
 
@@ -1760,7 +2013,8 @@ LORT_DEF lort_status lort_linear_backward(float *dx, float *dW, float *db, const
     return LORT_OK;
 }
 
-// >>svd ============================================================================== svd
+// >>svd ================================================================================== impl
+#if LORT__HAS_SVD
 
 /* Householder QR of k row vectors. X: (k, len), k <= len, row i = x_i, destroyed (it keeps the
    reflectors). On return Q: (k, len) has orthonormal rows and R: (k, k) is upper triangular with
@@ -2027,17 +2281,17 @@ enum { LORT__SV_X, LORT__SV_Q, LORT__SV_R, LORT__SV_TAU, LORT__SV_T, LORT__SV_P,
 LORT__PRIVATE void lort__svd_exact_layout(int m, int n, lort__layout *L) {
     size_t k = (size_t)(m < n ? m : n), len = (size_t)(m < n ? n : m), kl = 0, kk = 0;
     if (!lort__mul(k, len, &kl) || !lort__mul(k, k, &kk)) L->overflow = 1;
-    lort__lay_add(L, kl);                       /* X: the k vectors being factored */
-    lort__lay_add(L, kl);                       /* Q */
-    lort__lay_add(L, kk);                       /* R */
-    lort__lay_add(L, k);                        /* tau */
-    lort__lay_add(L, kk * 2);                   /* T (double) */
-    lort__lay_add(L, kk * 2);                   /* P (double) */
-    lort__lay_add(L, kk * 2);                   /* U (double) */
-    lort__lay_add(L, k * 2);                    /* S (double) */
-    lort__lay_add(L, k);                        /* order (int) */
-    lort__lay_add(L, kk);                       /* U as float */
-    lort__lay_add(L, kk);                       /* P as float */
+    lort__lay_put(L, LORT__SV_X, kl);                       /* X: the k vectors being factored */
+    lort__lay_put(L, LORT__SV_Q, kl);                       /* Q */
+    lort__lay_put(L, LORT__SV_R, kk);                       /* R */
+    lort__lay_put(L, LORT__SV_TAU, k);                        /* tau */
+    lort__lay_put(L, LORT__SV_T, kk * 2);                   /* T (double) */
+    lort__lay_put(L, LORT__SV_P, kk * 2);                   /* P (double) */
+    lort__lay_put(L, LORT__SV_U, kk * 2);                   /* U (double) */
+    lort__lay_put(L, LORT__SV_S, k * 2);                    /* S (double) */
+    lort__lay_put(L, LORT__SV_ORD, k);                        /* order (int) */
+    lort__lay_put(L, LORT__SV_UF, kk);                       /* U as float */
+    lort__lay_put(L, LORT__SV_PF, kk);                       /* P as float */
 }
 
 /* Flips each triplet so that the largest-magnitude entry of each Vt row is positive. */
@@ -2125,11 +2379,19 @@ LORT__PRIVATE lort_status lort__svd_args(const float *W, int ldw, int m, int n, 
     if (!lort__mul3((size_t)m, (size_t)ldw, sizeof(float), &t)) return LORT_ERR_OVERFLOW;
     return LORT_OK;
 }
-LORT__PRIVATE int lort__svd_finite(const float *W, size_t ldw, int m, int n) {
-    int i;
-    for (i = 0; i < m; ++i)
-        if (!lort__all_finite(W + (size_t)i * ldw, (size_t)n)) return 0;
-    return 1;
+/* 1 when every entry of W is finite and ||W||_F <= FLT_MAX (so that every singular value is
+   representable); *fro (may be NULL) gets ||W||_F in double. */
+LORT__PRIVATE int lort__svd_finite(const float *W, size_t ldw, int m, int n, double *fro) {
+    int i, j;
+    double ss = 0.0;
+    for (i = 0; i < m; ++i) {
+        const float *w = W + (size_t)i * ldw;
+        if (!lort__all_finite(w, (size_t)n)) return 0;
+        for (j = 0; j < n; ++j) ss += (double)w[j] * (double)w[j];
+    }
+    ss = sqrt(ss);
+    if (fro) *fro = ss;
+    return ss <= (double)FLT_MAX;
 }
 
 typedef struct lort__svd_plan {
@@ -2145,7 +2407,9 @@ LORT__PRIVATE lort_status lort__svd_plan_make(int m, int n, int r, const lort_sv
         memset(&z, 0, sizeof(z));
         o = &z;
     }
-    if (o->oversample < 0 || o->max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    if (o->oversample < 0 || o->max_sweeps < 0 || o->max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        o->power_iters > LORT_SVD_MAX_POWER_ITERS)
+        return LORT_ERR_INVALID_ARG;
     over = o->oversample ? o->oversample : (r / 2 > 10 ? r / 2 : 10);
     p->l = over >= k - r ? k : r + over;
     p->q = o->power_iters == 0 ? 5 : (o->power_iters < 0 ? 0 : o->power_iters);
@@ -2185,18 +2449,18 @@ LORT__PRIVATE void lort__svd_layout(int m, int n, int r, const lort__svd_plan *p
     if (!lort__mul(l, (size_t)m, &lm) || !lort__mul(l, (size_t)n, &ln) ||
         !lort__mul(l, l, &ll) || !lort__mul(l, (size_t)r, &lr) || !lort__mul(l, lmax, &lmax))
         L->overflow = 1;
-    lort__lay_add(L, lm);   /* Y^T (l, m): W times probes, then its QR input */
-    lort__lay_add(L, ln);   /* Z^T (l, n): probes, then W^T Q, then B */
-    lort__lay_add(L, lm);   /* Q^T (l, m): orthonormal basis of the range */
-    lort__lay_add(L, ll);   /* R */
-    lort__lay_add(L, l);    /* tau */
-    lort__lay_add(L, lr);   /* U_B (l, r) */
-    lort__lay_add(L, ll);   /* Gram matrix, then L^-1 (CholeskyQR2) */
-    lort__lay_add(L, ll * 4); /* L and L^-1 in double */
-    lort__lay_add(L, l * 4);  /* two vectors of l doubles: the shift's inverse iteration */
+    lort__lay_put(L, LORT__RS_Y, lm);   /* Y^T (l, m): W times probes, then its QR input */
+    lort__lay_put(L, LORT__RS_Z, ln);   /* Z^T (l, n): probes, then W^T Q, then B */
+    lort__lay_put(L, LORT__RS_QM, lm);   /* Q^T (l, m): orthonormal basis of the range */
+    lort__lay_put(L, LORT__RS_R, ll);   /* R */
+    lort__lay_put(L, LORT__RS_TAU, l);    /* tau */
+    lort__lay_put(L, LORT__RS_UB, lr);   /* U_B (l, r) */
+    lort__lay_put(L, LORT__RS_G, ll);   /* Gram matrix, then L^-1 (CholeskyQR2) */
+    lort__lay_put(L, LORT__RS_LD, ll * 4); /* L and L^-1 in double */
+    lort__lay_put(L, LORT__RS_V, l * 4);  /* 2 x l doubles: the shift's inverse iteration */
     lort__svd_exact_layout(p->l, n, sub);
     if (sub->overflow) L->overflow = 1;
-    lort__lay_add(L, sub->end / sizeof(float)); /* the exact SVD of B */
+    lort__lay_put(L, LORT__RS_SUB, sub->end / sizeof(float)); /* the exact SVD of B */
 }
 
 LORT_DEF lort_status lort_svd_truncated_workspace_size(int m, int n, int r,
@@ -2220,7 +2484,8 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     lort__layout L, sub;
     lort_status st;
     float *base, *Y, *Z, *Qm, *R, *tau, *UB, *V2, *G;
-    double *Ld, *Vv, alpha = 0.0, prev = -1.0;
+    double *Ld, *Vv, alpha = 0.0, prev = -1.0, fro = 0.0, bound;
+    float cs = 1.0f; /* power-of-two scale of the probe blocks multiplied by W (see below) */
     size_t ld = (size_t)ldw;
     int it, l, rr = r;
     size_t i;
@@ -2230,7 +2495,7 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     if ((st = lort__svd_plan_make(m, n, r, opts, &p))) return st;
     lort__svd_layout(m, n, r, &p, &L, &sub);
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if (!lort__svd_finite(W, ld, m, n)) return LORT_ERR_NONFINITE;
+    if (!lort__svd_finite(W, ld, m, n, &fro)) return LORT_ERR_NONFINITE;
     base = lort__lay_base(work);
     l = p.l;
     if (p.exact) {
@@ -2247,8 +2512,15 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
     Ld = (double *)(void *)lort__lay_slot(base, &L, LORT__RS_LD);
     Vv = (double *)(void *)lort__lay_slot(base, &L, LORT__RS_V);
     lort_rng_seed(&rng, p.seed);
+    /* A block with entries <= 1 times W^T has entries <= sqrt(n) ||W||_F, which may exceed
+       FLT_MAX even though ||W||_F does not: such blocks are scaled by cs (a power of two, exact)
+       first. Q^T W stays below ||W||_F (Q orthonormal). */
+    bound = 4.0 * sqrt((double)n) * fro;
+    while (bound * (double)cs > (double)FLT_MAX) cs *= 0.5f;
     lort__fill_probes(&rng, Z, (size_t)l * (size_t)n);
     for (it = 0; it < l; ++it) Vv[it] = (double)lort_rng_uniform(&rng) + 0.5;
+    if (cs < 1.0f)
+        for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= cs;
     lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, 0.0f, Y, m);   /* Y^T = Omega^T W^T */
     if (!lort__cholqr(l, m, Y, Qm, G, Ld, Ld + (size_t)l * (size_t)l, NULL, p.q ? 1 : 2))
         lort__rowqr(l, m, Y, R, Qm, tau);
@@ -2269,8 +2541,10 @@ LORT_DEF lort_status lort_svd_truncated(float *U, float *S, float *Vt, const flo
         if (prev > 0.0 && t2 > 1.05 * prev && t2 > alpha)
             alpha = 0.5 * (alpha + t2);
         prev = t2;
+        if (cs < 1.0f)
+            for (i = 0; i < (size_t)l * (size_t)n; ++i) Z[i] *= cs;
         if (alpha > 0.0) {
-            float a = -(float)(alpha * (double)c); /* Y = c (W W^T Q - alpha Q) */
+            float a = -(float)(alpha * (double)c * (double)cs); /* Y = c cs (W W^T Q - alpha Q) */
             for (i = 0; i < (size_t)l * (size_t)m; ++i) Y[i] = a * Qm[i];
         }
         lort__gemm(0, 1, l, m, n, 1.0f, Z, n, W, ldw, alpha > 0.0 ? 1.0f : 0.0f, Y, m);
@@ -2302,16 +2576,19 @@ LORT_DEF lort_status lort_svd_jacobi(float *U, float *S, float *Vt, const float 
     int k = m < n ? m : n;
     if ((st = lort__svd_args(W, ldw, m, n, k > 0 ? k : 1, S))) return st;
     if (!Vt) return LORT_ERR_NULL;
-    if (max_sweeps < 0) return LORT_ERR_INVALID_ARG;
+    if (max_sweeps < 0 || max_sweeps > LORT_SVD_MAX_SWEEPS) return LORT_ERR_INVALID_ARG;
     lort__lay_init(&L);
     lort__svd_exact_layout(m, n, &L);
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if (!lort__svd_finite(W, (size_t)ldw, m, n)) return LORT_ERR_NONFINITE;
+    if (!lort__svd_finite(W, (size_t)ldw, m, n, NULL)) return LORT_ERR_NONFINITE;
     return lort__svd_exact(U, S, Vt, W, (size_t)ldw, m, n, k, max_sweeps ? max_sweeps : 60, 0,
                            lort__lay_base(work), &L);
 }
 
-// >>lora ============================================================================ lora
+#endif /* LORT__HAS_SVD */
+
+// >>lora ================================================================================= impl
+#if LORT__HAS_LOWRANK
 
 /* Shared by lora and loraxs: validated dims and the resolved scale. */
 LORT__PRIVATE lort_status lort__lowrank_check(int d_in, int d_out, int r, float alpha,
@@ -2328,36 +2605,127 @@ LORT__PRIVATE lort_status lort__lowrank_check(int d_in, int d_out, int r, float 
     }
     return LORT_OK;
 }
-/* n rows of x (n, d_in) and y (n, d_out) must be addressable. */
-LORT__PRIVATE lort_status lort__rows_check(int n, int d_in, int d_out) {
-    size_t t;
-    if (n <= 0) return LORT_ERR_INVALID_ARG;
-    if (!lort__mul3((size_t)n, (size_t)d_in, sizeof(float), &t) ||
-        !lort__mul3((size_t)n, (size_t)d_out, sizeof(float), &t))
-        return LORT_ERR_OVERFLOW;
-    return LORT_OK;
+
+/* Workspace and cache of lora (and loraxs, which adds slots) at n rows. */
+enum { LORT__LR_H, LORT__LR_G, LORT__LR_XD, LORT__LR_T, LORT__LR_M };
+LORT__PRIVATE void lort__lowrank_layout(int d_in, int d_out, int r, float dropout, int n,
+                                        int xs, lort__layout *work, lort__layout *cache) {
+    size_t nr = 0, nd = 0, rd = 0;
+    if (!lort__mul((size_t)n, (size_t)r, &nr)) work->overflow = cache->overflow = 1;
+    if (!lort__mul((size_t)n, (size_t)d_in, &nd)) work->overflow = 1;
+    if (xs && !lort__mul((size_t)r, (size_t)(d_in > d_out ? d_in : d_out), &rd)) work->overflow = 1;
+    lort__lay_put(work, LORT__LR_H, nr); /* H = drop(x) A^T when there is no cache */
+    lort__lay_put(work, LORT__LR_G, nr);                        /* dy B, and H R^T for loraxs */
+    lort__lay_put(work, LORT__LR_XD, dropout > 0.0f ? nd : 0);   /* drop(x), then the masked dx */
+    lort__lay_put(work, LORT__LR_T, xs ? nr : 0);               /* loraxs: dH1 = dH2 R */
+    lort__lay_put(work, LORT__LR_M, xs ? rd : 0);               /* loraxs merge: R A */
+    lort__lay_add(cache, nr);                       /* H */
 }
+
+/* The low-rank pipeline shared by lora (R = NULL), loraxs (R), tt_rep (on its materialised
+   trains) and the joint families cp and tucker (at, bt): one body for all. One call's fixed
+   inputs travel in a struct, set by lort__lowrank_init and then the factors. */
+typedef struct lort__lowrank {
+    int d_in, d_out, r;
+    float s, p;                /* scale; dropout probability (0 = none) */
+    uint64_t seed;             /* dropout seed */
+    const float *R, *A, *B;    /* R (r, r) or NULL; A (r, d_in); B (d_out, r) */
+    int at, bt;                /* A stored transposed (d_in, r); B stored transposed (r, d_out) */
+    float *base;               /* the aligned workspace, slots LORT__LR_* of L */
+    const lort__layout *L;
+} lort__lowrank;
+LORT__PRIVATE void lort__lowrank_init(lort__lowrank *P, int d_in, int d_out, int r, float s,
+                                      float p, uint64_t seed, float *base,
+                                      const lort__layout *L) {
+    P->d_in = d_in;
+    P->d_out = d_out;
+    P->r = r;
+    P->s = s;
+    P->p = p;
+    P->seed = seed;
+    P->R = P->A = P->B = NULL;
+    P->at = P->bt = 0;
+    P->base = base;
+    P->L = L;
+}
+
+/* forward:  H = drop(x) A^T -> H (the cache or a work slot);  (loraxs: H2 = H R^T);
+   y += s H2 B^T. */
+LORT__PRIVATE void lort__lowrank_forward(const lort__lowrank *P, float *y, const float *x, int n,
+                                         float *H) {
+    const float *xin = x;
+    int d_in = P->d_in, d_out = P->d_out, r = P->r;
+    if (P->p > 0.0f) {
+        float *xd = lort__lay_slot(P->base, P->L, LORT__LR_XD);
+        lort__dropout(P->seed, P->p, n, d_in, xd, x);
+        xin = xd;
+    }
+    lort__gemm(0, !P->at, n, r, d_in, 1.0f, xin, d_in, P->A, P->at ? r : d_in, 0.0f, H,
+               r);                                                              /* H = Xd A^T */
+    if (P->R) {
+        float *H2 = lort__lay_slot(P->base, P->L, LORT__LR_G);
+        lort__gemm(0, 1, n, r, r, 1.0f, H, r, P->R, r, 0.0f, H2, r);             /* H2 = H R^T */
+        H = H2;
+    }
+    lort__gemm(0, !P->bt, n, d_out, r, P->s, H, r, P->B, P->bt ? d_out : r, 1.0f, y,
+               d_out);                                                          /* y += s H B^T */
+}
+
+/* backward: G = s dy B;  lora: dB += s dy^T H, dA += G^T Xd;  loraxs: dR += G^T H, G <- G R;
+   then dx += drop(G A).  H comes from the cache (Hc) or is recomputed. With at, bt, dA and dB
+   have A's and B's stored shapes. */
+LORT__PRIVATE void lort__lowrank_backward(const lort__lowrank *P, float *dx, float *dA, float *dB,
+                                          float *dR, const float *dy, const float *x, int n,
+                                          const float *Hc) {
+    const float *xin = x, *H = Hc, *A = P->A, *B = P->B;
+    int d_in = P->d_in, d_out = P->d_out, r = P->r, at = P->at, bt = P->bt;
+    float s = P->s, *G = lort__lay_slot(P->base, P->L, LORT__LR_G), *xd = NULL;
+    int need_h = dB || dR, need_xd = P->p > 0.0f && (dA || !Hc) && (need_h || dA);
+    int lda = at ? r : d_in, ldb = bt ? d_out : r;
+    if (need_xd) {
+        xd = lort__lay_slot(P->base, P->L, LORT__LR_XD);
+        lort__dropout(P->seed, P->p, n, d_in, xd, x);
+        xin = xd;
+    }
+    if (!H && need_h) {
+        float *Hw = lort__lay_slot(P->base, P->L, LORT__LR_H);
+        lort__gemm(0, !at, n, r, d_in, 1.0f, xin, d_in, A, lda, 0.0f, Hw, r);
+        H = Hw;
+    }
+    if (dB) {
+        if (bt) lort__gemm(1, 0, r, d_out, n, s, H, r, dy, d_out, 1.0f, dB, d_out); /* += s H^T dy */
+        else lort__gemm(1, 0, d_out, r, n, s, dy, d_out, H, r, 1.0f, dB, r);        /* += s dy^T H */
+    }
+    if (!(dA || dR || dx)) return;
+    lort__gemm(0, bt, n, r, d_out, s, dy, d_out, B, ldb, 0.0f, G, r);          /* G = s dy B */
+    if (dA) {
+        if (at) lort__gemm(1, 0, d_in, r, n, 1.0f, xin, d_in, G, r, 1.0f, dA, r); /* += Xd^T G */
+        else lort__gemm(1, 0, r, d_in, n, 1.0f, G, r, xin, d_in, 1.0f, dA, d_in); /* += G^T Xd */
+    }
+    if (P->R) {
+        float *G2 = lort__lay_slot(P->base, P->L, LORT__LR_T);
+        if (dR) lort__gemm(1, 0, r, r, n, 1.0f, G, r, H, r, 1.0f, dR, r);     /* dR += G^T H */
+        if (!dx) return;
+        lort__gemm(0, 0, n, r, r, 1.0f, G, r, P->R, r, 0.0f, G2, r);          /* G2 = G R */
+        G = G2;
+    }
+    if (!dx) return;
+    if (P->p > 0.0f) {
+        float *t = lort__lay_slot(P->base, P->L, LORT__LR_XD);
+        lort__gemm(0, at, n, d_in, r, 1.0f, G, r, A, lda, 0.0f, t, d_in);      /* T = G A */
+        lort__dropout_add(P->seed, P->p, n, d_in, dx, t);                       /* dx += drop(T) */
+    } else {
+        lort__gemm(0, at, n, d_in, r, 1.0f, G, r, A, lda, 1.0f, dx, d_in);      /* dx += G A */
+    }
+}
+
+#if LORT__HAS_LORA
 
 LORT__PRIVATE lort_status lort__lora_check(const lort_lora_desc *d, float *scale) {
     if (!d) return LORT_ERR_NULL;
     if (d->init != LORT_LORA_INIT_DEFAULT && d->init != LORT_LORA_INIT_GAUSSIAN)
         return LORT_ERR_INVALID_ARG;
     return lort__lowrank_check(d->d_in, d->d_out, d->r, d->alpha, d->dropout, scale, d->rslora);
-}
-
-/* Workspace and cache of lora (and loraxs, which adds slots) at n rows. */
-enum { LORT__LR_H, LORT__LR_G, LORT__LR_XD, LORT__LR_T, LORT__LR_M };
-LORT__PRIVATE void lort__lowrank_layout(int d_in, int d_out, int r, float dropout, int n,
-                                        int xs, lort__layout *work, lort__layout *cache) {
-    size_t nr = (size_t)n * (size_t)r, nd = 0, rd = 0;
-    if (!lort__mul((size_t)n, (size_t)d_in, &nd)) work->overflow = 1;
-    if (xs && !lort__mul((size_t)r, (size_t)(d_in > d_out ? d_in : d_out), &rd)) work->overflow = 1;
-    lort__lay_add(work, nr);                        /* H = drop(x) A^T when there is no cache */
-    lort__lay_add(work, nr);                        /* dy B, and H R^T for loraxs */
-    lort__lay_add(work, dropout > 0.0f ? nd : 0);   /* drop(x), then the masked dx */
-    lort__lay_add(work, xs ? nr : 0);               /* loraxs: dH1 = dH2 R */
-    lort__lay_add(work, xs ? rd : 0);               /* loraxs merge: R A */
-    lort__lay_add(cache, nr);                       /* H */
 }
 
 LORT_DEF lort_status lort_lora_desc_resolve(const lort_lora_desc *desc, lort_lora_desc *out) {
@@ -2425,106 +2793,10 @@ LORT_DEF lort_status lort_lora_init(const lort_lora_desc *desc, float *A, float 
     return LORT_OK;
 }
 
-/* The low-rank pipeline shared by lora (R = NULL), loraxs and the joint families cp and
-   tucker: one body for all. at: A is stored transposed, (d_in, r) instead of (r, d_in);
-   bt: B is stored transposed, (r, d_out) instead of (d_out, r).
-   forward:  H = drop(x) A^T -> cache or work;  (loraxs: H2 = H R^T);  y += s H2 B^T        */
-LORT__PRIVATE void lort__lowrank_forward_t(int d_in, int d_out, int r, float s, float p,
-                                           uint64_t seed, float *y, const float *x,
-                                           const float *R, const float *A, const float *B,
-                                           int n, float *H, float *base, const lort__layout *L,
-                                           int at, int bt) {
-    const float *xin = x;
-    if (p > 0.0f) {
-        float *xd = lort__lay_slot(base, L, LORT__LR_XD);
-        lort__dropout(seed, p, n, d_in, xd, x);
-        xin = xd;
-    }
-    lort__gemm(0, !at, n, r, d_in, 1.0f, xin, d_in, A, at ? r : d_in, 0.0f, H, r); /* H = Xd A^T */
-    if (R) {
-        float *H2 = lort__lay_slot(base, L, LORT__LR_G);
-        lort__gemm(0, 1, n, r, r, 1.0f, H, r, R, r, 0.0f, H2, r);               /* H2 = H R^T */
-        H = H2;
-    }
-    lort__gemm(0, !bt, n, d_out, r, s, H, r, B, bt ? d_out : r, 1.0f, y, d_out); /* y += s H B^T */
-}
-LORT__PRIVATE void lort__lowrank_forward(int d_in, int d_out, int r, float s, float p,
-                                         uint64_t seed, float *y, const float *x,
-                                         const float *R, const float *A, const float *B, int n,
-                                         float *H, float *base, const lort__layout *L) {
-    lort__lowrank_forward_t(d_in, d_out, r, s, p, seed, y, x, R, A, B, n, H, base, L, 0, 0);
-}
-
-/* backward: G = s dy B;  lora: dB += s dy^T H, dA += G^T Xd;  loraxs: dR += G^T H, G <- G R;
-   then dx += drop(G A).  H comes from the cache or is recomputed. at, bt as forward (dA, dB
-   then have A's and B's stored shapes). */
-LORT__PRIVATE void lort__lowrank_backward_t(int d_in, int d_out, int r, float s, float p,
-                                            uint64_t seed, float *dx, float *dA, float *dB,
-                                            float *dR, const float *dy, const float *x,
-                                            const float *R, const float *A, const float *B,
-                                            int n, const float *Hc, float *base,
-                                            const lort__layout *L, int at, int bt) {
-    const float *xin = x, *H = Hc;
-    float *G = lort__lay_slot(base, L, LORT__LR_G), *xd = NULL;
-    int need_h = dB || dR, need_xd = p > 0.0f && (dA || !Hc) && (need_h || dA);
-    int lda = at ? r : d_in, ldb = bt ? d_out : r;
-    if (need_xd) {
-        xd = lort__lay_slot(base, L, LORT__LR_XD);
-        lort__dropout(seed, p, n, d_in, xd, x);
-        xin = xd;
-    }
-    if (!H && need_h) {
-        float *Hw = lort__lay_slot(base, L, LORT__LR_H);
-        lort__gemm(0, !at, n, r, d_in, 1.0f, xin, d_in, A, lda, 0.0f, Hw, r);
-        H = Hw;
-    }
-    if (dB) {
-        if (bt) lort__gemm(1, 0, r, d_out, n, s, H, r, dy, d_out, 1.0f, dB, d_out); /* += s H^T dy */
-        else lort__gemm(1, 0, d_out, r, n, s, dy, d_out, H, r, 1.0f, dB, r);        /* += s dy^T H */
-    }
-    if (!(dA || dR || dx)) return;
-    lort__gemm(0, bt, n, r, d_out, s, dy, d_out, B, ldb, 0.0f, G, r);          /* G = s dy B */
-    if (dA) {
-        if (at) lort__gemm(1, 0, d_in, r, n, 1.0f, xin, d_in, G, r, 1.0f, dA, r); /* += Xd^T G */
-        else lort__gemm(1, 0, r, d_in, n, 1.0f, G, r, xin, d_in, 1.0f, dA, d_in); /* += G^T Xd */
-    }
-    if (R) {
-        float *G2 = lort__lay_slot(base, L, LORT__LR_T);
-        if (dR) lort__gemm(1, 0, r, r, n, 1.0f, G, r, H, r, 1.0f, dR, r);     /* dR += G^T H */
-        if (!dx) return;
-        lort__gemm(0, 0, n, r, r, 1.0f, G, r, R, r, 0.0f, G2, r);             /* G2 = G R */
-        G = G2;
-    }
-    if (!dx) return;
-    if (p > 0.0f) {
-        float *t = lort__lay_slot(base, L, LORT__LR_XD);
-        lort__gemm(0, at, n, d_in, r, 1.0f, G, r, A, lda, 0.0f, t, d_in);      /* T = G A */
-        lort__dropout_add(seed, p, n, d_in, dx, t);                             /* dx += drop(T) */
-    } else {
-        lort__gemm(0, at, n, d_in, r, 1.0f, G, r, A, lda, 1.0f, dx, d_in);      /* dx += G A */
-    }
-}
-LORT__PRIVATE void lort__lowrank_backward(int d_in, int d_out, int r, float s, float p,
-                                          uint64_t seed, float *dx, float *dA, float *dB,
-                                          float *dR, const float *dy, const float *x,
-                                          const float *R, const float *A, const float *B, int n,
-                                          const float *Hc, float *base, const lort__layout *L) {
-    lort__lowrank_backward_t(d_in, d_out, r, s, p, seed, dx, dA, dB, dR, dy, x, R, A, B, n, Hc,
-                             base, L, 0, 0);
-}
-
-/* Checks the cache and workspace of a kernel call against the layouts. */
-LORT__PRIVATE lort_status lort__bufs_check(const lort__layout *w, const lort__layout *c,
-                                           const void *cache, size_t cache_size,
-                                           const void *work, size_t work_size) {
-    lort_status st;
-    if (cache && (st = lort__lay_check(c, cache, cache_size, LORT_ERR_CACHE))) return st;
-    return lort__lay_check(w, work, work_size, LORT_ERR_WORKSPACE);
-}
-
 LORT_DEF lort_status lort_lora_forward(const lort_lora_desc *desc, float *y, const float *x,
                                        const float *A, const float *B, int n, void *cache,
                                        size_t cache_size, void *work, size_t work_size) {
+    lort__lowrank P;
     lort__layout w, c;
     lort_status st;
     float s, *base, *H;
@@ -2536,8 +2808,11 @@ LORT_DEF lort_status lort_lora_forward(const lort_lora_desc *desc, float *y, con
     LORT__DEBUG_FINITE(B, (size_t)desc->d_out * (size_t)desc->r);
     base = lort__lay_base(work);
     H = cache ? lort__lay_base(cache) : lort__lay_slot(base, &w, LORT__LR_H);
-    lort__lowrank_forward(desc->d_in, desc->d_out, desc->r, s, desc->dropout, desc->dropout_seed,
-                          y, x, NULL, A, B, n, H, base, &w);
+    lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
+                       desc->dropout_seed, base, &w);
+    P.A = A;
+    P.B = B;
+    lort__lowrank_forward(&P, y, x, n, H);
     return LORT_OK;
 }
 
@@ -2546,6 +2821,7 @@ LORT_DEF lort_status lort_lora_backward(const lort_lora_desc *desc, float *dx, f
                                         const float *A, const float *B, int n,
                                         const void *cache, size_t cache_size, void *work,
                                         size_t work_size) {
+    lort__lowrank P;
     lort__layout w, c;
     lort_status st;
     float s, *base;
@@ -2554,37 +2830,49 @@ LORT_DEF lort_status lort_lora_backward(const lort_lora_desc *desc, float *dx, f
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(A, (size_t)desc->r * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(B, (size_t)desc->d_out * (size_t)desc->r);
     base = lort__lay_base(work);
-    lort__lowrank_backward(desc->d_in, desc->d_out, desc->r, s, desc->dropout,
-                           desc->dropout_seed, dx, dA, dB, NULL, dy, x, NULL, A, B, n,
-                           cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL, base, &w);
+    lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
+                       desc->dropout_seed, base, &w);
+    P.A = A;
+    P.B = B;
+    lort__lowrank_backward(&P, dx, dA, dB, NULL, dy, x, n,
+                           cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL);
     return LORT_OK;
 }
 
 LORT_DEF lort_status lort_lora_merge(const lort_lora_desc *desc, float *W, const float *A,
-                                     const float *B, float weight) {
+                                     const float *B, float weight, void *work,
+                                     size_t work_size) {
     lort_status st;
     float s;
     if ((st = lort__lora_check(desc, &s))) return st;
     if (!W || !A || !B) return LORT_ERR_NULL;
     if (!lort__finite(weight)) return LORT_ERR_INVALID_ARG;
+    (void)work; (void)work_size; /* lora needs no scratch: W += (weight s B) A is one GEMM */
     lort__gemm(0, 0, desc->d_out, desc->d_in, desc->r, weight * s, B, desc->r, A, desc->d_in, 1.0f,
                W, desc->d_in);                                                  /* W += w s B A */
     return LORT_OK;
 }
 
 LORT_DEF lort_status lort_lora_delta(const lort_lora_desc *desc, float *dW, const float *A,
-                                     const float *B) {
+                                     const float *B, void *work, size_t work_size) {
     lort_status st;
     float s;
     if ((st = lort__lora_check(desc, &s))) return st;
     if (!dW || !A || !B) return LORT_ERR_NULL;
+    (void)work; (void)work_size; /* one GEMM, no scratch */
     lort__gemm(0, 0, desc->d_out, desc->d_in, desc->r, s, B, desc->r, A, desc->d_in, 0.0f, dW,
                desc->d_in);                                                     /* dW = s B A */
     return LORT_OK;
 }
 
-// >>loraxs ======================================================================== loraxs
+#endif /* LORT__HAS_LORA */
+#endif /* LORT__HAS_LOWRANK */
+
+// >>loraxs =============================================================================== impl
+#if LORT__HAS_LORAXS
 
 LORT__PRIVATE lort_status lort__loraxs_check(const lort_loraxs_desc *d, float *scale) {
     lort_status st;
@@ -2594,7 +2882,8 @@ LORT__PRIVATE lort_status lort__loraxs_check(const lort_loraxs_desc *d, float *s
         return st;
     if (d->r > d->d_in || d->r > d->d_out) return LORT_ERR_SHAPE;
     if (!lort__finite(d->init_std) || d->init_std < 0.0f || d->svd.oversample < 0 ||
-        d->svd.max_sweeps < 0)
+        d->svd.max_sweeps < 0 || d->svd.max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        d->svd.power_iters > LORT_SVD_MAX_POWER_ITERS)
         return LORT_ERR_INVALID_ARG;
     return LORT_OK;
 }
@@ -2704,6 +2993,7 @@ LORT_DEF lort_status lort_loraxs_forward(const lort_loraxs_desc *desc, float *y,
                                          const float *R, const float *A, const float *B, int n,
                                          void *cache, size_t cache_size, void *work,
                                          size_t work_size) {
+    lort__lowrank P;
     lort__layout w, c;
     lort_status st;
     float s, *base, *H;
@@ -2714,8 +3004,12 @@ LORT_DEF lort_status lort_loraxs_forward(const lort_loraxs_desc *desc, float *y,
     LORT__DEBUG_FINITE(R, (size_t)desc->r * (size_t)desc->r);
     base = lort__lay_base(work);
     H = cache ? lort__lay_base(cache) : lort__lay_slot(base, &w, LORT__LR_H);
-    lort__lowrank_forward(desc->d_in, desc->d_out, desc->r, s, desc->dropout, desc->dropout_seed,
-                          y, x, R, A, B, n, H, base, &w);
+    lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
+                       desc->dropout_seed, base, &w);
+    P.R = R;
+    P.A = A;
+    P.B = B;
+    lort__lowrank_forward(&P, y, x, n, H);
     return LORT_OK;
 }
 
@@ -2724,6 +3018,7 @@ LORT_DEF lort_status lort_loraxs_backward(const lort_loraxs_desc *desc, float *d
                                           const float *A, const float *B, int n,
                                           const void *cache, size_t cache_size, void *work,
                                           size_t work_size) {
+    lort__lowrank P;
     lort__layout w, c;
     lort_status st;
     float s, *base;
@@ -2732,10 +3027,17 @@ LORT_DEF lort_status lort_loraxs_backward(const lort_loraxs_desc *desc, float *d
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(R, (size_t)desc->r * (size_t)desc->r);
+    LORT__DEBUG_FINITE(A, (size_t)desc->r * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(B, (size_t)desc->d_out * (size_t)desc->r);
     base = lort__lay_base(work);
-    lort__lowrank_backward(desc->d_in, desc->d_out, desc->r, s, desc->dropout,
-                           desc->dropout_seed, dx, NULL, NULL, dR, dy, x, R, A, B, n,
-                           cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL, base, &w);
+    lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
+                       desc->dropout_seed, base, &w);
+    P.R = R;
+    P.A = A;
+    P.B = B;
+    lort__lowrank_backward(&P, dx, NULL, NULL, dR, dy, x, n,
+                           cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL);
     return LORT_OK;
 }
 
@@ -2766,7 +3068,362 @@ LORT_DEF lort_status lort_loraxs_delta(const lort_loraxs_desc *desc, float *dW, 
     return lort__loraxs_dense(desc, dW, R, A, B, 1.0f, 0.0f, work, work_size);
 }
 
-// >>tt ================================================================================ tt
+#endif /* LORT__HAS_LORAXS */
+
+// >>train ================================================================================ impl
+#if LORT__HAS_TRAIN
+
+/* The train engine shared by tt (TT-SVD and rounding of a tt matrix) and mpo (DoTA's cores):
+   one shape (lort__train), the left-to-right truncated TT-SVD and TT rounding. */
+
+/* A train of N cores over modes m_k: the shape shared by the mpo family (m_k = i_k j_k, the
+   data permuted to the interleaved order) and by TT-SVD / rounding of the tt form (m_k = n_k).
+   0-based: core k is (rank[k], mode[k], rank[k+1]); rest[k] = prod_{m >= k} mode[m]. */
+typedef struct lort__train {
+    int d, mpo, rows, cols;
+    int rm[LORT_MPO_MAX_CORES], cm[LORT_MPO_MAX_CORES], mode[LORT_MPO_MAX_CORES];
+    int rank[LORT_MPO_MAX_CORES + 1];
+    size_t size;                           /* prod mode = rows * cols */
+    size_t off[LORT_MPO_MAX_CORES + 1];    /* float offset of core k; off[d] = all cores */
+    size_t rest[LORT_MPO_MAX_CORES + 1];
+} lort__train;
+
+LORT__PRIVATE int lort__imin(int a, int b) { return a < b ? a : b; }
+/* min(a * b, cap) without overflow (a, b >= 0) */
+LORT__PRIVATE int lort__satmul(int a, int b, int cap) {
+    return b != 0 && a > cap / b ? cap : lort__imin(a * b, cap);
+}
+
+/* Offsets and the checks every kernel relies on: each GEMM dimension and leading dimension
+   derived from the train fits int, each buffer size fits size_t. */
+LORT__PRIVATE lort_status lort__train_finish(lort__train *T) {
+    int k, N = T->d;
+    size_t t, a, b;
+    T->rest[N] = 1;
+    for (k = N - 1; k >= 0; --k)
+        if (!lort__mul(T->rest[k + 1], (size_t)T->mode[k], &T->rest[k])) return LORT_ERR_OVERFLOW;
+    T->size = T->rest[0];
+    if (!lort__mul(T->size, sizeof(float), &t)) return LORT_ERR_OVERFLOW;
+    for (k = 1; k <= N; ++k)
+        if (T->rest[k] > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+    T->off[0] = 0;
+    for (k = 0; k < N; ++k) {
+        if (!lort__mul((size_t)T->rank[k], (size_t)T->mode[k], &a) || a > (size_t)INT_MAX ||
+            !lort__mul(a, (size_t)T->rank[k + 1], &b) || b > (size_t)INT_MAX ||
+            !lort__mul((size_t)T->mode[k], (size_t)T->rank[k + 1], &a) || a > (size_t)INT_MAX ||
+            !lort__mul((size_t)T->rank[k], T->rest[k], &a) || !lort__mul(a, sizeof(float), &a) ||
+            b > LORT__SIZE_LIMIT / sizeof(float) - T->off[k])
+            return LORT_ERR_OVERFLOW;
+        T->off[k + 1] = T->off[k] + b;
+    }
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__mpo_train(const lort_mpo_desc *d, lort__train *T) {
+    int k, N;
+    size_t pr = 1, pc = 1, t;
+    if (!d) return LORT_ERR_NULL;
+    N = d->n_cores;
+    if (N < 1 || N > LORT_MPO_MAX_CORES || d->d_in < 0 || d->d_out < 0 || d->bond < 0 ||
+        d->path < LORT_MPO_AUTO || d->path > LORT_MPO_DENSE ||
+        d->residual < LORT_MPO_RESIDUAL_NONE || d->residual > LORT_MPO_RESIDUAL_NF4 ||
+        d->svd.oversample < 0 || d->svd.max_sweeps < 0 || d->svd.max_sweeps > LORT_SVD_MAX_SWEEPS ||
+        d->svd.power_iters > LORT_SVD_MAX_POWER_ITERS)
+        return LORT_ERR_INVALID_ARG;
+    memset(T, 0, sizeof(*T));
+    T->d = N;
+    T->mpo = 1;
+    for (k = 0; k < N; ++k) {
+        int i = d->row_factors[k], j = d->col_factors[k];
+        if (i <= 0 || j <= 0) return LORT_ERR_INVALID_ARG;
+        if (!lort__mul(pr, (size_t)i, &pr) || !lort__mul(pc, (size_t)j, &pc) ||
+            pr > (size_t)INT_MAX || pc > (size_t)INT_MAX)
+            return LORT_ERR_OVERFLOW;
+        if (!lort__mul((size_t)i, (size_t)j, &t) || t > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+        T->rm[k] = i;
+        T->cm[k] = j;
+        T->mode[k] = (int)t;
+    }
+    if ((d->d_out && (size_t)d->d_out != pr) || (d->d_in && (size_t)d->d_in != pc))
+        return LORT_ERR_SHAPE;
+    T->rows = (int)pr;
+    T->cols = (int)pc;
+    if (d->bonds[0] < 0 || d->bonds[0] > 1 || d->bonds[N] < 0 || d->bonds[N] > 1)
+        return LORT_ERR_INVALID_ARG;
+    T->rank[0] = T->rank[N] = 1;
+    for (k = 1; k < N; ++k) {
+        int b = d->bonds[k] ? d->bonds[k] : d->bond;
+        if (b <= 0) return LORT_ERR_INVALID_ARG;
+        T->rank[k] = b;
+    }
+    for (k = 1; k < N; ++k)
+        T->rank[k] = lort__satmul(T->rank[k - 1], T->mode[k - 1], T->rank[k]);
+    for (k = N - 1; k >= 1; --k)
+        T->rank[k] = lort__satmul(T->rank[k + 1], T->mode[k], T->rank[k]);
+    return lort__train_finish(T);
+}
+
+LORT__PRIVATE lort_status lort__tt_train(const lort_tt_desc *d, lort__train *T) {
+    int k, N;
+    size_t p = 1, rc;
+    if (!d) return LORT_ERR_NULL;
+    N = d->n_cores;
+    if (d->rows <= 0 || d->cols <= 0 || N < 1 || N > LORT_TT_MAX_CORES ||
+        N > LORT_MPO_MAX_CORES || d->rank < 0)
+        return LORT_ERR_INVALID_ARG;
+    if (!lort__mul((size_t)d->rows, (size_t)d->cols, &rc)) return LORT_ERR_OVERFLOW;
+    memset(T, 0, sizeof(*T));
+    T->d = N;
+    T->rows = d->rows;
+    T->cols = d->cols;
+    for (k = 0; k < N; ++k) {
+        if (d->modes[k] <= 0) return LORT_ERR_INVALID_ARG;
+        if (!lort__mul(p, (size_t)d->modes[k], &p)) return LORT_ERR_OVERFLOW;
+        T->rm[k] = T->mode[k] = d->modes[k];
+        T->cm[k] = 1;
+    }
+    if (p != rc) return LORT_ERR_SHAPE;
+    if (d->ranks[0] < 0 || d->ranks[0] > 1 || d->ranks[N] < 0 || d->ranks[N] > 1)
+        return LORT_ERR_INVALID_ARG;
+    T->rank[0] = T->rank[N] = 1;
+    for (k = 1; k < N; ++k) {
+        int r = d->ranks[k] ? d->ranks[k] : d->rank;
+        if (r <= 0) return LORT_ERR_INVALID_ARG;
+        T->rank[k] = r;
+    }
+    return lort__train_finish(T);
+}
+
+/* Between the (rows, cols) matrix and the interleaved (i_1, j_1, ..., i_N, j_N) tensor:
+   to_matrix = 0: dst[interleaved] = alpha src[matrix]; to_matrix = 1: dst[matrix] (+)= alpha
+   src[interleaved] (add: accumulate). An odometer over the digits (a_1, b_1, ..., a_{N-1},
+   b_{N-1}) moves one contiguous interleaved block of i_N j_N entries at a time: i_N runs of
+   j_N entries, rows `cols` apart in the matrix. */
+LORT__PRIVATE void lort__mpo_perm(const lort__train *T, float *dst, const float *src,
+                                  int to_matrix, float alpha, int add) {
+    int N = T->d, nd = 2 * N - 2, k, a, dig[2 * LORT_MPO_MAX_CORES], lim[2 * LORT_MPO_MAX_CORES];
+    size_t str[2 * LORT_MPO_MAX_CORES], rs = (size_t)T->cols * (size_t)T->rm[N - 1];
+    size_t cs = (size_t)T->cm[N - 1], run = (size_t)T->cm[N - 1], rowlen = (size_t)T->cols;
+    size_t blk = (size_t)T->mode[N - 1], t, off = 0, i;
+    for (k = N - 2; k >= 0; --k) { /* digit 2k = a_k (row stride), 2k+1 = b_k (column stride) */
+        dig[2 * k] = dig[2 * k + 1] = 0;
+        lim[2 * k] = T->rm[k];
+        lim[2 * k + 1] = T->cm[k];
+        str[2 * k] = rs;
+        str[2 * k + 1] = cs;
+        rs *= (size_t)T->rm[k];
+        cs *= (size_t)T->cm[k];
+    }
+    for (t = 0; t < T->size; t += blk) {
+        for (a = 0; a < T->rm[N - 1]; ++a) {
+            size_t mo = off + (size_t)a * rowlen, io = t + (size_t)a * run;
+            float *o = to_matrix ? dst + mo : dst + io;
+            const float *s = to_matrix ? src + io : src + mo;
+            if (add)
+                for (i = 0; i < run; ++i) o[i] += alpha * s[i];
+            else
+                for (i = 0; i < run; ++i) o[i] = alpha * s[i];
+        }
+        for (k = nd - 1; k >= 0; --k) { /* odometer */
+            off += str[k];
+            if (++dig[k] < lim[k]) break;
+            off -= str[k] * (size_t)lim[k];
+            dig[k] = 0;
+        }
+    }
+}
+
+LORT__PRIVATE double lort__sumsq(const float *x, size_t count) {
+    double s = 0.0;
+    size_t i;
+    for (i = 0; i < count; ++i) s += (double)x[i] * (double)x[i];
+    return s;
+}
+
+/* ---- TT-SVD ---------------------------------------------------------------------------------- */
+
+/* Ranks TT-SVD reaches: r_k = min(rank_k, r_{k-1} mode_{k-1}, rest_k); the rest is zero padding. */
+LORT__PRIVATE void lort__ttsvd_ranks(const lort__train *T, int *r) {
+    int k;
+    r[0] = 1;
+    for (k = 1; k < T->d; ++k)
+        r[k] = lort__imin(lort__satmul(r[k - 1], T->mode[k - 1], T->rank[k]),
+                          T->rest[k] < (size_t)INT_MAX ? (int)T->rest[k] : INT_MAX);
+    r[T->d] = 1;
+}
+
+enum { LORT__TS_A, LORT__TS_B, LORT__TS_U, LORT__TS_S, LORT__TS_VT, LORT__TS_SVD };
+LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_svd_opts *o,
+                                             lort__layout *L, size_t *svd_bytes) {
+    int r[LORT_MPO_MAX_CORES + 1], k;
+    size_t um = 0, vm = 0, sm = 1, sb = 0, t;
+    lort_status st;
+    lort__ttsvd_ranks(T, r);
+    for (k = 0; k + 1 < T->d; ++k) {
+        int m = r[k] * T->mode[k], c = (int)T->rest[k + 1], rr = r[k + 1];
+        if ((size_t)m * (size_t)rr > um) um = (size_t)m * (size_t)rr;
+        if ((size_t)rr * (size_t)c > vm) vm = (size_t)rr * (size_t)c;
+        if ((size_t)rr > sm) sm = (size_t)rr;
+        if ((st = lort_svd_truncated_workspace_size(m, c, rr, o, &t))) return st;
+        if (t > sb) sb = t;
+    }
+    lort__lay_init(L);
+    lort__lay_put(L, LORT__TS_A, T->size);                  /* A: the remainder being factored */
+    lort__lay_put(L, LORT__TS_B, T->size);                  /* B: the next remainder */
+    lort__lay_put(L, LORT__TS_U, um);                       /* U */
+    lort__lay_put(L, LORT__TS_S, sm);                       /* S */
+    lort__lay_put(L, LORT__TS_VT, vm);                       /* Vt */
+    lort__lay_put(L, LORT__TS_SVD, sb / sizeof(float) + 1);   /* SVD workspace */
+    *svd_bytes = sb;
+    return LORT_OK;
+}
+
+/* cores = TT-SVD of W (matrix; interleaved first for an mpo); *err2 = ||W - train||^2, from the
+   residual of each projection (no cancellation). The remainder after core k is U^T C, the
+   orthogonal projection, whatever the accuracy of the SVD's singular values. */
+LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, float *cores, const float *W,
+                                      const lort_svd_opts *o, double *err2, float *base,
+                                      const lort__layout *L, size_t svd_bytes) {
+    float *A = lort__lay_slot(base, L, LORT__TS_A), *B = lort__lay_slot(base, L, LORT__TS_B);
+    float *U = lort__lay_slot(base, L, LORT__TS_U), *S = lort__lay_slot(base, L, LORT__TS_S);
+    float *Vt = lort__lay_slot(base, L, LORT__TS_VT), *sw = lort__lay_slot(base, L, LORT__TS_SVD);
+    int r[LORT_MPO_MAX_CORES + 1], k, p, N = T->d;
+    double e2 = 0.0;
+    lort_status st;
+    if (!lort__all_finite(W, T->size)) return LORT_ERR_NONFINITE; /* before writing cores */
+    lort__ttsvd_ranks(T, r);
+    if (T->mpo) lort__mpo_perm(T, A, W, 0, 1.0f, 0);
+    else memcpy(A, W, T->size * sizeof(float));
+    memset(cores, 0, T->off[N] * sizeof(float));
+    for (k = 0; k + 1 < N; ++k) {
+        int m = r[k] * T->mode[k], c = (int)T->rest[k + 1], rr = r[k + 1];
+        float *t;
+        if ((st = lort_svd_truncated(U, S, Vt, A, c, m, c, rr, o, sw, svd_bytes))) return st;
+        lort__gemm(1, 0, rr, c, m, 1.0f, U, rr, A, c, 0.0f, B, c);        /* B = U^T A */
+        if (err2) {
+            lort__gemm(0, 0, m, c, rr, -1.0f, U, rr, B, c, 1.0f, A, c);   /* A -= U B */
+            e2 += lort__sumsq(A, (size_t)m * (size_t)c);
+        }
+        for (p = 0; p < m; ++p) /* core k rows (p < r_k, mode) <- U, columns padded */
+            memcpy(cores + T->off[k] + (size_t)p * (size_t)T->rank[k + 1], U + (size_t)p * (size_t)rr,
+                   (size_t)rr * sizeof(float));
+        t = A;
+        A = B;
+        B = t;
+    }
+    memcpy(cores + T->off[N - 1], A, (size_t)r[N - 1] * (size_t)T->mode[N - 1] * sizeof(float));
+    if (err2) *err2 = e2;
+    return LORT_OK;
+}
+
+/* ---- TT rounding ------------------------------------------------------------------------------ */
+
+/* Same cores and modes (and, for mpo, the same factors) in both trains. */
+LORT__PRIVATE lort_status lort__round_pair(const lort__train *F, const lort__train *G) {
+    int k;
+    if (F->d != G->d || F->mpo != G->mpo) return LORT_ERR_SHAPE;
+    for (k = 0; k < F->d; ++k)
+        if (F->rm[k] != G->rm[k] || F->cm[k] != G->cm[k]) return LORT_ERR_SHAPE;
+    return LORT_OK;
+}
+enum { LORT__RD_C, LORT__RD_U, LORT__RD_S, LORT__RD_VT, LORT__RD_TMP, LORT__RD_SVD };
+LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout *L,
+                                             size_t *svd_bytes) {
+    int k;
+    size_t mc = 1, mr = 1, sb = 0, t;
+    lort_status st;
+    for (k = 0; k < F->d; ++k) {
+        size_t core = F->off[k + 1] - F->off[k];
+        if (core > mc) mc = core;
+        if ((size_t)F->rank[k] > mr) mr = (size_t)F->rank[k];
+        if ((st = lort_svd_jacobi_workspace_size(F->rank[k], F->mode[k] * F->rank[k + 1], &t)))
+            return st;
+        if (t > sb) sb = t;
+        if ((st = lort_svd_jacobi_workspace_size(F->rank[k] * F->mode[k], F->rank[k + 1], &t)))
+            return st;
+        if (t > sb) sb = t;
+    }
+    lort__lay_init(L);
+    lort__lay_put(L, LORT__RD_C, F->off[F->d]);              /* C: the working train */
+    lort__lay_put(L, LORT__RD_U, mc);                        /* U */
+    lort__lay_put(L, LORT__RD_S, mr);                        /* S (min dimension <= a rank) */
+    lort__lay_put(L, LORT__RD_VT, mc);                        /* Vt */
+    lort__lay_put(L, LORT__RD_TMP, mc);                        /* TMP */
+    lort__lay_put(L, LORT__RD_SVD, sb / sizeof(float) + 1);    /* Jacobi workspace */
+    *svd_bytes = sb;
+    return LORT_OK;
+}
+
+/* Oseledets' TT rounding: right-to-left orthogonalisation by exact SVDs (core k = (U S) Vt, Vt
+   kept, U S pushed into core k-1), then left to right: SVD of core k as (w_{k-1} mode, w_k),
+   keep the top rank'_k, push S Vt into core k+1. The discarded singular values of the second
+   sweep give the error exactly (the parts are orthonormal): bound = sqrt(sum of squares). */
+LORT__PRIVATE lort_status lort__round(const lort__train *F, const float *in, const lort__train *G,
+                                      float *out, float *err_bound, float *base,
+                                      const lort__layout *L, size_t svd_bytes) {
+    float *C = lort__lay_slot(base, L, LORT__RD_C), *U = lort__lay_slot(base, L, LORT__RD_U);
+    float *S = lort__lay_slot(base, L, LORT__RD_S), *Vt = lort__lay_slot(base, L, LORT__RD_VT);
+    float *Tm = lort__lay_slot(base, L, LORT__RD_TMP), *sw = lort__lay_slot(base, L, LORT__RD_SVD);
+    int w[LORT_MPO_MAX_CORES + 1], k, i, j, N = F->d;
+    double e2 = 0.0;
+    lort_status st;
+    if (!lort__all_finite(in, F->off[N])) return LORT_ERR_NONFINITE; /* before writing out */
+    memcpy(C, in, F->off[N] * sizeof(float));
+    for (k = 0; k <= N; ++k) w[k] = F->rank[k];
+    for (k = N - 1; k >= 1; --k) {
+        int m = w[k], c = F->mode[k] * w[k + 1], q = lort__imin(m, c), mp = w[k - 1] * F->mode[k - 1];
+        float *ck = C + F->off[k], *cp = C + F->off[k - 1];
+        if ((st = lort_svd_jacobi(U, S, Vt, ck, c, m, c, 0, sw, svd_bytes))) return st;
+        memcpy(ck, Vt, (size_t)q * (size_t)c * sizeof(float));
+        for (i = 0; i < m; ++i)
+            for (j = 0; j < q; ++j) U[(size_t)i * (size_t)q + (size_t)j] *= S[j];
+        lort__gemm(0, 0, mp, q, m, 1.0f, cp, m, U, q, 0.0f, Tm, q);
+        memcpy(cp, Tm, (size_t)mp * (size_t)q * sizeof(float));
+        w[k] = q;
+    }
+    memset(out, 0, G->off[N] * sizeof(float));
+    for (k = 0; k + 1 < N; ++k) {
+        int m = w[k] * F->mode[k], c = w[k + 1], q = lort__imin(m, c);
+        int rr = lort__imin(G->rank[k + 1], q), nc = F->mode[k + 1] * w[k + 2];
+        float *ck = C + F->off[k], *cn = C + F->off[k + 1];
+        if ((st = lort_svd_jacobi(U, S, Vt, ck, c, m, c, 0, sw, svd_bytes))) return st;
+        for (j = rr; j < q; ++j) e2 += (double)S[j] * (double)S[j];
+        for (i = 0; i < m; ++i) /* rows (p < w_k, mode) of core k <- U[:, :rr] */
+            memcpy(out + G->off[k] + (size_t)i * (size_t)G->rank[k + 1], U + (size_t)i * (size_t)q,
+                   (size_t)rr * sizeof(float));
+        for (j = 0; j < rr; ++j)
+            for (i = 0; i < c; ++i) Vt[(size_t)j * (size_t)c + (size_t)i] *= S[j];
+        lort__gemm(0, 0, rr, nc, c, 1.0f, Vt, c, cn, nc, 0.0f, Tm, nc);
+        memcpy(cn, Tm, (size_t)rr * (size_t)nc * sizeof(float));
+        w[k + 1] = rr;
+    }
+    memcpy(out + G->off[N - 1], C + F->off[N - 1],
+           (size_t)w[N - 1] * (size_t)F->mode[N - 1] * sizeof(float));
+    if (err_bound) *err_bound = (float)sqrt(e2);
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__round_call(const lort__train *F, const float *in,
+                                           const lort__train *G, float *out, float *err_bound,
+                                           void *work, size_t work_size, size_t *bytes) {
+    lort__layout L;
+    size_t sb, need;
+    lort_status st;
+    if ((st = lort__round_pair(F, G))) return st;
+    if ((st = lort__round_layout(F, &L, &sb)) || (st = lort__lay_bytes(&L, &need))) return st;
+    if (bytes) {
+        *bytes = need;
+        return LORT_OK;
+    }
+    if (!in || !out) return LORT_ERR_NULL;
+    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    return lort__round(F, in, G, out, err_bound, lort__lay_base(work), &L, sb);
+}
+
+#endif /* LORT__HAS_TRAIN */
+
+// >>tt =================================================================================== impl
+#if LORT__HAS_TT
 
 /* A validated tt shape, zero-based: core k is (t[k], n[k], t[k+1]), k = 0..d-1; lo[k] =
    prod_{m<k} n[m], hi[k] = prod_{m>k} n[m]; prefix P_k = G_0..G_k is (lo[k+1], t[k+1]) and
@@ -2785,14 +3442,15 @@ typedef struct lort__tt_plan {
     int overflow;                       /* a slot size overflows size_t */
 } lort__tt_plan;
 
-/* FLOP model of the core gradients (spec: two GEMMs per core, never per entry). Core k < split
+/* FLOP model of the core gradients (two GEMMs per core, never per entry; in float, which
+   is plenty for ranking costs and keeps soft-float code out of embedded builds). Core k < split
    contracts dW directly with its prefix L and suffix R (the cheaper order); from core split on,
    a left environment E_k = L_k^T dW (t_k, N_>=k) is swept, E_{k+1} = G_k^T E_k, and
    dG_k += E_k R_k^T. split = d-1 is the plain per-core method; the sweep wins when the leading
    modes are large (E shrinks by n_k per step). */
 LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
     int s, k, d = p->d;
-    double best = 0.0, N = (double)p->N;
+    float best = 0.0f, N = (float)p->N;
     p->split = d - 1;
     p->esz = 0;
     if (d == 1) {
@@ -2800,17 +3458,17 @@ LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
         return;
     }
     for (s = 0; s < d; ++s) {
-        double c = s > 0 ? 2.0 * (double)p->t[s] * N : 0.0;
+        float c = s > 0 ? 2.0f * (float)p->t[s] * N : 0.0f;
         for (k = 0; k < s; ++k) {
-            double tl = (double)p->t[k], tr = (double)p->t[k + 1], ge = N / (double)p->lo[k];
-            if (k == 0) c += 2.0 * tr * N;
+            float tl = (float)p->t[k], tr = (float)p->t[k + 1], ge = N / (float)p->lo[k];
+            if (k == 0) c += 2.0f * tr * N;
             else if ((size_t)p->t[k] * p->hi[k] <= p->lo[k] * (size_t)p->t[k + 1])
-                c += 2.0 * tl * N + 2.0 * tl * tr * ge;
-            else c += 2.0 * tr * N + 2.0 * tl * tr * (double)p->lo[k] * (double)p->n[k];
+                c += 2.0f * tl * N + 2.0f * tl * tr * ge;
+            else c += 2.0f * tr * N + 2.0f * tl * tr * (float)p->lo[k] * (float)p->n[k];
         }
         for (k = s; k < d; ++k) /* use E_k, then advance it */
-            c += (k < d - 1 ? 4.0 : 2.0) * (double)p->t[k] * (double)p->t[k + 1] * N /
-                 (double)p->lo[k];
+            c += (k < d - 1 ? 4.0f : 2.0f) * (float)p->t[k] * (float)p->t[k + 1] * N /
+                 (float)p->lo[k];
         if (s == 0 || c < best) {
             best = c;
             p->split = s;
@@ -2829,7 +3487,7 @@ LORT__PRIVATE lort_status lort__tt_plan_make(const lort_tt_desc *desc, lort__tt_
     size_t prod = 1, t;
     if (!desc) return LORT_ERR_NULL;
     memset(p, 0, sizeof(*p));
-    d = desc->d;
+    d = desc->n_cores;
     if (d < 1 || d > LORT_TT_MAX_CORES || desc->rows <= 0 || desc->cols <= 0)
         return LORT_ERR_INVALID_ARG;
     p->d = d;
@@ -2850,14 +3508,14 @@ LORT__PRIVATE lort_status lort__tt_plan_make(const lort_tt_desc *desc, lort__tt_
         if (desc->modes[k] <= 0) return LORT_ERR_INVALID_ARG;
         p->n[k] = desc->modes[k];
     }
-    p->N = (size_t)desc->rows * (size_t)desc->cols;
-    if (p->N > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+    if (!lort__mul((size_t)desc->rows, (size_t)desc->cols, &p->N) || p->N > (size_t)INT_MAX)
+        return LORT_ERR_OVERFLOW;
     for (k = 0; k < d; ++k) { /* every partial product fits int (the GEMM dims are these) */
         p->lo[k] = prod;
-        prod *= (size_t)p->n[k];
-        if (prod > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
+        if (!lort__mul(prod, (size_t)p->n[k], &prod) || prod > (size_t)INT_MAX)
+            return LORT_ERR_OVERFLOW;
         if (!lort__mul3((size_t)p->t[k], (size_t)p->n[k], (size_t)p->t[k + 1], &t) ||
-            t > (size_t)INT_MAX)
+            t > (size_t)INT_MAX || t > LORT__SIZE_LIMIT / sizeof(float) - p->coff[k])
             return LORT_ERR_OVERFLOW;
         p->coff[k + 1] = p->coff[k] + t;
     }
@@ -2894,24 +3552,24 @@ enum { LORT__TT_P, LORT__TT_S, LORT__TT_DW, LORT__TT_T, LORT__TT_E0, LORT__TT_E1
 LORT__PRIVATE void lort__tt_layout(const lort__tt_plan *p, lort__layout *work,
                                    lort__layout *cache) {
     if (p->overflow) work->overflow = 1;
-    lort__lay_add(work, p->psz);
-    lort__lay_add(work, p->ssz);
-    lort__lay_add(work, p->N);
-    lort__lay_add(work, p->tmp);
-    lort__lay_add(work, p->esz);
-    lort__lay_add(work, p->esz);
+    lort__lay_put(work, LORT__TT_P, p->psz);
+    lort__lay_put(work, LORT__TT_S, p->ssz);
+    lort__lay_put(work, LORT__TT_DW, p->N);
+    lort__lay_put(work, LORT__TT_T, p->tmp);
+    lort__lay_put(work, LORT__TT_E0, p->esz);
+    lort__lay_put(work, LORT__TT_E1, p->esz);
     if (cache) {
         if (p->overflow) cache->overflow = 1;
         lort__lay_add(cache, p->psz);
     }
 }
 /* Adds a tt train's work layout as one slot of a parent layout. */
-LORT__PRIVATE void lort__tt_sublayout(const lort__tt_plan *p, lort__layout *parent,
+LORT__PRIVATE void lort__tt_sublayout(const lort__tt_plan *p, lort__layout *parent, int slot,
                                       lort__layout *sub) {
     lort__lay_init(sub);
     lort__tt_layout(p, sub, NULL);
     if (sub->overflow) parent->overflow = 1;
-    lort__lay_add(parent, sub->end / sizeof(float));
+    lort__lay_put(parent, slot, sub->end / sizeof(float));
 }
 
 LORT__PRIVATE void lort__tt_grad(const lort__tt_plan *p, float *dcores, const float *dW,
@@ -3151,6 +3809,7 @@ LORT_DEF lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)p.cols);
     LORT__DEBUG_FINITE(x, dcores ? (size_t)n * (size_t)p.rows : 0);
+    LORT__DEBUG_FINITE(cores, p.coff[p.d]);
     base = lort__lay_base(work);
     if (cache) {
         P = lort__lay_base((void *)(uintptr_t)cache);
@@ -3181,7 +3840,56 @@ LORT__PRIVATE lort_status lort__tt_embed(const lort_tt_desc *in, int rows, int c
     return out->rows == rows && out->cols == cols ? LORT_OK : LORT_ERR_SHAPE;
 }
 
-// >>tt_rep ======================================================================== tt_rep
+/* ---- TT-SVD and rounding of the tt form (the engine is >>train) ---------------------- */
+
+LORT_DEF lort_status lort_tt_round_workspace_size(const lort_tt_desc *from,
+                                                  const lort_tt_desc *to, size_t *bytes) {
+    lort__train F, G;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tt_train(from, &F)) || (st = lort__tt_train(to, &G))) return st;
+    return lort__round_call(&F, NULL, &G, NULL, NULL, NULL, 0, bytes);
+}
+LORT_DEF lort_status lort_tt_round(const lort_tt_desc *from, const lort_tt_desc *to,
+                                   float *cores_out, float *err_bound, const float *cores_in,
+                                   void *work, size_t work_size) {
+    lort__train F, G;
+    lort_status st;
+    if ((st = lort__tt_train(from, &F)) || (st = lort__tt_train(to, &G))) return st;
+    return lort__round_call(&F, cores_in, &G, cores_out, err_bound, work, work_size, NULL);
+}
+
+LORT_DEF lort_status lort_tt_svd_workspace_size(const lort_tt_desc *desc,
+                                                const lort_svd_opts *opts, size_t *bytes) {
+    lort__train T;
+    lort__layout L;
+    size_t sb;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__tt_train(desc, &T)) || (st = lort__ttsvd_layout(&T, opts, &L, &sb))) return st;
+    return lort__lay_bytes(&L, bytes);
+}
+LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, float *err,
+                                 const float *W, const lort_svd_opts *opts, void *work,
+                                 size_t work_size) {
+    lort__train T;
+    lort__layout L;
+    size_t sb;
+    double e2 = 0.0;
+    lort_status st;
+    if ((st = lort__tt_train(desc, &T)) || (st = lort__ttsvd_layout(&T, opts, &L, &sb))) return st;
+    if (!cores || !W) return LORT_ERR_NULL;
+    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
+    if ((st = lort__ttsvd(&T, cores, W, opts, err ? &e2 : NULL, lort__lay_base(work), &L, sb)))
+        return st;
+    if (err) *err = (float)sqrt(e2);
+    return LORT_OK;
+}
+
+#endif /* LORT__HAS_TT */
+
+// >>tt_rep =============================================================================== impl
+#if LORT__HAS_TT_REP
 
 /* Validated rep: scale, and the plans of W_A (d_in, r) and W_B (r, d_out). */
 LORT__PRIVATE lort_status lort__tt_rep_check(const lort_tt_rep_desc *d, float *scale,
@@ -3214,12 +3922,12 @@ LORT__PRIVATE lort_status lort__tt_rep_plan(const lort_tt_rep_desc *d, int n, fl
     lort__lay_init(work);
     lort__lay_init(cache);
     lort__lowrank_layout(d->d_in, d->d_out, d->r, d->dropout, n, 0, work, cache);
-    lort__lay_add(work, ra);
-    lort__lay_add(work, rb);
-    lort__lay_add(work, ra);
-    lort__lay_add(work, rb);
-    lort__tt_sublayout(pa, work, sa);
-    lort__tt_sublayout(pb, work, sb);
+    lort__lay_put(work, LORT__TR_A, ra);
+    lort__lay_put(work, LORT__TR_B, rb);
+    lort__lay_put(work, LORT__TR_DA, ra);
+    lort__lay_put(work, LORT__TR_DB, rb);
+    lort__tt_sublayout(pa, work, LORT__TR_TA, sa);
+    lort__tt_sublayout(pb, work, LORT__TR_TB, sb);
     return LORT_OK;
 }
 
@@ -3308,6 +4016,7 @@ LORT_DEF lort_status lort_tt_rep_init(const lort_tt_rep_desc *desc, float *param
 LORT_DEF lort_status lort_tt_rep_forward(const lort_tt_rep_desc *desc, float *y, const float *x,
                                          const float *params, int n, void *cache,
                                          size_t cache_size, void *work, size_t work_size) {
+    lort__lowrank P;
     lort__tt_plan pa, pb;
     lort__layout w, c, sa, sb;
     lort__tt_rep_run R;
@@ -3320,8 +4029,11 @@ LORT_DEF lort_status lort_tt_rep_forward(const lort_tt_rep_desc *desc, float *y,
     LORT__DEBUG_FINITE(params, pa.coff[pa.d] + pb.coff[pb.d]);
     lort__tt_rep_factors(desc, &pa, &pb, &w, &sa, &sb, params, work, 1, &R);
     H = cache ? lort__lay_base(cache) : lort__lay_slot(R.base, &w, LORT__LR_H);
-    lort__lowrank_forward(desc->d_in, desc->d_out, desc->r, s, desc->dropout, desc->dropout_seed,
-                          y, x, NULL, R.A, R.B, n, H, R.base, &w);
+    lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
+                       desc->dropout_seed, R.base, &w);
+    P.A = R.A;
+    P.B = R.B;
+    lort__lowrank_forward(&P, y, x, n, H);
     return LORT_OK;
 }
 
@@ -3334,6 +4046,7 @@ LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *d
     lort__tt_plan pa, pb;
     lort__layout w, c, sa, sb;
     lort__tt_rep_run R;
+    lort__lowrank P;
     lort_status st;
     float s, *dA = NULL, *dB = NULL, *dWA, *dWB;
     size_t ra = (size_t)0, rb = (size_t)0;
@@ -3342,6 +4055,7 @@ LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *d
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)desc->d_out);
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
+    LORT__DEBUG_FINITE(params, pa.coff[pa.d] + pb.coff[pb.d]);
     if (!dx && !dparams) return LORT_OK;
     lort__tt_rep_factors(desc, &pa, &pb, &w, &sa, &sb, params, work, 1, &R);
     if (dparams) {
@@ -3352,9 +4066,12 @@ LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *d
         memset(dA, 0, ra * sizeof(float));
         memset(dB, 0, rb * sizeof(float));
     }
-    lort__lowrank_backward(desc->d_in, desc->d_out, desc->r, s, desc->dropout,
-                           desc->dropout_seed, dx, dA, dB, NULL, dy, x, NULL, R.A, R.B, n,
-                           cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL, R.base, &w);
+    lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
+                       desc->dropout_seed, R.base, &w);
+    P.A = R.A;
+    P.B = R.B;
+    lort__lowrank_backward(&P, dx, dA, dB, NULL, dy, x, n,
+                           cache ? lort__lay_base((void *)(uintptr_t)cache) : NULL);
     if (!dparams) return LORT_OK;
     dWA = lort__lay_slot(R.sbA, &sa, LORT__TT_DW);
     dWB = lort__lay_slot(R.sbB, &sb, LORT__TT_DW);
@@ -3394,7 +4111,10 @@ LORT_DEF lort_status lort_tt_rep_delta(const lort_tt_rep_desc *desc, float *dW,
     return lort__tt_rep_dense(desc, dW, params, 1.0f, 0.0f, work, work_size);
 }
 
-// >>tt_adp ======================================================================== tt_adp
+#endif /* LORT__HAS_TT_REP */
+
+// >>tt_adp =============================================================================== impl
+#if LORT__HAS_TT_ADP
 
 LORT__PRIVATE float lort__act(int kind, float z) {
     switch (kind) {
@@ -3440,7 +4160,7 @@ LORT__PRIVATE lort_status lort__tt_adp_check(const lort_tt_adp_desc *d, lort__tt
     if (!lort__mul3((size_t)d->hidden, (size_t)d->bottleneck, sizeof(float), &t))
         return LORT_ERR_OVERFLOW;
     if ((st = lort__tt_embed(&d->down, d->hidden, d->bottleneck, &td))) return st;
-    if (d->up.d == 0) { /* the modes and ranks of down, reshaped the other way */
+    if (d->up.n_cores == 0) { /* the modes and ranks of down, reshaped the other way */
         tu = td;
         tu.rows = d->up.rows;
         tu.cols = d->up.cols;
@@ -3457,6 +4177,7 @@ LORT__PRIVATE lort_status lort__tt_adp_check(const lort_tt_adp_desc *d, lort__tt
    (n, hidden) when there is dropout. cache: U (n, hidden), Z (n, b), W_down, W_up (so that
    backward need not materialise them again). */
 enum { LORT__TA_SD, LORT__TA_SU, LORT__TA_U, LORT__TA_Z, LORT__TA_A, LORT__TA_DZ, LORT__TA_T };
+enum { LORT__TAC_U, LORT__TAC_Z, LORT__TAC_WD, LORT__TAC_WU }; /* cache: U, Z, W_down, W_up */
 LORT__PRIVATE lort_status lort__tt_adp_plan(const lort_tt_adp_desc *d, int n, lort__tt_plan *pd,
                                             lort__tt_plan *pu, lort__layout *work,
                                             lort__layout *cache, lort__layout *sd,
@@ -3469,17 +4190,17 @@ LORT__PRIVATE lort_status lort__tt_adp_plan(const lort_tt_adp_desc *d, int n, lo
     nb = (size_t)n * (size_t)d->bottleneck;
     lort__lay_init(work);
     lort__lay_init(cache);
-    lort__tt_sublayout(pd, work, sd);
-    lort__tt_sublayout(pu, work, su);
-    lort__lay_add(work, d->dropout > 0.0f ? nh : 0);
-    lort__lay_add(work, nb);
-    lort__lay_add(work, nb);
-    lort__lay_add(work, nb);
-    lort__lay_add(work, d->dropout > 0.0f ? nh : 0);
-    lort__lay_add(cache, nh);
-    lort__lay_add(cache, nb);
-    lort__lay_add(cache, pd->N);
-    lort__lay_add(cache, pu->N);
+    lort__tt_sublayout(pd, work, LORT__TA_SD, sd);
+    lort__tt_sublayout(pu, work, LORT__TA_SU, su);
+    lort__lay_put(work, LORT__TA_U, d->dropout > 0.0f ? nh : 0);
+    lort__lay_put(work, LORT__TA_Z, nb);
+    lort__lay_put(work, LORT__TA_A, nb);
+    lort__lay_put(work, LORT__TA_DZ, nb);
+    lort__lay_put(work, LORT__TA_T, d->dropout > 0.0f ? nh : 0);
+    lort__lay_put(cache, LORT__TAC_U, nh);
+    lort__lay_put(cache, LORT__TAC_Z, nb);
+    lort__lay_put(cache, LORT__TAC_WD, pd->N);
+    lort__lay_put(cache, LORT__TAC_WU, pu->N);
     return LORT_OK;
 }
 
@@ -3493,7 +4214,7 @@ LORT_DEF lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
     o = *desc;
     if (lort__is_zero(o.scale)) o.scale = 1.0f;
     (void)lort__tt_embed(&desc->down, desc->hidden, desc->bottleneck, &o.down);
-    if (desc->up.d == 0) {
+    if (desc->up.n_cores == 0) {
         o.up = o.down;
         o.up.rows = desc->up.rows;
         o.up.cols = desc->up.cols;
@@ -3599,6 +4320,7 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
     if ((st = lort__tt_adp_plan(desc, n, &pd, &pu, &w, &c, &sd, &su))) return st;
     u = desc->placement == LORT_TT_ADP_OUTPUT ? y : x;
     if (!y || !u || !params) return LORT_ERR_NULL;
+    if (desc->placement == LORT_TT_ADP_OUTPUT && x && x != y) return LORT_ERR_INVALID_ARG;
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     nh = (size_t)n * (size_t)desc->hidden;
     LORT__DEBUG_FINITE(u, nh);
@@ -3608,19 +4330,20 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
     s = lort__is_zero(desc->scale) ? 1.0f : desc->scale;
     if (cache) { /* keep the materialised trains for backward */
         float *cb = lort__lay_base(cache);
-        memcpy(lort__lay_slot(cb, &c, 2), R.WD, pd.N * sizeof(float));
-        memcpy(lort__lay_slot(cb, &c, 3), R.WU, pu.N * sizeof(float));
+        memcpy(lort__lay_slot(cb, &c, LORT__TAC_WD), R.WD, pd.N * sizeof(float));
+        memcpy(lort__lay_slot(cb, &c, LORT__TAC_WU), R.WU, pu.N * sizeof(float));
     }
     U = u;
     if (cache || desc->dropout > 0.0f) { /* U = drop(u), in the cache or the workspace */
-        float *Uc = cache ? lort__lay_slot(lort__lay_base(cache), &c, 0)
+        float *Uc = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_U)
                           : lort__lay_slot(R.base, &w, LORT__TA_U);
         if (desc->dropout > 0.0f)
             lort__dropout(desc->dropout_seed, desc->dropout, n, desc->hidden, Uc, u);
         else memcpy(Uc, u, nh * sizeof(float));
         U = Uc;
     }
-    Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, 1) : lort__lay_slot(R.base, &w, LORT__TA_Z);
+    Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_Z)
+              : lort__lay_slot(R.base, &w, LORT__TA_Z);
     Act = lort__lay_slot(R.base, &w, LORT__TA_A);
     lort__tt_adp_pre(desc, &pd, &R, U, Z, Act, n);
     lort__tt_apply(&pu, y, Act, R.WU, R.bu, n, s);
@@ -3650,11 +4373,14 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
     nb = (size_t)n * (size_t)b;
     LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)h);
     LORT__DEBUG_FINITE(cache ? NULL : x, (size_t)n * (size_t)h);
+    LORT__DEBUG_FINITE(params, pd.coff[pd.d] + pu.coff[pu.d] + (size_t)desc->bottleneck +
+                                   (size_t)desc->hidden);
     if (!dx && !dparams) return LORT_OK;
     if (cache) {
         float *cb = lort__lay_base((void *)(uintptr_t)cache);
-        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, lort__lay_slot(cb, &c, 2),
-                           lort__lay_slot(cb, &c, 3), dparams != NULL, &R);
+        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work,
+                           lort__lay_slot(cb, &c, LORT__TAC_WD),
+                           lort__lay_slot(cb, &c, LORT__TAC_WU), dparams != NULL, &R);
     } else {
         lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 1, &R);
     }
@@ -3663,8 +4389,8 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
     dZ = lort__lay_slot(R.base, &w, LORT__TA_DZ);
     if (cache) {
         const float *cb = lort__lay_base((void *)(uintptr_t)cache);
-        U = lort__lay_slot((float *)(uintptr_t)cb, &c, 0);
-        Z = lort__lay_slot((float *)(uintptr_t)cb, &c, 1);
+        U = lort__lay_slot((float *)(uintptr_t)cb, &c, LORT__TAC_U);
+        Z = lort__lay_slot((float *)(uintptr_t)cb, &c, LORT__TAC_Z);
         for (i = 0; i < nb; ++i) Act[i] = lort__act(desc->act, Z[i]);
     } else {
         float *Zw = lort__lay_slot(R.base, &w, LORT__TA_Z);
@@ -3711,7 +4437,10 @@ LORT__PRIVATE lort_status lort__tt_adp_unmergeable(const lort_tt_adp_desc *d, co
     if (!W) return LORT_ERR_NULL;
     return LORT_ERR_NOT_MERGEABLE;
 }
-// >>joint ========================================================================== joint
+#endif /* LORT__HAS_TT_ADP */
+
+// >>joint ================================================================================ impl
+#if LORT__HAS_JOINT
 
 /* cp and tucker share one engine. Per site (layer l, matrix m) with nh heads (H, or kv_heads
    for a GQA type; q = H / nh query heads share each), pooled head factor rows
@@ -3742,7 +4471,7 @@ typedef struct lort__joint {
 enum { LORT__JT_BK = LORT__LR_M + 1, LORT__JT_DBK, LORT__JT_CH, LORT__JT_DCH, LORT__JT_Z1,
        LORT__JT_Z2, LORT__JT_K, LORT__JT_DK, LORT__JT_E, LORT__JT_DZ1 };
 
-/* Heads on the output and few rows: the per-head form of spec/MATH.md 4.3-4.4, heads stacked
+/* Heads on the output and few rows: the per-head form (MATH >>cp, >>tucker), heads stacked
    into the rows of one GEMM (P_g = U K_g, y_g = s P_g B, dy_g B^T, ...). It moves n (r2 + d_h)
    floats per head instead of the r1 d_h of Bk and dBk (tucker: and costs n H r1 r2 instead of
    r1 r2 d, hence also n < d_h). Its buffers live in the Bk and dBk slots, which it does not
@@ -3770,13 +4499,6 @@ LORT__PRIVATE int lort__joint_stacked(const lort__joint *J, int n) {
            (!J->tucker || (n < J->dh && 2u * (size_t)n * (size_t)J->r2 <= rd));
 }
 
-/* *c += a b; 0 on overflow. */
-LORT__PRIVATE int lort__add_mul(size_t *c, size_t a, size_t b) {
-    size_t t;
-    if (!lort__mul(a, b, &t) || t > LORT__SIZE_LIMIT - *c) return 0;
-    *c += t;
-    return 1;
-}
 /* Validation common to cp and tucker; ranks r1.. already in J. */
 LORT__PRIVATE lort_status lort__joint_check(lort__joint *J, int d, int heads, int layers,
                                             int matrices, float alpha, int rslora, float dropout,
@@ -3889,17 +4611,24 @@ LORT__PRIVATE lort_status lort__joint_layout(const lort__joint *J, int n, lort__
     lort__lay_init(cache);
     lort__lowrank_layout(J->d, J->d, J->r1, J->p, n, 0, work, cache);
     if (J->tucker && !lort__mul((size_t)J->H, r12, &hk)) work->overflow = 1;
-    lort__lay_add(work, bk);                   /* Bk (r1, nh d_h) */
-    lort__lay_add(work, bk);                   /* dBk */
-    lort__lay_add(work, ch);                   /* Ch (nh, rH); cp: c_g = Ch .* C_L[l] .* C_M[m] */
-    lort__lay_add(work, ch);                   /* dCh */
-    lort__lay_add(work, J->tucker ? r4 : 0);   /* Z1 = C x_5 C_M[m]   (r1 r2 rH, rL) */
-    lort__lay_add(work, J->tucker ? r3 : 0);   /* Z2 = Z1 x_4 C_L[l]  (r1 r2, rH) */
-    lort__lay_add(work, hk);                   /* K (nh, r1 r2) */
-    lort__lay_add(work, hk);                   /* dK */
-    lort__lay_add(work, J->tucker ? r3 : 0);   /* E = dZ2 */
-    lort__lay_add(work, J->tucker ? r4 : 0);   /* dZ1 */
+    lort__lay_put(work, LORT__JT_BK, bk);                   /* Bk (r1, nh d_h) */
+    lort__lay_put(work, LORT__JT_DBK, bk);                   /* dBk */
+    lort__lay_put(work, LORT__JT_CH, ch); /* Ch (nh, rH); cp: c_g = Ch .* C_L[l] .* C_M[m] */
+    lort__lay_put(work, LORT__JT_DCH, ch);                   /* dCh */
+    lort__lay_put(work, LORT__JT_Z1, J->tucker ? r4 : 0);   /* Z1 = C x_5 C_M[m]   (r1 r2 rH, rL) */
+    lort__lay_put(work, LORT__JT_Z2, J->tucker ? r3 : 0);   /* Z2 = Z1 x_4 C_L[l]  (r1 r2, rH) */
+    lort__lay_put(work, LORT__JT_K, hk);                   /* K (nh, r1 r2) */
+    lort__lay_put(work, LORT__JT_DK, hk);                   /* dK */
+    lort__lay_put(work, LORT__JT_E, J->tucker ? r3 : 0);   /* E = dZ2 */
+    lort__lay_put(work, LORT__JT_DZ1, J->tucker ? r4 : 0);   /* dZ1 */
     return LORT_OK;
+}
+/* The size queries of cp and tucker: st is the status of building J from the desc. */
+LORT__PRIVATE lort_status lort__joint_size(lort_status st, const lort__joint *J, int n, int cache,
+                                           size_t *bytes) {
+    lort__layout w, c;
+    if (st || (st = lort__joint_layout(J, n, &w, &c))) return st;
+    return lort__lay_bytes(cache ? &c : &w, bytes);
 }
 
 /* Ch (nh, rh) = group means of the rows of C_H. */
@@ -4207,6 +4936,7 @@ LORT__PRIVATE lort_status lort__joint_forward(lort__joint *J, float *y, const fl
                                               void *cache, size_t cache_size, void *work,
                                               size_t work_size) {
     lort__layout w, c;
+    lort__lowrank LR;
     lort_status st;
     float *base, *H, *Bk;
     if ((st = lort__joint_site(J, layer, matrix))) return st;
@@ -4223,12 +4953,12 @@ LORT__PRIVATE lort_status lort__joint_forward(lort__joint *J, float *y, const fl
     }
     lort__joint_bk(J, P, base, &w);
     Bk = lort__lay_slot(base, &w, LORT__JT_BK);
-    if (J->heads_in)
-        lort__lowrank_forward_t(J->d, J->d, J->r1, J->s, J->p, J->seed, y, x, NULL, Bk, P + J->oA,
-                                n, H, base, &w, 0, 0);
-    else
-        lort__lowrank_forward_t(J->d, J->d_out, J->r1, J->s, J->p, J->seed, y, x, NULL,
-                                P + J->oA, Bk, n, H, base, &w, 1, 1);
+    lort__lowrank_init(&LR, J->d, J->heads_in ? J->d : J->d_out, J->r1, J->s, J->p, J->seed,
+                       base, &w);
+    LR.A = J->heads_in ? Bk : P + J->oA;   /* heads in: Bk (r1, d) plays A */
+    LR.B = J->heads_in ? P + J->oA : Bk;   /* heads out: A (d, r1) is A^T, Bk (r1, d) is B^T */
+    LR.at = LR.bt = !J->heads_in;
+    lort__lowrank_forward(&LR, y, x, n, H);
     return LORT_OK;
 }
 
@@ -4238,6 +4968,7 @@ LORT__PRIVATE lort_status lort__joint_backward(lort__joint *J, float *dx, float 
                                                size_t cache_size, void *work,
                                                size_t work_size) {
     lort__layout w, c;
+    lort__lowrank LR;
     lort_status st;
     float *base, *Bk, *dBk = NULL, *dA = NULL;
     const float *Hc;
@@ -4261,12 +4992,13 @@ LORT__PRIVATE lort_status lort__joint_backward(lort__joint *J, float *dx, float 
         memset(dBk, 0, (size_t)J->r1 * (size_t)J->nh * (size_t)J->dh * sizeof(float));
         dA = dP + J->oA;
     }
-    if (J->heads_in)
-        lort__lowrank_backward_t(J->d, J->d, J->r1, J->s, J->p, J->seed, dx, dBk, dA, NULL, dy,
-                                 x, NULL, Bk, P + J->oA, n, Hc, base, &w, 0, 0);
-    else
-        lort__lowrank_backward_t(J->d, J->d_out, J->r1, J->s, J->p, J->seed, dx, dA, dBk, NULL,
-                                 dy, x, NULL, P + J->oA, Bk, n, Hc, base, &w, 1, 1);
+    lort__lowrank_init(&LR, J->d, J->heads_in ? J->d : J->d_out, J->r1, J->s, J->p, J->seed,
+                       base, &w);
+    LR.A = J->heads_in ? Bk : P + J->oA;
+    LR.B = J->heads_in ? P + J->oA : Bk;
+    LR.at = LR.bt = !J->heads_in;
+    if (J->heads_in) lort__lowrank_backward(&LR, dx, dBk, dA, NULL, dy, x, n, Hc);
+    else lort__lowrank_backward(&LR, dx, dA, dBk, NULL, dy, x, n, Hc);
     if (dP) lort__joint_bk_backward(J, dP, P, base, &w);
     return LORT_OK;
 }
@@ -4300,7 +5032,10 @@ LORT__PRIVATE void lort__uniform_fill(float *x, size_t count, float bound, lort_
     for (i = 0; i < count; ++i) x[i] = bound * (2.0f * lort_rng_uniform(rng) - 1.0f);
 }
 
-// >>cp ================================================================================ cp
+#endif /* LORT__HAS_JOINT */
+
+// >>cp =================================================================================== impl
+#if LORT__HAS_CP
 
 LORT_DEF lort_status lort_cp_desc_resolve(const lort_cp_desc *desc, lort_cp_desc *out) {
     lort__joint J;
@@ -4342,19 +5077,13 @@ LORT_DEF lort_status lort_cp_site_dims(const lort_cp_desc *desc, int matrix, int
 }
 LORT_DEF lort_status lort_cp_cache_size(const lort_cp_desc *desc, int n, size_t *bytes) {
     lort__joint J;
-    lort__layout w, c;
-    lort_status st;
     if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__cp_joint(desc, &J)) || (st = lort__joint_layout(&J, n, &w, &c))) return st;
-    return lort__lay_bytes(&c, bytes);
+    return lort__joint_size(lort__cp_joint(desc, &J), &J, n, 1, bytes);
 }
 LORT_DEF lort_status lort_cp_workspace_size(const lort_cp_desc *desc, int n, size_t *bytes) {
     lort__joint J;
-    lort__layout w, c;
-    lort_status st;
     if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__cp_joint(desc, &J)) || (st = lort__joint_layout(&J, n, &w, &c))) return st;
-    return lort__lay_bytes(&w, bytes);
+    return lort__joint_size(lort__cp_joint(desc, &J), &J, n, 0, bytes);
 }
 
 LORT_DEF lort_status lort_cp_init(const lort_cp_desc *desc, float *params, lort_rng *rng) {
@@ -4408,7 +5137,10 @@ LORT_DEF lort_status lort_cp_delta(const lort_cp_desc *desc, float *dW, const fl
     return lort__joint_dense(&J, dW, params, layer, matrix, 1.0f, 0.0f, work, work_size);
 }
 
-// >>tucker ======================================================================== tucker
+#endif /* LORT__HAS_CP */
+
+// >>tucker =============================================================================== impl
+#if LORT__HAS_TUCKER
 
 LORT_DEF lort_status lort_tucker_desc_resolve(const lort_tucker_desc *desc,
                                               lort_tucker_desc *out) {
@@ -4454,20 +5186,14 @@ LORT_DEF lort_status lort_tucker_site_dims(const lort_tucker_desc *desc, int mat
 }
 LORT_DEF lort_status lort_tucker_cache_size(const lort_tucker_desc *desc, int n, size_t *bytes) {
     lort__joint J;
-    lort__layout w, c;
-    lort_status st;
     if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__tucker_joint(desc, &J)) || (st = lort__joint_layout(&J, n, &w, &c))) return st;
-    return lort__lay_bytes(&c, bytes);
+    return lort__joint_size(lort__tucker_joint(desc, &J), &J, n, 1, bytes);
 }
 LORT_DEF lort_status lort_tucker_workspace_size(const lort_tucker_desc *desc, int n,
                                                 size_t *bytes) {
     lort__joint J;
-    lort__layout w, c;
-    lort_status st;
     if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__tucker_joint(desc, &J)) || (st = lort__joint_layout(&J, n, &w, &c))) return st;
-    return lort__lay_bytes(&w, bytes);
+    return lort__joint_size(lort__tucker_joint(desc, &J), &J, n, 0, bytes);
 }
 
 LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *params,
@@ -4475,7 +5201,7 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
     lort__joint J;
     lort_status st;
     size_t i, nA, nB, nc;
-    int k, kmin;
+    int k, kmax;
     if ((st = lort__tucker_joint(desc, &J))) return st;
     if (!params || !rng) return LORT_ERR_NULL;
     if (desc->init == LORT_TUCKER_INIT_LOTR && (J.rh != 1 || J.rm != 1 || J.rl != J.L))
@@ -4506,12 +5232,18 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
         lort__uniform_fill(params + J.oH, (size_t)J.H * (size_t)J.rh, sqrtf(6.0f / (float)J.rh), rng);
         lort__uniform_fill(params + J.oL, (size_t)J.L * (size_t)J.rl, sqrtf(6.0f / (float)J.rl), rng);
         lort__uniform_fill(params + J.oM, (size_t)J.M * (size_t)J.rm, sqrtf(6.0f / (float)J.rm), rng);
-        kmin = J.r1 < J.r2 ? J.r1 : J.r2;
-        kmin = kmin < J.rh ? kmin : J.rh;
-        kmin = kmin < J.rl ? kmin : J.rl;
-        kmin = kmin < J.rm ? kmin : J.rm;
-        for (k = 0; k < kmin; ++k)
-            params[(((((size_t)k * (size_t)J.r2 + (size_t)k) * (size_t)J.rh + (size_t)k) * (size_t)J.rl + (size_t)k) * (size_t)J.rm) + (size_t)k] = 1.0f;
+        /* ones on the wrapped diagonal (k mod r1, k mod r2, k mod rH, k mod rL, k mod rM),
+           k < the largest rank: distinct entries, the superdiagonal when the ranks are equal,
+           and every slice of the core along every mode holds a one, so that no row of B (nor
+           any factor column) starts with a gradient that is zero forever */
+        kmax = J.r1 > J.r2 ? J.r1 : J.r2;
+        kmax = kmax > J.rh ? kmax : J.rh;
+        kmax = kmax > J.rl ? kmax : J.rl;
+        kmax = kmax > J.rm ? kmax : J.rm;
+        for (k = 0; k < kmax; ++k)
+            params[(((((size_t)(k % J.r1) * (size_t)J.r2 + (size_t)(k % J.r2)) * (size_t)J.rh +
+                      (size_t)(k % J.rh)) * (size_t)J.rl + (size_t)(k % J.rl)) * (size_t)J.rm) +
+                   (size_t)(k % J.rm)] = 1.0f;
         break;
     }
     return LORT_OK;
@@ -4555,7 +5287,10 @@ LORT_DEF lort_status lort_tucker_delta(const lort_tucker_desc *desc, float *dW,
     return lort__joint_dense(&J, dW, params, layer, matrix, 1.0f, 0.0f, work, work_size);
 }
 
-// >>nf4 ============================================================================== nf4
+#endif /* LORT__HAS_TUCKER */
+
+// >>nf4 ================================================================================== impl
+#if LORT__HAS_NF4
 
 /* The 16 NF4 levels (QLoRA, bitsandbytes) and the 15 midpoints between neighbours, which are
    the thresholds of bitsandbytes' quantisation tree (code = number of midpoints below x). */
@@ -4579,11 +5314,11 @@ LORT_DEF float lort_nf4_level(int code) {
     return code >= 0 && code < 16 ? lort__nf4_lv[code] : 0.0f;
 }
 
-/* count = rows * cols and the blob's bytes, validated. */
-LORT__PRIVATE lort_status lort__nf4_dims(int rows, int cols, size_t *count, size_t *bytes) {
+/* count = d_out * d_in and the blob's bytes, validated. */
+LORT__PRIVATE lort_status lort__nf4_dims(int d_in, int d_out, size_t *count, size_t *bytes) {
     size_t c, t;
-    if (rows <= 0 || cols <= 0) return LORT_ERR_INVALID_ARG;
-    if (!lort__mul((size_t)rows, (size_t)cols, &c) || !lort__mul(c, sizeof(float), &t))
+    if (d_in <= 0 || d_out <= 0) return LORT_ERR_INVALID_ARG;
+    if (!lort__mul((size_t)d_out, (size_t)d_in, &c) || !lort__mul(c, sizeof(float), &t))
         return LORT_ERR_OVERFLOW;
     *count = c;
     if (bytes) *bytes = (c + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK * sizeof(float) + (c + 1) / 2;
@@ -4594,17 +5329,17 @@ LORT__PRIVATE int lort__nf4_tile_rows(int d_in, int d_out) {
     return t < 1 ? 1 : (t > d_out ? d_out : t);
 }
 
-LORT_DEF lort_status lort_nf4_size(int rows, int cols, size_t *bytes) {
+LORT_DEF lort_status lort_nf4_size(int d_in, int d_out, size_t *bytes) {
     size_t c;
     if (!bytes) return LORT_ERR_NULL;
-    return lort__nf4_dims(rows, cols, &c, bytes);
+    return lort__nf4_dims(d_in, d_out, &c, bytes);
 }
 
-LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int rows, int cols) {
+LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int d_in, int d_out) {
     size_t count, nb, b, i;
     unsigned char *codes;
     lort_status st;
-    if ((st = lort__nf4_dims(rows, cols, &count, NULL))) return st;
+    if ((st = lort__nf4_dims(d_in, d_out, &count, NULL))) return st;
     if (!q || !W) return LORT_ERR_NULL;
     if (!lort__all_finite(W, count)) return LORT_ERR_NONFINITE;
     nb = (count + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK;
@@ -4620,7 +5355,8 @@ LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int rows, int co
         for (i = e0; i < e1; ++i) {
             unsigned c = 0u, k; /* all-zero block: bitsandbytes' 0 * (1/0) = NaN -> code 0 */
             if (amax > 0.0f) {
-                float x = W[i] * inv;
+                /* a denormal absmax has an infinite reciprocal: divide instead (|x| <= 1) */
+                float x = lort__finite(inv) ? W[i] * inv : W[i] / amax;
                 for (c = 0, k = 0; k < 15; ++k) c += (unsigned)(x > lort__nf4_mid[k]);
             }
             codes[i >> 1] = (unsigned char)(codes[i >> 1] | ((i & 1u) ? c : c << 4));
@@ -4630,8 +5366,8 @@ LORT_DEF lort_status lort_nf4_quantize(void *q, const float *W, int rows, int co
 }
 
 /* out[0..count) = dequantised elements [e0, e0 + count) of a blob with nb blocks. */
-LORT__PRIVATE void lort__nf4_deq(float *out, const unsigned char *q, size_t nb, size_t e0,
-                                 size_t count) {
+LORT__PRIVATE void lort__nf4_deq(float *LORT_RESTRICT out, const unsigned char *LORT_RESTRICT q,
+                                 size_t nb, size_t e0, size_t count) {
     const unsigned char *codes = q + nb * sizeof(float);
     size_t e = e0, end = e0 + count;
     while (e < end) {
@@ -4649,10 +5385,10 @@ LORT__PRIVATE void lort__nf4_deq(float *out, const unsigned char *q, size_t nb, 
     }
 }
 
-LORT_DEF lort_status lort_nf4_dequantize(float *W, const void *q, int rows, int cols) {
+LORT_DEF lort_status lort_nf4_dequantize(float *W, const void *q, int d_in, int d_out) {
     size_t count;
     lort_status st;
-    if ((st = lort__nf4_dims(rows, cols, &count, NULL))) return st;
+    if ((st = lort__nf4_dims(d_in, d_out, &count, NULL))) return st;
     if (!q || !W) return LORT_ERR_NULL;
     lort__nf4_deq(W, (const unsigned char *)q, (count + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK, 0,
                   count);
@@ -4681,7 +5417,7 @@ LORT_DEF lort_status lort_nf4_linear_workspace_size(int n, int d_in, int d_out, 
     size_t c;
     lort_status st;
     if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__nf4_dims(d_out, d_in, &c, NULL))) return st;
+    if ((st = lort__nf4_dims(d_in, d_out, &c, NULL))) return st;
     if ((st = lort__rows_check(n, d_in, d_out))) return st;
     lort__lay_init(&L);
     lort__lay_add(&L, (size_t)lort__nf4_tile_rows(d_in, d_out) * (size_t)d_in);
@@ -4694,7 +5430,7 @@ LORT__PRIVATE lort_status lort__nf4_linear_call(int bwd, float *out, const float
     lort__layout L;
     size_t c;
     lort_status st;
-    if ((st = lort__nf4_dims(d_out, d_in, &c, NULL))) return st;
+    if ((st = lort__nf4_dims(d_in, d_out, &c, NULL))) return st;
     if ((st = lort__rows_check(n, d_in, d_out))) return st;
     if (!out || !in || !Wq) return LORT_ERR_NULL;
     lort__lay_init(&L);
@@ -4714,170 +5450,10 @@ LORT_DEF lort_status lort_nf4_linear_backward(float *dx, const float *dy, const 
     return lort__nf4_linear_call(1, dx, dy, Wq, n, d_in, d_out, work, work_size);
 }
 
-// >>mpo ============================================================================== mpo
+#endif /* LORT__HAS_NF4 */
 
-/* A train of N cores over modes m_k: the shape shared by the mpo family (m_k = i_k j_k, the
-   data permuted to the interleaved order) and by TT-SVD / rounding of the tt form (m_k = n_k).
-   0-based: core k is (rank[k], mode[k], rank[k+1]); rest[k] = prod_{m >= k} mode[m]. */
-typedef struct lort__train {
-    int d, mpo, rows, cols;
-    int rm[LORT_MPO_MAX_CORES], cm[LORT_MPO_MAX_CORES], mode[LORT_MPO_MAX_CORES];
-    int rank[LORT_MPO_MAX_CORES + 1];
-    size_t size;                           /* prod mode = rows * cols */
-    size_t off[LORT_MPO_MAX_CORES + 1];    /* float offset of core k; off[d] = all cores */
-    size_t rest[LORT_MPO_MAX_CORES + 1];
-} lort__train;
-
-LORT__PRIVATE int lort__imin(int a, int b) { return a < b ? a : b; }
-/* min(a * b, cap) without overflow (a, b >= 0) */
-LORT__PRIVATE int lort__satmul(int a, int b, int cap) {
-    return b != 0 && a > cap / b ? cap : lort__imin(a * b, cap);
-}
-
-/* Offsets and the checks every kernel relies on: each GEMM dimension and leading dimension
-   derived from the train fits int, each buffer size fits size_t. */
-LORT__PRIVATE lort_status lort__train_finish(lort__train *T) {
-    int k, N = T->d;
-    size_t t, a, b;
-    T->rest[N] = 1;
-    for (k = N - 1; k >= 0; --k)
-        if (!lort__mul(T->rest[k + 1], (size_t)T->mode[k], &T->rest[k])) return LORT_ERR_OVERFLOW;
-    T->size = T->rest[0];
-    if (!lort__mul(T->size, sizeof(float), &t)) return LORT_ERR_OVERFLOW;
-    for (k = 1; k <= N; ++k)
-        if (T->rest[k] > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
-    T->off[0] = 0;
-    for (k = 0; k < N; ++k) {
-        if (!lort__mul((size_t)T->rank[k], (size_t)T->mode[k], &a) || a > (size_t)INT_MAX ||
-            !lort__mul(a, (size_t)T->rank[k + 1], &b) || b > (size_t)INT_MAX ||
-            !lort__mul((size_t)T->mode[k], (size_t)T->rank[k + 1], &a) || a > (size_t)INT_MAX ||
-            !lort__mul((size_t)T->rank[k], T->rest[k], &a) || !lort__mul(a, sizeof(float), &a) ||
-            b > LORT__SIZE_LIMIT / sizeof(float) - T->off[k])
-            return LORT_ERR_OVERFLOW;
-        T->off[k + 1] = T->off[k] + b;
-    }
-    return LORT_OK;
-}
-
-LORT__PRIVATE lort_status lort__mpo_train(const lort_mpo_desc *d, lort__train *T) {
-    int k, N;
-    size_t pr = 1, pc = 1, t;
-    if (!d) return LORT_ERR_NULL;
-    N = d->ncores;
-    if (N < 1 || N > LORT_MPO_MAX_CORES || d->d_in < 0 || d->d_out < 0 || d->bond < 0 ||
-        d->path < LORT_MPO_AUTO || d->path > LORT_MPO_DENSE ||
-        d->residual < LORT_MPO_RESIDUAL_NONE || d->residual > LORT_MPO_RESIDUAL_NF4 ||
-        d->svd.oversample < 0 || d->svd.max_sweeps < 0)
-        return LORT_ERR_INVALID_ARG;
-    memset(T, 0, sizeof(*T));
-    T->d = N;
-    T->mpo = 1;
-    for (k = 0; k < N; ++k) {
-        int i = d->row_factors[k], j = d->col_factors[k];
-        if (i <= 0 || j <= 0) return LORT_ERR_INVALID_ARG;
-        if (!lort__mul(pr, (size_t)i, &pr) || !lort__mul(pc, (size_t)j, &pc) ||
-            pr > (size_t)INT_MAX || pc > (size_t)INT_MAX)
-            return LORT_ERR_OVERFLOW;
-        if (!lort__mul((size_t)i, (size_t)j, &t) || t > (size_t)INT_MAX) return LORT_ERR_OVERFLOW;
-        T->rm[k] = i;
-        T->cm[k] = j;
-        T->mode[k] = (int)t;
-    }
-    if ((d->d_out && (size_t)d->d_out != pr) || (d->d_in && (size_t)d->d_in != pc))
-        return LORT_ERR_SHAPE;
-    T->rows = (int)pr;
-    T->cols = (int)pc;
-    if (d->bonds[0] < 0 || d->bonds[0] > 1 || d->bonds[N] < 0 || d->bonds[N] > 1)
-        return LORT_ERR_INVALID_ARG;
-    T->rank[0] = T->rank[N] = 1;
-    for (k = 1; k < N; ++k) {
-        int b = d->bonds[k] ? d->bonds[k] : d->bond;
-        if (b <= 0) return LORT_ERR_INVALID_ARG;
-        T->rank[k] = b;
-    }
-    for (k = 1; k < N; ++k)
-        T->rank[k] = lort__satmul(T->rank[k - 1], T->mode[k - 1], T->rank[k]);
-    for (k = N - 1; k >= 1; --k)
-        T->rank[k] = lort__satmul(T->rank[k + 1], T->mode[k], T->rank[k]);
-    return lort__train_finish(T);
-}
-
-LORT__PRIVATE lort_status lort__tt_train(const lort_tt_desc *d, lort__train *T) {
-    int k, N;
-    size_t p = 1, rc;
-    if (!d) return LORT_ERR_NULL;
-    N = d->d;
-    if (d->rows <= 0 || d->cols <= 0 || N < 1 || N > LORT_TT_MAX_CORES ||
-        N > LORT_MPO_MAX_CORES || d->rank < 0)
-        return LORT_ERR_INVALID_ARG;
-    if (!lort__mul((size_t)d->rows, (size_t)d->cols, &rc)) return LORT_ERR_OVERFLOW;
-    memset(T, 0, sizeof(*T));
-    T->d = N;
-    T->rows = d->rows;
-    T->cols = d->cols;
-    for (k = 0; k < N; ++k) {
-        if (d->modes[k] <= 0) return LORT_ERR_INVALID_ARG;
-        if (!lort__mul(p, (size_t)d->modes[k], &p)) return LORT_ERR_OVERFLOW;
-        T->rm[k] = T->mode[k] = d->modes[k];
-        T->cm[k] = 1;
-    }
-    if (p != rc) return LORT_ERR_SHAPE;
-    if (d->ranks[0] < 0 || d->ranks[0] > 1 || d->ranks[N] < 0 || d->ranks[N] > 1)
-        return LORT_ERR_INVALID_ARG;
-    T->rank[0] = T->rank[N] = 1;
-    for (k = 1; k < N; ++k) {
-        int r = d->ranks[k] ? d->ranks[k] : d->rank;
-        if (r <= 0) return LORT_ERR_INVALID_ARG;
-        T->rank[k] = r;
-    }
-    return lort__train_finish(T);
-}
-
-/* Between the (rows, cols) matrix and the interleaved (i_1, j_1, ..., i_N, j_N) tensor:
-   to_matrix = 0: dst[interleaved] = alpha src[matrix]; to_matrix = 1: dst[matrix] (+)= alpha
-   src[interleaved] (add: accumulate). An odometer over the digits (a_1, b_1, ..., a_{N-1},
-   b_{N-1}) moves one contiguous interleaved block of i_N j_N entries at a time: i_N runs of
-   j_N entries, rows `cols` apart in the matrix. */
-LORT__PRIVATE void lort__mpo_perm(const lort__train *T, float *dst, const float *src,
-                                  int to_matrix, float alpha, int add) {
-    int N = T->d, nd = 2 * N - 2, k, a, dig[2 * LORT_MPO_MAX_CORES], lim[2 * LORT_MPO_MAX_CORES];
-    size_t str[2 * LORT_MPO_MAX_CORES], rs = (size_t)T->cols * (size_t)T->rm[N - 1];
-    size_t cs = (size_t)T->cm[N - 1], run = (size_t)T->cm[N - 1], rowlen = (size_t)T->cols;
-    size_t blk = (size_t)T->mode[N - 1], t, off = 0, i;
-    for (k = N - 2; k >= 0; --k) { /* digit 2k = a_k (row stride), 2k+1 = b_k (column stride) */
-        dig[2 * k] = dig[2 * k + 1] = 0;
-        lim[2 * k] = T->rm[k];
-        lim[2 * k + 1] = T->cm[k];
-        str[2 * k] = rs;
-        str[2 * k + 1] = cs;
-        rs *= (size_t)T->rm[k];
-        cs *= (size_t)T->cm[k];
-    }
-    for (t = 0; t < T->size; t += blk) {
-        for (a = 0; a < T->rm[N - 1]; ++a) {
-            size_t mo = off + (size_t)a * rowlen, io = t + (size_t)a * run;
-            float *o = to_matrix ? dst + mo : dst + io;
-            const float *s = to_matrix ? src + io : src + mo;
-            if (add)
-                for (i = 0; i < run; ++i) o[i] += alpha * s[i];
-            else
-                for (i = 0; i < run; ++i) o[i] = alpha * s[i];
-        }
-        for (k = nd - 1; k >= 0; --k) { /* odometer */
-            off += str[k];
-            if (++dig[k] < lim[k]) break;
-            off -= str[k] * (size_t)lim[k];
-            dig[k] = 0;
-        }
-    }
-}
-
-LORT__PRIVATE double lort__sumsq(const float *x, size_t count) {
-    double s = 0.0;
-    size_t i;
-    for (i = 0; i < count; ++i) s += (double)x[i] * (double)x[i];
-    return s;
-}
+// >>mpo ================================================================================== impl
+#if LORT__HAS_MPO
 
 /* ---- the plan of one mpo call: train, path, buffer layouts --------------------------------- */
 
@@ -4911,10 +5487,10 @@ LORT__PRIVATE size_t lort__mpo_jbefore(const lort__train *T, int k) {
 
 LORT__PRIVATE void lort__mpo_dense_layout(const lort__mpo_plan *P, lort__layout *L, int big2) {
     lort__lay_init(L);
-    lort__lay_add(L, P->sufsize);
-    lort__lay_add(L, P->T.size);
-    lort__lay_add(L, big2 ? P->T.size : 0);
-    lort__lay_add(L, P->tile);
+    lort__lay_put(L, LORT__MD_SUF, P->sufsize);
+    lort__lay_put(L, LORT__MD_BIG1, P->T.size);
+    lort__lay_put(L, LORT__MD_BIG2, big2 ? P->T.size : 0);
+    lort__lay_put(L, LORT__MD_TILE, P->tile);
 }
 
 /* n = 0: no rows (merge, delta, init). */
@@ -4934,7 +5510,7 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
     P->sufsize = 0;
     for (k = 1; k + 1 < N; ++k) {
         P->sufoff[k] = P->sufsize;
-        P->sufsize += (size_t)T->rank[k] * T->rest[k]; /* <= size each: no overflow below N */
+        if (!lort__add_mul(&P->sufsize, (size_t)T->rank[k], T->rest[k])) return LORT_ERR_OVERFLOW;
     }
     Id = (double)T->rows;
     Jd = (double)T->cols;
@@ -4955,8 +5531,10 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
         P->zsize = 0;
         P->dzmax = (size_t)n * (size_t)T->rows;
         for (k = N - 1; k >= 0; --k) {
-            size_t R = lort__mpo_iafter(T, k) * (size_t)n * lort__mpo_jbefore(T, k), out;
-            if (R > (size_t)INT_MAX || !lort__mul(R * (size_t)T->rm[k], (size_t)T->rank[k], &out) ||
+            size_t R = 0, out;
+            if (!lort__mul3(lort__mpo_iafter(T, k), (size_t)n, lort__mpo_jbefore(T, k), &R) ||
+                R > (size_t)INT_MAX ||
+                !lort__mul3(R, (size_t)T->rm[k], (size_t)T->rank[k], &out) ||
                 !lort__mul(out, sizeof(float), &t))
                 return LORT_ERR_OVERFLOW;
             fac += 2.0 * (double)R * (double)T->rank[k] * (double)T->cm[k] * (double)T->rank[k + 1] * (double)T->rm[k];
@@ -4977,11 +5555,11 @@ LORT__PRIVATE lort_status lort__mpo_plan_make(const lort_mpo_desc *d, int n, lor
            n' <= n) are included in the workspace and the cache. */
         fac1 = d->path == LORT_MPO_AUTO && !(den - 6.0 * (nn - 1.0) * Id * Jd < fac / nn);
         lort__lay_init(&fl);
-        lort__lay_add(&fl, P->zsize);
-        lort__lay_add(&fl, P->dzmax);
-        lort__lay_add(&fl, P->dzmax);
-        lort__lay_add(&fl, P->tile);
-        lort__lay_add(&fl, P->dzmax);
+        lort__lay_put(&fl, LORT__MF_Z, P->zsize);
+        lort__lay_put(&fl, LORT__MF_DZ0, P->dzmax);
+        lort__lay_put(&fl, LORT__MF_DZ1, P->dzmax);
+        lort__lay_put(&fl, LORT__MF_TILE, P->tile);
+        lort__lay_put(&fl, LORT__MF_TMP, P->dzmax);
         if (P->path == LORT_MPO_DENSE) lort__mpo_dense_layout(P, &P->work, 1);
         else P->work = fl;
         if (P->path == LORT_MPO_FACTORED || fac1) lort__lay_add(&P->cache, P->zsize);
@@ -5002,6 +5580,78 @@ LORT__PRIVATE lort_status lort__mpo_work_check(const lort__mpo_plan *P, const vo
     if (P->work_bytes == 0) return LORT_OK;
     if (!work) return LORT_ERR_NULL;
     return work_size < P->work_bytes ? LORT_ERR_WORKSPACE : LORT_OK;
+}
+
+/* ---- sizes ----------------------------------------------------------------------------------- */
+
+LORT_DEF lort_status lort_mpo_desc_resolve(const lort_mpo_desc *desc, lort_mpo_desc *out) {
+    lort__train T;
+    lort_status st;
+    int k;
+    if (!out) return LORT_ERR_NULL;
+    if ((st = lort__mpo_train(desc, &T))) return st;
+    *out = *desc;
+    out->d_out = T.rows;
+    out->d_in = T.cols;
+    for (k = 0; k <= T.d; ++k) out->bonds[k] = T.rank[k];
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_param_count(const lort_mpo_desc *desc, size_t *count) {
+    lort__train T;
+    lort_status st;
+    if (!count) return LORT_ERR_NULL;
+    if ((st = lort__mpo_train(desc, &T))) return st;
+    *count = T.off[T.d];
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_core_offset(const lort_mpo_desc *desc, int k, size_t *offset) {
+    lort__train T;
+    lort_status st;
+    if (!offset) return LORT_ERR_NULL;
+    if ((st = lort__mpo_train(desc, &T))) return st;
+    if (k < 0 || k >= T.d) return LORT_ERR_INVALID_ARG;
+    *offset = T.off[k];
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_residual_size(const lort_mpo_desc *desc, size_t *bytes) {
+    lort__train T;
+    lort_status st;
+    size_t c, b = 0;
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__mpo_train(desc, &T))) return st;
+    if (desc->residual == LORT_MPO_RESIDUAL_F32 && !lort__mul(T.size, sizeof(float), &b))
+        return LORT_ERR_OVERFLOW;
+    if (desc->residual == LORT_MPO_RESIDUAL_NF4 &&
+        (st = lort__nf4_dims(T.cols, T.rows, &c, &b)))
+        return st;
+    *bytes = b;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_path_used(const lort_mpo_desc *desc, int n, int *path) {
+    lort__mpo_plan P;
+    lort_status st;
+    if (!path) return LORT_ERR_NULL;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
+    *path = P.path;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_mpo_cache_size(const lort_mpo_desc *desc, int n, size_t *bytes) {
+    lort__mpo_plan P;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
+    return lort__lay_bytes(&P.cache, bytes);
+}
+LORT_DEF lort_status lort_mpo_workspace_size(const lort_mpo_desc *desc, int n, size_t *bytes) {
+    lort__mpo_plan P;
+    lort_status st;
+    if (!bytes) return LORT_ERR_NULL;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
+    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
+    *bytes = P.work_bytes;
+    return LORT_OK;
 }
 
 /* ---- kernels --------------------------------------------------------------------------------- */
@@ -5089,6 +5739,7 @@ LORT_DEF lort_status lort_mpo_forward(const lort_mpo_desc *desc, float *y, const
     lort_status st;
     float *base;
     int i, r, rows, cols;
+    if (n <= 0) return LORT_ERR_INVALID_ARG; /* as every family: n >= 1 */
     if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
     if (!y || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
     if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
@@ -5118,6 +5769,75 @@ LORT_DEF lort_status lort_mpo_forward(const lort_mpo_desc *desc, float *y, const
     return LORT_OK;
 }
 
+/* Dense path of backward: dx += dy W_eff; dW = dy^T x interleaved to F_0, then per core
+   dT_k += F_k R_{k+1}^T and F_{k+1} = T_k^T F_k (MATH >>mpo). NF4 W_res is the caller's. */
+LORT__PRIVATE void lort__mpo_backward_dense(const lort__mpo_plan *P, float *dx, float *dcores,
+                                            const float *dy, const float *x, const float *cores,
+                                            const void *residual, int n, float *base) {
+    const lort__train *T = &P->T;
+    int k, rows = T->rows, cols = T->cols, N = T->d;
+    float *suf = lort__lay_slot(base, &P->work, LORT__MD_SUF);
+    float *F = lort__lay_slot(base, &P->work, LORT__MD_BIG1);
+    float *G = lort__lay_slot(base, &P->work, LORT__MD_BIG2), *t;
+    static const float one = 1.0f;
+    lort__mpo_to_dense(P, P->res == LORT_MPO_RESIDUAL_F32 ? P->res : LORT_MPO_RESIDUAL_NONE, G,
+                       cores, residual, 1.0f, 0, base, &P->work);
+    if (dx) lort__gemm(0, 0, n, cols, rows, 1.0f, dy, rows, G, cols, 1.0f, dx, cols);
+    if (!dcores) return;
+    /* dW = dy^T x (rows, cols), interleaved into F = F_0; for each core k:
+       dT_k (rank[k] mode[k], rank[k+1]) += F_k (., rest[k+1]) R_{k+1}^T;
+       F_{k+1} (rank[k+1], rest[k+1]) = T_k^T F_k */
+    lort__gemm(1, 0, rows, cols, n, 1.0f, dy, rows, x, cols, 0.0f, G, cols);
+    lort__mpo_perm(T, F, G, 0, 1.0f, 0);
+    for (k = 0; k < N; ++k) {
+        int m = T->rank[k] * T->mode[k], c = (int)T->rest[k + 1], rr = T->rank[k + 1];
+        const float *R = k == N - 1 ? &one : lort__mpo_suffix(P, cores, suf, k + 1);
+        lort__gemm(0, 1, m, rr, c, 1.0f, F, c, R, c, 1.0f, dcores + T->off[k], rr);
+        if (k == N - 1) break;
+        lort__gemm(1, 0, rr, c, m, 1.0f, cores + T->off[k], rr, F, c, 0.0f, G, c);
+        t = F;
+        F = G;
+        G = t;
+    }
+}
+
+/* Factored path of backward, step by step from dZ_0 = dy^T (MATH >>mpo): dT_k += dZ_k^T
+   Z_{k+1}, dZ_{k+1} = dZ_k T_k; dZ_{N+1} is dx. Z comes from the cache or is recomputed. */
+LORT__PRIVATE void lort__mpo_backward_factored(const lort__mpo_plan *P, float *dx, float *dcores,
+                                               const float *dy, const float *x,
+                                               const float *cores, const void *residual, int n,
+                                               const void *cache, float *base) {
+    const lort__train *T = &P->T;
+    int k, rows = T->rows, cols = T->cols, N = T->d;
+    float *Z = cache && P->zsize ? lort__lay_base((void *)(uintptr_t)cache)
+                                 : lort__lay_slot(base, &P->work, LORT__MF_Z);
+    float *dZ = lort__lay_slot(base, &P->work, LORT__MF_DZ0);
+    float *dN = lort__lay_slot(base, &P->work, LORT__MF_DZ1), *t;
+    float *tmp = lort__lay_slot(base, &P->work, LORT__MF_TMP);
+    if (!cache && N > 1) lort__mpo_fac_fwd(P, x, cores, Z, NULL, tmp, 1);
+    lort__transpose(dZ, dy, (size_t)n, (size_t)rows); /* dZ_0 (rows, n) = dy^T */
+    for (k = 0; k < N; ++k) {
+        int R = (int)(lort__mpo_iafter(T, k) * (size_t)n * lort__mpo_jbefore(T, k));
+        int K = T->cm[k] * T->rank[k + 1], Ni = T->rank[k] * T->rm[k];
+        const float *in = k == N - 1 ? x : Z + P->zoff[k + 1];
+        float *din = k == N - 1 ? dx : dN;
+        /* tmp (R_k, D_{k-1} i_k) = dZ_k (i_k, R_k D_{k-1})^T;  dT_k += tmp^T in;
+           din (R_k, j_k D_k) (+)= tmp T_k (dZ_{N+1} is dx itself) */
+        lort__transpose(tmp, dZ, (size_t)T->rm[k], (size_t)R * (size_t)T->rank[k]);
+        if (dcores)
+            lort__gemm(1, 0, Ni, K, R, 1.0f, tmp, Ni, in, K, 1.0f, dcores + T->off[k], K);
+        if (din)
+            lort__gemm(0, 0, R, K, Ni, 1.0f, tmp, Ni, cores + T->off[k], K,
+                       k == N - 1 ? 1.0f : 0.0f, din, K);
+        t = dZ;
+        dZ = dN;
+        dN = t;
+    }
+    if (dx && P->res == LORT_MPO_RESIDUAL_F32)
+        lort__gemm(0, 0, n, cols, rows, 1.0f, dy, rows, (const float *)residual, cols, 1.0f, dx,
+                   cols);
+}
+
 LORT_DEF lort_status lort_mpo_backward(const lort_mpo_desc *desc, float *dx, float *dcores,
                                        const float *dy, const float *x, const float *cores,
                                        const void *residual, int n, const void *cache,
@@ -5126,74 +5846,22 @@ LORT_DEF lort_status lort_mpo_backward(const lort_mpo_desc *desc, float *dx, flo
     const lort__train *T = &P.T;
     lort_status st;
     float *base;
-    int k, rows, cols, N;
+    if (n <= 0) return LORT_ERR_INVALID_ARG;
     if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
     if (!dy || !x || !cores || (st = lort__mpo_args(desc, residual))) return st ? st : LORT_ERR_NULL;
     if (cache && (st = lort__lay_check(&P.cache, cache, cache_size, LORT_ERR_CACHE))) return st;
     if ((st = lort__mpo_work_check(&P, work, work_size))) return st;
-    rows = T->rows;
-    cols = T->cols;
-    N = T->d;
-    LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)rows);
-    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)cols);
-    LORT__DEBUG_FINITE(cores, T->off[N]);
+    LORT__DEBUG_FINITE(dy, (size_t)n * (size_t)T->rows);
+    LORT__DEBUG_FINITE(x, (size_t)n * (size_t)T->cols);
+    LORT__DEBUG_FINITE(cores, T->off[T->d]);
     base = lort__lay_base(work);
     if (!dx && !dcores) return LORT_OK;
-    if (P.path == LORT_MPO_DENSE) {
-        float *suf = lort__lay_slot(base, &P.work, LORT__MD_SUF);
-        float *F = lort__lay_slot(base, &P.work, LORT__MD_BIG1);
-        float *G = lort__lay_slot(base, &P.work, LORT__MD_BIG2), *t;
-        lort__mpo_to_dense(&P, P.res == LORT_MPO_RESIDUAL_F32 ? P.res : LORT_MPO_RESIDUAL_NONE,
-                           G, cores, residual, 1.0f, 0, base, &P.work);
-        if (dx) lort__gemm(0, 0, n, cols, rows, 1.0f, dy, rows, G, cols, 1.0f, dx, cols);
-        if (dcores) {
-            static const float one = 1.0f;
-            /* dW = dy^T x (rows, cols), interleaved into F = F_0; for each core k:
-               dT_k (rank[k] mode[k], rank[k+1]) += F_k (., rest[k+1]) R_{k+1}^T;
-               F_{k+1} (rank[k+1], rest[k+1]) = T_k^T F_k */
-            lort__gemm(1, 0, rows, cols, n, 1.0f, dy, rows, x, cols, 0.0f, G, cols);
-            lort__mpo_perm(T, F, G, 0, 1.0f, 0);
-            for (k = 0; k < N; ++k) {
-                int m = T->rank[k] * T->mode[k], c = (int)T->rest[k + 1], rr = T->rank[k + 1];
-                const float *R = k == N - 1 ? &one : lort__mpo_suffix(&P, cores, suf, k + 1);
-                lort__gemm(0, 1, m, rr, c, 1.0f, F, c, R, c, 1.0f, dcores + T->off[k], rr);
-                if (k == N - 1) break;
-                lort__gemm(1, 0, rr, c, m, 1.0f, cores + T->off[k], rr, F, c, 0.0f, G, c);
-                t = F;
-                F = G;
-                G = t;
-            }
-        }
-    } else {
-        float *Z = cache && P.zsize ? lort__lay_base((void *)(uintptr_t)cache)
-                                    : lort__lay_slot(base, &P.work, LORT__MF_Z);
-        float *dZ = lort__lay_slot(base, &P.work, LORT__MF_DZ0);
-        float *dN = lort__lay_slot(base, &P.work, LORT__MF_DZ1), *t;
-        float *tmp = lort__lay_slot(base, &P.work, LORT__MF_TMP);
-        if (!cache && N > 1) lort__mpo_fac_fwd(&P, x, cores, Z, NULL, tmp, 1);
-        lort__transpose(dZ, dy, (size_t)n, (size_t)rows); /* dZ_0 (rows, n) = dy^T */
-        for (k = 0; k < N; ++k) {
-            int R = (int)(lort__mpo_iafter(T, k) * (size_t)n * lort__mpo_jbefore(T, k));
-            int K = T->cm[k] * T->rank[k + 1], Ni = T->rank[k] * T->rm[k];
-            const float *in = k == N - 1 ? x : Z + P.zoff[k + 1];
-            float *din = k == N - 1 ? dx : dN;
-            /* tmp (R_k, D_{k-1} i_k) = dZ_k (i_k, R_k D_{k-1})^T;  dT_k += tmp^T in;
-               din (R_k, j_k D_k) (+)= tmp T_k (dZ_{N+1} is dx itself) */
-            lort__transpose(tmp, dZ, (size_t)T->rm[k], (size_t)R * (size_t)T->rank[k]);
-            if (dcores)
-                lort__gemm(1, 0, Ni, K, R, 1.0f, tmp, Ni, in, K, 1.0f, dcores + T->off[k], K);
-            if (din)
-                lort__gemm(0, 0, R, K, Ni, 1.0f, tmp, Ni, cores + T->off[k], K,
-                           k == N - 1 ? 1.0f : 0.0f, din, K);
-            t = dZ;
-            dZ = dN;
-            dN = t;
-        }
-        if (dx && P.res == LORT_MPO_RESIDUAL_F32)
-            lort__gemm(0, 0, n, cols, rows, 1.0f, dy, rows, (const float *)residual, cols, 1.0f, dx, cols);
-    }
+    if (P.path == LORT_MPO_DENSE)
+        lort__mpo_backward_dense(&P, dx, dcores, dy, x, cores, residual, n, base);
+    else
+        lort__mpo_backward_factored(&P, dx, dcores, dy, x, cores, residual, n, cache, base);
     if (dx && P.res == LORT_MPO_RESIDUAL_NF4)
-        lort__nf4_linear(1, dx, dy, residual, n, cols, rows,
+        lort__nf4_linear(1, dx, dy, residual, n, T->cols, T->rows,
                          lort__lay_slot(base, &P.work, LORT__MD_TILE));
     return LORT_OK;
 }
@@ -5221,154 +5889,6 @@ LORT_DEF lort_status lort_mpo_delta(const lort_mpo_desc *desc, float *dW, const 
     return lort__mpo_dense_call(desc, dW, cores, residual, 1.0f, 0, work, work_size);
 }
 
-/* ---- sizes ----------------------------------------------------------------------------------- */
-
-LORT_DEF lort_status lort_mpo_desc_resolve(const lort_mpo_desc *desc, lort_mpo_desc *out) {
-    lort__train T;
-    lort_status st;
-    int k;
-    if (!out) return LORT_ERR_NULL;
-    if ((st = lort__mpo_train(desc, &T))) return st;
-    *out = *desc;
-    out->d_out = T.rows;
-    out->d_in = T.cols;
-    for (k = 0; k <= T.d; ++k) out->bonds[k] = T.rank[k];
-    return LORT_OK;
-}
-LORT_DEF lort_status lort_mpo_param_count(const lort_mpo_desc *desc, size_t *count) {
-    lort__train T;
-    lort_status st;
-    if (!count) return LORT_ERR_NULL;
-    if ((st = lort__mpo_train(desc, &T))) return st;
-    *count = T.off[T.d];
-    return LORT_OK;
-}
-LORT_DEF lort_status lort_mpo_core_offset(const lort_mpo_desc *desc, int k, size_t *offset) {
-    lort__train T;
-    lort_status st;
-    if (!offset) return LORT_ERR_NULL;
-    if ((st = lort__mpo_train(desc, &T))) return st;
-    if (k < 0 || k >= T.d) return LORT_ERR_INVALID_ARG;
-    *offset = T.off[k];
-    return LORT_OK;
-}
-LORT_DEF lort_status lort_mpo_frozen_count(const lort_mpo_desc *desc, size_t *count) {
-    lort__train T;
-    lort_status st;
-    size_t c, b;
-    if (!count) return LORT_ERR_NULL;
-    if ((st = lort__mpo_train(desc, &T))) return st;
-    *count = 0;
-    if (desc->residual == LORT_MPO_RESIDUAL_F32) *count = T.size;
-    if (desc->residual == LORT_MPO_RESIDUAL_NF4) {
-        if ((st = lort__nf4_dims(T.rows, T.cols, &c, &b))) return st;
-        *count = (b + sizeof(float) - 1) / sizeof(float);
-    }
-    return LORT_OK;
-}
-LORT_DEF lort_status lort_mpo_path_used(const lort_mpo_desc *desc, int n, int *path) {
-    lort__mpo_plan P;
-    lort_status st;
-    if (!path) return LORT_ERR_NULL;
-    if (n <= 0) return LORT_ERR_INVALID_ARG;
-    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
-    *path = P.path;
-    return LORT_OK;
-}
-LORT_DEF lort_status lort_mpo_cache_size(const lort_mpo_desc *desc, int n, size_t *bytes) {
-    lort__mpo_plan P;
-    lort_status st;
-    if (!bytes) return LORT_ERR_NULL;
-    if (n <= 0) return LORT_ERR_INVALID_ARG;
-    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
-    return lort__lay_bytes(&P.cache, bytes);
-}
-LORT_DEF lort_status lort_mpo_workspace_size(const lort_mpo_desc *desc, int n, size_t *bytes) {
-    lort__mpo_plan P;
-    lort_status st;
-    if (!bytes) return LORT_ERR_NULL;
-    if (n <= 0) return LORT_ERR_INVALID_ARG;
-    if ((st = lort__mpo_plan_make(desc, n, &P))) return st;
-    *bytes = P.work_bytes;
-    return LORT_OK;
-}
-
-/* ---- TT-SVD ---------------------------------------------------------------------------------- */
-
-/* Ranks TT-SVD reaches: r_k = min(rank_k, r_{k-1} mode_{k-1}, rest_k); the rest is zero padding. */
-LORT__PRIVATE void lort__ttsvd_ranks(const lort__train *T, int *r) {
-    int k;
-    r[0] = 1;
-    for (k = 1; k < T->d; ++k)
-        r[k] = lort__imin(lort__satmul(r[k - 1], T->mode[k - 1], T->rank[k]),
-                          T->rest[k] < (size_t)INT_MAX ? (int)T->rest[k] : INT_MAX);
-    r[T->d] = 1;
-}
-
-enum { LORT__TS_A, LORT__TS_B, LORT__TS_U, LORT__TS_S, LORT__TS_VT, LORT__TS_SVD };
-LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_svd_opts *o,
-                                             lort__layout *L, size_t *svd_bytes) {
-    int r[LORT_MPO_MAX_CORES + 1], k;
-    size_t um = 0, vm = 0, sm = 1, sb = 0, t;
-    lort_status st;
-    lort__ttsvd_ranks(T, r);
-    for (k = 0; k + 1 < T->d; ++k) {
-        int m = r[k] * T->mode[k], c = (int)T->rest[k + 1], rr = r[k + 1];
-        if ((size_t)m * (size_t)rr > um) um = (size_t)m * (size_t)rr;
-        if ((size_t)rr * (size_t)c > vm) vm = (size_t)rr * (size_t)c;
-        if ((size_t)rr > sm) sm = (size_t)rr;
-        if ((st = lort_svd_truncated_workspace_size(m, c, rr, o, &t))) return st;
-        if (t > sb) sb = t;
-    }
-    lort__lay_init(L);
-    lort__lay_add(L, T->size);                  /* A: the remainder being factored */
-    lort__lay_add(L, T->size);                  /* B: the next remainder */
-    lort__lay_add(L, um);                       /* U */
-    lort__lay_add(L, sm);                       /* S */
-    lort__lay_add(L, vm);                       /* Vt */
-    lort__lay_add(L, sb / sizeof(float) + 1);   /* SVD workspace */
-    *svd_bytes = sb;
-    return LORT_OK;
-}
-
-/* cores = TT-SVD of W (matrix; interleaved first for an mpo); *err2 = ||W - train||^2, from the
-   residual of each projection (no cancellation). The remainder after core k is U^T C, the
-   orthogonal projection, whatever the accuracy of the SVD's singular values. */
-LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, float *cores, const float *W,
-                                      const lort_svd_opts *o, double *err2, float *base,
-                                      const lort__layout *L, size_t svd_bytes) {
-    float *A = lort__lay_slot(base, L, LORT__TS_A), *B = lort__lay_slot(base, L, LORT__TS_B);
-    float *U = lort__lay_slot(base, L, LORT__TS_U), *S = lort__lay_slot(base, L, LORT__TS_S);
-    float *Vt = lort__lay_slot(base, L, LORT__TS_VT), *sw = lort__lay_slot(base, L, LORT__TS_SVD);
-    int r[LORT_MPO_MAX_CORES + 1], k, p, N = T->d;
-    double e2 = 0.0;
-    lort_status st;
-    if (!lort__all_finite(W, T->size)) return LORT_ERR_NONFINITE; /* before writing cores */
-    lort__ttsvd_ranks(T, r);
-    if (T->mpo) lort__mpo_perm(T, A, W, 0, 1.0f, 0);
-    else memcpy(A, W, T->size * sizeof(float));
-    memset(cores, 0, T->off[N] * sizeof(float));
-    for (k = 0; k + 1 < N; ++k) {
-        int m = r[k] * T->mode[k], c = (int)T->rest[k + 1], rr = r[k + 1];
-        float *t;
-        if ((st = lort_svd_truncated(U, S, Vt, A, c, m, c, rr, o, sw, svd_bytes))) return st;
-        lort__gemm(1, 0, rr, c, m, 1.0f, U, rr, A, c, 0.0f, B, c);        /* B = U^T A */
-        if (err2) {
-            lort__gemm(0, 0, m, c, rr, -1.0f, U, rr, B, c, 1.0f, A, c);   /* A -= U B */
-            e2 += lort__sumsq(A, (size_t)m * (size_t)c);
-        }
-        for (p = 0; p < m; ++p) /* core k rows (p < r_k, mode) <- U, columns padded */
-            memcpy(cores + T->off[k] + (size_t)p * (size_t)T->rank[k + 1], U + (size_t)p * (size_t)rr,
-                   (size_t)rr * sizeof(float));
-        t = A;
-        A = B;
-        B = t;
-    }
-    memcpy(cores + T->off[N - 1], A, (size_t)r[N - 1] * (size_t)T->mode[N - 1] * sizeof(float));
-    if (err2) *err2 = e2;
-    return LORT_OK;
-}
-
 /* Init workspace: TT-SVD, then (residual) the materialised MPO and W_res. */
 LORT__PRIVATE lort_status lort__mpo_init_plan(const lort_mpo_desc *d, lort__mpo_plan *P,
                                               lort__layout *L, size_t *svd_bytes,
@@ -5391,8 +5911,8 @@ LORT_DEF lort_status lort_mpo_init_workspace_size(const lort_mpo_desc *desc, siz
     return lort__mpo_init_plan(desc, &P, &L, &sb, bytes);
 }
 
-LORT_DEF lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores, const float *W,
-                                         float *err, void *work, size_t work_size) {
+LORT_DEF lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores, float *err,
+                                         const float *W, void *work, size_t work_size) {
     lort__mpo_plan P;
     lort__layout L;
     size_t sb, need;
@@ -5410,7 +5930,7 @@ LORT_DEF lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores
 }
 
 LORT_DEF lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void *residual,
-                                   const float *W0, float *err, void *work, size_t work_size) {
+                                   float *err, const float *W0, void *work, size_t work_size) {
     lort__mpo_plan P;
     lort__layout L, D;
     size_t sb, need;
@@ -5430,112 +5950,8 @@ LORT_DEF lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void
     lort__mpo_to_dense(&P, LORT_MPO_RESIDUAL_NONE, Wr, cores, NULL, -1.0f, 1, base, &D); /* W0 - M */
     if (err) *err = (float)sqrt(lort__sumsq(Wr, P.T.size));
     if (desc->residual == LORT_MPO_RESIDUAL_NF4)
-        return lort_nf4_quantize(residual, Wr, P.T.rows, P.T.cols);
+        return lort_nf4_quantize(residual, Wr, P.T.cols, P.T.rows);
     return LORT_OK;
-}
-
-/* ---- TT rounding ------------------------------------------------------------------------------ */
-
-/* Same cores and modes (and, for mpo, the same factors) in both trains. */
-LORT__PRIVATE lort_status lort__round_pair(const lort__train *F, const lort__train *G) {
-    int k;
-    if (F->d != G->d || F->mpo != G->mpo) return LORT_ERR_SHAPE;
-    for (k = 0; k < F->d; ++k)
-        if (F->rm[k] != G->rm[k] || F->cm[k] != G->cm[k]) return LORT_ERR_SHAPE;
-    return LORT_OK;
-}
-enum { LORT__RD_C, LORT__RD_U, LORT__RD_S, LORT__RD_VT, LORT__RD_TMP, LORT__RD_SVD };
-LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout *L,
-                                             size_t *svd_bytes) {
-    int k;
-    size_t mc = 1, mr = 1, sb = 0, t;
-    lort_status st;
-    for (k = 0; k < F->d; ++k) {
-        size_t core = F->off[k + 1] - F->off[k];
-        if (core > mc) mc = core;
-        if ((size_t)F->rank[k] > mr) mr = (size_t)F->rank[k];
-        if ((st = lort_svd_jacobi_workspace_size(F->rank[k], F->mode[k] * F->rank[k + 1], &t)))
-            return st;
-        if (t > sb) sb = t;
-        if ((st = lort_svd_jacobi_workspace_size(F->rank[k] * F->mode[k], F->rank[k + 1], &t)))
-            return st;
-        if (t > sb) sb = t;
-    }
-    lort__lay_init(L);
-    lort__lay_add(L, F->off[F->d]);              /* C: the working train */
-    lort__lay_add(L, mc);                        /* U */
-    lort__lay_add(L, mr);                        /* S (min dimension <= a rank) */
-    lort__lay_add(L, mc);                        /* Vt */
-    lort__lay_add(L, mc);                        /* TMP */
-    lort__lay_add(L, sb / sizeof(float) + 1);    /* Jacobi workspace */
-    *svd_bytes = sb;
-    return LORT_OK;
-}
-
-/* Oseledets' TT rounding: right-to-left orthogonalisation by exact SVDs (core k = (U S) Vt, Vt
-   kept, U S pushed into core k-1), then left to right: SVD of core k as (w_{k-1} mode, w_k),
-   keep the top rank'_k, push S Vt into core k+1. The discarded singular values of the second
-   sweep give the error exactly (the parts are orthonormal): bound = sqrt(sum of squares). */
-LORT__PRIVATE lort_status lort__round(const lort__train *F, const float *in, const lort__train *G,
-                                      float *out, float *err_bound, float *base,
-                                      const lort__layout *L, size_t svd_bytes) {
-    float *C = lort__lay_slot(base, L, LORT__RD_C), *U = lort__lay_slot(base, L, LORT__RD_U);
-    float *S = lort__lay_slot(base, L, LORT__RD_S), *Vt = lort__lay_slot(base, L, LORT__RD_VT);
-    float *Tm = lort__lay_slot(base, L, LORT__RD_TMP), *sw = lort__lay_slot(base, L, LORT__RD_SVD);
-    int w[LORT_MPO_MAX_CORES + 1], k, i, j, N = F->d;
-    double e2 = 0.0;
-    lort_status st;
-    if (!lort__all_finite(in, F->off[N])) return LORT_ERR_NONFINITE; /* before writing out */
-    memcpy(C, in, F->off[N] * sizeof(float));
-    for (k = 0; k <= N; ++k) w[k] = F->rank[k];
-    for (k = N - 1; k >= 1; --k) {
-        int m = w[k], c = F->mode[k] * w[k + 1], q = lort__imin(m, c), mp = w[k - 1] * F->mode[k - 1];
-        float *ck = C + F->off[k], *cp = C + F->off[k - 1];
-        if ((st = lort_svd_jacobi(U, S, Vt, ck, c, m, c, 0, sw, svd_bytes))) return st;
-        memcpy(ck, Vt, (size_t)q * (size_t)c * sizeof(float));
-        for (i = 0; i < m; ++i)
-            for (j = 0; j < q; ++j) U[(size_t)i * (size_t)q + (size_t)j] *= S[j];
-        lort__gemm(0, 0, mp, q, m, 1.0f, cp, m, U, q, 0.0f, Tm, q);
-        memcpy(cp, Tm, (size_t)mp * (size_t)q * sizeof(float));
-        w[k] = q;
-    }
-    memset(out, 0, G->off[N] * sizeof(float));
-    for (k = 0; k + 1 < N; ++k) {
-        int m = w[k] * F->mode[k], c = w[k + 1], q = lort__imin(m, c);
-        int rr = lort__imin(G->rank[k + 1], q), nc = F->mode[k + 1] * w[k + 2];
-        float *ck = C + F->off[k], *cn = C + F->off[k + 1];
-        if ((st = lort_svd_jacobi(U, S, Vt, ck, c, m, c, 0, sw, svd_bytes))) return st;
-        for (j = rr; j < q; ++j) e2 += (double)S[j] * (double)S[j];
-        for (i = 0; i < m; ++i) /* rows (p < w_k, mode) of core k <- U[:, :rr] */
-            memcpy(out + G->off[k] + (size_t)i * (size_t)G->rank[k + 1], U + (size_t)i * (size_t)q,
-                   (size_t)rr * sizeof(float));
-        for (j = 0; j < rr; ++j)
-            for (i = 0; i < c; ++i) Vt[(size_t)j * (size_t)c + (size_t)i] *= S[j];
-        lort__gemm(0, 0, rr, nc, c, 1.0f, Vt, c, cn, nc, 0.0f, Tm, nc);
-        memcpy(cn, Tm, (size_t)rr * (size_t)nc * sizeof(float));
-        w[k + 1] = rr;
-    }
-    memcpy(out + G->off[N - 1], C + F->off[N - 1],
-           (size_t)w[N - 1] * (size_t)F->mode[N - 1] * sizeof(float));
-    if (err_bound) *err_bound = (float)sqrt(e2);
-    return LORT_OK;
-}
-
-LORT__PRIVATE lort_status lort__round_call(const lort__train *F, const float *in,
-                                           const lort__train *G, float *out, float *err_bound,
-                                           void *work, size_t work_size, size_t *bytes) {
-    lort__layout L;
-    size_t sb, need;
-    lort_status st;
-    if ((st = lort__round_pair(F, G))) return st;
-    if ((st = lort__round_layout(F, &L, &sb)) || (st = lort__lay_bytes(&L, &need))) return st;
-    if (bytes) {
-        *bytes = need;
-        return LORT_OK;
-    }
-    if (!in || !out) return LORT_ERR_NULL;
-    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    return lort__round(F, in, G, out, err_bound, lort__lay_base(work), &L, sb);
 }
 
 LORT_DEF lort_status lort_mpo_round_workspace_size(const lort_mpo_desc *from,
@@ -5546,59 +5962,17 @@ LORT_DEF lort_status lort_mpo_round_workspace_size(const lort_mpo_desc *from,
     if ((st = lort__mpo_train(from, &F)) || (st = lort__mpo_train(to, &G))) return st;
     return lort__round_call(&F, NULL, &G, NULL, NULL, NULL, 0, bytes);
 }
-LORT_DEF lort_status lort_mpo_round(const lort_mpo_desc *from, const float *cores_in,
-                                    const lort_mpo_desc *to, float *cores_out, float *err_bound,
+LORT_DEF lort_status lort_mpo_round(const lort_mpo_desc *from, const lort_mpo_desc *to,
+                                    float *cores_out, float *err_bound, const float *cores_in,
                                     void *work, size_t work_size) {
     lort__train F, G;
     lort_status st;
     if ((st = lort__mpo_train(from, &F)) || (st = lort__mpo_train(to, &G))) return st;
     return lort__round_call(&F, cores_in, &G, cores_out, err_bound, work, work_size, NULL);
 }
-LORT_DEF lort_status lort_tt_round_workspace_size(const lort_tt_desc *from,
-                                                  const lort_tt_desc *to, size_t *bytes) {
-    lort__train F, G;
-    lort_status st;
-    if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__tt_train(from, &F)) || (st = lort__tt_train(to, &G))) return st;
-    return lort__round_call(&F, NULL, &G, NULL, NULL, NULL, 0, bytes);
-}
-LORT_DEF lort_status lort_tt_round(const lort_tt_desc *from, const float *cores_in,
-                                   const lort_tt_desc *to, float *cores_out, float *err_bound,
-                                   void *work, size_t work_size) {
-    lort__train F, G;
-    lort_status st;
-    if ((st = lort__tt_train(from, &F)) || (st = lort__tt_train(to, &G))) return st;
-    return lort__round_call(&F, cores_in, &G, cores_out, err_bound, work, work_size, NULL);
-}
+#endif /* LORT__HAS_MPO */
 
-LORT_DEF lort_status lort_tt_svd_workspace_size(const lort_tt_desc *desc,
-                                                const lort_svd_opts *opts, size_t *bytes) {
-    lort__train T;
-    lort__layout L;
-    size_t sb;
-    lort_status st;
-    if (!bytes) return LORT_ERR_NULL;
-    if ((st = lort__tt_train(desc, &T)) || (st = lort__ttsvd_layout(&T, opts, &L, &sb))) return st;
-    return lort__lay_bytes(&L, bytes);
-}
-LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, const float *W,
-                                 const lort_svd_opts *opts, float *err, void *work,
-                                 size_t work_size) {
-    lort__train T;
-    lort__layout L;
-    size_t sb;
-    double e2 = 0.0;
-    lort_status st;
-    if ((st = lort__tt_train(desc, &T)) || (st = lort__ttsvd_layout(&T, opts, &L, &sb))) return st;
-    if (!cores || !W) return LORT_ERR_NULL;
-    if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if ((st = lort__ttsvd(&T, cores, W, opts, err ? &e2 : NULL, lort__lay_base(work), &L, sb)))
-        return st;
-    if (err) *err = (float)sqrt(e2);
-    return LORT_OK;
-}
-
-// >>adapter ====================================================================== adapter
+// >>adapter ============================================================================== impl
 
 /* The families' flat layouts: lora params = A (r, d_in) then B (d_out, r);
    loraxs params = R (r, r), frozen = A (r, d_in) then B (d_out, r);
@@ -5614,7 +5988,10 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
     lort_adapter_sizes z;
     if (!a || !sizes) return LORT_ERR_NULL;
     memset(&z, 0, sizeof(z));
+    st = LORT_OK;
+    (void)st, (void)n; /* with few families compiled in */
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         if ((st = lort_lora_param_count(&a->desc.lora, &z.params)) ||
             (st = lort_lora_cache_size(&a->desc.lora, n, &z.cache)) ||
@@ -5623,16 +6000,21 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.lora.d_in;
         z.d_out = a->desc.lora.d_out;
         break;
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         if ((st = lort_loraxs_param_count(&a->desc.loraxs, &z.params)) ||
-            (st = lort_loraxs_frozen_count(&a->desc.loraxs, &z.frozen)) ||
+            (st = lort_loraxs_frozen_count(&a->desc.loraxs, &z.frozen_bytes)) ||
             (st = lort_loraxs_cache_size(&a->desc.loraxs, n, &z.cache)) ||
             (st = lort_loraxs_workspace_size(&a->desc.loraxs, n, &z.work)) ||
             (st = lort_loraxs_init_workspace_size(&a->desc.loraxs, &z.init_work)))
             return st;
+        if (!lort__mul(z.frozen_bytes, sizeof(float), &z.frozen_bytes)) return LORT_ERR_OVERFLOW;
         z.d_in = a->desc.loraxs.d_in;
         z.d_out = a->desc.loraxs.d_out;
         break;
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         if ((st = lort_tt_rep_param_count(&a->desc.tt_rep, &z.params)) ||
             (st = lort_tt_rep_cache_size(&a->desc.tt_rep, n, &z.cache)) ||
@@ -5641,6 +6023,8 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.tt_rep.d_in;
         z.d_out = a->desc.tt_rep.d_out;
         break;
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP:
         if ((st = lort_tt_adp_param_count(&a->desc.tt_adp, &z.params)) ||
             (st = lort_tt_adp_cache_size(&a->desc.tt_adp, n, &z.cache)) ||
@@ -5649,25 +6033,33 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.d_in = a->desc.tt_adp.hidden;
         z.d_out = a->desc.tt_adp.hidden;
         break;
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         if ((st = lort_cp_param_count(&a->desc.cp, &z.params)) ||
             (st = lort_cp_cache_size(&a->desc.cp, n, &z.cache)) ||
             (st = lort_cp_workspace_size(&a->desc.cp, n, &z.work)) ||
             (st = lort_cp_site_dims(&a->desc.cp, a->matrix, &z.d_in, &z.d_out)))
             return st;
+        if (a->layer < 0 || a->layer >= a->desc.cp.layers) return LORT_ERR_INVALID_ARG;
         break;
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         if ((st = lort_tucker_param_count(&a->desc.tucker, &z.params)) ||
             (st = lort_tucker_cache_size(&a->desc.tucker, n, &z.cache)) ||
             (st = lort_tucker_workspace_size(&a->desc.tucker, n, &z.work)) ||
             (st = lort_tucker_site_dims(&a->desc.tucker, a->matrix, &z.d_in, &z.d_out)))
             return st;
+        if (a->layer < 0 || a->layer >= a->desc.tucker.layers) return LORT_ERR_INVALID_ARG;
         break;
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO: {
         lort_mpo_desc r;
         if ((st = lort_mpo_desc_resolve(&a->desc.mpo, &r)) ||
             (st = lort_mpo_param_count(&r, &z.params)) ||
-            (st = lort_mpo_frozen_count(&r, &z.frozen)) ||
+            (st = lort_mpo_residual_size(&r, &z.frozen_bytes)) ||
             (st = lort_mpo_cache_size(&r, n, &z.cache)) ||
             (st = lort_mpo_workspace_size(&r, n, &z.work)) ||
             (st = lort_mpo_init_workspace_size(&r, &z.init_work)))
@@ -5677,6 +6069,7 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
         z.replaces_base = r.residual != LORT_MPO_RESIDUAL_NONE;
         break;
     }
+#endif
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -5688,14 +6081,19 @@ LORT_DEF lort_status lort_adapter_sizes_query(const lort_adapter *a, int n,
 typedef struct lort__views {
     float *A, *B, *R, *dA, *dB, *dR;
 } lort__views;
+/* The desc is validated (sizes checked) before any pointer arithmetic. */
 LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views *v) {
     size_t ra;
+    lort_status st;
     memset(v, 0, sizeof(*v));
+    (void)ra; /* ra and st are unused when neither lora nor loraxs is compiled in */
+    (void)st;
     if (!a) return LORT_ERR_NULL;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
+        if ((st = lort__lora_check(&a->desc.lora, NULL))) return st;
         if (!a->params) return LORT_ERR_NULL;
-        if (a->desc.lora.r <= 0 || a->desc.lora.d_in <= 0) return LORT_ERR_INVALID_ARG;
         ra = (size_t)a->desc.lora.r * (size_t)a->desc.lora.d_in;
         v->A = a->params;
         v->B = a->params + ra;
@@ -5704,31 +6102,40 @@ LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views
             v->dB = a->grads + ra;
         }
         return LORT_OK;
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
+        if ((st = lort_loraxs_frozen_count(&a->desc.loraxs, &ra))) return st;
         if (!a->params || !a->frozen) return LORT_ERR_NULL;
-        if (a->desc.loraxs.r <= 0 || a->desc.loraxs.d_in <= 0) return LORT_ERR_INVALID_ARG;
         ra = (size_t)a->desc.loraxs.r * (size_t)a->desc.loraxs.d_in;
         v->R = a->params;
-        v->A = a->frozen;
-        v->B = a->frozen + ra;
+        v->A = (float *)a->frozen;
+        v->B = (float *)a->frozen + ra;
         v->dR = a->grads;
         return LORT_OK;
+#endif
+#if LORT__HAS_TT_REP || LORT__HAS_TT_ADP
     case LORT_KIND_TT_REP:
     case LORT_KIND_TT_ADP: /* the kernels take the flat vectors as they are */
         if (!a->params) return LORT_ERR_NULL;
         return LORT_OK;
+#endif
+#if LORT__HAS_CP || LORT__HAS_TUCKER
     case LORT_KIND_CP:
     case LORT_KIND_TUCKER: /* one flat block; the family kernels find the factors */
         if (!a->params) return LORT_ERR_NULL;
         v->A = a->params;
         v->dA = a->grads;
         return LORT_OK;
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         if (!a->params || (a->desc.mpo.residual != LORT_MPO_RESIDUAL_NONE && !a->frozen))
             return LORT_ERR_NULL;
         v->A = a->params;
         v->dA = a->grads;
         return LORT_OK;
+#endif
     default:
         return LORT_ERR_UNSUPPORTED;
     }
@@ -5738,17 +6145,32 @@ LORT_DEF lort_status lort_adapter_init(const lort_adapter *a, const float *W0, l
                                        void *work, size_t work_size) {
     lort__views v;
     lort_status st;
+    (void)W0, (void)rng, (void)work, (void)work_size; /* some families use none of them */
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA: return lort_lora_init(&a->desc.lora, v.A, v.B, rng);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_init(&a->desc.loraxs, v.R, v.A, v.B, W0, rng, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP: return lort_tt_rep_init(&a->desc.tt_rep, a->params, rng);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: return lort_tt_adp_init(&a->desc.tt_adp, a->params, rng);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
-        return lort_mpo_init(&a->desc.mpo, v.A, a->frozen, W0, NULL, work, work_size);
+        return lort_mpo_init(&a->desc.mpo, v.A, a->frozen, NULL, W0, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP: return lort_cp_init(&a->desc.cp, v.A, rng);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER: return lort_tucker_init(&a->desc.tucker, v.A, rng);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5758,29 +6180,45 @@ LORT_DEF lort_status lort_adapter_forward(const lort_adapter *a, float *y, const
                                           size_t work_size) {
     lort__views v;
     lort_status st;
+    /* some are unused when few families are compiled in */
+    (void)y, (void)x, (void)n, (void)cache, (void)cache_size, (void)work, (void)work_size;
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         return lort_lora_forward(&a->desc.lora, y, x, v.A, v.B, n, cache, cache_size, work,
                                  work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_forward(&a->desc.loraxs, y, x, v.R, v.A, v.B, n, cache, cache_size,
                                    work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_forward(&a->desc.tt_rep, y, x, a->params, n, cache, cache_size, work,
                                    work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP:
         return lort_tt_adp_forward(&a->desc.tt_adp, y, x, a->params, n, cache, cache_size, work,
                                    work_size);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_forward(&a->desc.mpo, y, x, v.A, a->frozen, n, cache, cache_size, work,
                                 work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_forward(&a->desc.cp, y, x, v.A, a->layer, a->matrix, n, cache,
                                cache_size, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_forward(&a->desc.tucker, y, x, v.A, a->layer, a->matrix, n, cache,
                                    cache_size, work, work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5790,29 +6228,46 @@ LORT_DEF lort_status lort_adapter_backward(const lort_adapter *a, float *dx, con
                                            size_t cache_size, void *work, size_t work_size) {
     lort__views v;
     lort_status st;
+    /* some are unused when few families are compiled in */
+    (void)dx, (void)dy, (void)x, (void)n, (void)cache, (void)cache_size, (void)work,
+        (void)work_size;
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
+#if LORT__HAS_LORA
     case LORT_KIND_LORA:
         return lort_lora_backward(&a->desc.lora, dx, v.dA, v.dB, dy, x, v.A, v.B, n, cache,
                                   cache_size, work, work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_backward(&a->desc.loraxs, dx, v.dR, dy, x, v.R, v.A, v.B, n, cache,
                                     cache_size, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_backward(&a->desc.tt_rep, dx, a->grads, dy, x, a->params, n, cache,
                                     cache_size, work, work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP:
         return lort_tt_adp_backward(&a->desc.tt_adp, dx, a->grads, dy, x, a->params, n, cache,
                                     cache_size, work, work_size);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_backward(&a->desc.mpo, dx, v.dA, dy, x, v.A, a->frozen, n, cache,
                                  cache_size, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_backward(&a->desc.cp, dx, v.dA, dy, x, v.A, a->layer, a->matrix, n,
                                 cache, cache_size, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_backward(&a->desc.tucker, dx, v.dA, dy, x, v.A, a->layer, a->matrix,
                                     n, cache, cache_size, work, work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5821,21 +6276,37 @@ LORT_DEF lort_status lort_adapter_merge(const lort_adapter *a, float *W, float w
                                         void *work, size_t work_size) {
     lort__views v;
     lort_status st;
+    (void)W, (void)weight, (void)work, (void)work_size; /* with few families compiled in */
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
-    case LORT_KIND_LORA: return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight);
+#if LORT__HAS_LORA
+    case LORT_KIND_LORA:
+        return lort_lora_merge(&a->desc.lora, W, v.A, v.B, weight, work, work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_merge(&a->desc.loraxs, W, v.R, v.A, v.B, weight, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_merge(&a->desc.tt_rep, W, a->params, weight, work, work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: return lort__tt_adp_unmergeable(&a->desc.tt_adp, W);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
         return lort_mpo_merge(&a->desc.mpo, W, v.A, a->frozen, weight, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_merge(&a->desc.cp, W, v.A, a->layer, a->matrix, weight, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_merge(&a->desc.tucker, W, v.A, a->layer, a->matrix, weight, work,
                                  work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
@@ -5844,24 +6315,39 @@ LORT_DEF lort_status lort_adapter_delta(const lort_adapter *a, float *dW, void *
                                         size_t work_size) {
     lort__views v;
     lort_status st;
+    (void)dW, (void)work, (void)work_size; /* with few families compiled in */
     if ((st = lort__adapter_views(a, &v))) return st;
     switch (a->kind) {
-    case LORT_KIND_LORA: return lort_lora_delta(&a->desc.lora, dW, v.A, v.B);
+#if LORT__HAS_LORA
+    case LORT_KIND_LORA: return lort_lora_delta(&a->desc.lora, dW, v.A, v.B, work, work_size);
+#endif
+#if LORT__HAS_LORAXS
     case LORT_KIND_LORAXS:
         return lort_loraxs_delta(&a->desc.loraxs, dW, v.R, v.A, v.B, work, work_size);
+#endif
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP:
         return lort_tt_rep_delta(&a->desc.tt_rep, dW, a->params, work, work_size);
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: return lort__tt_adp_unmergeable(&a->desc.tt_adp, dW);
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO: return lort_mpo_delta(&a->desc.mpo, dW, v.A, a->frozen, work, work_size);
+#endif
+#if LORT__HAS_CP
     case LORT_KIND_CP:
         return lort_cp_delta(&a->desc.cp, dW, v.A, a->layer, a->matrix, work, work_size);
+#endif
+#if LORT__HAS_TUCKER
     case LORT_KIND_TUCKER:
         return lort_tucker_delta(&a->desc.tucker, dW, v.A, a->layer, a->matrix, work, work_size);
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
 }
 
-// >>set ============================================================================== set
+// >>set ================================================================================== impl
 
 /* Messages into a caller buffer: truncated, always NUL-terminated, no stdio. A NULL buffer or
    size 0 discards them. Shared by every function that takes (msg, msg_size). */
@@ -5971,13 +6457,21 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
         }
         if ((st = lort_set_site_adapter(set, i, &a))) return st;
         if (a.kind == LORT_KIND_CP || a.kind == LORT_KIND_TUCKER) {
+#if LORT__HAS_CP
             lort_cp_desc c;
+#endif
+#if LORT__HAS_TUCKER
             lort_tucker_desc t;
+#endif
+#if LORT__HAS_CP /* a kind compiled out fails the size query below */
             if (a.kind == LORT_KIND_CP && lort_cp_desc_resolve(&a.desc.cp, &c) == LORT_OK)
                 matrices = c.matrices;
+#endif
+#if LORT__HAS_TUCKER
             if (a.kind == LORT_KIND_TUCKER &&
                 lort_tucker_desc_resolve(&a.desc.tucker, &t) == LORT_OK)
                 matrices = t.matrices;
+#endif
             layers = a.kind == LORT_KIND_CP ? a.desc.cp.layers : a.desc.tucker.layers;
             if (layers > 0 && (a.layer < 0 || a.layer >= layers)) {
                 lort__msg_str(&m, "layer ");
@@ -6010,7 +6504,7 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
     return LORT_OK;
 }
 
-// >>blocks ======================================================================== blocks
+// >>blocks =============================================================================== impl
 
 LORT__PRIVATE void lort__block_put(lort_block *b, int *k, int cap, const char *name, int index,
                                    int vector, size_t *offset, int ndim, const int *shape) {
@@ -6042,12 +6536,25 @@ LORT__PRIVATE void lort__block_put(lort_block *b, int *k, int cap, const char *n
 LORT__PRIVATE void lort__block_train(lort_block *b, int *k, int cap, const char *prefix,
                                      const lort_tt_desc *t, size_t *offset) {
     int c;
-    for (c = 0; c < t->d; ++c) {
+    for (c = 0; c < t->n_cores; ++c) {
         int shape[3];
         shape[0] = t->ranks[c];
         shape[1] = t->modes[c];
         shape[2] = t->ranks[c + 1];
         lort__block_put(b, k, cap, prefix, c, LORT_BLOCK_PARAMS, offset, 3, shape);
+    }
+}
+
+/* cp / tucker factors A (d, r1), B (r2, d_h), C_H (H, rH), C_L (L, rL), C_M (M, rM). */
+LORT__PRIVATE void lort__block_joint(lort_block *b, int *k, size_t *po, int d, int H, int L,
+                                     int M, const int *rk) {
+    static const char *const names[5] = {"A", "B", "C_H", "C_L", "C_M"};
+    int i, sh[2], rows[5];
+    rows[0] = d; rows[1] = rk[1]; rows[2] = H; rows[3] = L; rows[4] = M;
+    for (i = 0; i < 5; ++i) {
+        sh[0] = rows[i];
+        sh[1] = i == 0 ? rk[0] : i == 1 ? d / H : rk[i];
+        lort__block_put(b, k, 34, names[i], -1, LORT_BLOCK_PARAMS, po, 2, sh);
     }
 }
 
@@ -6080,6 +6587,7 @@ LORT_DEF lort_status lort_adapter_blocks(const lort_adapter *a, lort_block *out,
         lort__block_put(tmp, &k, 34, "B", -1, vec, o, 2, sh);
         break;
     }
+#if LORT__HAS_TT_REP
     case LORT_KIND_TT_REP: {
         lort_tt_rep_desc r;
         if ((st = lort_tt_rep_desc_resolve(&a->desc.tt_rep, &r))) return st;
@@ -6087,6 +6595,8 @@ LORT_DEF lort_status lort_adapter_blocks(const lort_adapter *a, lort_block *out,
         lort__block_train(tmp, &k, 34, "B.core", &r.B, &po);
         break;
     }
+#endif
+#if LORT__HAS_TT_ADP
     case LORT_KIND_TT_ADP: {
         lort_tt_adp_desc r;
         if ((st = lort_tt_adp_desc_resolve(&a->desc.tt_adp, &r))) return st;
@@ -6098,36 +6608,33 @@ LORT_DEF lort_status lort_adapter_blocks(const lort_adapter *a, lort_block *out,
         lort__block_put(tmp, &k, 34, "beta_u", -1, LORT_BLOCK_PARAMS, &po, 1, sh);
         break;
     }
-    case LORT_KIND_CP:
-    case LORT_KIND_TUCKER: {
-        static const char *names[5] = {"A", "B", "C_H", "C_L", "C_M"};
-        int d, dh, H, L, M, rk[5];
-        if (a->kind == LORT_KIND_CP) {
-            lort_cp_desc r;
-            if ((st = lort_cp_desc_resolve(&a->desc.cp, &r))) return st;
-            d = r.d; H = r.heads; L = r.layers; M = r.matrices;
-            rk[0] = rk[1] = rk[2] = rk[3] = rk[4] = r.r;
-        } else {
-            lort_tucker_desc r;
-            if ((st = lort_tucker_desc_resolve(&a->desc.tucker, &r))) return st;
-            d = r.d; H = r.heads; L = r.layers; M = r.matrices;
-            rk[0] = r.r1; rk[1] = r.r2; rk[2] = r.rh; rk[3] = r.rl; rk[4] = r.rm;
-            lort__block_put(tmp, &k, 34, "core", -1, LORT_BLOCK_PARAMS, &po, 5, rk);
-        }
-        dh = d / H;
-        for (i = 0; i < 5; ++i) {
-            int rows[5];
-            rows[0] = d; rows[1] = rk[1]; rows[2] = H; rows[3] = L; rows[4] = M;
-            sh[0] = rows[i];
-            sh[1] = i == 0 ? rk[0] : i == 1 ? dh : rk[i];
-            lort__block_put(tmp, &k, 34, names[i], -1, LORT_BLOCK_PARAMS, &po, 2, sh);
-        }
+#endif
+#if LORT__HAS_CP
+    case LORT_KIND_CP: {
+        lort_cp_desc r;
+        int rk[5];
+        if ((st = lort_cp_desc_resolve(&a->desc.cp, &r))) return st;
+        rk[0] = rk[1] = rk[2] = rk[3] = rk[4] = r.r;
+        lort__block_joint(tmp, &k, &po, r.d, r.heads, r.layers, r.matrices, rk);
         break;
     }
+#endif
+#if LORT__HAS_TUCKER
+    case LORT_KIND_TUCKER: {
+        lort_tucker_desc r;
+        int rk[5];
+        if ((st = lort_tucker_desc_resolve(&a->desc.tucker, &r))) return st;
+        rk[0] = r.r1; rk[1] = r.r2; rk[2] = r.rh; rk[3] = r.rl; rk[4] = r.rm;
+        lort__block_put(tmp, &k, 34, "core", -1, LORT_BLOCK_PARAMS, &po, 5, rk);
+        lort__block_joint(tmp, &k, &po, r.d, r.heads, r.layers, r.matrices, rk);
+        break;
+    }
+#endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO: {
         lort_mpo_desc r;
         if ((st = lort_mpo_desc_resolve(&a->desc.mpo, &r))) return st;
-        for (i = 0; i < r.ncores; ++i) {
+        for (i = 0; i < r.n_cores; ++i) {
             sh[0] = r.bonds[i];
             sh[1] = r.row_factors[i];
             sh[2] = r.col_factors[i];
@@ -6148,10 +6655,12 @@ LORT_DEF lort_status lort_adapter_blocks(const lort_adapter *a, lort_block *out,
         }
         break;
     }
+#endif
     default: return LORT_ERR_UNSUPPORTED;
     }
     /* the layout must tile what the size query says (a mismatch would be our bug) */
-    if (po != sz.params || (fo != sz.frozen && !(k > 0 && tmp[k - 1].bytes_only))) {
+    if (po != sz.params || (k > 0 && tmp[k - 1].bytes_only ? tmp[k - 1].count : fo * sizeof(float)) !=
+                               sz.frozen_bytes) {
         LORT_ASSERT(0);
         return LORT_ERR_SHAPE;
     }
@@ -6161,7 +6670,7 @@ LORT_DEF lort_status lort_adapter_blocks(const lort_adapter *a, lort_block *out,
     return LORT_OK;
 }
 
-// >>json ============================================================================ json
+// >>json ================================================================================= impl
 
 /* A strict JSON reader of a caller buffer (RFC 8259: no comments, no trailing commas, valid
    escapes and UTF-8, nesting <= 64), used by the safetensors header and the PEFT config. No
@@ -6436,10 +6945,14 @@ LORT__PRIVATE int lort__js_obj_next(lort__json *j, int first, lort__span *key) {
         if (lort__js_eat(j, '}')) { --j->depth; return 0; }
     } else if (!lort__js_eat(j, ',')) {
         if (lort__js_eat(j, '}')) { --j->depth; return 0; }
-        return (int)lort__js_fail(j, "expected ',' or '}' in a JSON object");
+        st = lort__js_fail(j, "expected ',' or '}' in a JSON object");
+        return (int)st;
     }
     if ((st = lort__js_string(j, key))) return (int)st;
-    if (!lort__js_eat(j, ':')) return (int)lort__js_fail(j, "expected ':' in a JSON object");
+    if (!lort__js_eat(j, ':')) {
+        st = lort__js_fail(j, "expected ':' in a JSON object");
+        return (int)st;
+    }
     return 1;
 }
 
@@ -6466,7 +6979,7 @@ LORT__PRIVATE void lort__heap_sort(size_t *ix, size_t n, lort__less_fn less, con
     }
 }
 
-// >>st ================================================================================== st
+// >>st =================================================================================== impl
 
 typedef struct lort__dtype_info {
     const char *name;
@@ -6546,7 +7059,10 @@ LORT__PRIVATE lort_status lort__st_tensor(lort__st_parse *ps, const lort__span *
     uint64_t shape[LORT_ST_MAX_DIMS], ofs[2];
     size_t count = 1, bits;
     lort_status st;
-    if ((st = lort__js_obj_begin(j))) return lort__st_who(ps, name), st;
+    if ((st = lort__js_obj_begin(j))) {
+        lort__st_who(ps, name);
+        return st;
+    }
     for (r = lort__js_obj_next(j, 1, &k); r == 1; r = lort__js_obj_next(j, 0, &k)) {
         int bit = lort__js_is(&k, "dtype") ? 1 : lort__js_is(&k, "shape") ? 2
                 : lort__js_is(&k, "data_offsets") ? 4 : 0;
@@ -6671,11 +7187,16 @@ LORT__PRIVATE lort_status lort__st_header(lort__st_parse *ps, const void *buf, s
         }
         if (have_meta++) return lort__js_fail(j, "__metadata__ appears twice");
         if (lort__js_literal(j) == 2) continue;
-        if ((st = lort__js_obj_begin(j))) return lort__msg_str(ps->m, " (__metadata__)"), st;
+        if ((st = lort__js_obj_begin(j))) {
+            lort__msg_str(ps->m, " (__metadata__)");
+            return st;
+        }
         for (r = lort__js_obj_next(j, 1, &v); r == 1; r = lort__js_obj_next(j, 0, &v)) {
             lort__span val;
-            if ((st = lort__js_string(j, &val)))
-                return lort__msg_str(ps->m, " (__metadata__ values are strings only)"), st;
+            if ((st = lort__js_string(j, &val))) {
+                lort__msg_str(ps->m, " (__metadata__ values are strings only)");
+                return st;
+            }
             if (ps->meta) {
                 ps->meta[ps->n_meta].key = lort__st_keep(ps, &v);
                 ps->meta[ps->n_meta].value = lort__st_keep(ps, &val);
@@ -7246,7 +7767,7 @@ LORT_DEF lort_status lort_file_write(const char *path, const void *data, size_t 
     return ok ? LORT_OK : LORT_ERR_OUT_OF_MEMORY;
 }
 #endif
-// >>files ========================================================================== files
+// >>files ================================================================================ impl
 
 /* ---- descs as text: every field of every family's desc, by name ---------------------------- */
 typedef struct lort__field {
@@ -7262,7 +7783,7 @@ typedef struct lort__field {
     {"svd.max_sweeps", 'i', LORT__FO(k.svd.max_sweeps), 1}, {"svd.seed", 'u', LORT__FO(k.svd.seed), 1}
 #define LORT__TT(k, t, p)                                                                  \
     {p ".rows", 'i', LORT__FO(k.t.rows), 1}, {p ".cols", 'i', LORT__FO(k.t.cols), 1},    \
-    {p ".d", 'i', LORT__FO(k.t.d), 1}, {p ".modes", 'i', LORT__FO(k.t.modes), LORT_TT_MAX_CORES}, \
+    {p ".n_cores", 'i', LORT__FO(k.t.n_cores), 1}, {p ".modes", 'i', LORT__FO(k.t.modes), LORT_TT_MAX_CORES}, \
     {p ".ranks", 'i', LORT__FO(k.t.ranks), LORT_TT_MAX_CORES + 1}, {p ".rank", 'i', LORT__FO(k.t.rank), 1}
 static const lort__field lort__fields_lora[] = {
     {"d_in", 'i', LORT__FO(lora.d_in), 1}, {"d_out", 'i', LORT__FO(lora.d_out), 1},
@@ -7309,7 +7830,7 @@ static const lort__field lort__fields_tucker[] = {
     {NULL, 0, 0, 0}};
 static const lort__field lort__fields_mpo[] = {
     {"d_in", 'i', LORT__FO(mpo.d_in), 1}, {"d_out", 'i', LORT__FO(mpo.d_out), 1},
-    {"ncores", 'i', LORT__FO(mpo.ncores), 1},
+    {"n_cores", 'i', LORT__FO(mpo.n_cores), 1},
     {"row_factors", 'i', LORT__FO(mpo.row_factors), LORT_MPO_MAX_CORES},
     {"col_factors", 'i', LORT__FO(mpo.col_factors), LORT_MPO_MAX_CORES},
     {"bonds", 'i', LORT__FO(mpo.bonds), LORT_MPO_MAX_CORES + 1}, {"bond", 'i', LORT__FO(mpo.bond), 1},
@@ -7340,11 +7861,11 @@ LORT__PRIVATE void lort__out_hex32(lort__out *o, uint32_t u) {
 }
 /* "kind=cp d=16 heads=2 ..." */
 LORT__PRIVATE void lort__desc_text(const lort_adapter *a, lort__out *o) {
-    const lort__field *f = lort__kind_fields(a->kind);
+    const lort__field *f = lort__kind_fields((int)a->kind);
     const unsigned char *base = (const unsigned char *)a;
     int k;
     lort__out_str(o, "kind=");
-    lort__out_str(o, lort__kind_names[a->kind]);
+    lort__out_str(o, lort__kind_names[(unsigned)a->kind & 7u]);
     for (; f && f->key; ++f) {
         lort__out_str(o, " ");
         lort__out_str(o, f->key);
@@ -7518,7 +8039,8 @@ LORT__PRIVATE void lort__set_tensor(void *ctx, int i, lort__out *name, lort_st_w
     t->dtype = b->bytes_only ? LORT_DTYPE_U8 : LORT_DTYPE_F32;
     t->ndim = b->ndim;
     for (d = 0; d < b->ndim; ++d) t->shape[d] = b->shape[d];
-    t->data = (b->vector == LORT_BLOCK_FROZEN ? e->frozen : e->params) + b->offset;
+    if (b->bytes_only) t->data = e->frozen;
+    else t->data = (b->vector == LORT_BLOCK_FROZEN ? (const float *)e->frozen : e->params) + b->offset;
 }
 LORT__PRIVATE void lort__set_meta(void *ctx, int i, lort__out *key, lort__out *value) {
     const lort__set_ctx *c = (const lort__set_ctx *)ctx;
@@ -7571,7 +8093,7 @@ LORT__PRIVATE lort_status lort__set_save_check(const lort_adapter_set *set, lort
             lort__msg_str(m, lort_status_string(st));
             return st;
         }
-        if (!e->params || (sz.frozen && !e->frozen)) {
+        if (!e->params || (sz.frozen_bytes && !e->frozen)) {
             lort__msg_str(m, "entry ");
             lort__msg_int(m, i);
             lort__msg_str(m, ": params or frozen is NULL");
@@ -7796,13 +8318,13 @@ LORT_DEF lort_status lort_set_load(const void *buf, size_t size, void *arena, si
             lort__msg_str(&m, lort_status_string(st));
             return st == LORT_ERR_UNSUPPORTED ? st : LORT_ERR_FORMAT;
         }
-        if (sz.params > (ar.cap - ar.used) / 4 || sz.frozen > (ar.cap - ar.used) / 4 ||
+        if (sz.params > (ar.cap - ar.used) / 4 || sz.frozen_bytes > ar.cap - ar.used ||
             !(e->params = (float *)lort__arena_take(&ar, sz.params * 4 + 4)) ||
-            (sz.frozen && !(e->frozen = (float *)lort__arena_take(&ar, sz.frozen * 4 + 4)))) {
+            (sz.frozen_bytes && !(e->frozen = lort__arena_take(&ar, sz.frozen_bytes + 4)))) {
             lort__msg_str(&m, "params larger than the file holds");
             return LORT_ERR_FORMAT;
         }
-        if (sz.frozen) memset(e->frozen, 0, sz.frozen * 4); /* the NF4 blob's tail padding */
+
         for (b = 0; b < nb; ++b) {
             const lort_block *bl = &blocks[b];
             const lort_st_tensor *t = NULL;
@@ -7833,9 +8355,9 @@ LORT_DEF lort_status lort_set_load(const void *buf, size_t size, void *arena, si
                 return LORT_ERR_FORMAT;
             }
             if (bl->bytes_only)
-                memcpy(e->frozen + bl->offset, t->data, t->nbytes);
+                memcpy(e->frozen, t->data, t->nbytes);
             else
-                (void)lort_st_get_f32(t, (bl->vector == LORT_BLOCK_FROZEN ? e->frozen : e->params) +
+                (void)lort_st_get_f32(t, (bl->vector == LORT_BLOCK_FROZEN ? (float *)e->frozen : e->params) +
                                              bl->offset, bl->count);
             ++used;
         }
@@ -8849,7 +9371,7 @@ LORT_DEF lort_status lort_rope_permute_rows(float *B, int heads, int head_dim, i
     return LORT_OK;
 }
 
-// >>adamw ========================================================================== adamw
+// >>adamw ================================================================================ impl
 
 LORT_DEF lort_adamw_desc lort_adamw_default(float lr) {
     lort_adamw_desc d;
@@ -8861,12 +9383,24 @@ LORT_DEF lort_adamw_desc lort_adamw_default(float lr) {
     return d;
 }
 
+/* 1 - b^t (b in [0, 1), t >= 1) in float without pow: binary powering of q = 1 - b^k with
+   (1 - b^j)(1 - b^k) complemented: q_{j+k} = q_j + q_k - q_j q_k. Every term is small when b is
+   near 1, so the bias corrections of AdamW keep their relative precision (a few ulps). */
+LORT__PRIVATE float lort__one_minus_pow(float b, long t) {
+    float q = 0.0f, base = 1.0f - b;
+    while (t > 0) {
+        if (t & 1) q = q + base - q * base;
+        base = base + base - base * base;
+        t >>= 1;
+    }
+    return q;
+}
+
 /* Follows torch.optim.AdamW (single-tensor path) operation by operation. */
 LORT_DEF lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, float *m,
                                      float *v, const float *grads, size_t count, long t) {
     size_t i;
-    double bc1, bc2;
-    float step_size, bc2_sqrt, decay, b1, b2;
+    float bc1, bc2, step_size, bc2_sqrt, decay, b1, b2;
     if (!opt) return LORT_ERR_NULL;
     if (count == 0 || t < 1 || !(opt->lr >= 0.0f) || !lort__finite(opt->lr) ||
         !(opt->beta1 >= 0.0f && opt->beta1 < 1.0f) || !(opt->beta2 >= 0.0f && opt->beta2 < 1.0f) ||
@@ -8876,11 +9410,20 @@ LORT_DEF lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
     if (!params || !m || !v || !grads) return LORT_ERR_NULL;
     b1 = opt->beta1;
     b2 = opt->beta2;
-    bc1 = 1.0 - pow((double)b1, (double)t);
-    bc2 = 1.0 - pow((double)b2, (double)t);
-    step_size = (float)((double)opt->lr / bc1);
-    bc2_sqrt = (float)sqrt(bc2);
+    bc1 = lort__one_minus_pow(b1, t);
+    bc2 = lort__one_minus_pow(b2, t);
+    step_size = opt->lr / bc1;
+    bc2_sqrt = sqrtf(bc2);
     decay = 1.0f - opt->lr * opt->weight_decay;
+    if (!lort__finite(step_size) || !lort__finite(decay) || !(bc2_sqrt > 0.0f))
+        return LORT_ERR_INVALID_ARG; /* finite hyper-parameters whose products overflow */
+    /* two passes: the first only checks that every new value is finite, so an overflow (or a
+       non-finite input) returns LORT_ERR_NONFINITE with params, m and v untouched */
+    for (i = 0; i < count; ++i) {
+        float g = grads[i], mi = m[i] * b1 + g * (1.0f - b1), vi = v[i] * b2 + (1.0f - b2) * g * g;
+        float pi = params[i] * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + opt->eps));
+        if (!lort__finite(mi) || !lort__finite(vi) || !lort__finite(pi)) return LORT_ERR_NONFINITE;
+    }
     for (i = 0; i < count; ++i) {
         float g = grads[i], denom;
         params[i] *= decay;

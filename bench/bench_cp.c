@@ -1,11 +1,11 @@
 /* make bench row for the joint tensor families: one cp (LoRTA) site of a LLaMA-2-7B-shaped
    layer (d = 4096, H = 32, L = 32, M = 4) beside a rank-r LoRA of the same layer
-   (lort_lora_*) and beside materialise-then-GEMM, the reference code's way (spec/MATH.md 4.2
-   quirk 2: build the d x d update of the site at every forward, then GEMM with it).
+   (lort_lora_*) and beside materialise-then-GEMM, the reference code's way (LoRTA's code
+   builds the d x d update of the site at every forward, then GEMMs with it).
      materialise forward:  dW = delta (d^2 r), y += x dW^T (n d^2)
      materialise backward: (dW kept from forward, as autograd does) dx += dy dW (n d^2),
                            gW = dy^T x (n d^2), then the chain to the factors (2 d^2 r GEMMs)
-   Targets (issue 4): cp site <= 1.5x the rank-r LoRA, and >= 50x faster than materialise,
+   Targets: cp site <= 1.5x the rank-r LoRA, and >= 50x faster than materialise,
    at n = 16. Median of repetitions (CLOCK_MONOTONIC); ratios come from the same run. */
 #define _POSIX_C_SOURCE 199309L
 #define LORTENSOR_IMPLEMENTATION

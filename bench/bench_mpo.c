@@ -73,7 +73,7 @@ static double time_mpo(const lort_mpo_desc *d, int n, int reps, size_t *ws_out) 
 static void mpo_flops(const lort_mpo_desc *d, int n, double *fac, double *den) {
     lort_mpo_desc r;
     CHECK(lort_mpo_desc_resolve(d, &r));
-    int N = r.ncores;
+    int N = r.n_cores;
     double size = (double)r.d_in * (double)r.d_out, mat = 0.0, sweep = 0.0, f = 0.0;
     double rest[LORT_MPO_MAX_CORES + 1];
     rest[N] = 1.0;
@@ -101,7 +101,7 @@ static void bench_mpo_paths(void) {
     for (int i = 0; i < 3; ++i) {
         lort_mpo_desc d;
         memset(&d, 0, sizeof d);
-        d.ncores = 6;
+        d.n_cores = 6;
         for (int k = 0; k < 6; ++k) d.row_factors[k] = d.col_factors[k] = 4;
         d.bond = Ds[i];
         size_t np, wf, wd;
@@ -165,7 +165,7 @@ static void bench_nf4(void) {
 static lort_mpo_desc desc_4096(int D, int residual) {
     lort_mpo_desc d;
     memset(&d, 0, sizeof d);
-    d.ncores = 6;
+    d.n_cores = 6;
     for (int k = 0; k < 6; ++k) d.row_factors[k] = d.col_factors[k] = 4;
     d.bond = D;
     d.residual = residual;
@@ -194,7 +194,7 @@ static void bench_dota(void) {
         float *cores = (float *)xmalloc(np * sizeof(float)), *res = (float *)xmalloc(cw * sizeof(float));
         void *work = xmalloc(iw > ws ? iw : ws);
         double t0 = now();
-        CHECK(lort_mpo_init(&d, cores, res, W0, &err, work, iw));
+        CHECK(lort_mpo_init(&d, cores, res, &err, W0, work, iw));
         double t = now() - t0;
         CHECK(lort_mpo_delta(&d, E, cores, res, work, ws)); /* W_res + MPO */
         double e = 0.0;
@@ -212,7 +212,7 @@ static void bench_dota(void) {
         lort_mpo_desc d = desc_4096(8, q ? LORT_MPO_RESIDUAL_NF4 : LORT_MPO_RESIDUAL_F32);
         size_t np, fz, iw, ws, cs;
         CHECK(lort_mpo_param_count(&d, &np));
-        CHECK(lort_mpo_frozen_count(&d, &fz));
+        CHECK(lort_mpo_residual_size(&d, &fz));
         CHECK(lort_mpo_init_workspace_size(&d, &iw));
         CHECK(lort_mpo_workspace_size(&d, n, &ws));
         CHECK(lort_mpo_cache_size(&d, n, &cs));
@@ -221,7 +221,7 @@ static void bench_dota(void) {
         float *x = frand((size_t)n * 4096u, 12, 1.0f), *dy = frand((size_t)n * 4096u, 13, 1.0f);
         float *y = (float *)calloc((size_t)n * 4096u, sizeof(float)), *dx = (float *)calloc((size_t)n * 4096u, sizeof(float));
         void *iwork = xmalloc(iw);
-        CHECK(lort_mpo_init(&d, cores, res, W0, NULL, iwork, iw));
+        CHECK(lort_mpo_init(&d, cores, res, NULL, W0, iwork, iw));
         free(iwork);
         void *work = xmalloc(ws), *cache = xmalloc(cs);
         double t[4];

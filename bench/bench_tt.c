@@ -116,8 +116,8 @@ static lort_tt_desc mode_list(int b, int hidden, int t) {
     static const int s8_768[] = {8, 8, 12, 8}, s8_4096[] = {16, 16, 8, 4, 4};
     static const int s64_768[] = {8, 8, 12, 8, 8}, s64_4096[] = {16, 16, 16, 4, 4, 4};
     const int *m = b == 8 ? (hidden == 768 ? s8_768 : s8_4096) : (hidden == 768 ? s64_768 : s64_4096);
-    d.d = b == 8 ? (hidden == 768 ? 4 : 5) : (hidden == 768 ? 5 : 6);
-    memcpy(d.modes, m, (size_t)d.d * sizeof(int));
+    d.n_cores = b == 8 ? (hidden == 768 ? 4 : 5) : (hidden == 768 ? 5 : 6);
+    memcpy(d.modes, m, (size_t)d.n_cores * sizeof(int));
     d.rank = t;
     return d;
 }

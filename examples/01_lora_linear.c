@@ -194,10 +194,10 @@ static int fit_lora(problem *p, lort_rng *rng) {
     memcpy(p->y, p->y0, NY * sizeof(float));
     check(lort_lora_forward(&d, p->y, p->x, A, B, N, NULL, 0, work, ws), "lora_forward");
     memcpy(p->W, p->W0, NW * sizeof(float));
-    check(lort_lora_merge(&d, p->W, A, B, 1.0f), "lort_lora_merge");
+    check(lort_lora_merge(&d, p->W, A, B, 1.0f, NULL, 0), "lort_lora_merge");
     linear(p->ym, p->x, p->W, N, D_IN, D_OUT);
     ok &= report_merge(p);
-    check(lort_lora_merge(&d, p->W, A, B, -1.0f), "lort_lora_merge (unmerge)");
+    check(lort_lora_merge(&d, p->W, A, B, -1.0f, NULL, 0), "lort_lora_merge (unmerge)");
     ok &= report_unmerge(p);
 
     free(U), free(V), free(dW), free(params), free(grads), free(m), free(v), free(cache);

@@ -502,14 +502,14 @@ static void family_desc(lort_adapter *a, const char **name) {
         lort_tt_rep_desc *d = &a->desc.tt_rep;
         *name = "tt_rep";
         d->d_in = D, d->d_out = D, d->r = RANK;
-        d->A.d = 3, d->A.modes[0] = 8, d->A.modes[1] = 4, d->A.modes[2] = 4, d->A.rank = 4;
-        d->B.d = 3, d->B.modes[0] = 4, d->B.modes[1] = 4, d->B.modes[2] = 8, d->B.rank = 4;
+        d->A.n_cores = 3, d->A.modes[0] = 8, d->A.modes[1] = 4, d->A.modes[2] = 4, d->A.rank = 4;
+        d->B.n_cores = 3, d->B.modes[0] = 4, d->B.modes[1] = 4, d->B.modes[2] = 8, d->B.rank = 4;
         break;
     }
     case LORT_KIND_MPO: { /* DoTA: 3 cores, 32 = 4*2*4 on both sides, bond 4 */
         lort_mpo_desc *d = &a->desc.mpo;
         *name = "mpo";
-        d->ncores = 3, d->bond = 4;
+        d->n_cores = 3, d->bond = 4;
         d->row_factors[0] = 4, d->row_factors[1] = 2, d->row_factors[2] = 4;
         d->col_factors[0] = 4, d->col_factors[1] = 2, d->col_factors[2] = 4;
         d->residual = LORT_MPO_RESIDUAL_F32; /* for init; see run_setup */
@@ -536,7 +536,7 @@ static void family_desc(lort_adapter *a, const char **name) {
         *name = "tt_adp";
         d->hidden = D, d->bottleneck = 8, d->scale = 0.5f, d->act = LORT_ACT_GELU_TANH;
         d->placement = LORT_TT_ADP_OUTPUT;
-        d->down.d = 3, d->down.modes[0] = 4, d->down.modes[1] = 8, d->down.modes[2] = 8;
+        d->down.n_cores = 3, d->down.modes[0] = 4, d->down.modes[1] = 8, d->down.modes[2] = 8;
         d->down.rank = 4; /* up: d = 0, the modes and ranks of down */
         break;
     }
@@ -578,7 +578,7 @@ static void run_setup(run *r, lort_kind kind, model *M, lort_rng *rng) {
            share the one block */
         offset[i] = is_joint(kind) ? 0 : r->np;
         r->np = is_joint(kind) ? sz[i].params : r->np + sz[i].params;
-        if (kind == LORT_KIND_LORAXS) nfrozen += sz[i].frozen;
+        if (kind == LORT_KIND_LORAXS) nfrozen += sz[i].frozen_bytes / sizeof(float);
         if (sz[i].init_work > init_work) init_work = sz[i].init_work;
     }
     r->params = zeros(r->np);
@@ -593,7 +593,7 @@ static void run_setup(run *r, lort_kind kind, model *M, lort_rng *rng) {
         s->ad.grads = r->grads + offset[i];
         if (kind == LORT_KIND_LORAXS) { /* frozen A, B from the SVD of this site's W0 */
             s->ad.frozen = r->frozen + fo;
-            fo += sz[i].frozen;
+            fo += sz[i].frozen_bytes / sizeof(float);
         }
         if (kind == LORT_KIND_MPO) {
             /* DoTA keeps W_res = W0 - MPO(cores) frozen in place of W0. We let init write W_res

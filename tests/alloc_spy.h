@@ -1,7 +1,7 @@
 /* Allocation spies shared by the tests that prove kernels allocate nothing (see the comment at
    the top of tests/test_memory.c). Include in place of lort_test.h, once per test program:
-   it defines LORT_MALLOC / LORT_FREE as a counting spy, includes the implementation, and on
-   glibc without ASan interposes the malloc family, counting only between tm_begin() and
+   the implementation object counts LORT_MALLOC / LORT_FREE calls (tests/impl.c), and on glibc
+   without ASan this file interposes the malloc family, counting only between tm_begin() and
    tm_end(what, status). Define TM_NO_BLAS_INTERPOSE first to interpose only in the
    LORT_NO_BLAS build (OpenBLAS keeps its own buffer pool and needs a warm-up otherwise). */
 #ifndef LORT_ALLOC_SPY_H
@@ -9,21 +9,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-static long spy_lort_mallocs, spy_lort_frees;
-static void *spy_lort_malloc(size_t bytes, void *user) {
-    (void)user;
-    spy_lort_mallocs++;
-    return malloc(bytes);
-}
-static void spy_lort_free(void *ptr, void *user) {
-    (void)user;
-    spy_lort_frees++;
-    free(ptr);
-}
-#define LORT_MALLOC(sz, u) spy_lort_malloc((sz), (u))
-#define LORT_FREE(p, u) spy_lort_free((p), (u))
-
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -91,8 +76,8 @@ static int blas_allocates;
 static void tm_begin(void) {
     tm_allocs = 0;
     tm_frees = 0;
-    spy_lort_mallocs = 0;
-    spy_lort_frees = 0;
+    lort_test_spy_mallocs = 0;
+    lort_test_spy_frees = 0;
     tm_counting = 1;
 }
 /* Ends a counted region: the call succeeded and allocated nothing. */
@@ -103,11 +88,11 @@ static void tm_end(const char *what, lort_status st) {
     f = tm_frees;
     if (st != LORT_OK) printf("  %s: status %s\n", what, lort_status_string(st));
     assert_int_equal(st, LORT_OK);
-    if (spy_lort_mallocs || spy_lort_frees)
-        printf("  %s: LORT_MALLOC %ld, LORT_FREE %ld calls\n", what, spy_lort_mallocs,
-               spy_lort_frees);
-    assert_int_equal(spy_lort_mallocs, 0);
-    assert_int_equal(spy_lort_frees, 0);
+    if (lort_test_spy_mallocs || lort_test_spy_frees)
+        printf("  %s: LORT_MALLOC %ld, LORT_FREE %ld calls\n", what, lort_test_spy_mallocs,
+               lort_test_spy_frees);
+    assert_int_equal(lort_test_spy_mallocs, 0);
+    assert_int_equal(lort_test_spy_frees, 0);
 #ifdef TM_INTERPOSE
     if (!blas_allocates) {
         if (a || f) printf("  %s: %ld malloc-family calls, %ld frees\n", what, a, f);

@@ -2,7 +2,7 @@
 
    References (written here, sharing nothing with lortensor.h except lort_dropout_factor, the
    documented dropout mask):
-     - the site matrix D_{l,m} (d, nh d_h) straight from the 5-way tensor of spec/MATH.md 4.1 /
+     - the site matrix D_{l,m} (d, nh d_h) straight from the 5-way tensor of the MATH section of lortensor.h /
        4.6: D[i, g d_h + j] = (1/q) sum_t T[i, j, g q + t, l, m], T the CP or Tucker tensor
        (q = 1 without GQA), and the nn.Linear update W = s D^T (heads out) or s D (heads in);
      - forward y0 + drop(x) W^T in double;
@@ -137,7 +137,7 @@ static lort_status j_merge(const jset *S, float *W, const float *P, int l, int m
 }
 
 /* ---- the double reference ------------------------------------------------------------------ */
-/* T[i, j, h, l, m] of the 5-way tensor (spec/MATH.md 4.1 CP, 4.6 Tucker analogue). */
+/* T[i, j, h, l, m] of the 5-way tensor (the MATH section of lortensor.h). */
 static double ref_T(const jset *S, const double *P, int i, int j, int h, int l, int m) {
     const jcase *c = &S->c;
     const double *A = P + S->oA, *B = P + S->oB, *CH = P + S->oH, *CL = P + S->oL, *CM = P + S->oM;
@@ -406,7 +406,7 @@ static void test_tucker_backward(void **state) {
     for (size_t i = 0; i < sizeof TK_CASES / sizeof TK_CASES[0]; ++i) check_backward(&TK_CASES[i], 400u + i);
 }
 
-/* ---- parameter counts (spec/MATH.md 4.1, spec/param_counts.py) ------------------------- */
+/* ---- parameter counts (the MATH section of lortensor.h) ------------------------- */
 /* the workspace never shrinks as n grows (either path), so a buffer for n rows serves any
    call with fewer rows, and merge/delta with it */
 static void test_cp_workspace_monotone(void **state) {
@@ -502,9 +502,14 @@ static void test_cp_counts(void **state) {
         d.d = 1024; d.heads = 16; d.layers = 24;               /* RoBERTa-large: 1132 r */
         OK(lort_cp_param_count(&d, &np)); assert_int_equal(np, 1132u * zu(rb[i]));
         d.d = 5120; d.heads = 40; d.layers = 40;               /* LLaMA-2-13B: 5332 r */
-        OK(lort_cp_param_count(&d, &np)); assert_int_equal(np, 5332u * zu(rb[i]));
+        if (fits_bytes((uint64_t)rb[i] * 5120u * (uint64_t)rb[i], 1)) { /* r^2 d: see below */
+            OK(lort_cp_param_count(&d, &np)); assert_int_equal(np, 5332u * zu(rb[i]));
+        } else { /* 32-bit size_t: the header requires r1 r2 d (bounding the nh r1 r2 of the
+                    tucker core slices) to fit PTRDIFF_MAX for both joint families */
+            assert_int_equal(lort_cp_param_count(&d, &np), LORT_ERR_OVERFLOW);
+        }
     }
-    /* the same LoRA budget: LLaMA-2-7B LoRA r = 1 on q,k,v,o = 1,048,576 (MATH.md 4.1) */
+    /* the same LoRA budget: LLaMA-2-7B LoRA r = 1 on q,k,v,o = 1,048,576 (MATH in lortensor.h) */
     assert_int_equal(1u * 8192u * 128u, 1048576u);
     /* more matrix types: M is a desc field */
     memset(&d, 0, sizeof d);
@@ -608,7 +613,7 @@ static void test_cp_gqa_definition(void **state) {
     }
 }
 
-/* init (MATH.md 4.5): B = 0 so every site adds exactly 0; A ~ U(+-1/sqrt r);
+/* init (MATH in lortensor.h): B = 0 so every site adds exactly 0; A ~ U(+-1/sqrt r);
    C_* ~ U(+-sqrt(6/r)) (init_scale 0) or U(+-1/sqrt r) (init_scale 1). */
 static void test_cp_init(void **state) {
     (void)state;
@@ -746,7 +751,12 @@ static void test_cp_errors(void **state) {
     a.matrix = 0;
     ST(LORT_ERR_NULL, lort_adapter_forward(&a, y, x, 2, NULL, 0, work, ws));
     a.kind = LORT_KIND_TUCKER; a.desc.tucker = t; a.layer = 7;
-    OK(lort_adapter_sizes_query(&a, 2, &sz));   /* sizes do not depend on the layer */
+    ST(LORT_ERR_INVALID_ARG, lort_adapter_sizes_query(&a, 2, &sz)); /* the site is checked */
+    a.layer = -1;
+    ST(LORT_ERR_INVALID_ARG, lort_adapter_sizes_query(&a, 2, &sz));
+    a.layer = t.layers - 1;
+    OK(lort_adapter_sizes_query(&a, 2, &sz));
+    a.layer = 7;
     a.params = P;
     ST(LORT_ERR_INVALID_ARG, lort_adapter_delta(&a, W, work, ws));
     ST(LORT_ERR_INVALID_ARG, lort_adapter_backward(&a, x, y, x, 2, NULL, 0, work, ws));
@@ -780,7 +790,7 @@ static void test_cp_generic(void **state) {
             size_t ws = 0, cs = 0;
             OK(j_ws(&S, c->n, &ws)); OK(j_cs(&S, c->n, &cs));
             assert_int_equal(sz.work, ws); assert_int_equal(sz.cache, cs);
-            assert_int_equal(sz.params, S.np); assert_int_equal(sz.frozen, 0);
+            assert_int_equal(sz.params, S.np); assert_int_equal(sz.frozen_bytes, 0);
             assert_int_equal(sz.d_in, c->d); assert_int_equal(sz.d_out, site_dout(&S, a.matrix));
             void *w = tr_buf(ws), *ca = tr_buf(cs), *cb = tr_buf(cs);
             size_t ny = zu(c->n) * zu(sz.d_out), nx = zu(c->n) * zu(c->d);
@@ -845,7 +855,7 @@ static void test_tucker_superdiagonal_is_cp(void **state) {
     }
 }
 
-/* LoTR (MATH.md 4.6): per layer dW_l = (s/r) U G_l V^T with U (d, r), V (d, r) shared and a
+/* LoTR (MATH in lortensor.h): per layer dW_l = (s/r) U G_l V^T with U (d, r), V (d, r) shared and a
    core G_l (r, r) per layer. As tucker: heads 1, M 1, r1 = r2 = r, rH = rM = 1, rL = L,
    A = V, B = U^T, C_L = I, C_H = C_M = 1, core[a, b, 0, l, 0] = G_l[b, a], alpha = scale.
    Checked against LoTR's forward (X V) G_l^T U^T and its backward formulas. */
@@ -916,7 +926,7 @@ static void test_tucker_lotr(void **state) {
             }
         OK(lort_tucker_forward(&t, y, x, P, l, 0, n, NULL, 0, work, ws));
         assert_true(near_fd("lotr forward", y, want, zu(n) * zu(d), 2e-5));
-        /* backward (MATH.md 4.6): dU = s' G^T Q, dQ = s' G U, dG_l = dQ^T P, dP = dQ G_l,
+        /* backward (MATH in lortensor.h): dU = s' G^T Q, dQ = s' G U, dG_l = dQ^T P, dP = dQ G_l,
            dV = X^T dP, dX = dP V^T */
         for (int o = 0; o < d; ++o)
             for (int k = 0; k < r; ++k) {
@@ -980,7 +990,7 @@ static void test_tucker_lotr(void **state) {
     free(P); free(dP); free(work); free(G);
 }
 
-/* FacT-TK (MATH.md 4.6): dY = s (X U^T K_m) V^T, K_m = C x_3 p_m, U = FacTu (r, d), V = FacTv
+/* FacT-TK (MATH in lortensor.h): dY = s (X U^T K_m) V^T, K_m = C x_3 p_m, U = FacTu (r, d), V = FacTv
    (d, r), core C (r, r, r), P (r, S) over S stacked slices. As tucker: heads 1, layers 1,
    M = S, r1 = r2 = rM = r, rH = rL = 1, A = U^T, B = V^T, core[a, b, 0, 0, c] = C[a, b, c],
    C_M = P^T, alpha = s r. Forward and every gradient vs central differences of FacT-TK's own
@@ -1106,7 +1116,9 @@ static void test_tucker_fact_tk(void **state) {
     free(P); free(dP); free(work); free(th);
 }
 
-/* tucker default init: the CP init with a superdiagonal core of ones, B = 0 */
+/* tucker default init: the CP init, B = 0, and a core of ones on the wrapped diagonal
+   (k mod r1, .., k mod rM), k < max rank = 4: a one in every slice of every mode (with
+   unequal ranks the plain superdiagonal would leave rows of B with a zero gradient forever) */
 static void test_tucker_init_default(void **state) {
     (void)state;
     lort_tucker_desc t;
@@ -1123,9 +1135,9 @@ static void test_tucker_init_default(void **state) {
         if (fabsf(P[i] - 1.0f) <= 0.0f) ++ones;
         else assert_true(is_zero_f(P[i]));
     }
-    assert_int_equal(ones, 2u);                      /* min rank = 2 */
-    assert_true(fabsf(P[0] - 1.0f) <= 0.0f);
-    assert_true(fabsf(P[((((1u * 3u + 1u) * 2u + 1u) * 3u + 1u) * 4u) + 1u] - 1.0f) <= 0.0f);
+    assert_int_equal(ones, 4u);                      /* max rank = 4 */
+    for (unsigned k = 0; k < 4u; ++k) /* ranks (4, 3, 2, 3, 4) */
+        assert_true(fabsf(P[((((k * 3u + k % 3u) * 2u + k % 2u) * 3u + k % 3u) * 4u) + k] - 1.0f) <= 0.0f);
     for (size_t i = oB; i < oH; ++i) assert_true(is_zero_f(P[i]));
     for (size_t i = core; i < oB; ++i) assert_true(fabs((double)P[i]) <= 0.5);
     for (size_t i = oH; i < oH + 4u; ++i) assert_true(fabs((double)P[i]) <= sqrt(3.0));
@@ -1137,6 +1149,61 @@ static void test_tucker_init_default(void **state) {
     assert_int_equal(out.rh, 4); assert_int_equal(out.rl, 4); assert_int_equal(out.rm, 4);
     assert_int_equal(out.matrices, 4);
     free(P);
+}
+
+/* Init distributions, two-sided (KS at level 0.001, fixed seeds): every random block of the
+   cp init, tucker's LoTR init (A, B ~ N(0, 1)) and FacT-TK init (A ~ U(+-1/sqrt(d)), core ~
+   U(+-sqrt(3)/r), C_M ~ U(+-sqrt(6/(M + rM)))). A halved bound (KS D = 0.25) fails. */
+static void test_init_distributions(void **state) {
+    (void)state;
+    int ok = 1;
+    lort_rng rng;
+    size_t np = 0;
+    { /* cp, init_scale 0: A ~ U(+-1/sqrt(r)), C_H, C_L, C_M ~ U(+-sqrt(6/r)) */
+        lort_cp_desc d;
+        memset(&d, 0, sizeof d);
+        d.d = 128; d.heads = 4; d.layers = 24; d.r = 16; d.matrices = 8;
+        OK(lort_cp_param_count(&d, &np));
+        float *P = tr_alloc(np);
+        lort_rng_seed(&rng, 31u);
+        OK(lort_cp_init(&d, P, &rng));
+        size_t oB = 128u * 16u, oH = oB + 16u * 32u;
+        ok &= ks_ok("cp A ~ U(+-1/sqrt(r))", P, oB, cdf_uniform_sym, 0.25);
+        ok &= ks_ok("cp C_H, C_L, C_M ~ U(+-sqrt(6/r))", P + oH, np - oH, cdf_uniform_sym,
+                    sqrt(6.0 / 16.0));
+        free(P);
+    }
+    { /* tucker LoTR */
+        lort_tucker_desc t;
+        memset(&t, 0, sizeof t);
+        t.d = 64; t.heads = 1; t.layers = 4; t.r1 = 8; t.r2 = 8; t.rh = 1; t.rl = 4; t.rm = 1;
+        t.init = LORT_TUCKER_INIT_LOTR;
+        OK(lort_tucker_param_count(&t, &np));
+        float *P = tr_alloc(np);
+        lort_rng_seed(&rng, 32u);
+        OK(lort_tucker_init(&t, P, &rng));
+        size_t core = 8u * 8u * 4u, nA = 64u * 8u, nB = 8u * 64u;
+        for (size_t i = 0; i < core; ++i) assert_true(is_zero_f(P[i]));
+        ok &= ks_ok("LoTR A, B ~ N(0, 1)", P + core, nA + nB, cdf_normal, 1.0);
+        free(P);
+    }
+    { /* tucker FacT-TK: d 256, r = 8, M = 40 */
+        lort_tucker_desc t;
+        memset(&t, 0, sizeof t);
+        t.d = 256; t.heads = 1; t.layers = 1; t.matrices = 40; t.r1 = t.r2 = t.rm = 8;
+        t.rh = t.rl = 1; t.init = LORT_TUCKER_INIT_FACT_TK;
+        OK(lort_tucker_param_count(&t, &np));
+        float *P = tr_alloc(np);
+        lort_rng_seed(&rng, 33u);
+        OK(lort_tucker_init(&t, P, &rng));
+        size_t core = 512u, oA = core, oB = oA + 256u * 8u, oH = oB + 8u * 256u, oM = oH + 2u;
+        ok &= ks_ok("FacT-TK core ~ U(+-sqrt(3)/r)", P, core, cdf_uniform_sym, sqrt(3.0) / 8.0);
+        ok &= ks_ok("FacT-TK A ~ U(+-1/sqrt(d))", P + oA, oB - oA, cdf_uniform_sym, 1.0 / 16.0);
+        ok &= ks_ok("FacT-TK C_M ~ U(+-sqrt(6/(M + rM)))", P + oM, np - oM, cdf_uniform_sym,
+                    sqrt(6.0 / 48.0));
+        free(P);
+    }
+    assert_true(ok);
 }
 
 int main(void) {
@@ -1158,6 +1225,7 @@ int main(void) {
         cmocka_unit_test(test_tucker_lotr),
         cmocka_unit_test(test_tucker_fact_tk),
         cmocka_unit_test(test_tucker_init_default),
+        cmocka_unit_test(test_init_distributions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

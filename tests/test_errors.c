@@ -2,7 +2,6 @@
    failing call writes nothing: all output buffers live in one arena filled with a sentinel
    pattern, and after every failing call the arena is compared byte for byte with its snapshot.
    The last test checks, table-driven, that each status code was produced by some real call. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 #include <limits.h>
@@ -138,8 +137,8 @@ static void lora_all(const lort_lora_desc *d, int n, lort_status code) {
     EXPECT(code, lort_lora_forward(d, O.y, X, IA, IB, n, NULL, 0, WORK, BIG));
     EXPECT(code,
            lort_lora_backward(d, O.dx, O.dA, O.dB, DY, X, IA, IB, n, O.cache, BIG, WORK, BIG));
-    EXPECT(code, lort_lora_merge(d, O.W, IA, IB, 1.0f));
-    EXPECT(code, lort_lora_delta(d, O.W, IA, IB));
+    EXPECT(code, lort_lora_merge(d, O.W, IA, IB, 1.0f, NULL, 0));
+    EXPECT(code, lort_lora_delta(d, O.W, IA, IB, NULL, 0));
     if (!d) return;
     lort_adapter a;
     memset(&a, 0, sizeof a);
@@ -230,11 +229,11 @@ static void test_null_pointers(void **state) {
            lort_lora_backward(&d, O.dx, O.dA, O.dB, DY, X, IA, NULL, NR, NULL, 0, WORK, BIG));
     EXPECT(LORT_ERR_NULL,
            lort_lora_backward(&d, O.dx, O.dA, O.dB, DY, X, IA, IB, NR, NULL, 0, NULL, BIG));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, NULL, IA, IB, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, NULL, IB, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, IA, NULL, 1.0f));
-    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, NULL, IA, IB));
-    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, O.W, NULL, IB));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, NULL, IA, IB, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, NULL, IB, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_merge(&d, O.W, IA, NULL, 1.0f, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, NULL, IA, IB, NULL, 0));
+    EXPECT(LORT_ERR_NULL, lort_lora_delta(&d, O.W, NULL, IB, NULL, 0));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, NULL, O.B, &rng));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, O.A, NULL, &rng));
     EXPECT(LORT_ERR_NULL, lort_lora_init(&d, O.A, O.B, NULL));
@@ -377,7 +376,7 @@ static void test_invalid_dims(void **state) {
 static void test_invalid_options(void **state) {
     (void)state;
     /* dropout outside [0, 1), including NaN */
-    static const float bad_p[] = {-0.1f, 1.0f, 1.5f, (float)NAN, (float)INFINITY, -(float)INFINITY};
+    const float bad_p[] = {-0.1f, 1.0f, 1.5f, (float)NAN, (float)INFINITY, -(float)INFINITY};
     for (size_t i = 0; i < sizeof bad_p / sizeof bad_p[0]; ++i) {
         lort_lora_desc d = good_lora();
         d.dropout = bad_p[i];
@@ -403,11 +402,11 @@ static void test_invalid_options(void **state) {
     x.svd.oversample = -1;
     loraxs_all(&x, NR, LORT_ERR_INVALID_ARG);
     /* merge weight non-finite */
-    static const float bad_w[] = {(float)NAN, (float)INFINITY, -(float)INFINITY};
+    const float bad_w[] = {(float)NAN, (float)INFINITY, -(float)INFINITY};
     d = good_lora();
     x = good_loraxs();
     for (size_t i = 0; i < 3; ++i) {
-        EXPECT(LORT_ERR_INVALID_ARG, lort_lora_merge(&d, O.W, IA, IB, bad_w[i]));
+        EXPECT(LORT_ERR_INVALID_ARG, lort_lora_merge(&d, O.W, IA, IB, bad_w[i], NULL, 0));
         EXPECT(LORT_ERR_INVALID_ARG, lort_loraxs_merge(&x, O.W, IR, IA, IB, bad_w[i], WORK, BIG));
         lort_adapter a;
         memset(&a, 0, sizeof a);
@@ -418,6 +417,12 @@ static void test_invalid_options(void **state) {
     }
     /* adamw hyperparameters */
     lort_adamw_desc o = lort_adamw_default(1e-3f);
+    for (int i = 0; i < 64; ++i) { /* a finite state (the arena's pattern need not be) */
+        O.p[i] = 0.25f * (float)(i % 7) - 0.5f;
+        O.m[i] = 0.0f;
+        O.v[i] = 0.0f;
+    }
+    memcpy(&O_snap, &O, sizeof O);
     EXPECT(LORT_OK, lort_adamw_step(&o, O.p, O.m, O.v, G64, 64, 1)); /* baseline valid */
     lort_adamw_desc b;
     b = o;
@@ -506,11 +511,16 @@ static void test_overflow(void **state) {
     d.d_in = INT_MAX;
     d.d_out = INT_MAX;
     EXPECT(LORT_ERR_OVERFLOW, lort_lora_param_count(&d, &cnt));
-    /* ... but a large valid count is not an overflow: r = INT_MAX, d_in = d_out = 1 */
+    /* ... but a large valid count is not an overflow: r = INT_MAX, d_in = d_out = 1 (with a
+       32-bit size_t, 2 INT_MAX floats are not addressable: an overflow there) */
     d.d_in = 1;
     d.d_out = 1;
-    EXPECT(LORT_OK, lort_lora_param_count(&d, &cnt));
-    assert_true(cnt == 2u * (size_t)INT_MAX);
+    if (fits_bytes(2u * (uint64_t)INT_MAX, sizeof(float))) {
+        EXPECT(LORT_OK, lort_lora_param_count(&d, &cnt));
+        assert_true(cnt == 2u * (size_t)INT_MAX);
+    } else {
+        EXPECT(LORT_ERR_OVERFLOW, lort_lora_param_count(&d, &cnt));
+    }
     /* loraxs frozen factors r (d_in + d_out) */
     lort_loraxs_desc x = good_loraxs();
     x.r = INT_MAX;
@@ -607,7 +617,7 @@ static void test_not_mergeable(void **state) {
     a.kind = LORT_KIND_TT_ADP;
     a.desc.tt_adp.hidden = DI;
     a.desc.tt_adp.bottleneck = 4;
-    a.desc.tt_adp.down.d = 3;
+    a.desc.tt_adp.down.n_cores = 3;
     a.desc.tt_adp.down.modes[0] = 4;
     a.desc.tt_adp.down.modes[1] = 3;
     a.desc.tt_adp.down.modes[2] = 4;
@@ -738,6 +748,183 @@ static void test_every_status_reached(void **state) {
     assert_true(ok);
 }
 
+
+/* ---- an OK never hides a NaN (issue 9 section 3) --------------------------------------------- */
+/* SVD of a matrix whose blocks overflow float: positive entries ~1.3e36 in (16, 1000)
+   (||W||_F ~ 1.7e38 < FLT_MAX, but a normalised block times W^T reaches ~n 1.3e36 ~ 1e39;
+   16 > r + 10 probes: the randomized path): OK with finite U, S, Vt, and
+   S equal to 2^120 times the singular values of W 2^-120 (scaling by a power of two is exact,
+   so the two problems have the same singular values up to that factor). A matrix with
+   ||W||_F > FLT_MAX: LORT_ERR_NONFINITE and the outputs untouched. */
+static void test_svd_huge_norm(void **state) {
+    (void)state;
+    arena_fill();
+    enum { M = 16, N = 1000, R = 3 };
+    static float Wb[M * N], Ws[M * N], U[M * R], S[R], Vt[R * N], U2[M * R], S2[R], Vt2[R * N];
+    size_t ws = 0;
+    tr_seed(91);
+    for (int i = 0; i < M * N; ++i) {
+        Ws[i] = 1.0f + 0.3f * tr_sym();
+        Wb[i] = ldexpf(Ws[i], 120); /* 2^120 ~ 1.3e36 */
+    }
+    for (int pass = 0; pass < 2; ++pass) { /* randomized, then exact */
+        lort_svd_opts o;
+        memset(&o, 0, sizeof o);
+        o.exact = pass;
+        OK(lort_svd_truncated_workspace_size(M, N, R, &o, &ws));
+        void *wk = tr_buf(ws);
+        OK(lort_svd_truncated(U, S, Vt, Wb, N, M, N, R, &o, wk, ws));
+        OK(lort_svd_truncated(U2, S2, Vt2, Ws, N, M, N, R, &o, wk, ws));
+        free(wk);
+        for (int i = 0; i < M * R; ++i) assert_true(isfinite(U[i]));
+        for (int i = 0; i < R * N; ++i) assert_true(isfinite(Vt[i]));
+        for (int k = 0; k < R; ++k) {
+            double want = ldexp((double)S2[k], 120);
+            printf("  %s: S[%d] = %.6g, 2^120 S(W 2^-120) = %.6g\n", pass ? "exact" : "randomized",
+                   k, (double)S[k], want);
+            assert_true(isfinite(S[k]) && fabs((double)S[k] - want) <= 1e-4 * want);
+        }
+    }
+    /* ||W||_F > FLT_MAX: refused, nothing written */
+    for (int i = 0; i < M * N; ++i) Wb[i] = (i & 1) ? 1e38f : -1e38f;
+    for (int i = 0; i < R; ++i) S[i] = -7.0f;
+    for (int i = 0; i < M * R; ++i) U[i] = -7.0f;
+    for (int i = 0; i < R * N; ++i) Vt[i] = -7.0f;
+    OK(lort_svd_truncated_workspace_size(M, N, R, NULL, &ws));
+    void *wk = tr_buf(ws);
+    EXPECT(LORT_ERR_NONFINITE, lort_svd_truncated(U, S, Vt, Wb, N, M, N, R, NULL, wk, ws));
+    free(wk);
+    EXPECT(LORT_ERR_NONFINITE, lort_svd_jacobi(U, S, Vt, Wb, N, R, N, 0, WORK, BIG));
+    for (int i = 0; i < R; ++i) assert_true(!(S[i] < -7.0f) && !(S[i] > -7.0f));
+    for (int i = 0; i < M * R; ++i) assert_true(!(U[i] < -7.0f) && !(U[i] > -7.0f));
+    for (int i = 0; i < R * N; ++i) assert_true(!(Vt[i] < -7.0f) && !(Vt[i] > -7.0f));
+}
+
+/* NF4 with a denormal block absmax: 1/absmax is Inf in float; every entry must still land
+   within the documented 0.152 absmax of its value, and 0 must dequantise to 0. */
+static void test_nf4_denormal_absmax(void **state) {
+    (void)state;
+    arena_fill();
+    enum { C = 64 };
+    float w[C], back[C];
+    unsigned char q[4 + C / 2];
+    size_t bytes = 0;
+    const float a = 1e-39f; /* denormal (FLT_MIN ~ 1.18e-38), 1/a = Inf */
+    assert_true(isinf(1.0f / a));
+    OK(lort_nf4_size(C, 1, &bytes));
+    assert_int_equal(bytes, sizeof q);
+    for (int i = 0; i < C; ++i) w[i] = a * (float)(i - 32) / 32.0f; /* -a .. a(31/32), 0 at 32 */
+    w[C - 1] = a;
+    OK(lort_nf4_quantize(q, w, C, 1));
+    OK(lort_nf4_dequantize(back, q, C, 1));
+    int bad = 0;
+    for (int i = 0; i < C; ++i)
+        if (!(fabs((double)back[i] - (double)w[i]) <= 0.152 * (double)a + 2e-45)) ++bad;
+    printf("  denormal absmax %.3g: %d of %d entries beyond 0.152 absmax; deq(0) = %g\n",
+           (double)a, bad, C, (double)back[32]);
+    assert_int_equal(bad, 0);
+    assert_true(fabs((double)back[32]) <= 0.0);
+}
+
+/* AdamW: finite hyper-parameters whose products overflow are refused; a step that would make a
+   parameter, m or v non-finite returns NONFINITE and writes nothing. */
+static void test_adamw_overflow(void **state) {
+    (void)state;
+    arena_fill();
+    float p[4] = {1.0f, -2.0f, 0.5f, 3.0f}, m[4] = {0}, v[4] = {0}, g[4] = {0.1f, 0.2f, -0.3f, 0.4f};
+    float p0[4], m0[4], v0[4];
+    memcpy(p0, p, sizeof p); memcpy(m0, m, sizeof m); memcpy(v0, v, sizeof v);
+    lort_adamw_desc o = lort_adamw_default(1e20f);
+    o.weight_decay = 1e20f; /* 1 - lr wd = -Inf */
+    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&o, p, m, v, g, 4, 1));
+    o = lort_adamw_default(1e38f);
+    o.beta1 = 0.999999f; /* lr / (1 - beta1) overflows */
+    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&o, p, m, v, g, 4, 1));
+    o = lort_adamw_default(1e-3f);
+    g[2] = 1e30f; /* g^2 overflows v */
+    EXPECT(LORT_ERR_NONFINITE, lort_adamw_step(&o, p, m, v, g, 4, 1));
+    g[2] = (float)NAN;
+    EXPECT(LORT_ERR_NONFINITE, lort_adamw_step(&o, p, m, v, g, 4, 1));
+    assert_memory_equal(p, p0, sizeof p);
+    assert_memory_equal(m, m0, sizeof m);
+    assert_memory_equal(v, v0, sizeof v);
+    g[2] = -0.3f;
+    OK(lort_adamw_step(&o, p, m, v, g, 4, 1));
+    for (int i = 0; i < 4; ++i) assert_true(isfinite(p[i]) && fabs((double)p[i] - (double)p0[i]) > 0.0);
+}
+
+/* ---- sizes that wrap a 32-bit size_t ---------------------------------------------------------
+   Each case of issue 9 section 1 (found under gcc -m32): a size query either refuses with
+   LORT_ERR_OVERFLOW, or returns at least the bytes computed here in 64-bit arithmetic from the
+   documented buffers. In the m32 build the first three must overflow; in the 64-bit builds
+   they fit (except the mpo and layout-wrap cases, which overflow everywhere). */
+static void expect_size(const char *what, lort_status st, size_t got, uint64_t need) {
+    int want_ok = fits_bytes(need, 1);
+    printf("  %-44s need %.3g B: %s", what, (double)need, lort_status_string(st));
+    if (st == LORT_OK) printf(" (%.3g B)", (double)got);
+    printf("\n");
+    if (want_ok) {
+        assert_int_equal(st, LORT_OK);
+        assert_true((uint64_t)got >= need);
+    } else {
+        assert_int_equal(st, LORT_ERR_OVERFLOW);
+    }
+}
+static void test_sizes_wrap_32bit(void **state) {
+    (void)state;
+    size_t b = 0, cnt = 0;
+    lort_status st;
+    /* lora, d = 1, r = n = 65536: H = x A^T (n, r) in the cache and twice in the work */
+    lort_lora_desc d = good_lora();
+    d.d_in = d.d_out = 1;
+    d.r = 65536;
+    d.dropout = 0.0f;
+    st = lort_lora_cache_size(&d, 65536, &b);
+    expect_size("lora cache, d 1, r = n = 65536", st, b, 65536ull * 65536ull * 4u);
+    st = lort_lora_workspace_size(&d, 65536, &b);
+    expect_size("lora work, d 1, r = n = 65536", st, b, 2u * 65536ull * 65536ull * 4u);
+    /* cp, d = 1, r = 32768, n = 131072: the low-rank intermediate (n, r) */
+    lort_cp_desc c;
+    memset(&c, 0, sizeof c);
+    c.d = 1; c.heads = 1; c.layers = 1; c.r = 32768; c.matrices = 1;
+    st = lort_cp_workspace_size(&c, 131072, &b);
+    expect_size("cp work, d 1, r 32768, n 131072", st, b, 131072ull * 32768ull * 4u);
+    st = lort_cp_cache_size(&c, 131072, &b);
+    expect_size("cp cache, d 1, r 32768, n 131072", st, b, 131072ull * 32768ull * 4u);
+    /* mpo, a 16384^2 matrix as (1,16384)(1,1)(16384,1) at n = 16: the factored step over the
+       middle core has R = i_3 n j_1 = 2^32 rows (beyond int everywhere) */
+    lort_mpo_desc m;
+    memset(&m, 0, sizeof m);
+    m.n_cores = 3;
+    m.row_factors[0] = 1; m.row_factors[1] = 1; m.row_factors[2] = 16384;
+    m.col_factors[0] = 16384; m.col_factors[1] = 1; m.col_factors[2] = 1;
+    m.bond = 2;
+    m.path = LORT_MPO_FACTORED;
+    assert_int_equal(lort_mpo_workspace_size(&m, 16, &b), LORT_ERR_OVERFLOW);
+    assert_int_equal(lort_mpo_cache_size(&m, 16, &b), LORT_ERR_OVERFLOW);
+    m.path = LORT_MPO_AUTO;
+    assert_int_equal(lort_mpo_workspace_size(&m, 16, &b), LORT_ERR_OVERFLOW);
+    /* tt: rows cols = 2^32 and modes multiplying to 2^32 wrap to 0 on 32 bits (the param count
+       then divided by zero) */
+    lort_tt_desc t;
+    memset(&t, 0, sizeof t);
+    t.rows = 65536; t.cols = 65536; t.n_cores = 2; t.modes[0] = 65536; t.modes[1] = 65536; t.rank = 1;
+    assert_int_equal(lort_tt_param_count(&t, &cnt), LORT_ERR_OVERFLOW);
+    t.rows = 4; t.cols = 1; t.n_cores = 4;
+    t.modes[0] = 65536; t.modes[1] = 65536; t.modes[2] = 1; t.modes[3] = 4;
+    assert_int_equal(lort_tt_param_count(&t, &cnt), LORT_ERR_OVERFLOW);
+    /* the layout guard (issue 9 section 4): a slot ending just below PTRDIFF_MAX must not let
+       later slots through. tt_adp, hidden 1780567235 (prime modes: d = 1), bottleneck 1,
+       dropout 0.5, n 1295004738: three (n, hidden) slots of ~9.2e18 bytes each */
+    lort_tt_adp_desc a;
+    memset(&a, 0, sizeof a);
+    a.hidden = 1780567235; a.bottleneck = 1; a.dropout = 0.5f;
+    a.down.n_cores = 1; a.down.modes[0] = 1780567235; a.down.rank = 1;
+    st = lort_tt_adp_workspace_size(&a, 1295004738, &b);
+    expect_size("tt_adp work, hidden 1.8e9, n 1.3e9", st, b,
+                2u * 1295004738ull * 1780567235ull * 4u);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_calls_work),
@@ -746,6 +933,7 @@ int main(void) {
         cmocka_unit_test(test_invalid_options),
         cmocka_unit_test(test_shape),
         cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_sizes_wrap_32bit),
         cmocka_unit_test(test_short_buffers),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_unsupported_kind),
@@ -753,6 +941,9 @@ int main(void) {
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_no_convergence),
         cmocka_unit_test(test_nonfinite),
+        cmocka_unit_test(test_svd_huge_norm),
+        cmocka_unit_test(test_nf4_denormal_absmax),
+        cmocka_unit_test(test_adamw_overflow),
         cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_every_status_reached),
     };

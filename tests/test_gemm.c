@@ -2,7 +2,6 @@
    status strings, version, backend name, RNG, counter-based hash and dropout, allocation.
    Every expected value comes from double math, closed forms or statistical bounds, never from
    the code under test. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 #include <float.h>
@@ -424,6 +423,7 @@ static void test_status_strings(void **state) {
         {LORT_ERR_NO_CONVERGENCE, -9, "iteration did not converge"},
         {LORT_ERR_NONFINITE, -10, "input contains NaN or Inf"},
         {LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge"},
+        {LORT_ERR_NOT_FOUND, -12, "no entry of that name"},
     };
     size_t n = sizeof codes / sizeof codes[0];
     assert_int_equal((int)n, 1 - (int)LORT__STATUS_MIN);

@@ -15,7 +15,6 @@
      merge / delta vs s B A in double                      norm 1e-5
      unmerge vs W0                                         4 ulp of max(|W0| + |dW|)
 */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 
@@ -29,7 +28,7 @@ typedef struct {
 } lcase;
 
 static const lcase CASES[] = {
-    {3, 5, 4, 2, 3.4f, 0, 0.5f, 1},     /* spec/check_grads.py LoRA shapes, s = 1.7 */
+    {3, 5, 4, 2, 3.4f, 0, 0.5f, 1},     /* the reference gradient check LoRA shapes, s = 1.7 */
     {1, 7, 13, 1, 0.0f, 0, 0.0f, 1},    /* n = 1, r = 1, alpha default */
     {1, 7, 13, 1, 2.0f, 1, 0.3f, 1},    /* n = 1, r = 1, rslora, dropout */
     {5, 13, 7, 7, 16.0f, 0, 0.3f, 1},   /* r = min(d_in, d_out) = d_out */
@@ -128,7 +127,7 @@ static void fd_grad(const lsetup *S, double *p, size_t count, double *out) {
     }
 }
 
-/* Dense chain rule (MATH.md section 1): dB = s G^T H, GH = s G B, dA = GH^T Xd, dx = (GH A).*M */
+/* Dense chain rule (the MATH section of lortensor.h): dB = s G^T H, GH = s G B, dA = GH^T Xd, dx = (GH A).*M */
 static void lora_chain(const lsetup *S, double *dx, double *dA, double *dB) {
     int n = S->n, di = S->d_in, dout = S->d_out, r = S->r;
     (void)lora_ref(S, S->xd, S->Ad, S->Bd, NULL); /* fills S->H */
@@ -415,12 +414,12 @@ static void test_lora_merge(void **state) {
         double dmax = max_abs_d(D, nw);
         /* delta */
         memset(dW, 0xff, nw * sizeof(float)); /* NaN garbage: delta overwrites */
-        OK(lort_lora_delta(&S.desc, dW, S.A, S.B));
+        OK(lort_lora_delta(&S.desc, dW, S.A, S.B, NULL, 0));
         snprintf(label, sizeof label, "case %zu delta", ci);
         assert_true(near_fd(label, dW, D, nw, 1e-5));
         /* merge +1 */
         memcpy(W, W0, nw * sizeof(float));
-        OK(lort_lora_merge(&S.desc, W, S.A, S.B, 1.0f));
+        OK(lort_lora_merge(&S.desc, W, S.A, S.B, 1.0f, NULL, 0));
         for (size_t i = 0; i < nw; ++i) want[i] = (double)W0[i] + D[i];
         snprintf(label, sizeof label, "case %zu merge", ci);
         assert_true(near_fd(label, W, want, nw, 1e-5));
@@ -435,19 +434,31 @@ static void test_lora_merge(void **state) {
         snprintf(label, sizeof label, "case %zu merged == unmerged", ci);
         assert_true(near_fd(label, y, ym, ny, 2e-5));
         /* unmerge restores W0 */
-        OK(lort_lora_merge(&S.desc, W, S.A, S.B, -1.0f));
+        OK(lort_lora_merge(&S.desc, W, S.A, S.B, -1.0f, NULL, 0));
         double wmax = 0.0;
         for (size_t i = 0; i < nw; ++i) wmax = fmax(wmax, fabs((double)W0[i]) + dmax);
         snprintf(label, sizeof label, "case %zu unmerge", ci);
         assert_true(cmp_ff(label, W, W0, nw, 4.0 * 1.2e-7 * wmax, 0.0));
         /* weight 0.5 */
         memcpy(W, W0, nw * sizeof(float));
-        OK(lort_lora_merge(&S.desc, W, S.A, S.B, 0.5f));
+        OK(lort_lora_merge(&S.desc, W, S.A, S.B, 0.5f, NULL, 0));
         for (size_t i = 0; i < nw; ++i) want[i] = (double)W0[i] + 0.5 * D[i];
         snprintf(label, sizeof label, "case %zu merge 0.5", ci);
         assert_true(near_fd(label, W, want, nw, 1e-5));
+        /* with the family's workspace (garbage-filled), as every family's merge takes it: the
+           same bits as without (lora's merge and delta are one GEMM and need no scratch) */
+        size_t ws = 0;
+        OK(lort_lora_workspace_size(&S.desc, 1, &ws));
+        void *work = tr_buf(ws);
+        float *W2 = tr_alloc(nw);
+        memset(work, 0xff, ws);
+        memcpy(W2, W0, nw * sizeof(float));
+        OK(lort_lora_merge(&S.desc, W2, S.A, S.B, 0.5f, work, ws));
+        assert_memory_equal(W2, W, nw * sizeof(float));
+        OK(lort_lora_delta(&S.desc, W2, S.A, S.B, work, ws));
+        assert_memory_equal(W2, dW, nw * sizeof(float));
         free(W0); free(W); free(dW); free(D); free(want); free(Wd); free(W0d); free(ym); free(yb);
-        free(y);
+        free(y); free(work); free(W2);
         teardown_case(&S);
     }
 }
@@ -508,6 +519,43 @@ static void test_lora_init_default(void **state) {
         if (!memcmp(&A[i], &A2[i], sizeof(float))) ++same;
     assert_true(same < na / 100);
     free(A); free(B); free(A2); free(B2); free(x); free(y); free(y0); free(work); free(cache);
+}
+
+/* lort_rng_normal (float polar method with its own log) against the normal CDF (erf, double):
+   200,000 draws, mean, variance, both 3-sigma tails and the Kolmogorov-Smirnov distance
+   (critical value 1.63 / sqrt(N) = 0.0036 at the 1% level; we allow 0.005). */
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+static void test_rng_normal_distribution(void **state) {
+    (void)state;
+    enum { NS = 200000 };
+    float *z = tr_alloc(NS);
+    lort_rng rng;
+    lort_rng_seed(&rng, 2024);
+    double mean = 0.0, var = 0.0, ks = 0.0;
+    size_t tails = 0;
+    for (size_t i = 0; i < NS; ++i) {
+        z[i] = lort_rng_normal(&rng);
+        assert_true(isfinite(z[i]));
+        mean += (double)z[i];
+        tails += fabs((double)z[i]) > 3.0;
+    }
+    mean /= NS;
+    for (size_t i = 0; i < NS; ++i) var += ((double)z[i] - mean) * ((double)z[i] - mean);
+    var /= NS - 1;
+    qsort(z, NS, sizeof *z, cmp_float);
+    for (size_t i = 0; i < NS; ++i) {
+        double F = 0.5 * (1.0 + erf((double)z[i] / sqrt(2.0)));
+        ks = fmax(ks, fmax(fabs(F - (double)i / NS), fabs(F - (double)(i + 1) / NS)));
+    }
+    printf("  rng normal: mean %.4f var %.4f, |z| > 3: %zu (expect %.0f), KS %.4f\n", mean, var,
+           tails, 0.0026998 * NS, ks);
+    assert_true(fabs(mean) < 0.01 && fabs(var - 1.0) < 0.015);
+    assert_true(tails > 420 && tails < 660); /* 540 +- 5 sigma */
+    assert_true(ks < 0.005);
+    free(z);
 }
 
 static void test_lora_init_gaussian(void **state) {
@@ -587,7 +635,7 @@ static void test_lora_counts_resolve(void **state) {
     }
 }
 
-/* Port of the LoRA case of spec/check_grads.py: din=5, dout=4, r=2, s=1.7, n=3, Gaussian data,
+/* Port of the LoRA case of the reference gradient check: din=5, dout=4, r=2, s=1.7, n=3, Gaussian data,
    an inverted-dropout mask with values {0, 2} (p = 0.5), the base layer included in the loss:
    L = sum((x W0^T + s (x.*M) A^T B^T) .* G). dx = G W0 (the caller's base) + the adapter's dx.
    Metric of the script: |fd - g| / max(1, |fd|) <= 1e-5 (float kernel vs double fd). */
@@ -668,6 +716,7 @@ int main(void) {
         cmocka_unit_test(test_lora_merge),
         cmocka_unit_test(test_lora_init_default),
         cmocka_unit_test(test_lora_init_gaussian),
+        cmocka_unit_test(test_rng_normal_distribution),
         cmocka_unit_test(test_lora_check_grads_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,7 +17,6 @@
                            d_out) run it; the others fall back to the exact SVD)
      init, rank-deficient W0: B^T B vs I abs 1e-5, B A vs W0 abs 1e-5 (1 + max|W0|)
 */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 
@@ -285,7 +284,7 @@ static void test_loraxs_counts_resolve(void **state) {
         OK(lort_loraxs_scale(&d, &s));
         assert_true(fabs((double)s - 16.0 / (double)d.r) <= 1e-6 * (double)s);
     }
-    /* the GLUE / RoBERTa-large count of MATH.md section 2: 96 modules, r = 16 -> 24,576 */
+    /* the GLUE / RoBERTa-large count of the MATH section of lortensor.h: 96 modules, r = 16 -> 24,576 */
     {
         lort_loraxs_desc d;
         memset(&d, 0, sizeof d);
@@ -308,7 +307,7 @@ typedef struct {
     int fd;
 } xcase;
 static const xcase CASES[] = {
-    {3, 5, 4, 2, 3.4f, 0, 0.0f, 1},     /* spec/check_grads.py LoRA-XS shapes, s = 1.7 */
+    {3, 5, 4, 2, 3.4f, 0, 0.0f, 1},     /* the reference gradient check LoRA-XS shapes, s = 1.7 */
     {1, 7, 13, 1, 0.0f, 0, 0.3f, 1},    /* n = 1, r = 1 */
     {5, 13, 7, 7, 16.0f, 0, 0.3f, 1},   /* r = min(d_in, d_out) */
     {4, 65, 33, 33, 0.0f, 1, 0.3f, 1},  /* r = min, rslora */
@@ -414,7 +413,7 @@ static void fd_grad(const xsetup *S, double *p, size_t count, double *out) {
         out[i] = (lp - lm) / (2.0 * eps);
     }
 }
-/* Chain rule (MATH.md section 2): dH2 = s G B, dR = dH2^T H1, dx = (dH2 R A) .* M */
+/* Chain rule (the MATH section of lortensor.h): dH2 = s G B, dR = dH2^T H1, dx = (dH2 R A) .* M */
 static void xs_chain(const xsetup *S, double *dx, double *dR) {
     int n = S->n, di = S->d_in, dout = S->d_out, r = S->r;
     (void)xs_ref(S, NULL);
@@ -651,7 +650,7 @@ static void test_loraxs_from_init(void **state) {
     teardown_case(&S);
 }
 
-/* Port of the LoRA-XS case of spec/check_grads.py: din=5, dout=4, r=2, s=1.7, n=3, Gaussian
+/* Port of the LoRA-XS case of the reference gradient check: din=5, dout=4, r=2, s=1.7, n=3, Gaussian
    data, no dropout, base included: L = sum((x W0^T + s x A^T R^T B^T) .* G); fd over R and X.
    Metric of the script: |fd - g| / max(1, |fd|) <= 1e-5 (float kernel vs double fd). */
 static void test_loraxs_check_grads_port(void **state) {

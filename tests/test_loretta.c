@@ -1,5 +1,5 @@
 /* LoRETTA_rep (tt_rep) and LoRETTA_adp (tt_adp) against independent double references, the
-   parameter counts of spec/MATH.md 3.2/3.3 from the papers' mode lists, and the generic
+   parameter counts of the MATH section of lortensor.h/3.3 from the papers' mode lists, and the generic
    adapter interface.
 
    References (double, this file only): each tt matrix entry by entry (the flat offset split
@@ -16,7 +16,6 @@
      ReLU every |Z| is checked to be > 1e-2 so no kink lies within eps)   norm 2e-4
      merge / delta vs s (W_A W_B)^T in double             norm 2e-5
      generic interface vs family calls                    bit-exact */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 
@@ -41,7 +40,7 @@ static lort_tt_desc ttm_desc(const ttm *m, int set_shape) {
     lort_tt_desc d;
     memset(&d, 0, sizeof d);
     if (set_shape) { d.rows = m->rows; d.cols = m->cols; }
-    d.d = m->d;
+    d.n_cores = m->d;
     for (int k = 0; k < m->d; ++k) d.modes[k] = m->n[k];
     for (int k = 1; k < m->d; ++k) d.ranks[k] = m->t[k];
     return d;
@@ -440,11 +439,11 @@ static void test_adp_forward_backward(void **state) {
         char label[160];
         {
             lort_tt_adp_desc r;
-            lort__tt_plan pl;
+            lort_test_plan_info pl;
             OK(lort_tt_adp_desc_resolve(&S.desc, &r));
-            OK(lort__tt_plan_make(&r.down, &pl));
+            OK(lort_test_tt_plan(&r.down, &pl));
             seen_split[pl.split > 0] = 1;
-            OK(lort__tt_plan_make(&r.up, &pl));
+            OK(lort_test_tt_plan(&r.up, &pl));
             seen_split[pl.split > 0] = 1;
         }
         size_t np = 0, cs = 0, ws = 0;
@@ -469,8 +468,12 @@ static void test_adp_forward_backward(void **state) {
                                S.n, cache, cs, work, ws));
         snprintf(label, sizeof label, "adp %s: forward in place", c->name);
         assert_true(near_fd(label, y, want, S.nu, 2e-5));
-        OK(lort_tt_adp_forward(&S.desc, y2, c->place == LORT_TT_ADP_OUTPUT ? S.G : y2, S.params,
-                               S.n, NULL, 0, work, ws)); /* output placement ignores x */
+        if (c->place == LORT_TT_ADP_OUTPUT) { /* the input is y: any other x is refused */
+            ST(LORT_ERR_INVALID_ARG,
+               lort_tt_adp_forward(&S.desc, y2, S.G, S.params, S.n, NULL, 0, work, ws));
+            assert_memory_equal(y2, S.u, S.nu * sizeof(float));
+        }
+        OK(lort_tt_adp_forward(&S.desc, y2, y2, S.params, S.n, NULL, 0, work, ws)); /* x = y */
         assert_memory_equal(y, y2, S.nu * sizeof(float));
         if (c->place == LORT_TT_ADP_INPUT) { /* not aliased: y3 = 0 + f(u) */
             OK(lort_tt_adp_forward(&S.desc, y3, S.u, S.params, S.n, NULL, 0, work, ws));
@@ -594,7 +597,7 @@ static void test_adp_init_and_options(void **state) {
     OK(lort_tt_adp_workspace_size(&S.desc, S.n, &ws));
     void *work = tr_buf(ws);
     float *y = tr_alloc(S.nu);
-    OK(lort_tt_adp_forward(&S.desc, y, S.u, S.params, S.n, NULL, 0, work, ws)); /* y = 0 + f(0)... */
+    OK(lort_tt_adp_forward(&S.desc, y, NULL, S.params, S.n, NULL, 0, work, ws)); /* y = 0 + f(0)... */
     double nrm = 0.0;
     for (size_t i = 0; i < S.nu; ++i) nrm += (double)y[i] * (double)y[i];
     assert_true(nrm > 0.0);
@@ -602,7 +605,7 @@ static void test_adp_init_and_options(void **state) {
     lort_tt_adp_desc r;
     OK(lort_tt_adp_desc_resolve(&S.desc, &r));
     assert_true(is_zero_f(r.scale - 1.0f));
-    assert_int_equal(r.up.d, S.D.d);
+    assert_int_equal(r.up.n_cores, S.D.d);
     assert_int_equal(r.up.rows, S.b);
     assert_int_equal(r.up.cols, S.h);
     assert_int_equal(r.down.rows, S.h);
@@ -619,7 +622,7 @@ static void test_adp_init_and_options(void **state) {
     bad = S.desc; bad.down.rank = 0; bad.down.ranks[1] = 0; assert_int_equal(lort_tt_adp_param_count(&bad, &v), LORT_ERR_INVALID_ARG);
     lort_tt_rep_desc rb;
     memset(&rb, 0, sizeof rb);
-    rb.d_in = 12; rb.d_out = 10; rb.r = 4; rb.A.d = 1; rb.A.modes[0] = 48; rb.B.d = 1; rb.B.modes[0] = 41;
+    rb.d_in = 12; rb.d_out = 10; rb.r = 4; rb.A.n_cores = 1; rb.A.modes[0] = 48; rb.B.n_cores = 1; rb.B.modes[0] = 41;
     assert_int_equal(lort_tt_rep_param_count(&rb, &v), LORT_ERR_SHAPE);
     rb.B.modes[0] = 40; rb.A.cols = 3;
     assert_int_equal(lort_tt_rep_param_count(&rb, &v), LORT_ERR_SHAPE);
@@ -645,10 +648,10 @@ static lort_tt_desc paper_tt(int b, int hidden, int rows, int cols, int t) {
     memset(&d, 0, sizeof d);
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; ++i)
         if (SHAPES[i].b == b && SHAPES[i].hidden == hidden) {
-            d.d = SHAPES[i].d;
+            d.n_cores = SHAPES[i].d;
             memcpy(d.modes, SHAPES[i].modes, sizeof SHAPES[i].modes);
         }
-    assert_true(d.d > 0);
+    assert_true(d.n_cores > 0);
     d.rows = rows; d.cols = cols; d.rank = t;
     return d;
 }
@@ -699,7 +702,7 @@ static void test_param_counts_papers(void **state) {
     /* the TT classifier dense of SEQ_CLS (768: CLS mode list, cores + bias): 1,848 / 3,456 */
     lort_tt_desc cls;
     memset(&cls, 0, sizeof cls);
-    cls.rows = 768; cls.cols = 768; cls.d = 6;
+    cls.rows = 768; cls.cols = 768; cls.n_cores = 6;
     const int m[6] = {8, 8, 12, 12, 8, 8};
     memcpy(cls.modes, m, sizeof m);
     size_t np = 0;
@@ -725,7 +728,7 @@ static void test_generic_matches_family(void **state) {
         size_t cs, ws;
         OK(lort_tt_rep_cache_size(&S.desc, S.n, &cs)); OK(lort_tt_rep_workspace_size(&S.desc, S.n, &ws));
         assert_int_equal(sz.cache, cs); assert_int_equal(sz.work, ws); assert_int_equal(sz.params, S.np);
-        assert_int_equal(sz.frozen, 0u); assert_int_equal(sz.d_in, S.di); assert_int_equal(sz.d_out, S.dout);
+        assert_int_equal(sz.frozen_bytes, 0u); assert_int_equal(sz.d_in, S.di); assert_int_equal(sz.d_out, S.dout);
         void *c1 = tr_buf(cs), *c2 = tr_buf(cs), *work = tr_buf(ws);
         float *y1 = tr_alloc(S.ny), *y2 = tr_alloc(S.ny), *dx1 = tr_alloc(S.nx), *dx2 = tr_alloc(S.nx);
         OK(lort_adapter_forward(&a, y1, S.x, S.n, c1, cs, work, ws));
@@ -773,8 +776,9 @@ static void test_generic_matches_family(void **state) {
         float *y1 = tr_alloc(S.nu), *y2 = tr_alloc(S.nu), *dx1 = tr_alloc(S.nu), *dx2 = tr_alloc(S.nu);
         memcpy(y1, S.u, S.nu * sizeof(float));
         memcpy(y2, S.u, S.nu * sizeof(float));
-        OK(lort_adapter_forward(&a, y1, S.u, S.n, c1, cs, work, ws));
-        OK(lort_tt_adp_forward(&S.desc, y2, S.u, S.params, S.n, c2, cs, work, ws));
+        int out = S.desc.placement == LORT_TT_ADP_OUTPUT; /* input y0 = y: x = y (or NULL) */
+        OK(lort_adapter_forward(&a, y1, out ? y1 : S.u, S.n, c1, cs, work, ws));
+        OK(lort_tt_adp_forward(&S.desc, y2, out ? NULL : S.u, S.params, S.n, c2, cs, work, ws));
         assert_memory_equal(y1, y2, S.nu * sizeof(float));
         OK(lort_adapter_backward(&a, dx1, S.G, S.u, S.n, c1, cs, work, ws));
         OK(lort_tt_adp_backward(&S.desc, dx2, g2, S.G, S.u, S.params, S.n, c2, cs, work, ws));
@@ -807,12 +811,12 @@ static double train_student(int kind) {
     if (kind == LORT_KIND_TT_REP) {
         lort_tt_rep_desc *d = &t.desc.tt_rep;
         d->d_in = 24; d->d_out = 20; d->r = 4; d->alpha = 8.0f;
-        d->A.d = 3; d->A.modes[0] = 4; d->A.modes[1] = 6; d->A.modes[2] = 4; d->A.rank = 3;
-        d->B.d = 3; d->B.modes[0] = 4; d->B.modes[1] = 5; d->B.modes[2] = 4; d->B.rank = 3;
+        d->A.n_cores = 3; d->A.modes[0] = 4; d->A.modes[1] = 6; d->A.modes[2] = 4; d->A.rank = 3;
+        d->B.n_cores = 3; d->B.modes[0] = 4; d->B.modes[1] = 5; d->B.modes[2] = 4; d->B.rank = 3;
     } else {
         lort_tt_adp_desc *d = &t.desc.tt_adp;
         d->hidden = 24; d->bottleneck = 4; d->act = LORT_ACT_TANH; d->placement = LORT_TT_ADP_INPUT;
-        d->down.d = 3; d->down.modes[0] = 4; d->down.modes[1] = 6; d->down.modes[2] = 4;
+        d->down.n_cores = 3; d->down.modes[0] = 4; d->down.modes[1] = 6; d->down.modes[2] = 4;
         d->down.rank = 3;
     }
     st = t;
@@ -862,6 +866,29 @@ static void test_train_end_to_end(void **state) {
     assert_true(train_student(LORT_KIND_TT_ADP) > 20.0);
 }
 
+/* tt_adp's bias init, two-sided (KS at level 0.001, fixed seed): beta_d ~ U(+-1/sqrt(b)) and
+   beta_u ~ U(+-1/sqrt(hidden)), hidden 2048, b 256 (a halved bound fails for both, one off by
+   10% for beta_u). */
+static void test_adp_bias_distribution(void **state) {
+    (void)state;
+    lort_tt_adp_desc d;
+    memset(&d, 0, sizeof d);
+    d.hidden = 2048; d.bottleneck = 256;
+    d.down.n_cores = 2; d.down.modes[0] = 512; d.down.modes[1] = 1024; d.down.rank = 2;
+    size_t np = 0;
+    OK(lort_tt_adp_param_count(&d, &np));
+    float *P = tr_alloc(np);
+    lort_rng rng;
+    lort_rng_seed(&rng, 41u);
+    OK(lort_tt_adp_init(&d, P, &rng));
+    const float *bd = P + np - 256u - 2048u, *bu = bd + 256u;
+    int ok = ks_ok("tt_adp beta_d ~ U(+-1/sqrt(b))", bd, 256u, cdf_uniform_sym, 1.0 / 16.0);
+    ok &= ks_ok("tt_adp beta_u ~ U(+-1/sqrt(hidden))", bu, 2048u, cdf_uniform_sym,
+                1.0 / sqrt(2048.0));
+    free(P);
+    assert_true(ok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rep_forward_backward),
@@ -869,6 +896,7 @@ int main(void) {
         cmocka_unit_test(test_adp_forward_backward),
         cmocka_unit_test(test_adp_placements_in_a_layer),
         cmocka_unit_test(test_adp_init_and_options),
+        cmocka_unit_test(test_adp_bias_distribution),
         cmocka_unit_test(test_param_counts_papers),
         cmocka_unit_test(test_generic_matches_family),
         cmocka_unit_test(test_train_end_to_end),

@@ -1,8 +1,8 @@
 /* Kernels allocate nothing; workspaces and caches are exactly as large as the size queries say.
 
    Two independent spies watch every kernel call:
-   1. LORT_MALLOC / LORT_FREE are defined below as a counting spy before the implementation is
-      included, so any use of the library's own allocator hook is seen.
+   1. LORT_MALLOC / LORT_FREE are a counting spy in the implementation object the tests link
+      (tests/impl.c), so any use of the library's own allocator hook is seen.
    2. The process's malloc, calloc, realloc, free (and the aligned variants) are interposed
       here, forwarding to glibc's __libc_* entry points, with a counter that is switched on only
       around kernel calls (so cmocka's and the test's own allocations are not counted). This
@@ -192,8 +192,8 @@ static void test_no_alloc_lora(void **state) {
                 lort_lora_backward(&d, dx, dA, dB, dy, x, A, B, n, NULL, 0, work, ws));
         COUNTED("lort_lora_backward (dx only)",
                 lort_lora_backward(&d, dx, NULL, NULL, dy, x, A, B, n, NULL, 0, work, ws));
-        COUNTED("lort_lora_merge", lort_lora_merge(&d, W, A, B, 1.0f));
-        COUNTED("lort_lora_delta", lort_lora_delta(&d, W, A, B));
+        COUNTED("lort_lora_merge", lort_lora_merge(&d, W, A, B, 1.0f, NULL, 0));
+        COUNTED("lort_lora_delta", lort_lora_delta(&d, W, A, B, NULL, 0));
         free(P);
         free(G);
         free(x);
@@ -273,7 +273,7 @@ static void test_no_alloc_adapter_adamw(void **state) {
         COUNTED("lort_adapter_sizes_query", lort_adapter_sizes_query(&a, n, &sz));
         a.params = tr_alloc(sz.params);
         a.grads = tr_alloc(sz.params);
-        a.frozen = sz.frozen ? tr_alloc(sz.frozen) : NULL;
+        a.frozen = sz.frozen_bytes ? tr_buf(sz.frozen_bytes) : NULL;
         void *work = tr_buf(sz.work), *cache = tr_buf(sz.cache), *iw = tr_buf(sz.init_work);
         float *W0 = tr_rand((size_t)sz.d_out * (size_t)sz.d_in),
               *W = tr_rand((size_t)sz.d_out * (size_t)sz.d_in);
@@ -338,7 +338,7 @@ static void test_no_alloc_mpo(void **state) {
         for (int path = 1; path <= 2; ++path) {
             lort_mpo_desc d;
             memset(&d, 0, sizeof d);
-            d.ncores = 3;
+            d.n_cores = 3;
             d.row_factors[0] = 2; d.row_factors[1] = 3; d.row_factors[2] = 2;
             d.col_factors[0] = 4; d.col_factors[1] = 1; d.col_factors[2] = 5;
             d.bond = 3;
@@ -346,7 +346,7 @@ static void test_no_alloc_mpo(void **state) {
             d.residual = res;
             size_t np = 0, fz = 0, ws = 0, cs = 0, iw = 0;
             COUNTED("lort_mpo_param_count", lort_mpo_param_count(&d, &np));
-            COUNTED("lort_mpo_frozen_count", lort_mpo_frozen_count(&d, &fz));
+            COUNTED("lort_mpo_residual_size", lort_mpo_residual_size(&d, &fz));
             COUNTED("lort_mpo_workspace_size", lort_mpo_workspace_size(&d, n, &ws));
             COUNTED("lort_mpo_cache_size", lort_mpo_cache_size(&d, n, &cs));
             COUNTED("lort_mpo_init_workspace_size", lort_mpo_init_workspace_size(&d, &iw));
@@ -356,8 +356,8 @@ static void test_no_alloc_mpo(void **state) {
             float *x = tr_rand((size_t)n * 20u), *dy = tr_rand((size_t)n * 12u);
             float *y = tr_alloc((size_t)n * 12u), *dx = tr_alloc((size_t)n * 20u);
             void *work = tm_exact(ws, &r1), *cache = tm_exact(cs, &r2), *iwork = tm_exact(iw, &r3);
-            COUNTED("lort_mpo_init", lort_mpo_init(&d, cores, res ? fr : NULL, W0, &err, iwork, iw));
-            COUNTED("lort_mpo_from_dense", lort_mpo_from_dense(&d, cores, W0, &err, iwork, iw));
+            COUNTED("lort_mpo_init", lort_mpo_init(&d, cores, res ? fr : NULL, &err, W0, iwork, iw));
+            COUNTED("lort_mpo_from_dense", lort_mpo_from_dense(&d, cores, &err, W0, iwork, iw));
             COUNTED("lort_mpo_forward", lort_mpo_forward(&d, y, x, cores, fr, n, cache, cs, work, ws));
             COUNTED("lort_mpo_forward (no cache)",
                     lort_mpo_forward(&d, y, x, cores, fr, n, NULL, 0, work, ws));
@@ -378,28 +378,28 @@ static void test_no_alloc_mpo(void **state) {
             unsigned char *r4;
             void *rwork = tm_exact(rw, &r4);
             float *c2 = tr_alloc(np2);
-            COUNTED("lort_mpo_round", lort_mpo_round(&d, cores, &to, c2, &err, rwork, rw));
+            COUNTED("lort_mpo_round", lort_mpo_round(&d, &to, c2, &err, cores, rwork, rw));
             free(r1); free(r2); free(r3); free(r4); free(cores); free(dc); free(fr); free(W0);
             free(W); free(x); free(dy); free(y); free(dx); free(c2);
         }
     /* tt form and the NF4 kernels */
     lort_tt_desc t;
     memset(&t, 0, sizeof t);
-    t.rows = 6; t.cols = 10; t.d = 3; t.modes[0] = 3; t.modes[1] = 4; t.modes[2] = 5; t.rank = 2;
+    t.rows = 6; t.cols = 10; t.n_cores = 3; t.modes[0] = 3; t.modes[1] = 4; t.modes[2] = 5; t.rank = 2;
     size_t ts = 0, tw = 0, b = 0, nw = 0;
     COUNTED("lort_tt_svd_workspace_size", lort_tt_svd_workspace_size(&t, NULL, &ts));
     COUNTED("lort_tt_round_workspace_size", lort_tt_round_workspace_size(&t, &t, &tw));
     unsigned char *r5, *r6, *r7;
     void *tsw = tm_exact(ts, &r5), *trw = tm_exact(tw, &r6);
     float *W = tr_rand(60), *c = tr_alloc(3 * 2 + 2 * 4 * 2 + 2 * 5), *c2 = tr_alloc(40), err = 0.0f;
-    COUNTED("lort_tt_svd", lort_tt_svd(&t, c, W, NULL, &err, tsw, ts));
-    COUNTED("lort_tt_round", lort_tt_round(&t, c, &t, c2, &err, trw, tw));
-    COUNTED("lort_nf4_size", lort_nf4_size(6, 10, &b));
+    COUNTED("lort_tt_svd", lort_tt_svd(&t, c, &err, W, NULL, tsw, ts));
+    COUNTED("lort_tt_round", lort_tt_round(&t, &t, c2, &err, c, trw, tw));
+    COUNTED("lort_nf4_size", lort_nf4_size(10, 6, &b));
     COUNTED("lort_nf4_linear_workspace_size", lort_nf4_linear_workspace_size(3, 10, 6, &nw));
     void *q = tr_buf(b), *nwk = tm_exact(nw, &r7);
     float *x = tr_rand(30), *y = tr_alloc(18), *D = tr_alloc(60);
-    COUNTED("lort_nf4_quantize", lort_nf4_quantize(q, W, 6, 10));
-    COUNTED("lort_nf4_dequantize", lort_nf4_dequantize(D, q, 6, 10));
+    COUNTED("lort_nf4_quantize", lort_nf4_quantize(q, W, 10, 6));
+    COUNTED("lort_nf4_dequantize", lort_nf4_dequantize(D, q, 10, 6));
     COUNTED("lort_nf4_linear_forward", lort_nf4_linear_forward(y, x, q, 3, 10, 6, nwk, nw));
     COUNTED("lort_nf4_linear_backward", lort_nf4_linear_backward(x, y, q, 3, 10, 6, nwk, nw));
     free(r5); free(r6); free(r7); free(W); free(c); free(c2); free(q); free(x); free(y); free(D);
@@ -486,7 +486,7 @@ static void test_short_buffers_lora(void **state) {
 static lort_tt_desc tt_desc_4(int rows, int cols, int m0, int m1, int m2, int m3, int rank) {
     lort_tt_desc d;
     memset(&d, 0, sizeof d);
-    d.rows = rows; d.cols = cols; d.d = 4; d.rank = rank;
+    d.rows = rows; d.cols = cols; d.n_cores = 4; d.rank = rank;
     d.modes[0] = m0; d.modes[1] = m1; d.modes[2] = m2; d.modes[3] = m3;
     return d;
 }
@@ -550,14 +550,15 @@ static void test_no_alloc_tt(void **state) {
             lort_rng rng;
             lort_rng_seed(&rng, 2);
             COUNTED("lort_adapter_init (tt)", lort_adapter_init(&a, NULL, &rng, NULL, 0));
+            const float *u = ki && !drop ? y : x; /* tt_adp output placement: the input is y */
             COUNTED("lort_adapter_forward (tt)",
-                    lort_adapter_forward(&a, y, x, n, cache, sz.cache, work, sz.work));
+                    lort_adapter_forward(&a, y, u, n, cache, sz.cache, work, sz.work));
             COUNTED("lort_adapter_backward (tt)",
                     lort_adapter_backward(&a, dx, dy, x, n, cache, sz.cache, work, sz.work));
             COUNTED("lort_adapter_backward (tt, no cache)",
                     lort_adapter_backward(&a, dx, dy, x, n, NULL, 0, work, sz.work));
             COUNTED("lort_adapter_forward (tt, no cache)",
-                    lort_adapter_forward(&a, y, x, n, NULL, 0, work, sz.work));
+                    lort_adapter_forward(&a, y, u, n, NULL, 0, work, sz.work));
             if (kind == LORT_KIND_TT_REP) {
                 COUNTED("lort_tt_rep_merge", lort_adapter_merge(&a, W, 1.0f, work, sz.work));
                 COUNTED("lort_tt_rep_delta", lort_adapter_delta(&a, W, work, sz.work));
@@ -590,12 +591,13 @@ static void test_short_buffers_tt(void **state) {
             unsigned char *work = wb + 1, *cache = cb + 1; /* misaligned */
             memset(cache, 0x5c, sz.cache);
             unsigned char *cache0 = (unsigned char *)dup_bytes(cache, sz.cache);
-            assert_int_equal(lort_adapter_forward(&a, y, x, n, cache, sz.cache, work, sz.work - 1),
+            const float *u = ki && !drop ? y : x; /* tt_adp output placement: the input is y */
+            assert_int_equal(lort_adapter_forward(&a, y, u, n, cache, sz.cache, work, sz.work - 1),
                              LORT_ERR_WORKSPACE);
-            assert_int_equal(lort_adapter_forward(&a, y, x, n, cache, sz.cache - 1, work, sz.work),
+            assert_int_equal(lort_adapter_forward(&a, y, u, n, cache, sz.cache - 1, work, sz.work),
                              LORT_ERR_CACHE);
             assert_true(same(y, y0, nb) && same(cache, cache0, sz.cache));
-            assert_int_equal(lort_adapter_forward(&a, y, x, n, cache, sz.cache, work, sz.work),
+            assert_int_equal(lort_adapter_forward(&a, y, u, n, cache, sz.cache, work, sz.work),
                              LORT_OK);
             assert_false(same(y, y0, nb));
             assert_int_equal(lort_adapter_backward(&a, dx, dy, x, n, cache, sz.cache, work,
@@ -965,40 +967,40 @@ static void *failing_alloc(size_t bytes, void *user) {
 static void test_alloc_spy(void **state) {
     (void)state;
     void *p = NULL;
-    spy_lort_mallocs = spy_lort_frees = 0;
+    lort_test_spy_mallocs = lort_test_spy_frees = 0;
     assert_int_equal(lort_alloc(NULL, 128, &p), LORT_OK);
     assert_non_null(p);
-    assert_int_equal(spy_lort_mallocs, 1);
-    assert_int_equal(spy_lort_frees, 0);
+    assert_int_equal(lort_test_spy_mallocs, 1);
+    assert_int_equal(lort_test_spy_frees, 0);
     memset(p, 1, 128);
     lort_free(NULL, p);
-    assert_int_equal(spy_lort_frees, 1);
+    assert_int_equal(lort_test_spy_frees, 1);
     lort_free(NULL, NULL);
-    assert_int_equal(spy_lort_frees, 1);
+    assert_int_equal(lort_test_spy_frees, 1);
     /* a custom allocator replaces LORT_MALLOC entirely */
     lort_allocator al = {NULL, custom_alloc, custom_free};
     assert_int_equal(lort_alloc(&al, 64, &p), LORT_OK);
     lort_free(&al, p);
     assert_int_equal(custom_allocs, 1);
     assert_int_equal(custom_frees, 1);
-    assert_int_equal(spy_lort_mallocs, 1);
-    assert_int_equal(spy_lort_frees, 1);
+    assert_int_equal(lort_test_spy_mallocs, 1);
+    assert_int_equal(lort_test_spy_frees, 1);
     lort_allocator bad = {NULL, failing_alloc, custom_free};
     p = &p;
     assert_int_equal(lort_alloc(&bad, 64, &p), LORT_ERR_OUT_OF_MEMORY);
     assert_null(p);
     assert_int_equal(custom_allocs, 2);
-    assert_int_equal(spy_lort_mallocs, 1);
+    assert_int_equal(lort_test_spy_mallocs, 1);
     /* bytes = 0 never reaches an allocator */
     assert_int_equal(lort_alloc(NULL, 0, &p), LORT_ERR_INVALID_ARG);
-    assert_int_equal(spy_lort_mallocs, 1);
+    assert_int_equal(lort_test_spy_mallocs, 1);
 #ifdef TM_INTERPOSE
     /* with LORT_MALLOC defined, lort_alloc does not call malloc itself beyond the spy's one */
     tm_begin();
     assert_int_equal(lort_alloc(NULL, 32, &p), LORT_OK);
     tm_counting = 0;
     assert_int_equal(tm_allocs, 1);
-    assert_int_equal(spy_lort_mallocs, 1);
+    assert_int_equal(lort_test_spy_mallocs, 1);
     lort_free(NULL, p);
 #endif
 }

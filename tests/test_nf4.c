@@ -1,7 +1,7 @@
 /* NF4 (QLoRA / bitsandbytes 4-bit NormalFloat), the NF4 GEMM and QDoTA (mpo with an NF4
    residual), against references written here.
 
-   References: the 16 levels typed in from spec/MATH.md 5.5; an independent quantiser (nearest
+   References: the 16 levels typed in from the MATH section of lortensor.h; an independent quantiser (nearest
    level in double, ties down, as bitsandbytes' tree); a blob decoder of our own (absmax fp32
    per block of 64, then bytes with element 2i in the high nibble); the expected squared error
    of NF4 on N(0, 1) blocks of 64, integrated numerically from the codebook and the distribution
@@ -53,7 +53,7 @@ static void test_nf4_levels_and_layout(void **state) {
     for (int c = 0; c < 16; ++c) assert_true(fabs((double)lort_nf4_level(c) - LV[c]) < 1e-7);
     assert_true(fabs((double)lort_nf4_level(16)) < 1e-30 && fabs((double)lort_nf4_level(-1)) < 1e-30);
     size_t b;
-    OK(lort_nf4_size(7, 37, &b)); /* 259 entries: 5 blocks (last of 3), 130 bytes */
+    OK(lort_nf4_size(37, 7, &b)); /* 259 entries: 5 blocks (last of 3), 130 bytes */
     assert_int_equal(b, 5 * 4 + 130);
     OK(lort_nf4_size(64, 64, &b));
     assert_int_equal(b * 8 * 2, 64u * 64u * 9u); /* 4.5 bits per entry */
@@ -64,7 +64,7 @@ static void test_nf4_levels_and_layout(void **state) {
     W[64] = -3.0f;
     W[65] = 0.0f;
     unsigned char q[2 * 4 + 33];
-    OK(lort_nf4_quantize(q, W, 1, 66));
+    OK(lort_nf4_quantize(q, W, 66, 1));
     float a0, a1;
     memcpy(&a0, q, 4);
     memcpy(&a1, q + 4, 4);
@@ -73,7 +73,7 @@ static void test_nf4_levels_and_layout(void **state) {
     assert_int_equal(q[8 + 7], 0xEF);  /* elements 14, 15 */
     assert_int_equal(q[8 + 32], 0x07); /* -3/3 = -1 -> 0 high; 0 -> 7 low */
     float D[66];
-    OK(lort_nf4_dequantize(D, q, 1, 66));
+    OK(lort_nf4_dequantize(D, q, 66, 1));
     for (int e = 0; e < 66; ++e) assert_true(fabsf(D[e] - W[e]) <= 1e-6f * fabsf(W[e]));
 }
 
@@ -87,9 +87,9 @@ static void test_nf4_vs_reference(void **state) {
         float *W = tr_alloc(count);
         for (size_t e = 0; e < count; ++e) W[e] = (float)(tg_normal() * 0.3);
         if (count > 70) memset(W + 64, 0, 64 * sizeof(float) > (count - 64) * sizeof(float) ? (count - 64) * sizeof(float) : 64 * sizeof(float)); /* a zero block */
-        OK(lort_nf4_size(rows, cols, &bytes));
+        OK(lort_nf4_size(cols, rows, &bytes));
         unsigned char *q = (unsigned char *)tr_buf(bytes);
-        OK(lort_nf4_quantize(q, W, rows, cols));
+        OK(lort_nf4_quantize(q, W, cols, rows));
         int checked = 0;
         for (size_t e = 0; e < count; ++e) {
             size_t b0 = e / 64 * 64, b1 = b0 + 64 < count ? b0 + 64 : count;
@@ -111,7 +111,7 @@ static void test_nf4_vs_reference(void **state) {
         double *want = td_alloc(count);
         float *D = tr_alloc(count);
         decode(q, count, want);
-        OK(lort_nf4_dequantize(D, q, rows, cols));
+        OK(lort_nf4_dequantize(D, q, cols, rows));
         for (size_t e = 0; e < count; ++e) assert_true(!(fabs((double)D[e] - want[e]) > 0.0));
         free(W); free(q); free(want); free(D);
     }
@@ -155,10 +155,10 @@ static void test_nf4_gaussian_error(void **state) {
     tr_seed(2024);
     float *W = tr_alloc(count), *D = tr_alloc(count);
     for (size_t e = 0; e < count; ++e) W[e] = (float)tg_normal();
-    OK(lort_nf4_size(rows, cols, &bytes));
+    OK(lort_nf4_size(cols, rows, &bytes));
     unsigned char *q = (unsigned char *)tr_buf(bytes);
-    OK(lort_nf4_quantize(q, W, rows, cols));
-    OK(lort_nf4_dequantize(D, q, rows, cols));
+    OK(lort_nf4_quantize(q, W, cols, rows));
+    OK(lort_nf4_dequantize(D, q, cols, rows));
     double halfgap = 0.0, mse = 0.0;
     for (int c = 0; c < 15; ++c) halfgap = fmax(halfgap, 0.5 * (LV[c + 1] - LV[c]));
     for (size_t e = 0; e < count; ++e) {
@@ -184,9 +184,9 @@ static void test_nf4_linear(void **state) {
         tr_seed(77 + (uint64_t)si);
         float *W = tr_rand(cw), *x = tr_rand((size_t)n * (size_t)din), *dy = tr_rand((size_t)n * (size_t)dout);
         float *y = tr_rand((size_t)n * (size_t)dout), *dx = tr_rand((size_t)n * (size_t)din);
-        OK(lort_nf4_size(dout, din, &bytes));
+        OK(lort_nf4_size(din, dout, &bytes));
         unsigned char *q = (unsigned char *)tr_buf(bytes);
-        OK(lort_nf4_quantize(q, W, dout, din));
+        OK(lort_nf4_quantize(q, W, din, dout));
         double *Wd = td_alloc(cw);
         decode(q, cw, Wd);
         double *wy = td_alloc((size_t)n * (size_t)dout), *wdx = td_alloc((size_t)n * (size_t)din);
@@ -219,7 +219,7 @@ static void qshape_of(const lort_mpo_desc *d, qshape *s) {
     lort_mpo_desc r;
     OK(lort_mpo_desc_resolve(d, &r));
     memset(s, 0, sizeof *s);
-    s->N = r.ncores; s->nr = r.d_out; s->nc = r.d_in;
+    s->N = r.n_cores; s->nr = r.d_out; s->nc = r.d_in;
     for (int k = 0; k <= s->N; ++k) s->D[k] = r.bonds[k];
     for (int k = 0; k < s->N; ++k) {
         s->ii[k] = r.row_factors[k]; s->jj[k] = r.col_factors[k];
@@ -272,7 +272,7 @@ static void test_qdota(void **state) {
     for (int path = 1; path <= 2; ++path) {
         lort_mpo_desc d;
         memset(&d, 0, sizeof d);
-        d.ncores = 3;
+        d.n_cores = 3;
         for (int k = 0; k < 3; ++k) { d.row_factors[k] = ii[k]; d.col_factors[k] = jj[k]; }
         d.bond = 3;
         d.path = path;
@@ -283,15 +283,15 @@ static void test_qdota(void **state) {
         size_t IJ = (size_t)s.nr * (size_t)s.nc, np = s.off[3], fz = 0, iw = 0, ws = 0, cs = 0, bytes = 0;
         assert_int_equal(s.nr, 24);
         assert_int_equal(s.nc, 64);
-        OK(lort_mpo_frozen_count(&d, &fz));
-        OK(lort_nf4_size(24, 64, &bytes));
-        assert_int_equal(fz, (bytes + 3) / 4);
-        assert_true(fabs((double)fz * 32.0 / (double)IJ - 4.5) < 1e-12); /* 4.5 bits per entry */
+        OK(lort_mpo_residual_size(&d, &fz));
+        OK(lort_nf4_size(64, 24, &bytes));
+        assert_int_equal(fz, bytes);
+        assert_true(fabs((double)fz * 8.0 / (double)IJ - 4.5) < 1e-12); /* 4.5 bits per entry */
         tr_seed(5150 + (uint64_t)path);
-        float *W0 = tr_rand(IJ), *cores = tr_alloc(np), *res = tr_alloc(fz), err = -1.0f;
+        float *W0 = tr_rand(IJ), *cores = tr_alloc(np), *res = (float *)tr_buf(fz), err = -1.0f;
         OK(lort_mpo_init_workspace_size(&d, &iw));
         void *iwork = tr_buf(iw);
-        OK(lort_mpo_init(&d, cores, res, W0, &err, iwork, iw));
+        OK(lort_mpo_init(&d, cores, res, &err, W0, iwork, iw));
         double *cd = to_double(cores, np), *Wq = td_alloc(IJ), *M = td_alloc(IJ);
         decode((const unsigned char *)res, IJ, Wq);
         ref_mpo(&s, cd, M);
@@ -352,7 +352,7 @@ static void test_qdota_adapter(void **state) {
     lort_adapter a;
     memset(&a, 0, sizeof a);
     a.kind = LORT_KIND_MPO;
-    a.desc.mpo.ncores = 2;
+    a.desc.mpo.n_cores = 2;
     a.desc.mpo.row_factors[0] = 4; a.desc.mpo.row_factors[1] = 5;
     a.desc.mpo.col_factors[0] = 8; a.desc.mpo.col_factors[1] = 8;
     a.desc.mpo.bond = 3;
@@ -361,9 +361,9 @@ static void test_qdota_adapter(void **state) {
     lort_adapter_sizes sz;
     OK(lort_adapter_sizes_query(&a, n, &sz));
     size_t bytes = 0, np = 0;
-    OK(lort_nf4_size(20, 64, &bytes));
+    OK(lort_nf4_size(64, 20, &bytes));
     OK(lort_mpo_param_count(&a.desc.mpo, &np));
-    assert_int_equal(sz.frozen, (bytes + 3) / 4);
+    assert_int_equal(sz.frozen_bytes, bytes);
     assert_int_equal(sz.params, np);
     assert_int_equal(sz.replaces_base, 1);
     assert_int_equal(sz.d_in, 64);
@@ -371,12 +371,12 @@ static void test_qdota_adapter(void **state) {
     tr_seed(321);
     float *W0 = tr_rand(1280), *x = tr_rand((size_t)n * 64), *dy = tr_rand((size_t)n * 20);
     a.params = tr_alloc(sz.params);
-    a.frozen = tr_alloc(sz.frozen);
+    a.frozen = tr_buf(sz.frozen_bytes);
     a.grads = tr_alloc(sz.params);
-    float *c2 = tr_alloc(sz.params), *f2 = tr_alloc(sz.frozen), *g2 = tr_alloc(sz.params);
+    float *c2 = tr_alloc(sz.params), *f2 = (float *)tr_buf(sz.frozen_bytes), *g2 = tr_alloc(sz.params);
     void *iw = tr_buf(sz.init_work), *w = tr_buf(sz.work), *cache = tr_buf(sz.cache);
     OK(lort_adapter_init(&a, W0, NULL, iw, sz.init_work));
-    OK(lort_mpo_init(&a.desc.mpo, c2, f2, W0, NULL, iw, sz.init_work));
+    OK(lort_mpo_init(&a.desc.mpo, c2, f2, NULL, W0, iw, sz.init_work));
     assert_true(memcmp(a.params, c2, sz.params * sizeof(float)) == 0);
     assert_true(memcmp(a.frozen, f2, bytes) == 0);
     float *y = tr_alloc((size_t)n * 20), *y2 = tr_alloc((size_t)n * 20);
@@ -404,16 +404,16 @@ static void test_nf4_errors(void **state) {
     size_t b;
     float W[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[8], work[64];
     unsigned char q[64];
-    ST(LORT_ERR_NULL, lort_nf4_size(2, 4, NULL));
-    ST(LORT_ERR_INVALID_ARG, lort_nf4_size(0, 4, &b));
-    ST(LORT_ERR_INVALID_ARG, lort_nf4_size(2, -1, &b));
+    ST(LORT_ERR_NULL, lort_nf4_size(4, 2, NULL));
+    ST(LORT_ERR_INVALID_ARG, lort_nf4_size(4, 0, &b));
+    ST(LORT_ERR_INVALID_ARG, lort_nf4_size(-1, 2, &b));
     ST(LORT_ERR_OVERFLOW, lort_nf4_size(INT_MAX, INT_MAX, &b)); /* 4 bytes per entry > PTRDIFF_MAX */
-    ST(LORT_ERR_NULL, lort_nf4_quantize(NULL, W, 2, 4));
-    ST(LORT_ERR_NULL, lort_nf4_dequantize(y, NULL, 2, 4));
+    ST(LORT_ERR_NULL, lort_nf4_quantize(NULL, W, 4, 2));
+    ST(LORT_ERR_NULL, lort_nf4_dequantize(y, NULL, 4, 2));
     W[3] = NAN;
-    ST(LORT_ERR_NONFINITE, lort_nf4_quantize(q, W, 2, 4));
+    ST(LORT_ERR_NONFINITE, lort_nf4_quantize(q, W, 4, 2));
     W[3] = 4.0f;
-    OK(lort_nf4_quantize(q, W, 2, 4));
+    OK(lort_nf4_quantize(q, W, 4, 2));
     size_t ws = 0;
     OK(lort_nf4_linear_workspace_size(1, 4, 2, &ws));
     ST(LORT_ERR_WORKSPACE, lort_nf4_linear_forward(y, W, q, 1, 4, 2, work, ws - 1));
@@ -422,10 +422,48 @@ static void test_nf4_errors(void **state) {
     ST(LORT_ERR_NULL, lort_nf4_linear_backward(y, W, NULL, 1, 4, 2, work, ws));
 }
 
+/* Exact ties. bitsandbytes' NF4 quantiser is a comparison tree over 15 float thresholds, the
+   midpoints of neighbouring levels as float literals (typed here from its dQuantizeNF4; the
+   real midpoint of two float levels is often not a float, so the literal fixes which float
+   goes where). A code counts the thresholds strictly below x, so x == T_k is a tie that takes
+   the lower level l_k, the next float above T_k takes l_{k+1}, the one below l_k. Block
+   absmax 1, so x = w exactly. Ties rounded up, or a threshold one float off, fail. */
+static const float BNB_T[15] = {
+    -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
+    -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
+    0.1202552504837513f, 0.2035212516784668f, 0.2920137718319893f, 0.3893125355243683f,
+    0.5016634166240692f, 0.6427869200706482f, 0.8614784181118011f};
+static void test_nf4_ties(void **state) {
+    (void)state;
+    enum { C = 64 };
+    float w[C], back[C];
+    unsigned char q[4 + C / 2];
+    for (int k = 0; k < 15; ++k) /* each threshold lies strictly between its two levels */
+        assert_true((double)BNB_T[k] > LV[k] && (double)BNB_T[k] < LV[k + 1]);
+    for (int side = -1; side <= 1; ++side) { /* below, at (the tie), above */
+        for (int i = 0; i < C; ++i) w[i] = 0.0f;
+        w[0] = 1.0f; /* absmax */
+        for (int k = 0; k < 15; ++k)
+            w[1 + k] = side == 0 ? BNB_T[k] : nextafterf(BNB_T[k], side < 0 ? -2.0f : 2.0f);
+        OK(lort_nf4_quantize(q, w, 1, C));
+        OK(lort_nf4_dequantize(back, q, 1, C));
+        for (int k = 0; k < 15; ++k) {
+            float want = (float)(side > 0 ? LV[k + 1] : LV[k]);
+            int ok = fabs((double)back[1 + k] - (double)want) <= 0.0;
+            if (!ok)
+                printf("  threshold %d, x = %a (%s): got %.9g want %.9g\n", k, (double)w[1 + k],
+                       side < 0 ? "below" : (side > 0 ? "above" : "tie"), (double)back[1 + k],
+                       (double)want);
+            assert_true(ok);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nf4_levels_and_layout),
         cmocka_unit_test(test_nf4_vs_reference),
+        cmocka_unit_test(test_nf4_ties),
         cmocka_unit_test(test_nf4_gaussian_error),
         cmocka_unit_test(test_nf4_linear),
         cmocka_unit_test(test_qdota),

@@ -9,7 +9,6 @@
      joint layer or matrix out of range, a duplicate name, a negative count, NULL arrays, and
      says why in the caller's message buffer (exact text; truncated and NUL-terminated when the
      buffer is short; "" on success; bytes past the terminator untouched). */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 enum { D = 16, HEADS = 2, LAYERS = 3, R = 4, N = 5 };

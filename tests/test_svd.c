@@ -4,7 +4,6 @@
    orthonormality of U and V, agreement of singular vectors with Q1/Q2 for separated values,
    the documented sign convention, determinism, errors and workspace sizes; in the BLAS build
    also singular values against LAPACK sgesdd_. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 #include <float.h>

@@ -1,4 +1,4 @@
-/* The tt family (the TT layer of LoRETTA, spec/MATH.md 3.1) against independent references.
+/* The tt family (the TT layer of LoRETTA, the MATH section of lortensor.h) against independent references.
 
    References (double, written for this file, sharing nothing with lortensor.h):
      - W_tt entry by entry: the flat row-major offset f = p*cols + q is split into the mode
@@ -15,7 +15,6 @@
      cache vs no cache, grad_dense vs backward              bit-exact / norm 1e-6
    The mode lists are awkward on purpose: ranks 1, modes of size 1 and 2, a single core, the
    maximum of 16 cores, non-uniform and oversized ranks, and row/column splits inside a mode. */
-#define LORTENSOR_IMPLEMENTATION
 #include "lort_test.h"
 
 #include <limits.h>
@@ -32,7 +31,7 @@ typedef struct {
 } tcase;
 
 static const tcase CASES[] = {
-    /* spec/check_grads.py: in 4, out 6, mode 2 straddles the split */
+    /* the reference gradient check: in 4, out 6, mode 2 straddles the split */
     {"check_grads", 4, 6, 4, {2, 3, 2, 2}, {1, 2, 3, 2, 1}, 0, 3},
     {"split inside mode 1", 3, 8, 4, {2, 3, 2, 2}, {0}, 3, 2},
     {"all ranks 1, modes of size 1", 5, 12, 5, {5, 1, 3, 4, 1}, {0}, 1, 4},
@@ -60,7 +59,7 @@ typedef struct {
 
 static void setup(tsetup *S, const tcase *c, uint64_t seed) {
     memset(S, 0, sizeof *S);
-    S->desc.rows = c->rows; S->desc.cols = c->cols; S->desc.d = c->d; S->desc.rank = c->rank;
+    S->desc.rows = c->rows; S->desc.cols = c->cols; S->desc.n_cores = c->d; S->desc.rank = c->rank;
     for (int k = 0; k < c->d; ++k) S->desc.modes[k] = c->modes[k];
     for (int k = 0; k <= c->d; ++k) S->desc.ranks[k] = c->ranks[k];
     S->d = c->d; S->rows = c->rows; S->cols = c->cols; S->n = c->n;
@@ -157,8 +156,8 @@ static void test_tt_to_dense(void **state) {
         float *W = tr_alloc(S.N);
         OK(lort_tt_to_dense(&S.desc, W, S.cores, work, ws));
         ref_dense(&S, S.cd, S.W);
-        lort__tt_plan pl; /* which gradient path the plan takes (private, for coverage) */
-        OK(lort__tt_plan_make(&S.desc, &pl));
+        lort_test_plan_info pl; /* which gradient path the plan takes (private, for coverage) */
+        OK(lort_test_tt_plan(&S.desc, &pl));
         printf("  %-46s d=%2d params %4zu work %6zu B, sweep from core %d\n", CASES[ci].name,
                S.d, np, ws, pl.split + 1);
         for (int k = 1; k < pl.split; ++k) /* per-core middle cores: which order */
@@ -290,7 +289,7 @@ static void test_tt_init_variance(void **state) {
     (void)state;
     lort_tt_desc d;
     memset(&d, 0, sizeof d);
-    d.rows = 12; d.cols = 20; d.d = 3; d.modes[0] = 5; d.modes[1] = 8; d.modes[2] = 6;
+    d.rows = 12; d.cols = 20; d.n_cores = 3; d.modes[0] = 5; d.modes[1] = 8; d.modes[2] = 6;
     d.ranks[1] = 3; d.ranks[2] = 5;
     int t[4] = {1, 3, 5, 1}, nm[3] = {5, 8, 6};
     size_t np = 0, ws = 0, off[4] = {0};
@@ -339,7 +338,7 @@ static void test_tt_bad_mode_lists(void **state) {
     (void)state;
     lort_tt_desc g;
     memset(&g, 0, sizeof g);
-    g.rows = 4; g.cols = 6; g.d = 4; g.rank = 2;
+    g.rows = 4; g.cols = 6; g.n_cores = 4; g.rank = 2;
     g.modes[0] = 2; g.modes[1] = 3; g.modes[2] = 2; g.modes[3] = 2;
     size_t np = 0, ws = 0;
     OK(lort_tt_param_count(&g, &np));
@@ -357,9 +356,9 @@ static void test_tt_bad_mode_lists(void **state) {
     BAD("one inner rank negative", LORT_ERR_INVALID_ARG, D->ranks[2] = -1);
     BAD("t_0 = 2", LORT_ERR_INVALID_ARG, D->ranks[0] = 2);
     BAD("t_d = 3", LORT_ERR_INVALID_ARG, D->ranks[4] = 3);
-    BAD("too many cores", LORT_ERR_INVALID_ARG, D->d = LORT_TT_MAX_CORES + 1);
-    BAD("no cores", LORT_ERR_INVALID_ARG, D->d = 0);
-    BAD("negative d", LORT_ERR_INVALID_ARG, D->d = -3);
+    BAD("too many cores", LORT_ERR_INVALID_ARG, D->n_cores = LORT_TT_MAX_CORES + 1);
+    BAD("no cores", LORT_ERR_INVALID_ARG, D->n_cores = 0);
+    BAD("negative d", LORT_ERR_INVALID_ARG, D->n_cores = -3);
     BAD("mode 0", LORT_ERR_INVALID_ARG, D->modes[1] = 0);
     BAD("negative mode", LORT_ERR_INVALID_ARG, D->modes[1] = -3);
     BAD("rows 0", LORT_ERR_INVALID_ARG, D->rows = 0);
@@ -367,9 +366,9 @@ static void test_tt_bad_mode_lists(void **state) {
     BAD("modes multiply past INT_MAX", LORT_ERR_OVERFLOW,
         (D->modes[0] = 65536, D->modes[1] = 65536, D->modes[2] = 1, D->modes[3] = 1));
     BAD("a core larger than INT_MAX", LORT_ERR_OVERFLOW,
-        (D->rows = 1, D->cols = 2, D->d = 2, D->modes[0] = 2, D->modes[1] = 1, D->rank = 1 << 30));
+        (D->rows = 1, D->cols = 2, D->n_cores = 2, D->modes[0] = 2, D->modes[1] = 1, D->rank = 1 << 30));
     BAD("modes multiply to 2^64 (wraps size_t)", LORT_ERR_OVERFLOW,
-        (D->d = 4, D->modes[0] = 65536, D->modes[1] = 65536, D->modes[2] = 65536, D->modes[3] = 65536));
+        (D->n_cores = 4, D->modes[0] = 65536, D->modes[1] = 65536, D->modes[2] = 65536, D->modes[3] = 65536));
 #undef BAD
     for (int i = 0; i < nb; ++i) {
         const lort_tt_desc *D = &bad[i].d;
@@ -430,9 +429,9 @@ static void test_tt_fuzz(void **state) {
     for (int it = 0; it < 3000; ++it) {
         lort_tt_desc d;
         memset(&d, 0, sizeof d);
-        d.d = 1 + (int)(tr_uniform() * 6.0);
+        d.n_cores = 1 + (int)(tr_uniform() * 6.0);
         long prod = 1;
-        for (int k = 0; k < d.d; ++k) {
+        for (int k = 0; k < d.n_cores; ++k) {
             d.modes[k] = 1 + (int)(tr_uniform() * 4.0);
             prod *= d.modes[k];
         }
@@ -442,10 +441,10 @@ static void test_tt_fuzz(void **state) {
         d.rows = (int)rows;
         d.cols = (int)(prod / rows);
         d.rank = 1 + (int)(tr_uniform() * 4.0);
-        for (int k = 1; k < d.d; ++k)
+        for (int k = 1; k < d.n_cores; ++k)
             if (tr_uniform() < 0.3) d.ranks[k] = 1 + (int)(tr_uniform() * 3.0);
         double u = tr_uniform();
-        if (u < 0.1) d.d = (int)(tr_uniform() * 40.0) - 10;
+        if (u < 0.1) d.n_cores = (int)(tr_uniform() * 40.0) - 10;
         else if (u < 0.2) d.modes[(int)(tr_uniform() * 16.0)] = (int)(tr_uniform() * 7.0) - 2;
         else if (u < 0.3) d.ranks[(int)(tr_uniform() * 17.0)] = (int)(tr_uniform() * 5.0) - 1;
         else if (u < 0.35) d.rank = (int)(tr_uniform() * 3.0) - 1;

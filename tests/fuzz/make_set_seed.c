@@ -25,7 +25,7 @@ int main(void) {
     e[2].kind = LORT_KIND_CP;
     e[2].desc.cp.d = 4; e[2].desc.cp.heads = 2; e[2].desc.cp.layers = 2; e[2].desc.cp.r = 2;
     e[3].kind = LORT_KIND_MPO;
-    e[3].desc.mpo.ncores = 2;
+    e[3].desc.mpo.n_cores = 2;
     e[3].desc.mpo.row_factors[0] = 2; e[3].desc.mpo.row_factors[1] = 2;
     e[3].desc.mpo.col_factors[0] = 2; e[3].desc.mpo.col_factors[1] = 2;
     e[3].desc.mpo.bond = 2;
@@ -36,9 +36,9 @@ int main(void) {
         size_t k;
         if (lort_adapter_sizes_query(&e[i], 1, &sz)) return 1;
         e[i].params = (float *)malloc(sz.params * 4 + 4);
-        e[i].frozen = (float *)calloc(sz.frozen + 1, 4);
+        e[i].frozen = calloc(sz.frozen_bytes / 4 + 1, 4);
         for (k = 0; k < sz.params; ++k) e[i].params[k] = lort_rng_normal(&rng);
-        for (k = 0; k < sz.frozen && i != 3; ++k) e[i].frozen[k] = lort_rng_normal(&rng);
+        for (k = 0; k < sz.frozen_bytes / 4 && i != 3; ++k) ((float *)e[i].frozen)[k] = lort_rng_normal(&rng);
     }
     set.entries = e; set.n_entries = 4; set.sites = s; set.n_sites = 5;
     if (lort_set_save_size(&set, &len, NULL, 0)) return 1;
