@@ -1,4 +1,4 @@
-# lortensor: make run | make test | make check | make size | make bench | make deps | make clean
+# lortensor: make run | make test | make check | make size | make bench | make bench-quick | make deps | make clean
 # BLAS=openblas (default when pkg-config finds it) or BLAS=none (built-in GEMM).
 CC      ?= cc
 CXX     ?= c++
@@ -32,19 +32,27 @@ FAMILIES := LORA LORAXS TT TT_REP TT_ADP CP TUCKER MPO NF4 SVD
 # values from outside the enum), unsafe-buffer-usage (clang >= 16: every pointer index).
 WEVERYTHING_OFF := -Wno-used-but-marked-unused -Wno-padded -Wno-switch-enum \
                    -Wno-covered-switch-default -Wno-unsafe-buffer-usage -Wno-unknown-warning-option
-EXAMPLES := $(basename $(notdir $(wildcard examples/*.c)))
+EXAMPLES := $(filter-out 05_data_parallel,$(basename $(notdir $(wildcard examples/*.c))))
 B := build
 
-.PHONY: all run test test-blas test-noblas test-sanitize test-m32 test-compile examples check bench deps \
+.PHONY: all run test test-blas test-noblas test-sanitize test-m32 test-compile examples check bench bench-quick deps \
         deps-bench clean FORCE size size-if-available fuzz test-peft
 all: examples
 
-# ---- quick start: the first example, no dependency beyond a C compiler --------------------
-run: $(B)/run-$(BLAS)/01_lora_linear
-	./$(B)/run-$(BLAS)/01_lora_linear
-$(B)/run-$(BLAS)/%: examples/%.c lortensor.h
+# ---- quick start: the fine-tuning demo, no dependency beyond a C compiler ------------------
+# It pretrains a toy model once (checkpoint build/demo/base_model.bin), fine-tunes it with every
+# method, prints the table and writes build/demo/finetune_{loss,accuracy}.svg. One BLAS thread:
+# its matrices are at most 256 x 128, where threads only add overhead. Built for this machine
+# (-O3 -march=native: the built-in GEMM needs the vector ISA, see the header's CONFIGURATION)
+# when the compiler accepts it, else with CFLAGS.
+NATIVE_OPT := $(shell $(CC) -O3 -march=native -x c -c /dev/null -o /dev/null 2>/dev/null && echo -O3 -march=native)
+RUN_OPT    ?= $(if $(NATIVE_OPT),$(NATIVE_OPT) -g,$(CFLAGS))
+run: $(B)/run-$(BLAS)/00_finetune_demo
+	@mkdir -p $(B)/demo
+	OPENBLAS_NUM_THREADS=1 ./$(B)/run-$(BLAS)/00_finetune_demo --out $(B)/demo
+$(B)/run-$(BLAS)/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
-	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
+	$(CC) -std=c99 $(RUN_OPT) $(WARN) -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 
 # ---- tests ----------------------------------------------------------------------------------
 # test: install dependencies, then `make check` in parallel (JOBS = the machine's cores).
@@ -88,8 +96,11 @@ $(eval $(call test_build,blas,$(CFLAGS) $(BLAS_CFLAGS),$(BLAS_LIBS),OPENBLAS_NUM
 $(eval $(call test_build,noblas,$(CFLAGS) -DLORT_NO_BLAS,,))
 $(eval $(call test_build,asan,-O1 -g $(ASAN) -DLORT_NO_BLAS -DLORT_DEBUG,,))
 $(eval $(call test_build,m32,-m32 -msse2 -mfpmath=sse $(CFLAGS) -DLORT_NO_BLAS,,))
+# the built-in GEMM's plain-C fallback (no vector extension) with a small-stack blocking
+$(eval $(call test_build,portable,$(CFLAGS) -DLORT_NO_BLAS -DLORT_GEMM_PORTABLE -DLORT_GEMM_KC=16 \
+  -DLORT_GEMM_NC=32 -DLORT_GEMM_MR=4 -DLORT_GEMM_NR=8,,))
 .PRECIOUS: $(B)/%/lort_impl.o $(addprefix $(B)/blas/,$(TESTS)) $(addprefix $(B)/noblas/,$(TESTS)) \
-           $(addprefix $(B)/asan/,$(TESTS)) $(addprefix $(B)/m32/,$(TESTS))
+           $(addprefix $(B)/asan/,$(TESTS)) $(addprefix $(B)/m32/,$(TESTS)) $(B)/portable/test_gemm
 FORCE:
 
 # A summary line per build: how many test programs and cmocka tests passed.
@@ -98,7 +109,7 @@ define test_summary
 endef
 test-blas: $(addprefix $(B)/blas/,$(addsuffix .ok,$(TESTS)))
 	$(call test_summary,$^,test-blas)
-test-noblas: $(addprefix $(B)/noblas/,$(addsuffix .ok,$(TESTS)))
+test-noblas: $(addprefix $(B)/noblas/,$(addsuffix .ok,$(TESTS))) $(B)/portable/test_gemm.ok
 	$(call test_summary,$^,test-noblas)
 test-sanitize: $(addprefix $(B)/asan/,$(addsuffix .ok,$(TESTS)))
 	$(call test_summary,$^,test-sanitize)
@@ -110,20 +121,22 @@ test-m32:
 	@echo "test-m32: SKIPPED (no gcc -m32 with an i386 libcmocka; make deps installs them on Debian amd64)"
 endif
 
-check: test-compile test-blas test-noblas test-sanitize test-m32 examples size-if-available
+# Open MPI's mpicc, for the data-parallel example (examples/05_data_parallel.c, test-mpi below):
+# defined here because check's prerequisites are expanded when this line is read.
+HAVE_MPICC := $(shell command -v mpicc >/dev/null 2>&1 && echo yes)
+check: test-compile test-blas test-noblas test-sanitize test-m32 examples size-if-available \
+       $(if $(HAVE_MPICC),test-mpi)
 	@echo "make check: all passed"
 
 # The header alone under the strict warning set, as C and C++, with and without BLAS, plus
 # double inclusion and LORT_STATIC in two translation units (the STB way of including it).
-COMPILE_OBJS := $(addprefix $(B)/compile/,c99.o c11.o cxx11.o cxx17.o)
-test-compile: $(COMPILE_OBJS) $(B)/compile/static
+# Also each family alone (LORT_ONLY_<F>), three left out, and a LoRA-only program. Every
+# compile is its own target, so `make -j` runs them in parallel.
+COMPILE_OBJS := $(addprefix $(B)/compile/,c99.o c11.o cxx11.o cxx17.o no_some.o) \
+                $(patsubst %,$(B)/compile/only_%.o,$(FAMILIES))
+test-compile: $(COMPILE_OBJS) $(B)/compile/static $(B)/compile/only_lora
 	./$(B)/compile/static
-	@set -e; for f in $(FAMILIES); do \
-	  $(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_STATIC -DLORT_ONLY_$$f \
-	    -c tests/compile/impl.c -o $(B)/compile/only_$$f.o; done; echo "LORT_ONLY_<F>: $(FAMILIES) ok"
-	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_NO_MPO -DLORT_NO_TT -DLORT_NO_CP \
-	  -c tests/compile/impl.c -o $(B)/compile/no_some.o
-	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/only_lora.c -o $(B)/compile/only_lora -lm
+	@echo "LORT_ONLY_<F>: $(FAMILIES) ok"
 	./$(B)/compile/only_lora
 	@if command -v clang >/dev/null 2>&1; then \
 	  clang -std=c99 -Weverything $(WEVERYTHING_OFF) -Werror -I. -DLORT_NO_BLAS -c tests/compile/impl.c \
@@ -147,18 +160,42 @@ $(B)/compile/cxx11.o: tests/compile/impl.c lortensor.h
 $(B)/compile/cxx17.o: tests/compile/impl.c lortensor.h
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 $(CXXWARN) -Werror -I. -DLORT_NO_BLAS -x c++ -c $< -o $@
+$(B)/compile/only_%.o: tests/compile/impl.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_STATIC -DLORT_ONLY_$* -c $< -o $@
+$(B)/compile/no_some.o: tests/compile/impl.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS -DLORT_NO_MPO -DLORT_NO_TT -DLORT_NO_CP \
+	  -c $< -o $@
+$(B)/compile/only_lora: tests/compile/only_lora.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS $< -o $@ -lm
 $(B)/compile/static: tests/compile/static_a.c tests/compile/static_b.c lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(WARN) -Werror -I. -DLORT_NO_BLAS tests/compile/static_a.c tests/compile/static_b.c -o $@ -lm
 
 examples: $(addprefix $(B)/examples/,$(addsuffix .ok,$(EXAMPLES)))
 $(B)/examples/%.ok: $(B)/examples/% FORCE
+	@mkdir -p $(B)/demo
 	@if OPENBLAS_NUM_THREADS=1 ./$< >$(@:.ok=.log) 2>&1; then touch $@; echo "== $<: ok"; \
 	else cat $(@:.ok=.log); echo "== $<: FAILED"; exit 1; fi
-$(B)/examples/%: examples/%.c lortensor.h
+$(B)/examples/%: examples/%.c examples/transformer.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(RUN_CFLAGS) $< -o $@ $(RUN_LIBS) -lm
 .PRECIOUS: $(addprefix $(B)/examples/,$(EXAMPLES))
+
+# ---- data-parallel training over MPI (Open MPI's mpicc; make check runs it when present) -----
+# Compiled by $(CC) with mpicc's flags, so that mpi.h is a system header under the strict set.
+MPI_CFLAGS  := $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile 2>/dev/null))
+MPI_LIBS    := $(shell mpicc --showme:link 2>/dev/null)
+MPIRUN_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-run-as-root)
+MPIRUN      := mpirun --oversubscribe $(MPIRUN_ROOT)
+.PHONY: test-mpi
+test-mpi: $(B)/mpi/05_data_parallel
+	OPENBLAS_NUM_THREADS=1 $(MPIRUN) -np 2 ./$<
+$(B)/mpi/%: examples/%.c examples/transformer.h lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. $(MPI_CFLAGS) $(RUN_CFLAGS) $< -o $@ $(MPI_LIBS) $(RUN_LIBS) -lm
 
 # ---- embedded size check: Cortex-M4F, -Os, newlib-nano, --gc-sections --------------------
 # Builds tests/embedded/*.c (LoRA forward, LoRA train, cp) for a Cortex-M4F and prints their
@@ -216,19 +253,39 @@ $(B)/tools/peft_resave: tests/fixtures/peft_resave.c lortensor.h
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. -DLORT_NO_BLAS $< -o $@ -lm
 
 # ---- benchmarks (not part of test) -----------------------------------------------------------
+# make bench: every bench program, then the PyTorch peer (the first of python3, /usr/bin/python3
+# that imports torch), the GEMM, every-family and peer rows appended to $(B)/bench/results.csv;
+# bench/report.py joins them into $(B)/bench/results.md and the plot $(B)/bench/overhead.svg.
+# make bench-quick: a subset (the GEMM shapes marked quick, every family at n = 16, fewer
+# samples) in about a minute. One thread (BENCH_THREADS), and the process CPU clock for the
+# GEMM and every-family rows, so that neighbours on a shared machine do not skew one side.
 BENCHES := $(basename $(notdir $(wildcard bench/bench*.c)))
+PYTHON  ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import torch' 2>/dev/null && { command -v $$p; break; }; done)
+BENCH_CSV := $(B)/bench/results.csv
+BENCH_THREADS ?= 1
 bench: $(addprefix $(B)/bench/,$(BENCHES))
-	@set -e; for b in $^; do ./$$b; done
-	@if command -v /usr/bin/python3 >/dev/null && /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
-	  /usr/bin/python3 bench/peer_torch.py; else echo "(PyTorch peer skipped: python3-torch not installed; make deps-bench)"; fi
-$(B)/bench/%: bench/%.c lortensor.h
+	@rm -f $(BENCH_CSV)
+	@set -e; export OPENBLAS_NUM_THREADS=$(BENCH_THREADS); for b in $^; do case $$b in \
+	  */bench_gemm|*/bench_families) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
+	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) bench/peer_torch.py \
+	  --cpu-time --csv $(BENCH_CSV); \
+	  else echo "(PyTorch peer skipped: no python3 with torch; pip install torch, or make deps-bench)"; fi
+	@python3 bench/report.py $(BENCH_CSV) --md $(B)/bench/results.md --svg $(B)/bench/overhead.svg
+bench-quick: $(B)/bench/bench_gemm $(B)/bench/bench_families
+	@rm -f $(BENCH_CSV)
+	OPENBLAS_NUM_THREADS=1 ./$(B)/bench/bench_gemm --quick --csv $(BENCH_CSV)
+	OPENBLAS_NUM_THREADS=1 ./$(B)/bench/bench_families --quick --cpu-time --n 16 --csv $(BENCH_CSV)
+	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=1 $(PYTHON) bench/peer_torch.py --families-only \
+	  --quick --cpu-time --n 16 --csv $(BENCH_CSV); else echo "(PyTorch peer skipped: no python3 with torch)"; fi
+	@python3 bench/report.py $(BENCH_CSV) --md $(B)/bench/results.md --svg $(B)/bench/overhead.svg
+$(B)/bench/%: bench/%.c bench/bench_util.h lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 -O3 -march=native -g $(WARN) -I. $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 
 # ---- dependencies (Debian) -------------------------------------------------------------------
 # On amd64 also the 32-bit toolchain of test-m32: gcc-multilib and the i386 libcmocka (the
 # i386 architecture is added to dpkg for it).
-DEPS := build-essential pkg-config libopenblas-dev libcmocka-dev
+DEPS := build-essential pkg-config libopenblas-dev libcmocka-dev libopenmpi-dev openmpi-bin
 ifeq ($(shell dpkg --print-architecture 2>/dev/null),amd64)
   DEPS += gcc-multilib libcmocka-dev:i386
 endif

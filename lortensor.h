@@ -73,11 +73,30 @@ CONFIGURATION
                                 assert(x) under            input; costs nothing (no assert, no
                                 LORT_DEBUG                 stdio) unless LORT_DEBUG or you define it
     LORT_MALLOC(sz,u)/LORT_FREE(p,u)  malloc/free  impl    default allocator; define both or neither
-    LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of inputs
+    LORT_DEBUG                  off                impl    O(size) checks: non-finite scans of
+                                                           inputs; LORT_ASSERT becomes assert
     LORT_RESTRICT               restrict           global  C/C++ portable restrict (internal
                                                            helpers whose buffers never alias)
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
     LORT_NO_STDIO               off                global  no <stdio.h>: drops lort_file_read/_write
+    LORT_GEMM_KC, LORT_GEMM_NC  128, 128           impl    built-in GEMM blocking: a KC x NC panel of B
+    LORT_GEMM_MR, LORT_GEMM_NR  6, 16 (4, 4 with   impl    and an MR x KC strip of A on the stack,
+                                no vector unit)
+                                                           4 (KC NC + MR KC) bytes: 67 KiB by default;
+                                                           KC 32 NC 32 MR 4 NR 8: 4.5 KiB for small stacks
+                                                           (about 25% slower on AVX2). NC a multiple of NR;
+                                                           MR x NR is the register tile (AVX-512: try MR 8,
+                                                           NR 32)
+    LORT_GEMM_PORTABLE          off                impl    built-in GEMM in plain C loops instead of the
+                                                           GCC/Clang vector extension (for testing)
+    LORT_GEMM_NO_FMA            off                impl    the built-in GEMM does not ask for fused
+                                                           multiply-adds (Clang: add -ffp-contract=off)
+  Build flags for the built-in GEMM (LORT_NO_BLAS): compile the implementation file with -O3 and
+  the target's vector ISA (-march=native, or e.g. -mavx2 -mfma, -mcpu=... on ARM). At -O2 for
+  baseline x86-64 (SSE2, no FMA) it runs at about a fifth of single-threaded OpenBLAS; at -O3
+  -march=native on AVX2 at 50-150% of it, 90% geometric mean over the LoRA shapes and 512^3
+  (bench/bench_gemm.c). Results are bit-identical for one build and blocking, and differ in the
+  last bits between builds (FMA or not, vector width). `make run` builds -O3 -march=native.
     LORT_NO_<F>                 off                global  compile family F out (F = LORA, LORAXS,
                                                            TT, TT_REP, TT_ADP, CP, TUCKER, MPO, NF4,
                                                            SVD)
@@ -121,6 +140,8 @@ MEMORY
             size serves forward, backward, merge and delta of that family at n rows.
   Sizes include 64 bytes of alignment slack, so any base pointer works; a buffer one byte short
   is refused with a status. lort_alloc/lort_free are optional helpers over an allocator struct.
+  Rows: n >= 1 in every size query, forward and backward of every family (n <= 0 is
+  LORT_ERR_INVALID_ARG); buffers sized for n rows serve any call with fewer.
 
 ERRORS
 ======
@@ -166,10 +187,11 @@ EMBEDDED
   math, by design: the SVDs (Jacobi in double), TT-SVD and rounding (error sums), the mpo
   planner (its path choice sizes the workspace), tt init's sigma^(2/d) (pow).
   LORT_ASSERT is empty unless LORT_DEBUG is defined, so no assert/printf/stdio is linked.
-  The built-in GEMM keeps a (LORT_GEMM_KC x LORT_GEMM_NC) float panel on the stack; shrink it
-  for small stacks (e.g. -DLORT_GEMM_KC=16 -DLORT_GEMM_NC=64: 4 KiB).
+  The built-in GEMM keeps 4 (KC NC + MR KC) bytes on the stack (67 KiB by default); shrink it
+  for small stacks (e.g. -DLORT_GEMM_KC=32 -DLORT_GEMM_NC=32 -DLORT_GEMM_MR=4
+  -DLORT_GEMM_NR=8: 4.5 KiB; see CONFIGURATION).
   `make size` builds LoRA forward, LoRA training and one cp site for Cortex-M4F (-Os,
-  newlib-nano, --gc-sections) and prints their text size: about 3, 5 and 10 KiB, no __aeabi_d*.
+  newlib-nano, --gc-sections) and prints their text size: about 3, 6 and 11 KiB, no __aeabi_d*.
 
 MATH
 ====
@@ -288,7 +310,8 @@ MATH
       layers 1, M = S, rH = rL = 1, A = U^T, B = V^T, core[:, :, 0, 0, c] = C[:, :, c],
       C_M = P^T, alpha = s r1; params 2 d r + S r + r^3 + 2 (the unit C_H, C_L)
       (LORT_TUCKER_INIT_FACT_TK; its dropout on the r-dim hidden is not reproduced: p = 0).
-      Default init: as cp with a superdiagonal core of ones (starts as a CP).
+      Default init: as cp, the core with ones at (k mod r1, .., k mod rM), k < the largest rank
+      (the superdiagonal, i.e. a CP, when the ranks are equal; no core slice starts at zero).
 
   >>mpo (DoTA, Hu et al. 2024; MPO format of the RUC group). d_out = prod i_k, d_in = prod j_k,
   cores T_k (D_{k-1}, i_k, j_k, D_k), D_0 = D_N = 1; M = the TT of W reshaped to
@@ -1476,13 +1499,35 @@ LORT_API lort_status lort_adamw_step(const lort_adamw_desc *opt, float *params, 
 #define LORT_DEF LORT_API
 #endif
 
-/* Blocking of the built-in GEMM: a (LORT_GEMM_KC x LORT_GEMM_NC) float panel of B lives on the
-   stack (64 KiB by default; lower both for small embedded stacks). */
+/* Blocking of the built-in GEMM (see CONFIGURATION): a KC x NC panel of B and an MR x KC
+   strip of A live on the stack, 4 (KC NC + MR KC) bytes (67 KiB by default). */
 #ifndef LORT_GEMM_KC
-#define LORT_GEMM_KC 64
+#define LORT_GEMM_KC 128
 #endif
 #ifndef LORT_GEMM_NC
-#define LORT_GEMM_NC 256
+#define LORT_GEMM_NC 128
+#endif
+#if defined(__SSE2__) || defined(__ARM_NEON) || defined(__aarch64__) || defined(__ALTIVEC__) || \
+    defined(__wasm_simd128__) || defined(_M_X64)
+#define LORT__GEMM_SIMD 1 /* a vector unit: the 6 x 16 tile in vectors; else a 4 x 4 scalar tile */
+#endif
+#ifndef LORT_GEMM_MR
+#ifdef LORT__GEMM_SIMD
+#define LORT_GEMM_MR 6
+#else
+#define LORT_GEMM_MR 4
+#endif
+#endif
+#ifndef LORT_GEMM_NR
+#ifdef LORT__GEMM_SIMD
+#define LORT_GEMM_NR 16
+#else
+#define LORT_GEMM_NR 4
+#endif
+#endif
+#if LORT_GEMM_KC < 1 || LORT_GEMM_MR < 1 || LORT_GEMM_NR < 1 || LORT_GEMM_NC < LORT_GEMM_NR || \
+    LORT_GEMM_NC % LORT_GEMM_NR != 0
+#error "lortensor.h: need LORT_GEMM_KC, _MR, _NR >= 1 and LORT_GEMM_NC a multiple of LORT_GEMM_NR"
 #endif
 
 #define LORT__ALIGN 64u
@@ -1812,51 +1857,255 @@ LORT__PRIVATE float lort__pow2_normalizer(const float *x, size_t count) {
 }
 
 
-/* C rows [i0, i0+mr) x cols [j0, j0+nr) += sum_k a(i, k) * Bp[k][j], k in [0, kb).
-   a(i, k) = alpha * A[i*sa + k*sk]; Bp rows have stride ldp. The 4 x 16 case has constant
-   bounds so the compiler keeps the tile in vector registers. */
-LORT__PRIVATE void lort__gemm_tile(int mr, int nr, int kb, float alpha, const float *A,
-                                   size_t sa, size_t sk, const float *Bp, size_t ldp, float *C,
-                                   size_t ldc) {
-    int i, j, k;
-    if (mr == 4 && nr == 16) {
-        float acc[4][16];
-        memset(acc, 0, sizeof(acc));
-        for (k = 0; k < kb; ++k) {
-            const float *b = Bp + (size_t)k * ldp;
-            float a0 = A[(size_t)k * sk], a1 = A[sa + (size_t)k * sk];
-            float a2 = A[2 * sa + (size_t)k * sk], a3 = A[3 * sa + (size_t)k * sk];
-            for (j = 0; j < 16; ++j) {
-                acc[0][j] += a0 * b[j];
-                acc[1][j] += a1 * b[j];
-                acc[2][j] += a2 * b[j];
-                acc[3][j] += a3 * b[j];
-            }
+/* The built-in GEMM (LORT_NO_BLAS, lort_sgemm_builtin). C (M, N) = alpha op(A) op(B) + beta C,
+   row-major, op(A)[i][k] = A[i*sa + k*sk]. Three paths, chosen by shape alone (so the result is
+   a fixed function of the inputs, bit for bit, for one build):
+     - "NT" products with few rows or columns (op(A) and op(B) both contiguous along k, as in
+       x A^T with n <= 16 or r <= 16): 2 x 4 blocks of dot products, 8 partial sums each, no
+       copies. These shapes are memory-bound; packing would cost as much as the arithmetic.
+     - one or two rows with op(B) contiguous along j (a row vector times a matrix): rows of C in
+       LORT__GEMM_VW-wide register strips, four partial sums over k.
+     - everything else (Goto's scheme): for each (KC x NC) panel of op(B), packed on the stack in
+       NR-wide column slivers, LORT_GEMM_MR-row strips of op(A) (read in place, or packed with
+       zero padding at the edge or when strided) meet each sliver in an MR x NR register tile.
+   The micro-kernel is plain C with constant bounds that compilers vectorise at -O3 (or -O2
+   with -ftree-vectorize); LORT__FMA fuses the multiply-add when the target has an FMA unit. */
+#if !defined(LORT_GEMM_NO_FMA) && (defined(__FMA__) || defined(__ARM_FEATURE_FMA))
+#define LORT__FMA(a, b, c) fmaf((a), (b), (c))
+#else
+#define LORT__FMA(a, b, c) ((c) + (a) * (b))
+#endif
+#define LORT__GEMM_VW 32 /* columns per register strip of the row-vector path */
+
+/* GCC and Clang: the micro-kernel in the compilers' generic vector extension (any target: SSE,
+   AVX, NEON, or scalar code), LORT__VL floats per vector, multiply-adds contracted to FMA where
+   the target has one. Other compilers, or LORT_GEMM_PORTABLE: the plain C loops below. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(LORT__GEMM_SIMD) && \
+    !defined(LORT_GEMM_PORTABLE)
+#if defined(__AVX__)
+#define LORT__VL 8
+#else
+#define LORT__VL 4
+#endif
+#if LORT_GEMM_NR % LORT__VL == 0
+#define LORT__GEMM_VEC 1
+#endif
+#endif
+#if defined(LORT__GEMM_VEC) && defined(__GNUC__) && !defined(__clang__) && !defined(LORT_GEMM_NO_FMA)
+#define LORT__GEMM_PRAGMA 1
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
+#ifdef LORT__GEMM_VEC
+typedef float lort__vf __attribute__((vector_size(4 * LORT__VL)));
+#define LORT__NV (LORT_GEMM_NR / LORT__VL)
+LORT__PRIVATE void lort__gemm_micro(int kb, float alpha, const float *LORT_RESTRICT A, size_t sa,
+                                    size_t sk, const float *LORT_RESTRICT Bp, size_t ldp,
+                                    float *LORT_RESTRICT C, size_t ldc, int mr, int nr) {
+    lort__vf acc[LORT_GEMM_MR][LORT__NV], zero = {0.0f}, b[LORT__NV], c;
+    int i, v, k, t;
+    for (i = 0; i < LORT_GEMM_MR; ++i)
+        for (v = 0; v < LORT__NV; ++v) acc[i][v] = zero;
+    for (k = 0; k < kb; ++k) {
+        const float *a = A + (size_t)k * sk;
+        for (v = 0; v < LORT__NV; ++v)
+            memcpy(&b[v], Bp + (size_t)k * ldp + (size_t)v * LORT__VL, sizeof b[v]);
+        for (i = 0; i < LORT_GEMM_MR; ++i) {
+            float as = a[(size_t)i * sa];
+            for (v = 0; v < LORT__NV; ++v) acc[i][v] += as * b[v];
         }
-        for (i = 0; i < 4; ++i)
-            for (j = 0; j < 16; ++j) C[(size_t)i * ldc + (size_t)j] += alpha * acc[i][j];
+    }
+    if (mr == LORT_GEMM_MR && nr == LORT_GEMM_NR) {
+        for (i = 0; i < LORT_GEMM_MR; ++i)
+            for (v = 0; v < LORT__NV; ++v) {
+                float *p = C + (size_t)i * ldc + (size_t)v * LORT__VL;
+                memcpy(&c, p, sizeof c);
+                c += alpha * acc[i][v];
+                memcpy(p, &c, sizeof c);
+            }
         return;
     }
-    for (i = 0; i < mr; ++i) {
-        float acc[16];
-        const float *a = A + (size_t)i * sa;
-        memset(acc, 0, sizeof(acc));
-        for (k = 0; k < kb; ++k) {
-            const float *b = Bp + (size_t)k * ldp;
-            float av = a[(size_t)k * sk];
-            for (j = 0; j < nr; ++j) acc[j] += av * b[j];
+    for (i = 0; i < mr; ++i)
+        for (t = 0; t < nr; ++t)
+            C[(size_t)i * ldc + (size_t)t] += alpha * acc[i][t / LORT__VL][t % LORT__VL];
+}
+#else
+/* C tile (mr x nr, stride ldc) += alpha * sum_k a(i, k) b(k, j), k in [0, kb), where
+   a(i, k) = A[i*sa + k*sk] for i < MR (rows >= mr must be readable: padding or real rows) and
+   b(k, j) = Bp[k*ldp + j] (a packed sliver, ldp = NR, or whole columns of B read in place). */
+LORT__PRIVATE void lort__gemm_micro(int kb, float alpha, const float *LORT_RESTRICT A, size_t sa,
+                                    size_t sk, const float *LORT_RESTRICT Bp, size_t ldp,
+                                    float *LORT_RESTRICT C, size_t ldc, int mr, int nr) {
+    float acc[LORT_GEMM_MR][LORT_GEMM_NR];
+    int i, j, k;
+    for (i = 0; i < LORT_GEMM_MR; ++i)
+        for (j = 0; j < LORT_GEMM_NR; ++j) acc[i][j] = 0.0f;
+    for (k = 0; k < kb; ++k) {
+        const float *b = Bp + (size_t)k * ldp, *a = A + (size_t)k * sk;
+        for (i = 0; i < LORT_GEMM_MR; ++i) {
+            float av = a[(size_t)i * sa];
+            for (j = 0; j < LORT_GEMM_NR; ++j) acc[i][j] = LORT__FMA(av, b[j], acc[i][j]);
         }
-        for (j = 0; j < nr; ++j) C[(size_t)i * ldc + (size_t)j] += alpha * acc[j];
+    }
+    for (i = 0; i < mr; ++i)
+        for (j = 0; j < nr; ++j) C[(size_t)i * ldc + (size_t)j] += alpha * acc[i][j];
+}
+#endif
+
+/* Pack op(B) rows [k0, k0+kb) x cols [j0, j0+nb) as NR-wide slivers, each kb x NR contiguous,
+   zero-padded to a whole sliver. op(B)[k][j] = B[k*ldb + j], or B[j*ldb + k] when tB. */
+LORT__PRIVATE void lort__gemm_pack_b(float *LORT_RESTRICT dst, int tB, const float *B, size_t ldb,
+                                     int k0, int kb, int j0, int nb) {
+    int jr, j, k;
+    for (jr = 0; jr < nb; jr += LORT_GEMM_NR, dst += (size_t)kb * LORT_GEMM_NR) {
+        int w = nb - jr < LORT_GEMM_NR ? nb - jr : LORT_GEMM_NR;
+        if (tB) {
+            for (j = 0; j < w; ++j) {
+                const float *src = B + (size_t)(j0 + jr + j) * ldb + (size_t)k0;
+                for (k = 0; k < kb; ++k) dst[(size_t)k * LORT_GEMM_NR + (size_t)j] = src[k];
+            }
+        } else {
+            for (k = 0; k < kb; ++k) {
+                const float *src = B + (size_t)(k0 + k) * ldb + (size_t)(j0 + jr);
+                for (j = 0; j < w; ++j) dst[(size_t)k * LORT_GEMM_NR + (size_t)j] = src[j];
+            }
+        }
+        if (w < LORT_GEMM_NR)
+            for (k = 0; k < kb; ++k)
+                for (j = w; j < LORT_GEMM_NR; ++j) dst[(size_t)k * LORT_GEMM_NR + (size_t)j] = 0.0f;
     }
 }
 
-/* The built-in GEMM: scale C by beta once, then for each (KC x NC) panel of op(B), packed
-   contiguously on the stack, accumulate 4 x 16 tiles of C. */
+/* c (1, N) += alpha a B^T: dot products of one row a (K, contiguous) with the N rows of B
+   (stride ldb). Long rows: 4 rows of B at a time, 2 x 4 vector partial sums combined in a
+   fixed tree; short rows (K < 32): 8 independent scalar chains, one per row of B. */
+LORT__PRIVATE void lort__gemm_dotrow(int N, int K, float alpha, const float *LORT_RESTRICT a,
+                                     const float *LORT_RESTRICT B, size_t ldb,
+                                     float *LORT_RESTRICT c) {
+    int j = 0, k, q;
+    if (K < 32) {
+        for (; j + 8 <= N; j += 8) {
+            float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            const float *b = B + (size_t)j * ldb;
+            for (k = 0; k < K; ++k)
+                for (q = 0; q < 8; ++q) s[q] = LORT__FMA(a[k], b[(size_t)q * ldb + (size_t)k], s[q]);
+            for (q = 0; q < 8; ++q) c[j + q] += alpha * s[q];
+        }
+        for (; j < N; ++j) {
+            float s = 0.0f;
+            const float *b = B + (size_t)j * ldb;
+            for (k = 0; k < K; ++k) s = LORT__FMA(a[k], b[k], s);
+            c[j] += alpha * s;
+        }
+        return;
+    }
+    for (; j < N; j += 4) {
+        int nr = N - j < 4 ? N - j : 4, t;
+        const float *b[4];
+        float r[4];
+#ifdef LORT__GEMM_VEC
+        const int step = 2 * LORT__VL, K2 = K - K % step;
+        lort__vf s[2][4], zero = {0.0f}, av, bv;
+        for (q = 0; q < 4; ++q) s[0][q] = s[1][q] = zero;
+        for (q = 0; q < 4; ++q) b[q] = B + (size_t)(j + (q < nr ? q : 0)) * ldb;
+        for (k = 0; k < K2; k += step) {
+            int h;
+            for (h = 0; h < 2; ++h) {
+                memcpy(&av, a + k + h * LORT__VL, sizeof av);
+                for (q = 0; q < 4; ++q) {
+                    memcpy(&bv, b[q] + k + h * LORT__VL, sizeof bv);
+                    s[h][q] += av * bv;
+                }
+            }
+        }
+        for (q = 0; q < 4; ++q) {
+            lort__vf v = s[0][q] + s[1][q];
+            float sum = 0.0f;
+            for (t = 0; t < LORT__VL; ++t) sum += v[t];
+            r[q] = sum;
+        }
+#else
+        const int K2 = K & ~7;
+        float s[4][8];
+        for (q = 0; q < 4; ++q)
+            for (t = 0; t < 8; ++t) s[q][t] = 0.0f;
+        for (q = 0; q < 4; ++q) b[q] = B + (size_t)(j + (q < nr ? q : 0)) * ldb;
+        for (k = 0; k < K2; k += 8)
+            for (q = 0; q < 4; ++q)
+                for (t = 0; t < 8; ++t) s[q][t] = LORT__FMA(a[k + t], b[q][k + t], s[q][t]);
+        for (q = 0; q < 4; ++q) {
+            const float *v = s[q];
+            r[q] = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+        }
+#endif
+        for (k = K2; k < K; ++k)
+            for (q = 0; q < 4; ++q) r[q] = LORT__FMA(a[k], b[q][k], r[q]);
+        for (q = 0; q < nr; ++q) c[j + q] += alpha * r[q];
+    }
+}
+
+/* c (1, N) += alpha sum_k a(k) B[k*ldb + j], a(k) = a[k*sk]: strips of columns held in
+   registers across the whole of k, with four partial sums (k mod 4) added in a fixed order. */
+#ifdef LORT__GEMM_VEC
+LORT__PRIVATE void lort__gemm_rowvec_strip(int nv, int K, float alpha, const float *a, size_t sk,
+                                           const float *B, size_t ldb, float *c) {
+    lort__vf s[4][2], zero = {0.0f}, bv, cv;
+    int k, u, v, K4 = K & ~3;
+    for (u = 0; u < 4; ++u) s[u][0] = s[u][1] = zero;
+    for (k = 0; k < K4; k += 4)
+        for (u = 0; u < 4; ++u) {
+            float av = a[(size_t)(k + u) * sk];
+            for (v = 0; v < nv; ++v) {
+                memcpy(&bv, B + (size_t)(k + u) * ldb + (size_t)v * LORT__VL, sizeof bv);
+                s[u][v] += av * bv;
+            }
+        }
+    for (; k < K; ++k) {
+        float av = a[(size_t)k * sk];
+        for (v = 0; v < nv; ++v) {
+            memcpy(&bv, B + (size_t)k * ldb + (size_t)v * LORT__VL, sizeof bv);
+            s[0][v] += av * bv;
+        }
+    }
+    for (v = 0; v < nv; ++v) {
+        memcpy(&cv, c + (size_t)v * LORT__VL, sizeof cv);
+        cv += alpha * ((s[0][v] + s[1][v]) + (s[2][v] + s[3][v]));
+        memcpy(c + (size_t)v * LORT__VL, &cv, sizeof cv);
+    }
+}
+#endif
+LORT__PRIVATE void lort__gemm_rowvec(int N, int K, float alpha, const float *a, size_t sk,
+                                     const float *B, size_t ldb, float *c) {
+    int j = 0, k, t, u;
+#ifdef LORT__GEMM_VEC
+    for (; j + 2 * LORT__VL <= N; j += 2 * LORT__VL)
+        lort__gemm_rowvec_strip(2, K, alpha, a, sk, B + j, ldb, c + j);
+    for (; j + LORT__VL <= N; j += LORT__VL)
+        lort__gemm_rowvec_strip(1, K, alpha, a, sk, B + j, ldb, c + j);
+#endif
+    for (; j < N; j += LORT__GEMM_VW) {
+        float s[4][LORT__GEMM_VW];
+        int w = N - j < LORT__GEMM_VW ? N - j : LORT__GEMM_VW;
+        const float *bj = B + (size_t)j;
+        for (u = 0; u < 4; ++u)
+            for (t = 0; t < LORT__GEMM_VW; ++t) s[u][t] = 0.0f;
+        for (k = 0; k < K; ++k) {
+            const float *b = bj + (size_t)k * ldb;
+            float av = a[(size_t)k * sk];
+            for (t = 0; t < w; ++t) s[k & 3][t] = LORT__FMA(av, b[t], s[k & 3][t]);
+        }
+        for (t = 0; t < w; ++t) c[j + t] += alpha * ((s[0][t] + s[1][t]) + (s[2][t] + s[3][t]));
+    }
+}
+
+/* The built-in GEMM: scale C by beta once, then one of the three paths above. The stack holds
+   the B panel (KC x NC floats) and one MR x KC strip of A: see LORT_GEMM_KC in CONFIGURATION. */
 LORT__PRIVATE void lort__gemm_builtin(int tA, int tB, int M, int N, int K, float alpha,
                                       const float *A, size_t lda, const float *B, size_t ldb,
                                       float beta, float *C, size_t ldc) {
-    float panel[LORT_GEMM_KC * LORT_GEMM_NC];
-    int i, j, k0, j0;
+    float panel[LORT_GEMM_KC * LORT_GEMM_NC], strip[LORT_GEMM_MR * LORT_GEMM_KC];
+    int i, j, k, k0, j0;
     size_t sa = tA ? 1 : lda, sk = tA ? lda : 1; /* op(A)[i][k] = A[i*sa + k*sk] */
     for (i = 0; i < M; ++i) {
         float *c = C + (size_t)i * ldc;
@@ -1865,49 +2114,67 @@ LORT__PRIVATE void lort__gemm_builtin(int tA, int tB, int M, int N, int K, float
             for (j = 0; j < N; ++j) c[j] *= beta;
     }
     if (K == 0 || lort__is_zero(alpha)) return;
-    if (M < 4 && !tA) { /* a few rows: dot products (B transposed) or row updates, no packing */
+    if (M <= 2) { /* one or two rows: dot products (op(B) rows contiguous) or row updates */
         for (i = 0; i < M; ++i) {
-            const float *a = A + (size_t)i * lda;
+            const float *a = A + (size_t)i * sa;
             float *c = C + (size_t)i * ldc;
-            int k;
-            if (tB)
-                for (j = 0; j < N; ++j) c[j] += alpha * lort__dot(a, B + (size_t)j * ldb, (size_t)K);
-            else
-                for (k = 0; k < K; ++k) lort__axpy(c, alpha * a[k], B + (size_t)k * ldb, (size_t)N);
+            if (!tB) {
+                lort__gemm_rowvec(N, K, alpha, a, sk, B, ldb, c);
+            } else if (!tA) {
+                lort__gemm_dotrow(N, K, alpha, a, B, ldb, c);
+            } else { /* strided row of op(A): gather it in chunks */
+                const int chunk = LORT_GEMM_MR * LORT_GEMM_KC;
+                for (k0 = 0; k0 < K; k0 += chunk) {
+                    int kb = K - k0 < chunk ? K - k0 : chunk;
+                    for (k = 0; k < kb; ++k) strip[k] = a[(size_t)(k0 + k) * sk];
+                    lort__gemm_dotrow(N, kb, alpha, strip, B + (size_t)k0, ldb, c);
+                }
+            }
         }
         return;
     }
     for (j0 = 0; j0 < N; j0 += LORT_GEMM_NC) {
         int nb = N - j0 < LORT_GEMM_NC ? N - j0 : LORT_GEMM_NC;
         for (k0 = 0; k0 < K; k0 += LORT_GEMM_KC) {
-            int kb = K - k0 < LORT_GEMM_KC ? K - k0 : LORT_GEMM_KC;
-            const float *Bp;
-            size_t ldp;
-            int k;
-            if (tB) { /* op(B)[k][j] = B[j*ldb + k] */
-                for (j = 0; j < nb; ++j) {
-                    const float *src = B + (size_t)(j0 + j) * ldb + (size_t)k0;
-                    for (k = 0; k < kb; ++k) panel[(size_t)k * LORT_GEMM_NC + (size_t)j] = src[k];
-                }
-            } else {
-                for (k = 0; k < kb; ++k)
-                    memcpy(panel + (size_t)k * LORT_GEMM_NC, B + (size_t)(k0 + k) * ldb + (size_t)j0,
-                           (size_t)nb * sizeof(float));
-            }
-            Bp = panel;
-            ldp = LORT_GEMM_NC;
-            for (i = 0; i < M; i += 4) {
-                int mr = M - i < 4 ? M - i : 4;
+            int kb = K - k0 < LORT_GEMM_KC ? K - k0 : LORT_GEMM_KC, jr;
+            /* few rows and op(B) = B: read whole NR-column slivers of B in place (packing would
+               cost as much as the arithmetic); pack only a ragged last sliver */
+            int direct = !tB && M <= 4 * LORT_GEMM_MR, nfull = nb - nb % LORT_GEMM_NR;
+            if (!direct) lort__gemm_pack_b(panel, tB, B, ldb, k0, kb, j0, nb);
+            else if (nfull < nb) lort__gemm_pack_b(panel, 0, B, ldb, k0, kb, j0 + nfull, nb - nfull);
+            for (i = 0; i < M; i += LORT_GEMM_MR) {
+                int mr = M - i < LORT_GEMM_MR ? M - i : LORT_GEMM_MR;
                 const float *a = A + (size_t)i * sa + (size_t)k0 * sk;
-                for (j = 0; j < nb; j += 16) {
-                    int nr = nb - j < 16 ? nb - j : 16;
-                    lort__gemm_tile(mr, nr, kb, alpha, a, sa, sk, Bp + j, ldp,
-                                    C + (size_t)i * ldc + (size_t)(j0 + j), ldc);
+                size_t psa = sa, psk = sk;
+                if (mr < LORT_GEMM_MR) { /* edge strip: copy with zero rows below */
+                    int ii;
+                    for (k = 0; k < kb; ++k)
+                        for (ii = 0; ii < LORT_GEMM_MR; ++ii)
+                            strip[(size_t)k * LORT_GEMM_MR + (size_t)ii] =
+                                ii < mr ? a[(size_t)ii * sa + (size_t)k * sk] : 0.0f;
+                    a = strip;
+                    psa = 1;
+                    psk = LORT_GEMM_MR;
+                }
+                for (jr = 0; jr < nb; jr += LORT_GEMM_NR) {
+                    const float *bp = panel + (size_t)jr * (size_t)kb;
+                    size_t ldp = LORT_GEMM_NR;
+                    if (direct) {
+                        bp = jr < nfull ? B + (size_t)k0 * ldb + (size_t)(j0 + jr) : panel;
+                        ldp = jr < nfull ? ldb : LORT_GEMM_NR;
+                    }
+                    lort__gemm_micro(kb, alpha, a, psa, psk, bp, ldp,
+                                     C + (size_t)i * ldc + (size_t)(j0 + jr), ldc, mr,
+                                     nb - jr < LORT_GEMM_NR ? nb - jr : LORT_GEMM_NR);
                 }
             }
         }
     }
 }
+
+#ifdef LORT__GEMM_PRAGMA
+#pragma GCC pop_options
+#endif
 
 /* The one GEMM wrapper every kernel calls; arguments already validated. Row-major:
    C (M, N) = alpha op(A) op(B) + beta C. */
@@ -3252,7 +3519,9 @@ LORT__PRIVATE void lort__ttsvd_ranks(const lort__train *T, int *r) {
     r[T->d] = 1;
 }
 
-enum { LORT__TS_A, LORT__TS_B, LORT__TS_U, LORT__TS_S, LORT__TS_VT, LORT__TS_SVD };
+/* OUT (the cores, first so that mpo init can keep them while reusing the rest) is copied to the
+   caller's cores only when everything succeeded: an error writes nothing. */
+enum { LORT__TS_OUT, LORT__TS_A, LORT__TS_B, LORT__TS_U, LORT__TS_S, LORT__TS_VT, LORT__TS_SVD };
 LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_svd_opts *o,
                                              lort__layout *L, size_t *svd_bytes) {
     int r[LORT_MPO_MAX_CORES + 1], k;
@@ -3268,6 +3537,7 @@ LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_sv
         if (t > sb) sb = t;
     }
     lort__lay_init(L);
+    lort__lay_put(L, LORT__TS_OUT, T->off[T->d]);           /* the cores being built */
     lort__lay_put(L, LORT__TS_A, T->size);                  /* A: the remainder being factored */
     lort__lay_put(L, LORT__TS_B, T->size);                  /* B: the next remainder */
     lort__lay_put(L, LORT__TS_U, um);                       /* U */
@@ -3278,12 +3548,13 @@ LORT__PRIVATE lort_status lort__ttsvd_layout(const lort__train *T, const lort_sv
     return LORT_OK;
 }
 
-/* cores = TT-SVD of W (matrix; interleaved first for an mpo); *err2 = ||W - train||^2, from the
-   residual of each projection (no cancellation). The remainder after core k is U^T C, the
-   orthogonal projection, whatever the accuracy of the SVD's singular values. */
-LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, float *cores, const float *W,
+/* The TT-SVD of W (matrix; interleaved first for an mpo) into the OUT slot; *err2 = ||W -
+   train||^2, from the residual of each projection (no cancellation). The remainder after core
+   k is U^T C, the orthogonal projection, whatever the accuracy of the SVD's singular values. */
+LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, const float *W,
                                       const lort_svd_opts *o, double *err2, float *base,
                                       const lort__layout *L, size_t svd_bytes) {
+    float *cores = lort__lay_slot(base, L, LORT__TS_OUT);
     float *A = lort__lay_slot(base, L, LORT__TS_A), *B = lort__lay_slot(base, L, LORT__TS_B);
     float *U = lort__lay_slot(base, L, LORT__TS_U), *S = lort__lay_slot(base, L, LORT__TS_S);
     float *Vt = lort__lay_slot(base, L, LORT__TS_VT), *sw = lort__lay_slot(base, L, LORT__TS_SVD);
@@ -3312,6 +3583,7 @@ LORT__PRIVATE lort_status lort__ttsvd(const lort__train *T, float *cores, const 
         B = t;
     }
     memcpy(cores + T->off[N - 1], A, (size_t)r[N - 1] * (size_t)T->mode[N - 1] * sizeof(float));
+    if (!lort__all_finite(cores, T->off[N])) return LORT_ERR_NONFINITE;
     if (err2) *err2 = e2;
     return LORT_OK;
 }
@@ -3326,9 +3598,10 @@ LORT__PRIVATE lort_status lort__round_pair(const lort__train *F, const lort__tra
         if (F->rm[k] != G->rm[k] || F->cm[k] != G->cm[k]) return LORT_ERR_SHAPE;
     return LORT_OK;
 }
-enum { LORT__RD_C, LORT__RD_U, LORT__RD_S, LORT__RD_VT, LORT__RD_TMP, LORT__RD_SVD };
-LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout *L,
-                                             size_t *svd_bytes) {
+/* OUT (the rounded train) is copied to the caller's cores only on success. */
+enum { LORT__RD_C, LORT__RD_U, LORT__RD_S, LORT__RD_VT, LORT__RD_TMP, LORT__RD_SVD, LORT__RD_OUT };
+LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, const lort__train *G,
+                                             lort__layout *L, size_t *svd_bytes) {
     int k;
     size_t mc = 1, mr = 1, sb = 0, t;
     lort_status st;
@@ -3350,6 +3623,7 @@ LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout 
     lort__lay_put(L, LORT__RD_VT, mc);                        /* Vt */
     lort__lay_put(L, LORT__RD_TMP, mc);                        /* TMP */
     lort__lay_put(L, LORT__RD_SVD, sb / sizeof(float) + 1);    /* Jacobi workspace */
+    lort__lay_put(L, LORT__RD_OUT, G->off[G->d]);              /* the rounded train */
     *svd_bytes = sb;
     return LORT_OK;
 }
@@ -3359,15 +3633,16 @@ LORT__PRIVATE lort_status lort__round_layout(const lort__train *F, lort__layout 
    keep the top rank'_k, push S Vt into core k+1. The discarded singular values of the second
    sweep give the error exactly (the parts are orthonormal): bound = sqrt(sum of squares). */
 LORT__PRIVATE lort_status lort__round(const lort__train *F, const float *in, const lort__train *G,
-                                      float *out, float *err_bound, float *base,
+                                      float *cores_out, float *err_bound, float *base,
                                       const lort__layout *L, size_t svd_bytes) {
+    float *out = lort__lay_slot(base, L, LORT__RD_OUT);
     float *C = lort__lay_slot(base, L, LORT__RD_C), *U = lort__lay_slot(base, L, LORT__RD_U);
     float *S = lort__lay_slot(base, L, LORT__RD_S), *Vt = lort__lay_slot(base, L, LORT__RD_VT);
     float *Tm = lort__lay_slot(base, L, LORT__RD_TMP), *sw = lort__lay_slot(base, L, LORT__RD_SVD);
     int w[LORT_MPO_MAX_CORES + 1], k, i, j, N = F->d;
     double e2 = 0.0;
     lort_status st;
-    if (!lort__all_finite(in, F->off[N])) return LORT_ERR_NONFINITE; /* before writing out */
+    if (!lort__all_finite(in, F->off[N])) return LORT_ERR_NONFINITE;
     memcpy(C, in, F->off[N] * sizeof(float));
     for (k = 0; k <= N; ++k) w[k] = F->rank[k];
     for (k = N - 1; k >= 1; --k) {
@@ -3399,6 +3674,9 @@ LORT__PRIVATE lort_status lort__round(const lort__train *F, const float *in, con
     }
     memcpy(out + G->off[N - 1], C + F->off[N - 1],
            (size_t)w[N - 1] * (size_t)F->mode[N - 1] * sizeof(float));
+    if (!lort__all_finite(out, G->off[N]) || !(e2 <= (double)FLT_MAX * (double)FLT_MAX))
+        return LORT_ERR_NONFINITE; /* nothing written yet */
+    memcpy(cores_out, out, G->off[N] * sizeof(float));
     if (err_bound) *err_bound = (float)sqrt(e2);
     return LORT_OK;
 }
@@ -3410,7 +3688,7 @@ LORT__PRIVATE lort_status lort__round_call(const lort__train *F, const float *in
     size_t sb, need;
     lort_status st;
     if ((st = lort__round_pair(F, G))) return st;
-    if ((st = lort__round_layout(F, &L, &sb)) || (st = lort__lay_bytes(&L, &need))) return st;
+    if ((st = lort__round_layout(F, G, &L, &sb)) || (st = lort__lay_bytes(&L, &need))) return st;
     if (bytes) {
         *bytes = need;
         return LORT_OK;
@@ -3880,8 +4158,9 @@ LORT_DEF lort_status lort_tt_svd(const lort_tt_desc *desc, float *cores, float *
     if ((st = lort__tt_train(desc, &T)) || (st = lort__ttsvd_layout(&T, opts, &L, &sb))) return st;
     if (!cores || !W) return LORT_ERR_NULL;
     if ((st = lort__lay_check(&L, work, work_size, LORT_ERR_WORKSPACE))) return st;
-    if ((st = lort__ttsvd(&T, cores, W, opts, err ? &e2 : NULL, lort__lay_base(work), &L, sb)))
-        return st;
+    if ((st = lort__ttsvd(&T, W, opts, err ? &e2 : NULL, lort__lay_base(work), &L, sb))) return st;
+    memcpy(cores, lort__lay_slot(lort__lay_base(work), &L, LORT__TS_OUT),
+           T.off[T.d] * sizeof(float));
     if (err) *err = (float)sqrt(e2);
     return LORT_OK;
 }
@@ -5227,7 +5506,7 @@ LORT_DEF lort_status lort_tucker_init(const lort_tucker_desc *desc, float *param
         for (i = 0; i < (size_t)J.H; ++i) params[J.oH + i] = 1.0f;
         for (i = 0; i < (size_t)J.L; ++i) params[J.oL + i] = 1.0f;
         break;
-    default: /* as cp (init_scale 0), core = superdiagonal ones */
+    default: /* as cp (init_scale 0), core = ones on the wrapped diagonal */
         lort__uniform_fill(params + J.oA, nA, 1.0f / sqrtf((float)J.r1), rng);
         lort__uniform_fill(params + J.oH, (size_t)J.H * (size_t)J.rh, sqrtf(6.0f / (float)J.rh), rng);
         lort__uniform_fill(params + J.oL, (size_t)J.L * (size_t)J.rl, sqrtf(6.0f / (float)J.rl), rng);
@@ -5898,8 +6177,10 @@ LORT__PRIVATE lort_status lort__mpo_init_plan(const lort_mpo_desc *d, lort__mpo_
     lort_status st;
     if ((st = lort__mpo_plan_make(d, 0, P))) return st;
     if ((st = lort__ttsvd_layout(&P->T, &d->svd, L, svd_bytes))) return st;
-    lort__mpo_dense_layout(P, &D, 1);
+    lort__mpo_dense_layout(P, &D, 1); /* placed after the cores (slot OUT) for mpo init */
     if ((st = lort__lay_bytes(L, &b1)) || (st = lort__lay_bytes(&D, &b2))) return st;
+    if (b2 > LORT__SIZE_LIMIT - L->off[LORT__TS_A]) return LORT_ERR_OVERFLOW;
+    b2 += L->off[LORT__TS_A];
     *bytes = b1 > b2 ? b1 : b2;
     return LORT_OK;
 }
@@ -5922,9 +6203,10 @@ LORT_DEF lort_status lort_mpo_from_dense(const lort_mpo_desc *desc, float *cores
     if (!cores || !W) return LORT_ERR_NULL;
     if (!work) return LORT_ERR_NULL;
     if (work_size < need) return LORT_ERR_WORKSPACE;
-    if ((st = lort__ttsvd(&P.T, cores, W, &desc->svd, err ? &e2 : NULL, lort__lay_base(work), &L,
-                          sb)))
+    if ((st = lort__ttsvd(&P.T, W, &desc->svd, err ? &e2 : NULL, lort__lay_base(work), &L, sb)))
         return st;
+    memcpy(cores, lort__lay_slot(lort__lay_base(work), &L, LORT__TS_OUT),
+           P.T.off[P.T.d] * sizeof(float));
     if (err) *err = (float)sqrt(e2);
     return LORT_OK;
 }
@@ -5934,23 +6216,31 @@ LORT_DEF lort_status lort_mpo_init(const lort_mpo_desc *desc, float *cores, void
     lort__mpo_plan P;
     lort__layout L, D;
     size_t sb, need;
-    float *base, *Wr;
+    float *base, *Wr, *tc, e = 0.0f;
     lort_status st;
     if ((st = lort__mpo_init_plan(desc, &P, &L, &sb, &need))) return st;
     if (!cores || !W0 || (desc->residual != LORT_MPO_RESIDUAL_NONE && !residual)) return LORT_ERR_NULL;
     if (!work) return LORT_ERR_NULL;
     if (work_size < need) return LORT_ERR_WORKSPACE;
     base = lort__lay_base(work);
-    if ((st = lort__ttsvd(&P.T, cores, W0, &desc->svd, NULL, base, &L, sb))) return st;
-    /* W_res = W0 - MPO(cores), exactly what the layer subtracts */
-    lort__mpo_dense_layout(&P, &D, 1);
-    Wr = desc->residual == LORT_MPO_RESIDUAL_F32 ? (float *)residual
-                                                 : lort__lay_slot(base, &D, LORT__MD_BIG2);
-    if (Wr != W0) memcpy(Wr, W0, P.T.size * sizeof(float)); /* residual may be W0 itself */
-    lort__mpo_to_dense(&P, LORT_MPO_RESIDUAL_NONE, Wr, cores, NULL, -1.0f, 1, base, &D); /* W0 - M */
-    if (err) *err = (float)sqrt(lort__sumsq(Wr, P.T.size));
-    if (desc->residual == LORT_MPO_RESIDUAL_NF4)
-        return lort_nf4_quantize(residual, Wr, P.T.cols, P.T.rows);
+    if ((st = lort__ttsvd(&P.T, W0, &desc->svd, NULL, base, &L, sb))) return st;
+    tc = lort__lay_slot(base, &L, LORT__TS_OUT); /* the cores, kept while the rest is reused */
+    if (desc->residual != LORT_MPO_RESIDUAL_NONE || err) {
+        /* W_res = W0 - MPO(cores), exactly what the layer subtracts, built after the cores */
+        float *bd = (float *)(void *)((char *)base + L.off[LORT__TS_A]);
+        lort__mpo_dense_layout(&P, &D, 1);
+        Wr = lort__lay_slot(bd, &D, LORT__MD_BIG2);
+        memcpy(Wr, W0, P.T.size * sizeof(float));
+        lort__mpo_to_dense(&P, LORT_MPO_RESIDUAL_NONE, Wr, tc, NULL, -1.0f, 1, bd, &D); /* W0 - M */
+        if (!lort__all_finite(Wr, P.T.size)) return LORT_ERR_NONFINITE; /* nothing written yet */
+        e = (float)sqrt(lort__sumsq(Wr, P.T.size));
+        /* the outputs, once nothing can fail (residual may be W0 itself: W0 was copied) */
+        if (desc->residual == LORT_MPO_RESIDUAL_F32) memcpy(residual, Wr, P.T.size * sizeof(float));
+        else if (desc->residual == LORT_MPO_RESIDUAL_NF4)
+            (void)lort_nf4_quantize(residual, Wr, P.T.cols, P.T.rows); /* finite, valid dims */
+    }
+    memcpy(cores, tc, P.T.off[P.T.d] * sizeof(float));
+    if (err) *err = e;
     return LORT_OK;
 }
 
@@ -6083,8 +6373,8 @@ typedef struct lort__views {
 } lort__views;
 /* The desc is validated (sizes checked) before any pointer arithmetic. */
 LORT__PRIVATE lort_status lort__adapter_views(const lort_adapter *a, lort__views *v) {
-    size_t ra;
-    lort_status st;
+    size_t ra = 0;
+    lort_status st = LORT_OK;
     memset(v, 0, sizeof(*v));
     (void)ra; /* ra and st are unused when neither lora nor loraxs is compiled in */
     (void)st;

@@ -19,6 +19,8 @@
    bench/peer_torch.py measures PyTorch on the same shapes with the same protocol and columns.
    A full run takes about a minute here (2 cores), most of it in sgesdd_; --quick about 15 s.
 
+   Timing: bench/bench_util.h (the protocol above is its bu_time / bu_paired / bu_once).
+
    usage: bench [--quick] [--lora-only | --svd-only | --gemm-only] [--samples N] [--svd-n N]
                 [--svd-iters Q] [--svd-over P] [--no-lapack]
 */
@@ -28,6 +30,7 @@
 #include "lortensor.h"
 
 #include <cblas.h> /* cblas_sgemv for the n = 1 reference rows (the bench always links BLAS) */
+#include "bench_util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,10 +76,7 @@ static bench_cfg cfg;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static void die(const char *what) {
-    fprintf(stderr, "bench: %s\n", what);
-    exit(1);
-}
+static void die(const char *what) { bu_die(what); }
 
 static void check_status(lort_status st, const char *call, int line) {
     if (st != LORT_OK) {
@@ -87,21 +87,18 @@ static void check_status(lort_status st, const char *call, int line) {
 }
 #define CHECK(call) check_status((call), #call, __LINE__)
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void *xalloc(size_t bytes) {
-    void *p = NULL;
-    if (bytes == 0) bytes = 64;
-    if (posix_memalign(&p, 64, bytes) != 0 || p == NULL) die("out of memory");
-    memset(p, 0, bytes);
-    return p;
-}
-
-static float *falloc(size_t count) { return (float *)xalloc(count * sizeof(float)); }
+/* the timing protocol and helpers are bench/bench_util.h's (one protocol for every bench) */
+typedef bu_fn bench_fn;
+typedef bu_timing timing;
+#define MAX_SAMPLES BU_MAX_SAMPLES
+#define now_s bu_now
+#define cpu_s bu_cpu
+#define xalloc bu_alloc
+#define falloc bu_falloc
+#define median_of bu_median
+#define time_op bu_time
+#define paired_ratio bu_paired
+#define time_once bu_once
 
 static void fill_uniform(float *x, size_t count, float scale, lort_rng *rng) {
     size_t i;
@@ -111,91 +108,6 @@ static void fill_uniform(float *x, size_t count, float scale, lort_rng *rng) {
 static void fill_normal(float *x, size_t count, lort_rng *rng) {
     size_t i;
     for (i = 0; i < count; i++) x[i] = lort_rng_normal(rng);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-typedef void (*bench_fn)(void *ctx);
-
-typedef struct timing {
-    double median, min; /* seconds per call */
-    int inner;          /* calls per sample */
-} timing;
-
-#define MAX_SAMPLES 1000
-
-static double median_of(double *t, int count) {
-    qsort(t, (size_t)count, sizeof t[0], cmp_double);
-    return (count % 2) ? t[count / 2] : 0.5 * (t[count / 2 - 1] + t[count / 2]);
-}
-
-/* One cold call, one timed call; returns k, the calls per sample (a sample lasts >= sample_s),
-   then runs the warmup samples. */
-static int calibrate(bench_fn fn, void *ctx) {
-    double t0, t1;
-    int i, s, inner = 1;
-    fn(ctx); /* cold: first touch of buffers, BLAS thread start-up */
-    t0 = now_s();
-    fn(ctx);
-    t1 = now_s() - t0;
-    if (t1 < cfg.sample_s) {
-        double k = ceil(cfg.sample_s / (t1 > 1e-8 ? t1 : 1e-8));
-        inner = k > 100000.0 ? 100000 : (int)k;
-    }
-    for (s = 0; s < cfg.warmup; s++)
-        for (i = 0; i < inner; i++) fn(ctx);
-    return inner;
-}
-
-/* Seconds per call over one sample of k calls. */
-static double sample(bench_fn fn, void *ctx, int inner) {
-    double t0 = now_s();
-    int i;
-    for (i = 0; i < inner; i++) fn(ctx);
-    return (now_s() - t0) / (double)inner;
-}
-
-static timing time_op(bench_fn fn, void *ctx) {
-    double t[MAX_SAMPLES];
-    timing res;
-    int s, inner = calibrate(fn, ctx);
-    for (s = 0; s < cfg.samples; s++) t[s] = sample(fn, ctx, inner);
-    res.median = median_of(t, cfg.samples);
-    res.min = t[0];
-    res.inner = inner;
-    return res;
-}
-
-/* Median over pairs of (a sample of fa) / (a sample of fb), taken back to back, so that a
-   change of machine load hits both sides of each ratio. */
-static double paired_ratio(bench_fn fa, void *ca, bench_fn fb, void *cb) {
-    double q[MAX_SAMPLES];
-    int s, ka = calibrate(fa, ca), kb = calibrate(fb, cb);
-    for (s = 0; s < cfg.samples; s++) {
-        double ta = sample(fa, ca, ka);
-        q[s] = ta / sample(fb, cb, kb);
-    }
-    return median_of(q, cfg.samples);
-}
-
-/* Process CPU time (all threads, user + system), seconds. */
-static double cpu_s(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-/* One timed call; *cores (optional) = CPU seconds / wall seconds, the parallelism it got. */
-static double time_once(bench_fn fn, void *ctx, double *cores) {
-    double c0 = cpu_s(), t0 = now_s(), t;
-    fn(ctx);
-    t = now_s() - t0;
-    if (cores) *cores = (cpu_s() - c0) / (t > 0.0 ? t : 1e-9);
-    return t;
 }
 
 static const char *pass_miss(int ok) { return ok ? "PASS" : "MISS"; }
@@ -714,6 +626,12 @@ static void section_svd(void) {
         t_lapack_n = run_gesdd('N', W, n, s_lapack, &cores_n);
     }
 
+    {
+        char note[64];
+        snprintf(note, sizeof note, "max rel err %.3e", err_exact);
+        bu_csv_row("svd", "truncated", n, r, n, "lortensor", t.median, note);
+        if (cfg.do_lapack) bu_csv_row("svd", "truncated", n, r, n, "lapack_sgesdd_S", t_lapack_s, "");
+    }
     printf("## c) rank-%d truncated SVD of a %d x %d matrix, sigma_i = i^(-1/2)\n\n", r, n, n);
     printf("W = Q1 diag(sigma) Q2^T, Q1, Q2 orthogonal from LAPACK QR of Gaussian matrices"
            " (built in %.1f s). lort_svd_truncated with %s:"
@@ -807,7 +725,7 @@ static void section_gemm(void) {
 static void usage(void) {
     fprintf(stderr,
             "usage: bench [--quick] [--lora-only | --svd-only | --gemm-only] [--samples N]\n"
-            "             [--svd-n N] [--svd-iters Q] [--svd-over P] [--no-lapack]\n"
+            "             [--svd-n N] [--svd-iters Q] [--svd-over P] [--no-lapack] [--csv FILE]\n"
             "  --quick      fewer samples, skip the LAPACK SVD\n"
             "  --samples N  timed samples per operation (median over them), 1..%d\n"
             "  --svd-n N    size of the SVD test matrix (default %d)\n"
@@ -822,19 +740,18 @@ int main(int argc, char **argv) {
     int i, only = 0;
     struct rusage ru;
     double t_start = now_s();
+    argc = bu_init("bench", argc, argv); /* --quick, --samples, --csv, --cpu-time */
 
-    cfg.quick = 0;
+    cfg.quick = BU.quick;
     cfg.do_lora = cfg.do_svd = cfg.do_gemm = cfg.do_lapack = 1;
-    cfg.samples = 0; /* 0 = the mode's default */
+    cfg.samples = BU.samples;
     cfg.warmup = 1;
     cfg.sample_s = 2e-3;
     cfg.svd_n = D_MODEL;
     cfg.svd_reps = 5;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--quick") == 0) {
-            cfg.quick = 1;
-        } else if (strcmp(a, "--lora-only") == 0 || strcmp(a, "--svd-only") == 0 ||
+        if (strcmp(a, "--lora-only") == 0 || strcmp(a, "--svd-only") == 0 ||
                    strcmp(a, "--gemm-only") == 0) {
             if (only) usage();
             only = 1;
@@ -843,9 +760,6 @@ int main(int argc, char **argv) {
             cfg.do_gemm = a[2] == 'g';
         } else if (strcmp(a, "--no-lapack") == 0) {
             cfg.do_lapack = 0;
-        } else if (strcmp(a, "--samples") == 0 && i + 1 < argc) {
-            cfg.samples = atoi(argv[++i]);
-            if (cfg.samples < 1 || cfg.samples > MAX_SAMPLES) usage();
         } else if (strcmp(a, "--svd-iters") == 0 && i + 1 < argc) {
             cfg.svd_iters = atoi(argv[++i]);
             if (cfg.svd_iters == 0 || cfg.svd_iters > 100) usage();
@@ -859,13 +773,13 @@ int main(int argc, char **argv) {
             usage();
         }
     }
-    if (cfg.samples == 0) cfg.samples = cfg.quick ? 5 : 11;
     if (cfg.quick) {
         cfg.warmup = 0;
         cfg.svd_reps = 1;
         cfg.do_lapack = 0;
     }
 
+    BU.samples = cfg.samples, BU.warmup = cfg.warmup, BU.sample_s = cfg.sample_s;
     print_config();
     if (cfg.do_lora) section_lora();
     if (cfg.do_svd) section_svd();

@@ -6,24 +6,15 @@
      materialise backward: (dW kept from forward, as autograd does) dx += dy dW (n d^2),
                            gW = dy^T x (n d^2), then the chain to the factors (2 d^2 r GEMMs)
    Targets: cp site <= 1.5x the rank-r LoRA, and >= 50x faster than materialise,
-   at n = 16. Median of repetitions (CLOCK_MONOTONIC); ratios come from the same run. */
-#define _POSIX_C_SOURCE 199309L
+   at n = 16. Timing: bench/bench_util.h's protocol, interleaved over the ops (bu_time_many);
+   ratios come from the same run. usage: bench_cp [--quick] [--samples N] [--cpu-time] */
+#define _POSIX_C_SOURCE 200809L
 #define LORTENSOR_IMPLEMENTATION
 #include "lortensor.h"
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "bench_util.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#define now_s bu_now
+static int cmp_d(const void *a, const void *b) { return bu_cmp_double(a, b); }
 static float *falloc(size_t n) {
     float *p = (float *)malloc(n * sizeof(float));
     if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
@@ -79,26 +70,21 @@ static void run(ctx *c, int op) {
         break;
     }
 }
-/* Medians over interleaved rounds: each round times every op once, so a change of machine
-   load hits all ops alike and the ratios stay meaningful. */
+/* Medians over interleaved rounds (bu_time_many): each round times every op once, so a change
+   of machine load hits all ops alike and the ratios stay meaningful. */
+typedef struct op_ctx {
+    ctx *c;
+    int op;
+} op_ctx;
+static void op_run(void *p) { run(((op_ctx *)p)->c, ((op_ctx *)p)->op); }
 static void median_times(ctx *c, double *med, double budget) {
-    enum { NOPS = 7, MAXR = 41 };
-    double t[NOPS][MAXR], start;
-    int k = 0, op;
-    for (op = 0; op < NOPS; ++op) run(c, op); /* warm-up */
-    start = now_s();
-    while (k < MAXR && (k < 5 || now_s() - start < budget)) {
-        for (op = 0; op < NOPS; ++op) {
-            double t0 = now_s();
-            run(c, op);
-            t[op][k] = now_s() - t0;
-        }
-        ++k;
-    }
-    for (op = 0; op < NOPS; ++op) {
-        qsort(t[op], (size_t)k, sizeof(double), cmp_d);
-        med[op] = t[op][k / 2];
-    }
+    enum { NOPS = 7 };
+    op_ctx oc[NOPS];
+    void *ptr[NOPS];
+    int op;
+    (void)budget;
+    for (op = 0; op < NOPS; ++op) oc[op].c = c, oc[op].op = op, ptr[op] = &oc[op];
+    bu_time_many(op_run, ptr, NOPS, med);
 }
 
 /* Other configurations beside the same-layer rank-r LoRA (information, no target): cp with
@@ -175,9 +161,10 @@ static void other_rows(void) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const int d = 4096, H = 32, Lyr = 32, ranks[] = {8, 64, 235}, ns[] = {16, 128};
     int pass_all = 1;
+    bu_init("cp", argc, argv);
     const char *thr = getenv("OPENBLAS_NUM_THREADS");
 #if defined(OPENBLAS_VERSION)
     /* one BLAS thread unless the environment says otherwise: the machine this runs on is

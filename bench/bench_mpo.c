@@ -1,7 +1,9 @@
 /* bench_mpo: the mpo family (DoTA) factored vs dense, forward + backward, at d = 4096, and the
-   NF4 GEMM against the fp32 GEMM of the same layer. Median of repetitions, CLOCK_MONOTONIC;
-   every ratio is measured in the same run. Built and run by `make bench`. */
-#define _POSIX_C_SOURCE 199309L
+   NF4 GEMM against the fp32 GEMM of the same layer. Timing: bench/bench_util.h (bu_time for
+   the path comparison; the QDoTA and NF4 rows take the median of a few back-to-back runs with
+   its clock); every ratio is measured in the same run. Built and run by `make bench`.
+   usage: bench_mpo [--quick] [--samples N] [--cpu-time] */
+#define _POSIX_C_SOURCE 200809L
 #define LORTENSOR_IMPLEMENTATION
 #include "lortensor.h"
 #include <stdio.h>
@@ -10,19 +12,9 @@
 #include <time.h>
 #include <math.h>
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : (x > y ? 1 : 0);
-}
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof(double), cmp_d);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
+#include "bench_util.h"
+
+#define now bu_now
 static void *xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) {
@@ -47,26 +39,45 @@ static float *frand(size_t count, unsigned seed, float scale) {
         }                                                                                    \
     } while (0)
 
-/* forward + backward of one mpo layer on a forced path: median seconds */
+/* forward + backward of one mpo layer on a forced path: median seconds (bu_time; at most
+   `reps` samples, the slow dense paths take few) */
+typedef struct mpo_job {
+    const lort_mpo_desc *d;
+    int n;
+    float *cores, *dc, *x, *dy, *y, *dx;
+    void *work, *cache;
+    size_t ws, cs;
+} mpo_job;
+static void mpo_step(void *p) {
+    mpo_job *j = (mpo_job *)p;
+    CHECK(lort_mpo_forward(j->d, j->y, j->x, j->cores, NULL, j->n, j->cache, j->cs, j->work, j->ws));
+    CHECK(lort_mpo_backward(j->d, j->dx, j->dc, j->dy, j->x, j->cores, NULL, j->n, j->cache, j->cs,
+                            j->work, j->ws));
+}
 static double time_mpo(const lort_mpo_desc *d, int n, int reps, size_t *ws_out) {
-    size_t np, ws, cs;
+    size_t np;
+    mpo_job j;
+    int samples = BU.samples;
+    double t;
+    j.d = d, j.n = n;
     CHECK(lort_mpo_param_count(d, &np));
-    CHECK(lort_mpo_workspace_size(d, n, &ws));
-    CHECK(lort_mpo_cache_size(d, n, &cs));
-    float *cores = frand(np, 1, 0.1f), *dc = (float *)xmalloc(np * sizeof(float));
-    float *x = frand((size_t)n * 4096, 2, 1.0f), *dy = frand((size_t)n * 4096, 3, 1.0f);
-    float *y = (float *)calloc((size_t)n * 4096, sizeof(float)), *dx = (float *)calloc((size_t)n * 4096, sizeof(float));
-    void *work = xmalloc(ws), *cache = xmalloc(cs);
-    double t[16];
-    for (int r = 0; r <= reps; ++r) { /* rep 0 warms up */
-        double t0 = now();
-        CHECK(lort_mpo_forward(d, y, x, cores, NULL, n, cache, cs, work, ws));
-        CHECK(lort_mpo_backward(d, dx, dc, dy, x, cores, NULL, n, cache, cs, work, ws));
-        if (r) t[r - 1] = now() - t0;
+    CHECK(lort_mpo_workspace_size(d, n, &j.ws));
+    CHECK(lort_mpo_cache_size(d, n, &j.cs));
+    j.cores = frand(np, 1, 0.1f), j.dc = (float *)xmalloc(np * sizeof(float));
+    j.x = frand((size_t)n * 4096, 2, 1.0f), j.dy = frand((size_t)n * 4096, 3, 1.0f);
+    j.y = (float *)calloc((size_t)n * 4096, sizeof(float));
+    j.dx = (float *)calloc((size_t)n * 4096, sizeof(float));
+    j.work = xmalloc(j.ws), j.cache = xmalloc(j.cs);
+    if (BU.samples > reps) BU.samples = reps;
+    {
+        bu_timing tm = bu_time(mpo_step, &j);
+        t = tm.median;
     }
-    *ws_out = ws + cs;
-    free(cores); free(dc); free(x); free(dy); free(y); free(dx); free(work); free(cache);
-    return median(t, reps);
+    BU.samples = samples;
+    *ws_out = j.ws + j.cs;
+    free(j.cores); free(j.dc); free(j.x); free(j.dy); free(j.y); free(j.dx); free(j.work);
+    free(j.cache);
+    return t;
 }
 
 /* the FLOPs the two paths execute (the estimate AUTO compares), from the train's shape */
@@ -147,7 +158,7 @@ static void bench_nf4(void) {
             tf[r - 1] = t1 - t0; tq[r - 1] = t2 - t1; bf[r - 1] = t3 - t2; bq[r - 1] = t4 - t3;
         }
     }
-    double mf = median(tf, reps), mq = median(tq, reps), mbf = median(bf, reps), mbq = median(bq, reps);
+    double mf = bu_median(tf, reps), mq = bu_median(tq, reps), mbf = bu_median(bf, reps), mbq = bu_median(bq, reps);
     double gf = 2.0 * n * (double)d * d * 1e-9;
     printf("\n### NF4 GEMM vs fp32 GEMM, n = %d, d_in = d_out = %d (target: NF4 <= 1.5x fp32)\n\n", n, d);
     printf("| op | fp32 ms | NF4 ms | NF4 / fp32 | fp32 GFLOP/s | result |\n|---|---|---|---|---|---|\n");
@@ -231,7 +242,7 @@ static void bench_dota(void) {
             CHECK(lort_mpo_backward(&d, dx, dc, dy, x, cores, res, n, cache, cs, work, ws));
             if (r) t[r - 1] = now() - t0;
         }
-        tt[q] = median(t, 3);
+        tt[q] = bu_median(t, 3);
         printf("| %s | %zu | %.3f | %.1f |\n", q ? "QDoTA (NF4)" : "DoTA (fp32)", fz * 4,
                32.0 * (double)fz / (double)cw, 1e3 * tt[q]);
         free(cores); free(dc); free(res); free(x); free(dy); free(y); free(dx); free(work); free(cache);
@@ -240,8 +251,9 @@ static void bench_dota(void) {
     free(W0); free(E);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const char *th = getenv("OPENBLAS_NUM_THREADS");
+    bu_init("mpo", argc, argv);
     printf("## bench_mpo (lortensor %s, GEMM backend %s, OPENBLAS_NUM_THREADS=%s)\n",
            lort_version_string(), lort_gemm_backend(), th ? th : "(unset)");
     bench_nf4();

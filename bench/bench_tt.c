@@ -10,29 +10,17 @@
                     (the role of LoRETTA_adp, minus its activation and biases)
      LoRETTA_adp    bottleneck 64, ReLU, output placement, fwd + bwd (dx, dcores, dbiases)
 
-   Median of REPS timed repetitions after one warm-up, clock_gettime(CLOCK_MONOTONIC). Ratios
-   are to the base fwd+bwd and to the LoRA of the same role, from the same run. */
-#define _POSIX_C_SOURCE 199309L
+   Timing: bench/bench_util.h's protocol, interleaved over the rows of one d (bu_time_many).
+   Ratios are to the base fwd+bwd and to the LoRA of the same role, from the same run.
+   usage: bench_tt [--quick] [--samples N] [--cpu-time] */
+#define _POSIX_C_SOURCE 200809L
 #define LORTENSOR_IMPLEMENTATION
 #include "lortensor.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "bench_util.h"
 
-#define REPS 11
 #define NTOK 256
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#define now bu_now
 static float *randbuf(size_t count, lort_rng *rng) {
     float *p = (float *)malloc((count ? count : 1) * sizeof(float));
     if (!p) exit(2);
@@ -122,7 +110,9 @@ static lort_tt_desc mode_list(int b, int hidden, int t) {
     return d;
 }
 
-int main(void) {
+static void job_op(void *p) { job_run((job *)p); }
+
+int main(int argc, char **argv) {
     static const int dims[] = {768, 4096};
     enum { NJOB = 8 };
     static const char *names[NJOB] = {
@@ -134,18 +124,20 @@ int main(void) {
     const char *thr = getenv("OPENBLAS_NUM_THREADS");
     lort_rng rng;
     lort_rng_seed(&rng, 1);
+    bu_init("tt", argc, argv);
     double t_start = now();
     printf("\n## tt adapters (LoRETTA) vs LoRA and the base GEMM: n = %d tokens, fwd+bwd\n\n", NTOK);
-    printf("GEMM backend %s, OPENBLAS_NUM_THREADS=%s. Median of %d repetitions, taken round-robin\n"
-           "over all rows of a d so that every ratio sees the same machine load.\n\n",
-           lort_gemm_backend(), thr ? thr : "(unset)", REPS);
+    printf("GEMM backend %s, OPENBLAS_NUM_THREADS=%s. Median of %d samples (bench_util.h),\n"
+           "taken round-robin over all rows of a d so that every ratio sees the same load.\n\n",
+           lort_gemm_backend(), thr ? thr : "(unset)", BU.samples);
     printf("| d | method | trainable | time (ms) | x base fwd+bwd | x LoRA same role |\n");
     printf("|---:|---|---:|---:|---:|---:|\n");
     for (size_t di = 0; di < 2; ++di) {
         int d = dims[di], n = NTOK;
         job jobs[NJOB];
         size_t np[NJOB];
-        double tm[NJOB][REPS], med[NJOB];
+        double med[NJOB];
+        void *ctxs[NJOB];
         for (int k = 0; k < NJOB; ++k) {
             lort_adapter a;
             memset(&a, 0, sizeof a);
@@ -172,16 +164,8 @@ int main(void) {
             job_init(&jobs[k], k < 2 ? k : 2, &a, n, d, &rng, &np[k]);
             job_run(&jobs[k]); /* warm-up */
         }
-        for (int r = 0; r < REPS; ++r)
-            for (int k = 0; k < NJOB; ++k) {
-                double t0 = now();
-                job_run(&jobs[k]);
-                tm[k][r] = now() - t0;
-            }
-        for (int k = 0; k < NJOB; ++k) {
-            qsort(tm[k], REPS, sizeof(double), cmp_d);
-            med[k] = tm[k][REPS / 2];
-        }
+        for (int k = 0; k < NJOB; ++k) ctxs[k] = &jobs[k];
+        bu_time_many(job_op, ctxs, NJOB, med);
         for (int k = 0; k < NJOB; ++k) {
             char tr[32], rl[32];
             if (k < 2) snprintf(tr, sizeof tr, "(frozen %zu)", (size_t)d * (size_t)d);

@@ -853,6 +853,55 @@ static void test_adamw_overflow(void **state) {
     for (int i = 0; i < 4; ++i) assert_true(isfinite(p[i]) && fabs((double)p[i] - (double)p0[i]) > 0.0);
 }
 
+/* Contract gaps (issue 9 section 4): the generic verbs validate the desc before forming factor
+   pointers (r = d_in = INT_MAX would make params + r d_in overflow: UBSan in the asan build);
+   iteration counts are bounded. */
+static void test_contract_gaps(void **state) {
+    (void)state;
+    arena_fill();
+    lort_adapter a;
+    memset(&a, 0, sizeof a);
+    a.kind = LORT_KIND_LORA;
+    a.desc.lora.d_in = INT_MAX; a.desc.lora.d_out = 4; a.desc.lora.r = INT_MAX;
+    a.params = G64;
+    a.grads = O.p;
+    EXPECT(LORT_ERR_OVERFLOW, lort_adapter_forward(&a, O.y, X, 1, NULL, 0, WORK, BIG));
+    EXPECT(LORT_ERR_OVERFLOW, lort_adapter_backward(&a, O.dx, DY, X, 1, NULL, 0, WORK, BIG));
+    EXPECT(LORT_ERR_OVERFLOW, lort_adapter_merge(&a, O.W, 1.0f, WORK, BIG));
+    a.kind = LORT_KIND_LORAXS;
+    a.desc.loraxs.d_in = INT_MAX; a.desc.loraxs.d_out = INT_MAX; a.desc.loraxs.r = INT_MAX;
+    a.frozen = O.m;
+    EXPECT(LORT_ERR_OVERFLOW, lort_adapter_forward(&a, O.y, X, 1, NULL, 0, WORK, BIG));
+    /* bounded iteration counts */
+    lort_svd_opts o;
+    memset(&o, 0, sizeof o);
+    size_t b = 0;
+    OK(lort_svd_truncated_workspace_size(DO, DI, 2, &o, &b));
+    o.power_iters = LORT_SVD_MAX_POWER_ITERS;
+    OK(lort_svd_truncated_workspace_size(DO, DI, 2, &o, &b));
+    o.power_iters = LORT_SVD_MAX_POWER_ITERS + 1;
+    EXPECT(LORT_ERR_INVALID_ARG, lort_svd_truncated_workspace_size(DO, DI, 2, &o, &b));
+    o.power_iters = INT_MAX;
+    EXPECT(LORT_ERR_INVALID_ARG,
+           lort_svd_truncated(O.U, O.S, O.Vt, W0, DI, DO, DI, 2, &o, WORK, BIG));
+    o.power_iters = 0;
+    o.max_sweeps = LORT_SVD_MAX_SWEEPS + 1;
+    EXPECT(LORT_ERR_INVALID_ARG,
+           lort_svd_truncated(O.U, O.S, O.Vt, W0, DI, DO, DI, 2, &o, WORK, BIG));
+    EXPECT(LORT_ERR_INVALID_ARG,
+           lort_svd_jacobi(O.U, O.S, O.Vt, W0, DI, DO, DI, INT_MAX, WORK, BIG));
+    lort_loraxs_desc x = good_loraxs();
+    x.svd.power_iters = INT_MAX;
+    EXPECT(LORT_ERR_INVALID_ARG, lort_loraxs_init_workspace_size(&x, &b));
+    lort_mpo_desc m;
+    memset(&m, 0, sizeof m);
+    m.n_cores = 2; m.row_factors[0] = 2; m.row_factors[1] = 5; m.col_factors[0] = 3;
+    m.col_factors[1] = 4; m.bond = 2;
+    OK(lort_mpo_init_workspace_size(&m, &b));
+    m.svd.max_sweeps = INT_MAX;
+    EXPECT(LORT_ERR_INVALID_ARG, lort_mpo_init_workspace_size(&m, &b));
+}
+
 /* ---- sizes that wrap a 32-bit size_t ---------------------------------------------------------
    Each case of issue 9 section 1 (found under gcc -m32): a size query either refuses with
    LORT_ERR_OVERFLOW, or returns at least the bytes computed here in 64-bit arithmetic from the
@@ -934,6 +983,7 @@ int main(void) {
         cmocka_unit_test(test_shape),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_sizes_wrap_32bit),
+        cmocka_unit_test(test_contract_gaps),
         cmocka_unit_test(test_short_buffers),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_unsupported_kind),

@@ -161,6 +161,26 @@ static void test_gemm_padded_ld(void **state) {
     all_sizes_all_trans(lort_sgemm_builtin, "lort_sgemm_builtin", 1.0f, 0.0f, 1);
 }
 
+/* Shapes that reach each path of the built-in GEMM: one or two rows (dot products with
+   K < 32 and K >= 32, a strided op(A) row gathered in chunks when K > 768, row updates with
+   column strips and a ragged tail), whole and ragged register tiles, panel edges (KC, NC). */
+static void test_gemm_builtin_paths(void **state) {
+    static const int P[][3] = {{1, 9, 1000},  {1, 300, 31},  {1, 301, 32},  {2, 37, 40},
+                               {2, 130, 20},  {1, 16, 4096}, {2, 5, 3},     {6, 16, 128},
+                               {12, 256, 256}, {7, 129, 129}, {3, 17, 1},   {13, 47, 300}};
+    int ok = 1;
+    (void)state;
+    tr_seed(14);
+    for (size_t s = 0; s < sizeof P / sizeof P[0]; ++s)
+        for (int t = 0; t < 4; ++t) {
+            ok &= gemm_case(lort_sgemm_builtin, "builtin", t >> 1, t & 1, P[s][0], P[s][1],
+                            P[s][2], 0.5f, -1.5f, (int)(s % 2), (int)(s % 3), (int)(s % 2), 0);
+            ok &= gemm_case(lort_sgemm, "lort_sgemm", t >> 1, t & 1, P[s][0], P[s][1], P[s][2],
+                            1.0f, 0.0f, 0, 1, 0, 0);
+        }
+    assert_true(ok);
+}
+
 /* beta == 0 must overwrite C even when it holds NaN (BLAS semantics). */
 static void test_gemm_beta0_nan(void **state) {
     (void)state;
@@ -712,6 +732,7 @@ static void test_alloc(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_plain),     cmocka_unit_test(test_gemm_alpha_beta),
+        cmocka_unit_test(test_gemm_builtin_paths),
         cmocka_unit_test(test_gemm_padded_ld), cmocka_unit_test(test_gemm_beta0_nan),
         cmocka_unit_test(test_gemm_alpha0),    cmocka_unit_test(test_gemm_zero_dims),
         cmocka_unit_test(test_gemm_bad_args),  cmocka_unit_test(test_gemm_deterministic),

@@ -751,6 +751,118 @@ static void test_mpo_errors(void **state) {
     ST(LORT_ERR_NULL, lort_tt_round(&t, &t, cores, NULL, NULL, buf, sizeof buf));
 }
 
+/* No partial writes (issue 9 section 2): every error path of lort_tt_svd, lort_mpo_from_dense,
+   lort_tt_round, lort_mpo_round and lort_mpo_init leaves cores, err and residual byte for byte
+   as they were (canary-filled). Paths: no convergence (max_sweeps = 1 on a matrix Jacobi needs
+   more sweeps for), a NaN in the input, a matrix with ||W||_F > FLT_MAX (entries 1e38), a train
+   whose cores hold 1e13 (rounding overflows float), one byte of workspace short. */
+static int canary_ok(const float *x, size_t count) {
+    for (size_t i = 0; i < count; ++i)
+        if (memcmp(&x[i], &(float){-3.25f}, sizeof(float)) != 0) return 0;
+    return 1;
+}
+static void canary(float *x, size_t count) {
+    for (size_t i = 0; i < count; ++i) x[i] = -3.25f;
+}
+static void test_no_partial_writes(void **state) {
+    (void)state;
+    enum { R = 24, C = 20 };
+    int modes[4] = {4, 6, 4, 5}, ranks[5] = {1, 4, 8, 4, 1};
+    lort_tt_desc t = mk_tt(R, C, 4, modes, ranks);
+    static float W[R * C], Wn[R * C], Wh[R * C], cores[4096], err[1], resid[R * C];
+    tr_seed(61u);
+    for (int i = 0; i < R * C; ++i) {
+        W[i] = tr_sym();
+        Wn[i] = W[i];
+        Wh[i] = (i & 1) ? 1e38f : -1e38f;
+    }
+    Wn[R * C / 2] = (float)NAN;
+    size_t np = 0, ws = 0;
+    OK(lort_tt_param_count(&t, &np));
+    assert_true(np <= 4096);
+    lort_svd_opts o1;
+    memset(&o1, 0, sizeof o1);
+    o1.exact = 1;
+    o1.max_sweeps = 1;
+    OK(lort_tt_svd_workspace_size(&t, &o1, &ws));
+    {
+        size_t wd = 0;
+        OK(lort_tt_svd_workspace_size(&t, NULL, &wd));
+        if (wd > ws) ws = wd;
+    }
+    void *work = tr_buf(ws);
+    struct {
+        const char *what;
+        const float *W;
+        const lort_svd_opts *o;
+        lort_status want;
+    } tc[] = {
+        {"no convergence", W, &o1, LORT_ERR_NO_CONVERGENCE},
+        {"NaN input", Wn, NULL, LORT_ERR_NONFINITE},
+        {"||W||_F > FLT_MAX", Wh, NULL, LORT_ERR_NONFINITE},
+        {"workspace - 1", W, &o1, LORT_ERR_WORKSPACE},
+    };
+    for (size_t i = 0; i < sizeof tc / sizeof tc[0]; ++i) {
+        size_t need = 0;
+        OK(lort_tt_svd_workspace_size(&t, tc[i].o, &need));
+        assert_true(need <= ws);
+        canary(cores, 4096); canary(err, 1);
+        lort_status st = lort_tt_svd(&t, cores, err, tc[i].W, tc[i].o, work,
+                                     tc[i].want == LORT_ERR_WORKSPACE ? need - 1 : need);
+        printf("  tt_svd, %-20s -> %s\n", tc[i].what, lort_status_string(st));
+        assert_int_equal(st, tc[i].want);
+        assert_true(canary_ok(cores, 4096) && canary_ok(err, 1));
+    }
+    /* the same matrix as an mpo (24 = 4 * 6, 20 = 4 * 5), DoTA init (f32 and NF4 residual) */
+    static const int ii[2] = {4, 6}, jj[2] = {4, 5};
+    for (int res = 0; res < 3; ++res) {
+        lort_mpo_desc m = mk_desc(2, ii, jj, 6);
+        m.residual = res;
+        size_t mw = 0, mwa = 0;
+        m.svd = o1;
+        OK(lort_mpo_init_workspace_size(&m, &mw));
+        m.svd.max_sweeps = 0;
+        m.svd.exact = 0;
+        OK(lort_mpo_init_workspace_size(&m, &mwa));
+        if (mwa > mw) mw = mwa;
+        void *mwk = tr_buf(mw);
+        for (size_t i = 0; i < sizeof tc / sizeof tc[0]; ++i) {
+            m.svd = tc[i].o ? *tc[i].o : (lort_svd_opts){0};
+            size_t need = 0;
+            OK(lort_mpo_init_workspace_size(&m, &need));
+            size_t give = i == 3 ? need - 1 : need;
+            canary(cores, 4096); canary(err, 1); canary(resid, R * C);
+            lort_status st = res == 0 ? lort_mpo_from_dense(&m, cores, err, tc[i].W, mwk, give)
+                                      : lort_mpo_init(&m, cores, resid, err, tc[i].W, mwk, give);
+            printf("  mpo %s, %-20s -> %s\n",
+                   res == 0 ? "from_dense" : (res == 1 ? "init f32" : "init nf4"), tc[i].what,
+                   lort_status_string(st));
+            assert_int_equal(st, tc[i].want);
+            assert_true(canary_ok(cores, 4096) && canary_ok(err, 1) && canary_ok(resid, R * C));
+        }
+        free(mwk);
+    }
+    /* rounding a train with 1e13 cores to lower ranks: the products overflow float */
+    {
+        int lo[5] = {1, 2, 3, 2, 1};
+        lort_tt_desc u = mk_tt(R, C, 4, modes, lo);
+        static float big[4096];
+        size_t rw = 0;
+        for (size_t i = 0; i < np; ++i) big[i] = (i & 1) ? 1e13f : -1e13f;
+        OK(lort_tt_round_workspace_size(&t, &u, &rw));
+        void *rwk = tr_buf(rw);
+        canary(cores, 4096); canary(err, 1);
+        lort_status st = lort_tt_round(&t, &u, cores, err, big, rwk, rw);
+        printf("  tt_round, cores of 1e13     -> %s\n", lort_status_string(st));
+        assert_int_equal(st, LORT_ERR_NONFINITE);
+        assert_true(canary_ok(cores, 4096) && canary_ok(err, 1));
+        assert_int_equal(lort_tt_round(&t, &u, cores, err, big, rwk, rw - 1), LORT_ERR_WORKSPACE);
+        assert_true(canary_ok(cores, 4096) && canary_ok(err, 1));
+        free(rwk);
+    }
+    free(work);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mpo_counts_resolve),
@@ -767,6 +879,7 @@ int main(void) {
         cmocka_unit_test(test_mpo_round),
         cmocka_unit_test(test_mpo_adapter),
         cmocka_unit_test(test_mpo_errors),
+        cmocka_unit_test(test_no_partial_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -412,7 +412,7 @@ static void test_tt_bad_mode_lists(void **state) {
     assert_int_equal(lort_tt_to_dense(&g, y, cores, work, ws), LORT_ERR_NONFINITE);
     lort_tt_rep_desc rd;
     memset(&rd, 0, sizeof rd);
-    rd.d_in = 4; rd.d_out = 6; rd.r = 1; rd.A.d = 1; rd.A.modes[0] = 4; rd.B.d = 1; rd.B.modes[0] = 6;
+    rd.d_in = 4; rd.d_out = 6; rd.r = 1; rd.A.n_cores = 1; rd.A.modes[0] = 4; rd.B.n_cores = 1; rd.B.modes[0] = 6;
     assert_int_equal(lort_tt_rep_forward(&rd, y, x, cores, 3, NULL, 0, work, ws), LORT_ERR_NONFINITE);
 #endif
     free(cache);
