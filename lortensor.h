@@ -1270,7 +1270,9 @@ LORT_API lort_status lort_adapter_blocks(const lort_adapter *a, lort_block *out,
    offsets are integers, end - begin = dtype size x product(shape) (overflow-checked), the
    tensors tile the data section with no gap or overlap, and the data section ends exactly at
    the end of the buffer; __metadata__ values are strings. Dtypes read: F32, F16, BF16 (as
-   floats) and U8 (raw bytes); any other is LORT_ERR_UNSUPPORTED naming it. Malformed input is
+   floats) and U8 (raw bytes); the reference's other dtypes (I64, F8_*, F4, ...) are size-checked
+   and listed as LORT_DTYPE_OTHER (lort_st_get_f32 refuses them); unknown ones are a format error
+   naming the tensor. Malformed input is
    LORT_ERR_FORMAT. Nothing is allocated: the index goes into a caller arena whose size
    lort_st_read_size gives (it grows with the header, never with the data). */
 #define LORT_ST_MAX_HEADER 100000000u
@@ -1279,7 +1281,8 @@ typedef enum lort_dtype {
     LORT_DTYPE_F32 = 0,
     LORT_DTYPE_F16 = 1,
     LORT_DTYPE_BF16 = 2,
-    LORT_DTYPE_U8 = 3      /* raw bytes (an NF4 blob) */
+    LORT_DTYPE_U8 = 3,     /* raw bytes (an NF4 blob) */
+    LORT_DTYPE_OTHER = 4   /* any other safetensors dtype: size-checked when read, not converted */
 } lort_dtype;
 
 typedef struct lort_st_tensor {
@@ -7424,7 +7427,7 @@ LORT__PRIVATE lort_status lort__st_tensor(lort__st_parse *ps, const lort__span *
         lort_st_tensor *t = &ps->tensors[ps->n_tensors];
         memset(t, 0, sizeof *t);
         t->name = lort__st_keep(ps, name);
-        t->dtype = lort__dtypes[di].dtype < 0 ? 4 : lort__dtypes[di].dtype;
+        t->dtype = lort__dtypes[di].dtype < 0 ? LORT_DTYPE_OTHER : lort__dtypes[di].dtype;
         t->ndim = ndim;
         for (i = 0; i < ndim; ++i) t->shape[i] = (int64_t)shape[i];
         t->count = count;
