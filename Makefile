@@ -37,7 +37,7 @@ B := build
 
 .PHONY: test-gguf fuzz-gguf
 .PHONY: all run test test-blas test-noblas test-sanitize test-m32 test-compile examples check bench bench-quick deps \
-        deps-bench clean FORCE size size-if-available
+        deps-bench clean FORCE size size-if-available fuzz test-peft
 all: examples
 
 # ---- quick start: the fine-tuning demo, no dependency beyond a C compiler ------------------
@@ -225,6 +225,34 @@ size-if-available:
 	@if command -v $(ARM_CC) >/dev/null 2>&1; then $(MAKE) --no-print-directory size; \
 	else echo "size: skipped ($(ARM_CC) not installed: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"; fi
 
+# ---- fuzzing (not part of test): libFuzzer + ASan + UBSan, FUZZ_SECONDS per target ----------
+# Needs clang with the libFuzzer runtime (Debian: clang, libclang-rt-dev or llvm's compiler-rt).
+# New inputs go to build/fuzz/corpus-<target>; the committed seeds are tests/fuzz/seeds/<target>.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZERS := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
+fuzz: $(addprefix $(B)/fuzz/,$(FUZZERS))
+	@set -e; for f in $(FUZZERS); do mkdir -p $(B)/fuzz/corpus-$$f; echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	  ./$(B)/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
+	    $(B)/fuzz/corpus-$$f tests/fuzz/seeds/$$f; done
+$(B)/fuzz/%: tests/fuzz/%.c lortensor.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c99 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -I. -DLORT_NO_BLAS $< -o $@ -lm
+
+# ---- PEFT round trip (not part of test; needs python3 with torch, peft, transformers) --------
+# lortensor loads every fixture of tests/fixtures/peft, saves it back in PEFT's format (plus an
+# edited copy with new per-module ranks and alphas), and the real PEFT loads those files and
+# must reproduce every factor, scale and forward output. Output: tests/fixtures/peft_roundtrip.txt
+test-peft: $(B)/tools/peft_resave
+	@if /usr/bin/env python3 -c 'import torch, peft, transformers' 2>/dev/null; then \
+	  ./$(B)/tools/peft_resave $(B)/peft_saved && \
+	  python3 tests/fixtures/check_peft_roundtrip.py $(B)/peft_saved | tee $(B)/peft_roundtrip.txt; echo "(committed copy: tests/fixtures/peft_roundtrip.txt)"; \
+	else echo "test-peft skipped: python3 with torch, peft and transformers is not installed"; fi
+$(B)/tools/peft_resave: tests/fixtures/peft_resave.c lortensor.h
+	@mkdir -p $(@D)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -Werror -I. -DLORT_NO_BLAS $< -o $@ -lm
+
 # ---- GGUF: the independent check with llama.cpp's gguf Python package (pip install gguf numpy),
 # which test_gguf otherwise skips when the package is missing; and the reader's fuzzer
 test-gguf: $(B)/blas/test_gguf
@@ -232,12 +260,6 @@ test-gguf: $(B)/blas/test_gguf
 
 # libFuzzer (clang, ASan + UBSan) on lort_gguf_read, seeded with files from the writer (fresh
 # ones in the corpus, committed ones in tests/fuzz/seeds/fuzz_gguf, one from the gguf package).
-FUZZ_SECONDS ?= 60
-FUZZ_CC ?= clang
-$(B)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c lortensor.h
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -std=c99 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -I. $< -o $@ -lm
 $(B)/fuzz/gguf_seeds: tests/fuzz/gguf_seeds.c lortensor.h
 	@mkdir -p $(@D)
 	$(CC) -std=c99 -O1 $(WARN) -Werror -I. $< -o $@ -lm

@@ -33,20 +33,32 @@ TABLE OF CONTENTS
     ERRORS          status codes
     THREADING       reentrancy and BLAS threads
     EMBEDDED        trimming the build for microcontrollers
+    FILES           safetensors, PEFT LoRA, set files (>>blocks, >>st, >>files)
     MATH            >>lora, >>loraxs, >>tt (TT-SVD, rounding), >>tt_rep, >>tt_adp, >>cp,
                     >>tucker, >>mpo (DoTA), >>nf4, >>rng (dropout), >>svd, >>adamw
     API             declarations, one banner per section (grep -n '^// >>.* api$'):
                     >>core, >>rng, >>gemm, >>svd, >>lora, >>loraxs, >>tt, >>tt_rep, >>tt_adp,
                     >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>set, >>serve, >>export,
-                    >>gguf, >>adamw
+                    >>gguf, >>blocks, >>st, >>files, >>adamw
     IMPLEMENTATION  one banner per section (grep -n '^// >>.* impl$'): >>config, >>core, >>rng,
                     >>gemm, >>svd, >>lora, >>loraxs, >>train (TT-SVD and rounding engine shared
                     by tt and mpo), >>tt, >>tt_rep, >>tt_adp, >>joint (shared by cp and
                     tucker), >>cp, >>tucker, >>nf4, >>mpo, >>adapter, >>set, >>serve, >>export,
-                    >>gguf, >>adamw
+                    >>gguf, >>blocks, >>json, >>st (safetensors), >>files (set files, PEFT),
+                    >>adamw
     HISTORY, LICENSE at the end
     Each family carries the same tag in MATH, API and IMPLEMENTATION: grep -n '>>tt_adp'
     lists all three.
+
+FILES
+=====
+    Adapters in and out, from caller buffers, with size queries and arenas (nothing allocates):
+    lort_st_*      safetensors reader / writer (F32 views into the buffer; F16, BF16 converted)
+    lort_peft_*    HuggingFace PEFT LoRA (adapter_model.safetensors + adapter_config.json) to
+                   and from an adapter set; sites named by PEFT's module paths
+    lort_set_save / lort_set_load   any adapter set of any family as one safetensors file
+    lort_adapter_blocks             each family's flat layout: block names, offsets, shapes
+    lort_file_read / lort_file_write   stdio helpers (LORT_NO_STDIO removes them)
 
 CONFIGURATION
 =============
@@ -67,6 +79,7 @@ CONFIGURATION
     LORT_RESTRICT               restrict           global  C/C++ portable restrict (internal
                                                            helpers whose buffers never alias)
     LORT_NF4_TILE_FLOATS        1 << 20            impl    floats of W dequantised per NF4 GEMM tile
+    LORT_NO_STDIO               off                global  no <stdio.h>: drops lort_file_read/_write
     LORT_GEMM_KC, LORT_GEMM_NC  128, 128           impl    built-in GEMM blocking: a KC x NC panel of B
     LORT_GEMM_MR, LORT_GEMM_NR  6, 16 (4, 4 with   impl    and an MR x KC strip of A on the stack,
                                 no vector unit)
@@ -136,7 +149,11 @@ ERRORS
   Every public function validates its arguments in O(1) (NULL pointers, sizes <= 0, products
   that overflow, shape mismatches, short workspaces) and returns a negative lort_status; it never
   aborts, exits or prints, and on error writes nothing to the caller's outputs.
-  lort_status_string() gives a static message. Under LORT_DEBUG, kernels also scan their inputs
+  lort_status_string() gives a static message. Functions that read structured input (sets,
+  files, configs) also take a trailing (char *msg, size_t msg_size) and write there what is
+  wrong ("model.layers.0.q_proj.lora_A.weight: shape [8, 4096] but r = 16"); malformed bytes
+  are LORT_ERR_FORMAT, valid but unsupported content (DoRA, a newer format)
+  LORT_ERR_UNSUPPORTED. Under LORT_DEBUG, kernels also scan their inputs
   for NaN/Inf (LORT_ERR_NONFINITE): inputs and every parameter they read, in forward and
   backward alike. The SVD routines always scan (their cost dwarfs the scan), and also refuse a
   matrix whose Frobenius norm exceeds FLT_MAX (LORT_ERR_NONFINITE: its singular values might
@@ -482,8 +499,8 @@ extern "C" {
     X(LORT_ERR_NO_CONVERGENCE, -9, "iteration did not converge")                              \
     X(LORT_ERR_NONFINITE, -10, "input contains NaN or Inf")                                   \
     X(LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge") \
-    X(LORT_ERR_NOT_FOUND, -12, "no entry of that name")                                      \
-    X(LORT_ERR_FORMAT, -13, "malformed file or buffer")
+    X(LORT_ERR_NOT_FOUND, -12, "no entry of that name")                                       \
+    X(LORT_ERR_FORMAT, -13, "malformed file or config: see the message buffer")
 
 typedef enum lort_status {
 #define LORT__STATUS_ENUM(name, value, msg) name = value,
@@ -1300,7 +1317,7 @@ LORT_API lort_status lort_multi_backward(const lort_adapter *adapters, int count
                                          const float *const *dy, const float *x, int n,
                                          void *work, size_t work_size);
 
-// >>export =================================================================================== api
+// >>export ================================================================================ api
 
 /* Export to LoRA, for engines that only read LoRA: any linear adapter (lora re-ranked,
    loraxs, tt_rep, cp and tucker per site, mpo with residual NONE) becomes a lora adapter of
@@ -1345,7 +1362,7 @@ LORT_API lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_
                                       char *msg, size_t msg_size);
 #endif /* LORT__HAS_SVD */
 
-// >>gguf ===================================================================================== api
+// >>gguf ================================================================================== api
 
 /* GGUF (v3, little-endian), as llama.cpp reads a LoRA adapter: KV general.architecture
    (the base model's, e.g. "llama"), general.type = "adapter", adapter.type = "lora",
@@ -1451,6 +1468,214 @@ LORT_API lort_status lort_gguf_read(lort_gguf_info *info, lort_gguf_kv *kvs, siz
 /* The index of the KV whose key is `key`, or LORT_ERR_NOT_FOUND. */
 LORT_API lort_status lort_gguf_find_kv(const lort_gguf_kv *kvs, size_t n, const char *key,
                                        size_t *index);
+
+// >>blocks ================================================================================ api
+
+/* The flat layout of every family, as data: one lort_block per named piece of params or frozen
+   (the same pieces the family comments describe). The set file (lort_set_save) writes one tensor
+   per block, and a user who wants the B factor of a lora, core 2 of an mpo or C_L of a cp reads
+   its offset and shape here instead of re-deriving them:
+       lora     A (r, d_in), B (d_out, r)                                          params
+       loraxs   R (r, r) params; A (r, d_in), B (d_out, r)                         frozen
+       tt_rep   A.core<k> (t_{k-1}, n_k, t_k) k = 0..d-1 of W_A, then B.core<k> of W_B
+       tt_adp   down.core<k>, up.core<k>, beta_d (b), beta_u (hidden)
+       cp       A (d, r), B (r, d_h), C_H (H, r), C_L (L, r), C_M (M, r)
+       tucker   core (r1, r2, rH, rL, rM), A (d, r1), B (r2, d_h), C_H, C_L, C_M
+       mpo      core<k> (D_{k-1}, i_k, j_k, D_k) params; W_res (d_out, d_in) frozen (F32) or
+                W_res_nf4 (bytes) frozen, the NF4 blob of lort_nf4_size bytes (U8)
+   Blocks of one vector are listed in offset order and tile it exactly. */
+#define LORT_BLOCK_MAX_DIMS 5
+typedef enum lort_block_vector { LORT_BLOCK_PARAMS = 0, LORT_BLOCK_FROZEN = 1 } lort_block_vector;
+typedef struct lort_block {
+    char name[16];                    /* "A", "core2", "down.core0", "W_res", ... */
+    int vector;                       /* lort_block_vector: params or frozen */
+    int bytes_only;                   /* 1: raw bytes (the NF4 blob), not floats */
+    size_t offset;                    /* floats from the start of that vector (bytes_only: 0) */
+    size_t count;                     /* floats (bytes when bytes_only: the whole frozen) */
+    int ndim;
+    int shape[LORT_BLOCK_MAX_DIMS];   /* row-major */
+} lort_block;
+/* out[0..cap) = the blocks of a's family (out may be NULL with cap 0 to ask the count);
+   *count = how many there are. cap < *count is LORT_ERR_WORKSPACE (out untouched). At most
+   2 LORT_TT_MAX_CORES + 2 blocks. */
+LORT_API lort_status lort_adapter_blocks(const lort_adapter *a, lort_block *out, int cap,
+                                         int *count);
+
+// >>st ==================================================================================== api
+
+/* safetensors (HuggingFace's format): u64 little-endian header length N, N bytes of JSON
+   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+   "__metadata__": {"key": "value", ...}} (right-padded with spaces), then the data bytes,
+   row-major little-endian, every byte owned by exactly one tensor.
+
+   The reader checks everything the reference implementation checks, and says what is wrong in
+   (msg, msg_size): header length <= LORT_ST_MAX_HEADER and inside the buffer, the header is
+   one JSON object (strict JSON: no trailing commas, no duplicate keys, valid escapes and UTF-8,
+   nesting <= 64), each tensor has exactly dtype, shape and data_offsets, shape entries and
+   offsets are integers, end - begin = dtype size x product(shape) (overflow-checked), the
+   tensors tile the data section with no gap or overlap, and the data section ends exactly at
+   the end of the buffer; __metadata__ values are strings. Dtypes read: F32, F16, BF16 (as
+   floats) and U8 (raw bytes); the reference's other dtypes (I64, F8_*, F4, ...) are size-checked
+   and listed as LORT_DTYPE_OTHER (lort_st_get_f32 refuses them); unknown ones are a format error
+   naming the tensor. Malformed input is
+   LORT_ERR_FORMAT. Nothing is allocated: the index goes into a caller arena whose size
+   lort_st_read_size gives (it grows with the header, never with the data). */
+#define LORT_ST_MAX_HEADER 100000000u
+#define LORT_ST_MAX_DIMS 8
+typedef enum lort_dtype {
+    LORT_DTYPE_F32 = 0,
+    LORT_DTYPE_F16 = 1,
+    LORT_DTYPE_BF16 = 2,
+    LORT_DTYPE_U8 = 3,     /* raw bytes (an NF4 blob) */
+    LORT_DTYPE_OTHER = 4   /* any other safetensors dtype: size-checked when read, not converted */
+} lort_dtype;
+
+typedef struct lort_st_tensor {
+    const char *name;                 /* NUL-terminated, JSON escapes decoded (in the arena) */
+    int dtype;                        /* lort_dtype */
+    int ndim;                         /* 0 (a scalar) .. LORT_ST_MAX_DIMS */
+    int64_t shape[LORT_ST_MAX_DIMS];
+    size_t count;                     /* product of shape (1 for a scalar) */
+    const void *data;                 /* into the caller's buffer */
+    size_t nbytes;
+} lort_st_tensor;
+typedef struct lort_st_meta {
+    const char *key, *value;          /* NUL-terminated, in the arena */
+} lort_st_meta;
+typedef struct lort_st_file {
+    lort_st_tensor *tensors;          /* in header order */
+    int n_tensors;
+    lort_st_meta *meta;
+    int n_meta;
+} lort_st_file;
+
+/* Bytes of arena lort_st_read needs for this buffer (validates the header). */
+LORT_API lort_status lort_st_read_size(const void *buf, size_t size, size_t *arena_bytes,
+                                       char *msg, size_t msg_size);
+/* Parses and validates buf (size bytes; it must outlive the file: tensors point into it). */
+LORT_API lort_status lort_st_read(const void *buf, size_t size, void *arena, size_t arena_size,
+                                  lort_st_file *file, char *msg, size_t msg_size);
+/* The tensor called name, or LORT_ERR_NOT_FOUND. Linear in the tensors. */
+LORT_API lort_status lort_st_find(const lort_st_file *file, const char *name,
+                                  const lort_st_tensor **tensor);
+/* A view of an F32 tensor whose data is 4-byte aligned, on a little-endian host (mmap the file
+   and the 8-byte-aligned data of lortensor's and HF's writers qualify); NULL otherwise. */
+LORT_API const float *lort_st_view_f32(const lort_st_tensor *t);
+/* out[0..count) = the tensor as floats (F32 copied, F16 and BF16 widened exactly); count must
+   equal t->count (else LORT_ERR_SHAPE); U8 is LORT_ERR_UNSUPPORTED. */
+LORT_API lort_status lort_st_get_f32(const lort_st_tensor *t, float *out, size_t count);
+
+/* The writer's input: a tensor of floats (or bytes for U8) with its shape. dtype is what is
+   written: F32 (0, the default: bytes as they are), F16 or BF16 (rounded to nearest even; F16
+   overflows to Inf as a cast would), or U8 (data is `count` raw bytes). */
+typedef struct lort_st_write_tensor {
+    const char *name;
+    int dtype;
+    int ndim;
+    int64_t shape[LORT_ST_MAX_DIMS];
+    const void *data;
+} lort_st_write_tensor;
+/* Bytes of the file; names must be distinct and non-empty, "__metadata__" is reserved. */
+LORT_API lort_status lort_st_write_size(const lort_st_write_tensor *tensors, int n_tensors,
+                                        const lort_st_meta *meta, int n_meta, size_t *bytes,
+                                        char *msg, size_t msg_size);
+/* Writes the file into buf: tensors in the given order, header padded with spaces so the data
+   starts 8-byte aligned. *written = bytes written (equal to the size query). */
+LORT_API lort_status lort_st_write(void *buf, size_t buf_size,
+                                   const lort_st_write_tensor *tensors, int n_tensors,
+                                   const lort_st_meta *meta, int n_meta, size_t *written,
+                                   char *msg, size_t msg_size);
+
+#ifndef LORT_NO_STDIO
+/* stdio helpers (compiled out by LORT_NO_STDIO). lort_file_read: *data = the whole file in a
+   block from the allocator (NULL = malloc), *size its length; free it with lort_free.
+   A missing file is LORT_ERR_NOT_FOUND; lort_file_write writes size bytes. */
+LORT_API lort_status lort_file_read(const char *path, const lort_allocator *allocator,
+                                    void **data, size_t *size);
+LORT_API lort_status lort_file_write(const char *path, const void *data, size_t size);
+#endif
+
+// >>files ================================================================================= api
+
+/* ---- every family in one file --------------------------------------------------------------
+   lort_set_save writes a whole adapter set (any mix of families) as one safetensors file: one
+   F32 tensor per block (lort_adapter_blocks) named "<entry>.<block>", e.g. "0.A", "3.core2",
+   "5.W_res_nf4" (U8); the __metadata__ holds "lortensor.format" = "1", "lortensor.entries" =
+   the number of entries, "lortensor.entry.<i>" = the kind and every desc field as
+   "key=value" words (floats as their IEEE bits in hex, so the round trip is bit-exact), and
+   "lortensor.sites" = one line per site: "entry layer matrix name". grads are not saved.
+   lort_set_load copies everything into a caller arena (size from lort_set_load_size): the set,
+   its entries (params and frozen filled, grads NULL), sites and names; forward, backward
+   (give entries[i].grads a buffer for parameter gradients), merge and delta work on it as is. */
+LORT_API lort_status lort_set_save_size(const lort_adapter_set *set, size_t *bytes, char *msg,
+                                        size_t msg_size);
+LORT_API lort_status lort_set_save(const lort_adapter_set *set, void *buf, size_t buf_size,
+                                   size_t *written, char *msg, size_t msg_size);
+LORT_API lort_status lort_set_load_size(const void *buf, size_t size, size_t *arena_bytes,
+                                        char *msg, size_t msg_size);
+LORT_API lort_status lort_set_load(const void *buf, size_t size, void *arena, size_t arena_size,
+                                   lort_adapter_set *set, char *msg, size_t msg_size);
+
+/* ---- PEFT LoRA ------------------------------------------------------------------------------
+   Loads HuggingFace PEFT's adapter_model.safetensors + adapter_config.json into a set of lora
+   entries, one site per adapted module. Site names are PEFT's module paths with the wrapper
+   prefix "base_model.model." removed (the name of the module in the base model, as
+   model.named_modules() gives it: "model.layers.3.self_attn.q_proj"); keys without that prefix
+   are taken as they are. Per site: r = the rows of lora_A.weight, which must equal the rank
+   rank_pattern gives (else LORT_ERR_SHAPE with the key and both shapes); alpha from
+   alpha_pattern or lora_alpha; rslora = use_rslora. Pattern keys match as PEFT's
+   get_pattern_key: the first key K (in file order) for which the whole name matches the regex
+   (.*\.)?(K)$ (supported regex: literals, ., [] classes, \d \w \s escapes, * + ? {m,n},
+   groups, |, ^ and $; anything else is LORT_ERR_UNSUPPORTED). A target_modules list must
+   contain each site's last name component or be a regex matching its whole name (PEFT's rule);
+   "all-linear" accepts any. Refused with a status and message: use_dora or magnitude vectors,
+   lora_bias or a lora_B.bias, bias other than "none", embedding LoRA, modules_to_save tensors,
+   any other key, peft_type other than LORA, an A without its B. Tensors may be F32, F16 or BF16.
+   Not applied to the set: lora_dropout (in info; desc dropout is 0, for inference) and
+   fan_in_fan_out (in info: the base weight of that module is stored (d_in, d_out) as GPT-2's
+   Conv1D; forward is unaffected, but merge and delta give (d_out, d_in): merge into W^T).
+
+   RoPE row order: HF checkpoints of LLaMA-type models permute the rows of q_proj and k_proj
+   (the interleaved-pair rotary layout) relative to llama.cpp's GGUF and llama2.c's exports, which
+   undo it. An engine holding W_q in that converted order applies the same row permutation to
+   B's rows (d_out = heads * head_dim): lort_rope_permute_rows does it in place (as
+   llama.cpp's convert script does to lora_B). */
+typedef struct lort_peft_info {
+    int r;                 /* the config's default rank and alpha */
+    float lora_alpha;
+    int use_rslora;
+    int fan_in_fan_out;    /* 1: the base weights are Conv1D (d_in, d_out): merge into W^T */
+    float lora_dropout;    /* PEFT's training dropout (not set in the descs) */
+    int dtype;             /* lort_dtype of the first tensor */
+} lort_peft_info;
+LORT_API lort_status lort_peft_load_size(const void *st, size_t st_size, const char *config,
+                                         size_t config_size, size_t *arena_bytes, char *msg,
+                                         size_t msg_size);
+/* set (and info, may be NULL) from the two files' bytes; the set's memory is the arena's. */
+LORT_API lort_status lort_peft_load(const void *st, size_t st_size, const char *config,
+                                    size_t config_size, void *arena, size_t arena_size,
+                                    lort_adapter_set *set, lort_peft_info *info, char *msg,
+                                    size_t msg_size);
+/* A set whose every site is a named lora entry, as PEFT files: keys
+   "base_model.model.<site>.lora_A.weight" / ".lora_B.weight" in dtype (F32, F16, BF16), and a
+   config with peft_type LORA, r and lora_alpha of the first site, use_rslora (all sites must
+   agree), target_modules (the distinct last name components), and rank_pattern /
+   alpha_pattern entries (the site's full name, dots escaped) for the sites that differ, so
+   PEFT's from_pretrained rebuilds every rank and scale. fan_in_fan_out is written as given.
+   Sizes: *st_bytes and *config_bytes (config text without a NUL). */
+LORT_API lort_status lort_peft_save_size(const lort_adapter_set *set, int dtype,
+                                         int fan_in_fan_out, size_t *st_bytes,
+                                         size_t *config_bytes, char *msg, size_t msg_size);
+LORT_API lort_status lort_peft_save(const lort_adapter_set *set, int dtype, int fan_in_fan_out,
+                                    void *st, size_t st_size, char *config, size_t config_size,
+                                    char *msg, size_t msg_size);
+/* rows (heads * head_dim, cols) of B, in place, from HF's order to llama.cpp's/llama2.c's:
+   within each head, row i of the first half and row i of the second half become rows 2i and
+   2i + 1 (the inverse of HF's conversion permute). inverse != 0 goes back. Use it on lora_B of
+   q_proj (heads) and k_proj (kv heads) when your engine's W_q/W_k came from GGUF or llama2.c.
+   work: cols * head_dim floats. */
+LORT_API lort_status lort_rope_permute_rows(float *B, int heads, int head_dim, int cols,
+                                            int inverse, float *work, size_t work_count);
 
 // >>adamw ================================================================================= api
 
@@ -7409,6 +7634,55 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
     return LORT_OK;
 }
 
+/* ---- float bits and half floats (IEEE binary16 and bfloat16), shared by the file formats ---- */
+LORT__PRIVATE uint32_t lort__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+LORT__PRIVATE float lort__bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+LORT__PRIVATE float lort__f16_to_f32(unsigned h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 31u, mant = h & 0x3FFu;
+    if (e == 31) return lort__bits_f32(sign | 0x7F800000u | (mant << 13));
+    if (e == 0) { /* zero or subnormal: mant * 2^-24, exact in float */
+        float v = (float)mant * lort__bits_f32(0x33800000u);
+        return sign ? -v : v;
+    }
+    return lort__bits_f32(sign | ((e + 112u) << 23) | (mant << 13));
+}
+LORT__PRIVATE unsigned lort__f32_to_f16(float f) { /* round to nearest even, as a cast */
+    uint32_t u = lort__f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7FFFFFFFu;
+    if (a >= 0x7F800000u) return sign | 0x7C00u | (a > 0x7F800000u ? 0x200u : 0u);
+    if (a >= 0x477FF000u) return sign | 0x7C00u;          /* rounds to >= 65520: Inf */
+    if (a < 0x38800000u) {                                /* below 2^-14: subnormal half */
+        uint32_t mant = (a & 0x7FFFFFu) | 0x800000u, shift, q, rem, half;
+        int e = (int)(a >> 23);
+        if (e < 102) return sign;                         /* below half the smallest: 0 */
+        shift = (uint32_t)(126 - e);                      /* 14..24: value = mant >> shift */
+        q = mant >> shift;
+        rem = mant & ((1u << shift) - 1u);
+        half = 1u << (shift - 1u);
+        if (rem > half || (rem == half && (q & 1u))) ++q;
+        return sign | q;
+    }
+    {
+        uint32_t q = ((a - 0x38000000u) >> 13), rem = a & 0x1FFFu;
+        if (rem > 0x1000u || (rem == 0x1000u && (q & 1u))) ++q;
+        return sign | q;
+    }
+}
+LORT__PRIVATE float lort__bf16_to_f32(unsigned h) { return lort__bits_f32((uint32_t)h << 16); }
+LORT__PRIVATE unsigned lort__f32_to_bf16(float f) {
+    uint32_t u = lort__f32_bits(f);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (u >> 16) | 0x40u; /* quiet NaN */
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return u >> 16;
+}
+
 // >>serve ================================================================================ impl
 
 /* ---- plan ---------------------------------------------------------------------------------- */
@@ -8000,7 +8274,7 @@ LORT__PRIVATE void lort__msg_site(lort__msg *m, const lort_adapter_set *set, int
     }
     lort__msg_str(m, ": ");
 }
-// >>export ================================================================================== impl
+// >>export =============================================================================== impl
 
 #if LORT__HAS_SVD
 
@@ -8450,7 +8724,7 @@ LORT_DEF lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_
 
 #endif /* LORT__HAS_SVD */
 
-// >>gguf ==================================================================================== impl
+// >>gguf ================================================================================= impl
 
 #ifndef LORT_NO_STDIO
 #include <stdio.h>
@@ -8492,34 +8766,6 @@ LORT__PRIVATE void lort__put_pad(lort__sink *s, size_t align) {
     size_t r = s->pos % align;
     if (r) lort__put(s, NULL, align - r);
 }
-LORT__PRIVATE uint32_t lort__f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof(u));
-    return u;
-}
-/* IEEE half of f, round to nearest even; overflow to +-inf, NaN stays NaN. */
-LORT__PRIVATE uint16_t lort__f16_bits(float f) {
-    uint32_t u = lort__f32_bits(f), sign = (u >> 16) & 0x8000u, mant = u & 0x7fffffu;
-    int e = (int)((u >> 23) & 0xffu);
-    uint32_t h;
-    if (e == 255) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0u));
-    e -= 127 - 15;
-    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
-    if (e <= 0) { /* subnormal half (or zero) */
-        uint32_t m, shift, half, rem;
-        if (e < -10) return (uint16_t)sign;
-        m = mant | 0x800000u;
-        shift = (uint32_t)(14 - e);
-        h = m >> shift;
-        rem = m & ((1u << shift) - 1u);
-        half = 1u << (shift - 1u);
-        if (rem > half || (rem == half && (h & 1u))) ++h;
-        return (uint16_t)(sign | h);
-    }
-    h = ((uint32_t)e << 10) | (mant >> 13);
-    if ((mant & 0x1fffu) > 0x1000u || ((mant & 0x1fffu) == 0x1000u && (h & 1u))) ++h; /* may carry into inf: correct */
-    return (uint16_t)(sign | h);
-}
 /* count floats x[i] * f (f = 1: the values as they are) as F32 or F16 */
 LORT__PRIVATE void lort__put_floats(lort__sink *s, const float *x, size_t count, float f,
                                     int f16, int scale) {
@@ -8531,7 +8777,7 @@ LORT__PRIVATE void lort__put_floats(lort__sink *s, const float *x, size_t count,
     for (i = 0; i < count; ++i) {
         float v = scale ? x[i] * f : x[i];
         if (f16) {
-            uint16_t h = lort__f16_bits(v);
+            uint16_t h = (uint16_t)lort__f32_to_f16(v);
             unsigned char b[2];
             b[0] = (unsigned char)(h & 0xffu);
             b[1] = (unsigned char)(h >> 8);
@@ -9123,6 +9369,2825 @@ LORT_DEF lort_status lort_gguf_find_kv(const lort_gguf_kv *kvs, size_t n, const 
             return LORT_OK;
         }
     return LORT_ERR_NOT_FOUND;
+}
+
+// >>blocks =============================================================================== impl
+
+LORT__PRIVATE void lort__block_put(lort_block *b, int *k, int cap, const char *name, int index,
+                                   int vector, size_t *offset, int ndim, const int *shape) {
+    lort_block z;
+    size_t cnt = 1, i = 0;
+    int d;
+    memset(&z, 0, sizeof z);
+    while (name[i] && i + 4 < sizeof z.name) {
+        z.name[i] = name[i];
+        ++i;
+    }
+    if (index >= 0) { /* "core" + index (< 100) */
+        if (index >= 10) z.name[i++] = (char)('0' + index / 10);
+        z.name[i++] = (char)('0' + index % 10);
+    }
+    z.vector = vector;
+    z.ndim = ndim;
+    for (d = 0; d < ndim; ++d) {
+        z.shape[d] = shape[d];
+        cnt *= (size_t)shape[d]; /* sizes were validated by the family's count query */
+    }
+    z.offset = *offset;
+    z.count = cnt;
+    *offset += cnt;
+    if (*k < cap && b) b[*k] = z;
+    ++*k;
+}
+
+LORT__PRIVATE void lort__block_train(lort_block *b, int *k, int cap, const char *prefix,
+                                     const lort_tt_desc *t, size_t *offset) {
+    int c;
+    for (c = 0; c < t->n_cores; ++c) {
+        int shape[3];
+        shape[0] = t->ranks[c];
+        shape[1] = t->modes[c];
+        shape[2] = t->ranks[c + 1];
+        lort__block_put(b, k, cap, prefix, c, LORT_BLOCK_PARAMS, offset, 3, shape);
+    }
+}
+
+/* cp / tucker factors A (d, r1), B (r2, d_h), C_H (H, rH), C_L (L, rL), C_M (M, rM). */
+LORT__PRIVATE void lort__block_joint(lort_block *b, int *k, size_t *po, int d, int H, int L,
+                                     int M, const int *rk) {
+    static const char *const names[5] = {"A", "B", "C_H", "C_L", "C_M"};
+    int i, sh[2], rows[5];
+    rows[0] = d; rows[1] = rk[1]; rows[2] = H; rows[3] = L; rows[4] = M;
+    for (i = 0; i < 5; ++i) {
+        sh[0] = rows[i];
+        sh[1] = i == 0 ? rk[0] : i == 1 ? d / H : rk[i];
+        lort__block_put(b, k, 34, names[i], -1, LORT_BLOCK_PARAMS, po, 2, sh);
+    }
+}
+
+LORT_DEF lort_status lort_adapter_blocks(const lort_adapter *a, lort_block *out, int cap,
+                                         int *count) {
+    lort_block tmp[2 * LORT_TT_MAX_CORES + 2];
+    int k = 0, i, sh[5];
+    size_t po = 0, fo = 0;
+    lort_adapter_sizes sz;
+    lort_status st;
+    if (!a || !count || (cap > 0 && !out)) return LORT_ERR_NULL;
+    if (cap < 0) return LORT_ERR_INVALID_ARG;
+    if ((st = lort_adapter_sizes_query(a, 1, &sz))) return st;
+    switch (a->kind) {
+    case LORT_KIND_LORA:
+    case LORT_KIND_LORAXS: {
+        int r = a->kind == LORT_KIND_LORA ? a->desc.lora.r : a->desc.loraxs.r;
+        int vec = a->kind == LORT_KIND_LORA ? LORT_BLOCK_PARAMS : LORT_BLOCK_FROZEN;
+        size_t *o = a->kind == LORT_KIND_LORA ? &po : &fo;
+        if (a->kind == LORT_KIND_LORAXS) {
+            sh[0] = r;
+            sh[1] = r;
+            lort__block_put(tmp, &k, 34, "R", -1, LORT_BLOCK_PARAMS, &po, 2, sh);
+        }
+        sh[0] = r;
+        sh[1] = sz.d_in;
+        lort__block_put(tmp, &k, 34, "A", -1, vec, o, 2, sh);
+        sh[0] = sz.d_out;
+        sh[1] = r;
+        lort__block_put(tmp, &k, 34, "B", -1, vec, o, 2, sh);
+        break;
+    }
+#if LORT__HAS_TT_REP
+    case LORT_KIND_TT_REP: {
+        lort_tt_rep_desc r;
+        if ((st = lort_tt_rep_desc_resolve(&a->desc.tt_rep, &r))) return st;
+        lort__block_train(tmp, &k, 34, "A.core", &r.A, &po);
+        lort__block_train(tmp, &k, 34, "B.core", &r.B, &po);
+        break;
+    }
+#endif
+#if LORT__HAS_TT_ADP
+    case LORT_KIND_TT_ADP: {
+        lort_tt_adp_desc r;
+        if ((st = lort_tt_adp_desc_resolve(&a->desc.tt_adp, &r))) return st;
+        lort__block_train(tmp, &k, 34, "down.core", &r.down, &po);
+        lort__block_train(tmp, &k, 34, "up.core", &r.up, &po);
+        sh[0] = r.bottleneck;
+        lort__block_put(tmp, &k, 34, "beta_d", -1, LORT_BLOCK_PARAMS, &po, 1, sh);
+        sh[0] = r.hidden;
+        lort__block_put(tmp, &k, 34, "beta_u", -1, LORT_BLOCK_PARAMS, &po, 1, sh);
+        break;
+    }
+#endif
+#if LORT__HAS_CP
+    case LORT_KIND_CP: {
+        lort_cp_desc r;
+        int rk[5];
+        if ((st = lort_cp_desc_resolve(&a->desc.cp, &r))) return st;
+        rk[0] = rk[1] = rk[2] = rk[3] = rk[4] = r.r;
+        lort__block_joint(tmp, &k, &po, r.d, r.heads, r.layers, r.matrices, rk);
+        break;
+    }
+#endif
+#if LORT__HAS_TUCKER
+    case LORT_KIND_TUCKER: {
+        lort_tucker_desc r;
+        int rk[5];
+        if ((st = lort_tucker_desc_resolve(&a->desc.tucker, &r))) return st;
+        rk[0] = r.r1; rk[1] = r.r2; rk[2] = r.rh; rk[3] = r.rl; rk[4] = r.rm;
+        lort__block_put(tmp, &k, 34, "core", -1, LORT_BLOCK_PARAMS, &po, 5, rk);
+        lort__block_joint(tmp, &k, &po, r.d, r.heads, r.layers, r.matrices, rk);
+        break;
+    }
+#endif
+#if LORT__HAS_MPO
+    case LORT_KIND_MPO: {
+        lort_mpo_desc r;
+        if ((st = lort_mpo_desc_resolve(&a->desc.mpo, &r))) return st;
+        for (i = 0; i < r.n_cores; ++i) {
+            sh[0] = r.bonds[i];
+            sh[1] = r.row_factors[i];
+            sh[2] = r.col_factors[i];
+            sh[3] = r.bonds[i + 1];
+            lort__block_put(tmp, &k, 34, "core", i, LORT_BLOCK_PARAMS, &po, 4, sh);
+        }
+        if (r.residual == LORT_MPO_RESIDUAL_F32) {
+            sh[0] = r.d_out;
+            sh[1] = r.d_in;
+            lort__block_put(tmp, &k, 34, "W_res", -1, LORT_BLOCK_FROZEN, &fo, 2, sh);
+        } else if (r.residual == LORT_MPO_RESIDUAL_NF4) {
+            size_t nb;
+            if ((st = lort_nf4_size(r.d_out, r.d_in, &nb))) return st;
+            if (nb > INT_MAX) return LORT_ERR_OVERFLOW;
+            sh[0] = (int)nb;
+            lort__block_put(tmp, &k, 34, "W_res_nf4", -1, LORT_BLOCK_FROZEN, &fo, 1, sh);
+            tmp[k - 1].bytes_only = 1;
+        }
+        break;
+    }
+#endif
+    default: return LORT_ERR_UNSUPPORTED;
+    }
+    /* the layout must tile what the size query says (a mismatch would be our bug) */
+    if (po != sz.params || (k > 0 && tmp[k - 1].bytes_only ? tmp[k - 1].count : fo * sizeof(float)) !=
+                               sz.frozen_bytes) {
+        LORT_ASSERT(0);
+        return LORT_ERR_SHAPE;
+    }
+    *count = k;
+    if (cap < k) return out ? LORT_ERR_WORKSPACE : LORT_OK;
+    for (i = 0; i < k; ++i) out[i] = tmp[i];
+    return LORT_OK;
+}
+
+// >>json ================================================================================= impl
+
+/* A strict JSON reader of a caller buffer (RFC 8259: no comments, no trailing commas, valid
+   escapes and UTF-8, nesting <= 64), used by the safetensors header and the PEFT config. No
+   allocation; strings are returned as raw spans and decoded on demand. */
+typedef struct lort__json {
+    const unsigned char *p, *end;
+    lort__msg *m;
+    int depth;
+} lort__json;
+typedef struct lort__span {
+    const unsigned char *p;   /* raw bytes between the quotes */
+    size_t raw, len;          /* raw length, decoded length */
+} lort__span;
+
+LORT__PRIVATE lort_status lort__js_fail(lort__json *j, const char *what) {
+    lort__msg_str(j->m, what);
+    return LORT_ERR_FORMAT;
+}
+LORT__PRIVATE void lort__js_ws(lort__json *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        ++j->p;
+}
+/* the next non-space byte is c: consume it */
+LORT__PRIVATE int lort__js_eat(lort__json *j, unsigned char c) {
+    lort__js_ws(j);
+    if (j->p < j->end && *j->p == c) {
+        ++j->p;
+        return 1;
+    }
+    return 0;
+}
+LORT__PRIVATE int lort__js_hex4(const unsigned char *p, unsigned *v) {
+    int i;
+    *v = 0;
+    for (i = 0; i < 4; ++i) {
+        unsigned c = p[i], h;
+        if (c >= '0' && c <= '9') h = c - '0';
+        else if (c >= 'a' && c <= 'f') h = c - 'a' + 10u;
+        else if (c >= 'A' && c <= 'F') h = c - 'A' + 10u;
+        else return 0;
+        *v = *v * 16u + h;
+    }
+    return 1;
+}
+/* Appends code point u as UTF-8 to out (if not NULL); returns its length. */
+LORT__PRIVATE size_t lort__utf8_put(unsigned long u, char *out) {
+    unsigned char b[4];
+    size_t n, i;
+    if (u < 0x80) { b[0] = (unsigned char)u; n = 1; }
+    else if (u < 0x800) { b[0] = (unsigned char)(0xC0 | (u >> 6)); b[1] = (unsigned char)(0x80 | (u & 63)); n = 2; }
+    else if (u < 0x10000) { b[0] = (unsigned char)(0xE0 | (u >> 12)); b[1] = (unsigned char)(0x80 | ((u >> 6) & 63)); b[2] = (unsigned char)(0x80 | (u & 63)); n = 3; }
+    else { b[0] = (unsigned char)(0xF0 | (u >> 18)); b[1] = (unsigned char)(0x80 | ((u >> 12) & 63)); b[2] = (unsigned char)(0x80 | ((u >> 6) & 63)); b[3] = (unsigned char)(0x80 | (u & 63)); n = 4; }
+    if (out)
+        for (i = 0; i < n; ++i) out[i] = (char)b[i];
+    return n;
+}
+/* Scans (out NULL) or decodes a string body; the span is already validated when decoding. */
+LORT__PRIVATE lort_status lort__js_body(lort__json *j, const unsigned char *p,
+                                        const unsigned char *end, char *out, size_t *len,
+                                        const unsigned char **stop) {
+    size_t n = 0;
+    while (p < end && *p != '"') {
+        unsigned c = *p;
+        if (c < 0x20) return lort__js_fail(j, "control character in a JSON string");
+        if (c == '\\') {
+            unsigned long u;
+            unsigned v, w;
+            if (end - p < 2) break;
+            switch (p[1]) {
+            case '"': case '\\': case '/': u = p[1]; p += 2; break;
+            case 'b': u = 8; p += 2; break;
+            case 'f': u = 12; p += 2; break;
+            case 'n': u = 10; p += 2; break;
+            case 'r': u = 13; p += 2; break;
+            case 't': u = 9; p += 2; break;
+            case 'u':
+                if (end - p < 6 || !lort__js_hex4(p + 2, &v))
+                    return lort__js_fail(j, "bad \\u escape in a JSON string");
+                p += 6;
+                u = v;
+                if (v >= 0xD800 && v < 0xDC00) {
+                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !lort__js_hex4(p + 2, &w) ||
+                        w < 0xDC00 || w > 0xDFFF)
+                        return lort__js_fail(j, "unpaired surrogate in a JSON string");
+                    p += 6;
+                    u = 0x10000ul + (((unsigned long)v - 0xD800ul) << 10) + (w - 0xDC00ul);
+                } else if (v >= 0xDC00 && v < 0xE000) {
+                    return lort__js_fail(j, "unpaired surrogate in a JSON string");
+                }
+                break;
+            default: return lort__js_fail(j, "bad escape in a JSON string");
+            }
+            n += lort__utf8_put(u, out ? out + n : NULL);
+            continue;
+        }
+        if (c < 0x80) {
+            if (out) out[n] = (char)c;
+            ++n;
+            ++p;
+        } else { /* UTF-8: well-formed, shortest form, no surrogates, <= U+10FFFF */
+            size_t k, len8 = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+            unsigned long cp;
+            if (!len8 || c > 0xF4 || (size_t)(end - p) < len8)
+                return lort__js_fail(j, "invalid UTF-8 in a JSON string");
+            cp = c & (len8 == 2 ? 0x1Fu : len8 == 3 ? 0x0Fu : 0x07u);
+            for (k = 1; k < len8; ++k) {
+                if ((p[k] & 0xC0) != 0x80) return lort__js_fail(j, "invalid UTF-8 in a JSON string");
+                cp = (cp << 6) | (p[k] & 0x3Fu);
+            }
+            if ((len8 == 3 && (cp < 0x800 || (cp >= 0xD800 && cp < 0xE000))) ||
+                (len8 == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+                return lort__js_fail(j, "invalid UTF-8 in a JSON string");
+            for (k = 0; k < len8; ++k)
+                if (out) out[n + k] = (char)p[k];
+            n += len8;
+            p += len8;
+        }
+    }
+    if (p >= end) return lort__js_fail(j, "unterminated JSON string");
+    *len = n;
+    *stop = p;
+    return LORT_OK;
+}
+LORT__PRIVATE lort_status lort__js_string(lort__json *j, lort__span *s) {
+    const unsigned char *stop;
+    lort_status st;
+    if (!lort__js_eat(j, '"')) return lort__js_fail(j, "expected a JSON string");
+    if ((st = lort__js_body(j, j->p, j->end, NULL, &s->len, &stop))) return st;
+    s->p = j->p;
+    s->raw = (size_t)(stop - j->p);
+    j->p = stop + 1;
+    return LORT_OK;
+}
+/* out[0..s->len] = the decoded string and a NUL. */
+LORT__PRIVATE void lort__js_decode(const lort__span *s, char *out) {
+    size_t len;
+    const unsigned char *stop;
+    lort__msg none;
+    lort__json j;
+    lort__msg_init(&none, NULL, 0);
+    j.p = s->p;
+    j.end = s->p + s->raw + 1; /* the closing quote */
+    j.m = &none;
+    j.depth = 0;
+    if (lort__js_body(&j, s->p, j.end, out, &len, &stop) == LORT_OK) out[len] = '\0';
+    else out[0] = '\0';
+}
+/* decoded span == the NUL-terminated ASCII string t */
+LORT__PRIVATE int lort__js_is(const lort__span *s, const char *t) {
+    size_t n = strlen(t);
+    return s->raw == n && memcmp(s->p, t, n) == 0;
+}
+/* A JSON number. *is_uint: a plain non-negative integer that fits in uint64 (*u). *v its
+   value as a double (decimal to double by exact integer mantissa and a power of ten: within
+   an ulp or two of correct rounding, exact for the integers and short decimals configs use). */
+LORT__PRIVATE lort_status lort__js_number(lort__json *j, double *v, int *is_uint, uint64_t *u) {
+    const unsigned char *p, *e;
+    uint64_t mant = 0, iv = 0;
+    int neg = 0, digits = 0, iover = 0, frac = 0, ex = 0, exneg = 0, expo = 0, integer = 1;
+    double x, ten = 10.0;
+    lort__js_ws(j);
+    p = j->p;
+    e = j->end;
+    if (p < e && *p == '-') { neg = 1; ++p; }
+    if (p >= e || *p < '0' || *p > '9') return lort__js_fail(j, "expected a JSON value");
+    if (*p == '0' && p + 1 < e && p[1] >= '0' && p[1] <= '9')
+        return lort__js_fail(j, "leading zero in a JSON number");
+    for (; p < e && *p >= '0' && *p <= '9'; ++p) {
+        unsigned dg = (unsigned)(*p - '0');
+        if (iv > (UINT64_MAX - dg) / 10u) iover = 1;
+        else iv = iv * 10u + dg;
+        if (digits < 19) { mant = mant * 10u + dg; ++digits; }
+        else ++expo;
+    }
+    if (p < e && *p == '.') {
+        integer = 0;
+        ++p;
+        if (p >= e || *p < '0' || *p > '9') return lort__js_fail(j, "bad JSON number");
+        for (; p < e && *p >= '0' && *p <= '9'; ++p)
+            if (digits < 19) { mant = mant * 10u + (unsigned)(*p - '0'); ++digits; --frac; }
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        integer = 0;
+        ++p;
+        if (p < e && (*p == '+' || *p == '-')) exneg = *p++ == '-';
+        if (p >= e || *p < '0' || *p > '9') return lort__js_fail(j, "bad JSON number");
+        for (; p < e && *p >= '0' && *p <= '9'; ++p)
+            if (ex < 100000) ex = ex * 10 + (*p - '0');
+    }
+    expo += frac + (exneg ? -ex : ex);
+    x = (double)mant;
+    if (mant != 0) {
+        int k = expo < 0 ? -expo : expo;
+        double pw = 1.0;
+        if (k > 400) k = 400;
+        while (k) { if (k & 1) pw *= ten; ten *= ten; k >>= 1; }
+        x = expo < 0 ? x / pw : x * pw;
+    }
+    *v = neg ? -x : x;
+    *is_uint = integer && !neg && !iover;
+    *u = iv;
+    j->p = p;
+    return LORT_OK;
+}
+/* Skips one value of any type. */
+LORT__PRIVATE lort_status lort__js_skip(lort__json *j) {
+    lort__span s;
+    double v;
+    int iu;
+    uint64_t u;
+    lort_status st;
+    lort__js_ws(j);
+    if (j->p >= j->end) return lort__js_fail(j, "unexpected end of JSON");
+    switch (*j->p) {
+    case '"': return lort__js_string(j, &s);
+    case '{':
+    case '[': {
+        unsigned char close = *j->p == '{' ? '}' : ']';
+        int obj = close == '}';
+        if (++j->depth > 64) return lort__js_fail(j, "JSON nested deeper than 64");
+        ++j->p;
+        if (!lort__js_eat(j, close)) {
+            do {
+                if (obj) {
+                    if ((st = lort__js_string(j, &s))) return st;
+                    if (!lort__js_eat(j, ':')) return lort__js_fail(j, "expected ':' in JSON");
+                }
+                if ((st = lort__js_skip(j))) return st;
+            } while (lort__js_eat(j, ','));
+            if (!lort__js_eat(j, close)) return lort__js_fail(j, "expected ',' or a closing bracket in JSON");
+        }
+        --j->depth;
+        return LORT_OK;
+    }
+    case 't':
+    case 'f':
+    case 'n': {
+        const char *lit = *j->p == 't' ? "true" : *j->p == 'f' ? "false" : "null";
+        size_t n = strlen(lit);
+        if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
+            return lort__js_fail(j, "bad JSON literal");
+        j->p += n;
+        return LORT_OK;
+    }
+    default: return lort__js_number(j, &v, &iu, &u);
+    }
+}
+/* 1 / 0 for true / false, 2 for null, -1 for anything else (not consumed). */
+LORT__PRIVATE int lort__js_literal(lort__json *j) {
+    static const char *lits[3] = {"false", "true", "null"};
+    int i;
+    lort__js_ws(j);
+    for (i = 0; i < 3; ++i) {
+        size_t n = strlen(lits[i]);
+        if ((size_t)(j->end - j->p) >= n && memcmp(j->p, lits[i], n) == 0) {
+            j->p += n;
+            return i;
+        }
+    }
+    return -1;
+}
+/* Object iteration: lort__js_obj_begin, then while lort__js_obj_next gives a key (1), parse the
+   value; returns 0 at '}', or an error status (< 0). */
+LORT__PRIVATE lort_status lort__js_obj_begin(lort__json *j) {
+    if (!lort__js_eat(j, '{')) return lort__js_fail(j, "expected a JSON object");
+    if (++j->depth > 64) return lort__js_fail(j, "JSON nested deeper than 64");
+    return LORT_OK;
+}
+LORT__PRIVATE int lort__js_obj_next(lort__json *j, int first, lort__span *key) {
+    lort_status st;
+    if (first) {
+        if (lort__js_eat(j, '}')) { --j->depth; return 0; }
+    } else if (!lort__js_eat(j, ',')) {
+        if (lort__js_eat(j, '}')) { --j->depth; return 0; }
+        st = lort__js_fail(j, "expected ',' or '}' in a JSON object");
+        return (int)st;
+    }
+    if ((st = lort__js_string(j, key))) return (int)st;
+    if (!lort__js_eat(j, ':')) {
+        st = lort__js_fail(j, "expected ':' in a JSON object");
+        return (int)st;
+    }
+    return 1;
+}
+
+/* Heap sort of an index array by a caller comparison (no recursion, O(n log n)). */
+typedef int (*lort__less_fn)(const void *ctx, size_t a, size_t b);
+LORT__PRIVATE void lort__heap_sift(size_t *ix, size_t root, size_t n, lort__less_fn less,
+                                   const void *ctx) {
+    for (;;) {
+        size_t c = 2 * root + 1, t;
+        if (c >= n) return;
+        if (c + 1 < n && less(ctx, ix[c], ix[c + 1])) ++c;
+        if (!less(ctx, ix[root], ix[c])) return;
+        t = ix[root]; ix[root] = ix[c]; ix[c] = t;
+        root = c;
+    }
+}
+LORT__PRIVATE void lort__heap_sort(size_t *ix, size_t n, lort__less_fn less, const void *ctx) {
+    size_t i, t;
+    if (n < 2) return;
+    for (i = n / 2; i-- > 0;) lort__heap_sift(ix, i, n, less, ctx);
+    for (i = n - 1; i > 0; --i) {
+        t = ix[0]; ix[0] = ix[i]; ix[i] = t;
+        lort__heap_sift(ix, 0, i, less, ctx);
+    }
+}
+
+// >>st =================================================================================== impl
+
+typedef struct lort__dtype_info {
+    const char *name;
+    int dtype;      /* lort_dtype, or -1 for dtypes only size-checked */
+    unsigned bits;
+} lort__dtype_info;
+static const lort__dtype_info lort__dtypes[] = {
+    {"F32", LORT_DTYPE_F32, 32}, {"F16", LORT_DTYPE_F16, 16}, {"BF16", LORT_DTYPE_BF16, 16},
+    {"U8", LORT_DTYPE_U8, 8}, {"BOOL", -1, 8}, {"I8", -1, 8}, {"F4", -1, 4}, {"F6_E2M3", -1, 6},
+    {"F6_E3M2", -1, 6}, {"F8_E5M2", -1, 8}, {"F8_E4M3", -1, 8}, {"F8_E8M0", -1, 8},
+    {"F8_E4M3FNUZ", -1, 8}, {"F8_E5M2FNUZ", -1, 8}, {"I16", -1, 16}, {"U16", -1, 16},
+    {"I32", -1, 32}, {"U32", -1, 32}, {"C64", -1, 64}, {"F64", -1, 64}, {"I64", -1, 64},
+    {"U64", -1, 64}};
+#define LORT__NDTYPES ((int)(sizeof lort__dtypes / sizeof lort__dtypes[0]))
+
+LORT__PRIVATE size_t lort__align_up(size_t x) {
+    return (x + (LORT__ALIGN - 1)) & ~(size_t)(LORT__ALIGN - 1);
+}
+
+typedef struct lort__st_parse {
+    lort__json j;
+    lort__msg *m;
+    lort_st_tensor *tensors;   /* NULL: count only */
+    lort_st_meta *meta;
+    size_t *ix;
+    char *str;
+    size_t n_tensors, n_meta, str_bytes;
+    const unsigned char *data;
+    size_t data_size;
+} lort__st_parse;
+
+LORT__PRIVATE char *lort__st_keep(lort__st_parse *ps, const lort__span *s) {
+    char *o = ps->str ? ps->str + ps->str_bytes : NULL;
+    if (o) lort__js_decode(s, o);
+    ps->str_bytes += s->len + 1;
+    return o;
+}
+/* "name: " into the message */
+LORT__PRIVATE void lort__st_who(lort__st_parse *ps, const lort__span *name) {
+    char buf[80];
+    if (name->len < sizeof buf) {
+        lort__js_decode(name, buf);
+        lort__msg_str(ps->m, buf);
+    } else {
+        lort__msg_str(ps->m, "(long name)");
+    }
+    lort__msg_str(ps->m, ": ");
+}
+LORT__PRIVATE lort_status lort__st_uint_array(lort__st_parse *ps, uint64_t *v, int cap, int *n,
+                                              const char *what) {
+    lort__json *j = &ps->j;
+    double d;
+    int iu;
+    *n = 0;
+    if (!lort__js_eat(j, '[')) return lort__js_fail(j, what);
+    if (lort__js_eat(j, ']')) return LORT_OK;
+    do {
+        uint64_t u;
+        lort_status st;
+        if ((st = lort__js_number(j, &d, &iu, &u))) return st;
+        if (!iu || u > (uint64_t)INT64_MAX) return lort__js_fail(j, what);
+        if (*n >= cap) {
+            lort__msg_str(ps->m, "more than ");
+            lort__msg_int(ps->m, cap);
+            lort__msg_str(ps->m, " entries in ");
+            return lort__js_fail(j, what);
+        }
+        v[(*n)++] = u;
+    } while (lort__js_eat(j, ','));
+    if (!lort__js_eat(j, ']')) return lort__js_fail(j, what);
+    return LORT_OK;
+}
+LORT__PRIVATE lort_status lort__st_tensor(lort__st_parse *ps, const lort__span *name) {
+    lort__json *j = &ps->j;
+    lort__span k, dt;
+    int r, seen = 0, ndim = 0, nofs = 0, di = -1, i;
+    uint64_t shape[LORT_ST_MAX_DIMS], ofs[2];
+    size_t count = 1, bits;
+    lort_status st;
+    if ((st = lort__js_obj_begin(j))) {
+        lort__st_who(ps, name);
+        return st;
+    }
+    for (r = lort__js_obj_next(j, 1, &k); r == 1; r = lort__js_obj_next(j, 0, &k)) {
+        int bit = lort__js_is(&k, "dtype") ? 1 : lort__js_is(&k, "shape") ? 2
+                : lort__js_is(&k, "data_offsets") ? 4 : 0;
+        if (bit & seen) {
+            lort__st_who(ps, name);
+            return lort__js_fail(j, "a field appears twice");
+        }
+        seen |= bit;
+        if (bit == 1) {
+            if ((st = lort__js_string(j, &dt))) return st;
+            for (i = 0; i < LORT__NDTYPES; ++i)
+                if (lort__js_is(&dt, lort__dtypes[i].name)) di = i;
+            if (di < 0) {
+                lort__st_who(ps, name);
+                return lort__js_fail(j, "unknown dtype");
+            }
+        } else if (bit == 2) {
+            if ((st = lort__st_uint_array(ps, shape, LORT_ST_MAX_DIMS, &ndim,
+                                          "shape is not a list of non-negative integers")))
+                return st;
+        } else if (bit == 4) {
+            if ((st = lort__st_uint_array(ps, ofs, 2, &nofs,
+                                          "data_offsets is not [begin, end]")))
+                return st;
+            if (nofs != 2) return lort__js_fail(j, "data_offsets is not [begin, end]");
+        } else if ((st = lort__js_skip(j))) {
+            return st; /* unknown fields are ignored, as the reference does */
+        }
+    }
+    if (r < 0) return (lort_status)r;
+    if (seen != 7) {
+        lort__st_who(ps, name);
+        return lort__js_fail(j, "needs dtype, shape and data_offsets");
+    }
+    for (i = 0; i < ndim; ++i) {
+        if (shape[i] > (uint64_t)LORT__SIZE_LIMIT ||
+            (shape[i] && count > LORT__SIZE_LIMIT / (size_t)shape[i])) {
+            lort__st_who(ps, name);
+            return lort__js_fail(j, "shape product overflows");
+        }
+        count *= (size_t)shape[i];
+    }
+    bits = lort__dtypes[di].bits;
+    if (count > LORT__SIZE_LIMIT / bits) {
+        lort__st_who(ps, name);
+        return lort__js_fail(j, "byte size overflows");
+    }
+    if ((count * bits) % 8u) {
+        lort__st_who(ps, name);
+        return lort__js_fail(j, "sub-byte tensor does not end on a byte");
+    }
+    if (ofs[1] > (uint64_t)LORT__SIZE_LIMIT) {
+        lort__st_who(ps, name);
+        return lort__js_fail(j, "data_offsets past any buffer");
+    }
+    if (ofs[1] < ofs[0] || ofs[1] - ofs[0] != (uint64_t)(count * bits / 8u)) {
+        lort__st_who(ps, name);
+        lort__msg_str(ps->m, "data_offsets [");
+        lort__msg_int(ps->m, (long long)ofs[0]);
+        lort__msg_str(ps->m, ", ");
+        lort__msg_int(ps->m, (long long)ofs[1]);
+        lort__msg_str(ps->m, ") hold ");
+        lort__msg_int(ps->m, (long long)(ofs[1] >= ofs[0] ? ofs[1] - ofs[0] : 0));
+        lort__msg_str(ps->m, " bytes but dtype x shape needs ");
+        lort__msg_int(ps->m, (long long)(count * bits / 8u));
+        return LORT_ERR_FORMAT;
+    }
+    if (ps->tensors) {
+        lort_st_tensor *t = &ps->tensors[ps->n_tensors];
+        memset(t, 0, sizeof *t);
+        t->name = lort__st_keep(ps, name);
+        t->dtype = lort__dtypes[di].dtype < 0 ? LORT_DTYPE_OTHER : lort__dtypes[di].dtype;
+        t->ndim = ndim;
+        for (i = 0; i < ndim; ++i) t->shape[i] = (int64_t)shape[i];
+        t->count = count;
+        t->nbytes = count * bits / 8u;
+        ps->ix[ps->n_tensors] = (size_t)ofs[0]; /* begin, until the tiling check */
+    } else {
+        lort__st_keep(ps, name);
+    }
+    ++ps->n_tensors;
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__st_header(lort__st_parse *ps, const void *buf, size_t size) {
+    const unsigned char *b = (const unsigned char *)buf;
+    uint64_t n = 0;
+    lort__span k, v;
+    lort__json *j = &ps->j;
+    int r, i, have_meta = 0;
+    lort_status st;
+    if (!buf && size) return LORT_ERR_NULL;
+    if (size < 8) {
+        lort__msg_str(ps->m, "shorter than the 8-byte header length");
+        return LORT_ERR_FORMAT;
+    }
+    for (i = 7; i >= 0; --i) n = (n << 8) | b[i];
+    if (n > LORT_ST_MAX_HEADER) {
+        lort__msg_str(ps->m, "header length ");
+        lort__msg_int(ps->m, n > (uint64_t)LLONG_MAX ? -1 : (long long)n);
+        lort__msg_str(ps->m, " above the cap of 100000000");
+        return LORT_ERR_FORMAT;
+    }
+    if (n > size - 8) {
+        lort__msg_str(ps->m, "header length ");
+        lort__msg_int(ps->m, (long long)n);
+        lort__msg_str(ps->m, " past the end of the buffer");
+        return LORT_ERR_FORMAT;
+    }
+    j->p = b + 8;
+    j->end = b + 8 + n;
+    j->m = ps->m;
+    j->depth = 0;
+    ps->data = b + 8 + n;
+    ps->data_size = size - 8 - (size_t)n;
+    lort__js_ws(j);
+    if ((st = lort__js_obj_begin(j))) return st;
+    for (r = lort__js_obj_next(j, 1, &k); r == 1; r = lort__js_obj_next(j, 0, &k)) {
+        if (!lort__js_is(&k, "__metadata__")) {
+            if ((st = lort__st_tensor(ps, &k))) return st;
+            continue;
+        }
+        if (have_meta++) return lort__js_fail(j, "__metadata__ appears twice");
+        if (lort__js_literal(j) == 2) continue;
+        if ((st = lort__js_obj_begin(j))) {
+            lort__msg_str(ps->m, " (__metadata__)");
+            return st;
+        }
+        for (r = lort__js_obj_next(j, 1, &v); r == 1; r = lort__js_obj_next(j, 0, &v)) {
+            lort__span val;
+            if ((st = lort__js_string(j, &val))) {
+                lort__msg_str(ps->m, " (__metadata__ values are strings only)");
+                return st;
+            }
+            if (ps->meta) {
+                ps->meta[ps->n_meta].key = lort__st_keep(ps, &v);
+                ps->meta[ps->n_meta].value = lort__st_keep(ps, &val);
+            } else {
+                lort__st_keep(ps, &v);
+                lort__st_keep(ps, &val);
+            }
+            ++ps->n_meta;
+        }
+        if (r < 0) return (lort_status)r;
+    }
+    if (r < 0) return (lort_status)r;
+    lort__js_ws(j);
+    if (j->p != j->end) return lort__js_fail(j, "trailing characters after the JSON header");
+    return LORT_OK;
+}
+
+LORT__PRIVATE size_t lort__st_arena(size_t nt, size_t nm, size_t str) {
+    return lort__align_up(nt * sizeof(lort_st_tensor)) + lort__align_up(nm * sizeof(lort_st_meta)) +
+           lort__align_up(nt * sizeof(size_t)) + lort__align_up((nt > nm ? nt : nm) * sizeof(size_t)) +
+           lort__align_up(str) + LORT__ALIGN;
+}
+
+LORT_DEF lort_status lort_st_read_size(const void *buf, size_t size, size_t *arena_bytes,
+                                       char *msg, size_t msg_size) {
+    lort__st_parse ps;
+    lort__msg m;
+    lort_status st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!arena_bytes) return LORT_ERR_NULL;
+    memset(&ps, 0, sizeof ps);
+    ps.m = &m;
+    if ((st = lort__st_header(&ps, buf, size))) return st;
+    if (ps.n_tensors > (size_t)INT_MAX || ps.n_meta > (size_t)INT_MAX) {
+        lort__msg_str(&m, "too many tensors");
+        return LORT_ERR_FORMAT;
+    }
+    *arena_bytes = lort__st_arena(ps.n_tensors, ps.n_meta, ps.str_bytes);
+    return LORT_OK;
+}
+
+LORT__PRIVATE int lort__st_by_name(const void *ctx, size_t a, size_t b) {
+    const lort_st_tensor *t = (const lort_st_tensor *)ctx;
+    return strcmp(t[a].name, t[b].name) < 0;
+}
+LORT__PRIVATE int lort__st_by_key(const void *ctx, size_t a, size_t b) {
+    const lort_st_meta *t = (const lort_st_meta *)ctx;
+    return strcmp(t[a].key, t[b].key) < 0;
+}
+LORT__PRIVATE int lort__st_by_begin(const void *ctx, size_t a, size_t b) {
+    const size_t *begin = (const size_t *)ctx;
+    return begin[a] < begin[b] || (begin[a] == begin[b] && a < b);
+}
+
+LORT_DEF lort_status lort_st_read(const void *buf, size_t size, void *arena, size_t arena_size,
+                                  lort_st_file *file, char *msg, size_t msg_size) {
+    lort__st_parse ps, cnt;
+    lort__msg m;
+    lort_status st;
+    size_t need, i, *order, end = 0;
+    unsigned char *a;
+    lort_st_file f;
+    if ((st = lort_st_read_size(buf, size, &need, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!arena || !file) return LORT_ERR_NULL;
+    if (arena_size < need) {
+        lort__msg_str(&m, "arena smaller than lort_st_read_size");
+        return LORT_ERR_WORKSPACE;
+    }
+    memset(&cnt, 0, sizeof cnt);
+    cnt.m = &m;
+    (void)lort__st_header(&cnt, buf, size); /* the counts (it succeeded above) */
+    memset(&ps, 0, sizeof ps);
+    ps.m = &m;
+    a = (unsigned char *)arena + ((LORT__ALIGN - (uintptr_t)arena % LORT__ALIGN) % LORT__ALIGN);
+    ps.tensors = (lort_st_tensor *)(void *)a;
+    a += lort__align_up(cnt.n_tensors * sizeof(lort_st_tensor));
+    ps.meta = (lort_st_meta *)(void *)a;
+    a += lort__align_up(cnt.n_meta * sizeof(lort_st_meta));
+    ps.ix = (size_t *)(void *)a;
+    a += lort__align_up(cnt.n_tensors * sizeof(size_t));
+    order = (size_t *)(void *)a;
+    a += lort__align_up((cnt.n_tensors > cnt.n_meta ? cnt.n_tensors : cnt.n_meta) * sizeof(size_t));
+    ps.str = (char *)a;
+    if ((st = lort__st_header(&ps, buf, size))) return st;
+    for (i = 0; i < ps.n_tensors; ++i) order[i] = i;
+    lort__heap_sort(order, ps.n_tensors, lort__st_by_name, ps.tensors);
+    for (i = 1; i < ps.n_tensors; ++i)
+        if (strcmp(ps.tensors[order[i]].name, ps.tensors[order[i - 1]].name) == 0) {
+            lort__msg_str(&m, ps.tensors[order[i]].name);
+            lort__msg_str(&m, ": tensor name appears twice");
+            return LORT_ERR_FORMAT;
+        }
+    for (i = 0; i < ps.n_meta; ++i) order[i] = i;
+    lort__heap_sort(order, ps.n_meta, lort__st_by_key, ps.meta);
+    for (i = 1; i < ps.n_meta; ++i)
+        if (strcmp(ps.meta[order[i]].key, ps.meta[order[i - 1]].key) == 0) {
+            lort__msg_str(&m, "__metadata__ key appears twice: ");
+            lort__msg_str(&m, ps.meta[order[i]].key);
+            return LORT_ERR_FORMAT;
+        }
+    /* tiling: by begin, each tensor starts where the previous ended, the last ends the buffer */
+    for (i = 0; i < ps.n_tensors; ++i) order[i] = i;
+    lort__heap_sort(order, ps.n_tensors, lort__st_by_begin, ps.ix);
+    for (i = 0; i < ps.n_tensors; ++i) {
+        const lort_st_tensor *t = &ps.tensors[order[i]];
+        size_t b = ps.ix[order[i]];
+        if (b != end) {
+            lort__msg_str(&m, t->name);
+            lort__msg_str(&m, b < end ? ": data overlaps the previous tensor's"
+                                      : ": gap in the data before this tensor");
+            return LORT_ERR_FORMAT;
+        }
+        if (t->nbytes > ps.data_size - end) {
+            lort__msg_str(&m, t->name);
+            lort__msg_str(&m, ": data past the end of the buffer");
+            return LORT_ERR_FORMAT;
+        }
+        end = b + t->nbytes;
+    }
+    if (end != ps.data_size) {
+        lort__msg_str(&m, "file not fully covered: ");
+        lort__msg_int(&m, (long long)(ps.data_size - end));
+        lort__msg_str(&m, " bytes after the last tensor's data");
+        return LORT_ERR_FORMAT;
+    }
+    for (i = 0; i < ps.n_tensors; ++i) ps.tensors[i].data = ps.data + ps.ix[i];
+    f.tensors = ps.tensors;
+    f.n_tensors = (int)ps.n_tensors;
+    f.meta = ps.meta;
+    f.n_meta = (int)ps.n_meta;
+    *file = f;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_st_find(const lort_st_file *file, const char *name,
+                                  const lort_st_tensor **tensor) {
+    int i;
+    if (!file || !name || !tensor) return LORT_ERR_NULL;
+    if (file->n_tensors < 0 || (file->n_tensors && !file->tensors)) return LORT_ERR_INVALID_ARG;
+    for (i = 0; i < file->n_tensors; ++i)
+        if (strcmp(file->tensors[i].name, name) == 0) {
+            *tensor = &file->tensors[i];
+            return LORT_OK;
+        }
+    return LORT_ERR_NOT_FOUND;
+}
+
+LORT__PRIVATE int lort__little_endian(void) {
+    const uint32_t one = 1;
+    unsigned char c;
+    memcpy(&c, &one, 1);
+    return c == 1;
+}
+
+LORT_DEF const float *lort_st_view_f32(const lort_st_tensor *t) {
+    if (!t || t->dtype != LORT_DTYPE_F32 || !lort__little_endian()) return NULL;
+    if ((uintptr_t)t->data % sizeof(float)) return NULL;
+    return (const float *)t->data;
+}
+
+LORT_DEF lort_status lort_st_get_f32(const lort_st_tensor *t, float *out, size_t count) {
+    const unsigned char *b;
+    size_t i;
+    if (!t || (!out && count)) return LORT_ERR_NULL;
+    if (count != t->count) return LORT_ERR_SHAPE;
+    b = (const unsigned char *)t->data;
+    switch (t->dtype) {
+    case LORT_DTYPE_F32:
+        if (lort__little_endian()) {
+            if (count) memcpy(out, b, count * 4);
+        } else {
+            for (i = 0; i < count; ++i)
+                out[i] = lort__bits_f32((uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 |
+                                        (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] << 24);
+        }
+        return LORT_OK;
+    case LORT_DTYPE_F16:
+        for (i = 0; i < count; ++i) out[i] = lort__f16_to_f32(b[2 * i] | (unsigned)b[2 * i + 1] << 8);
+        return LORT_OK;
+    case LORT_DTYPE_BF16:
+        for (i = 0; i < count; ++i) out[i] = lort__bf16_to_f32(b[2 * i] | (unsigned)b[2 * i + 1] << 8);
+        return LORT_OK;
+    default: return LORT_ERR_UNSUPPORTED;
+    }
+}
+
+/* ---- writer -------------------------------------------------------------------------------- */
+/* Output that counts always and writes while it fits; esc: JSON-escape strings. */
+typedef struct lort__out {
+    unsigned char *p;
+    size_t cap, len;
+    int esc;
+} lort__out;
+LORT__PRIVATE void lort__out_bytes(lort__out *o, const void *s, size_t n) {
+    if (o->p && n <= o->cap && o->len <= o->cap - n) memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+LORT__PRIVATE void lort__out_str(lort__out *o, const char *s) {
+    for (; *s; ++s) {
+        unsigned char c = (unsigned char)*s;
+        if (o->esc && (c == '"' || c == '\\')) {
+            lort__out_bytes(o, "\\", 1);
+            lort__out_bytes(o, s, 1);
+        } else if (o->esc && c < 0x20) {
+            char u[7] = {'\\', 'u', '0', '0', 0, 0, 0};
+            u[4] = (char)('0' + (c >> 4));
+            u[5] = "0123456789abcdef"[c & 15];
+            lort__out_bytes(o, u, 6);
+        } else {
+            lort__out_bytes(o, s, 1);
+        }
+    }
+}
+LORT__PRIVATE void lort__out_uint(lort__out *o, uint64_t v) {
+    char t[24];
+    int k = 0;
+    do {
+        t[k++] = (char)('0' + (int)(v % 10u));
+        v /= 10u;
+    } while (v);
+    while (k > 0) lort__out_bytes(o, &t[--k], 1);
+}
+LORT__PRIVATE void lort__out_int(lort__out *o, long long v) {
+    if (v < 0) lort__out_bytes(o, "-", 1);
+    lort__out_uint(o, v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v);
+}
+
+/* The writer's sources: tensor i writes its name through o (escaped by the writer) and fills
+   t (t->name unused); meta i writes its key and its value. */
+typedef struct lort__st_src {
+    void *ctx;
+    int n_tensors, n_meta;
+    void (*tensor)(void *ctx, int i, lort__out *name, lort_st_write_tensor *t);
+    void (*meta)(void *ctx, int i, lort__out *key, lort__out *value);
+} lort__st_src;
+
+LORT__PRIVATE size_t lort__dtype_size(int dtype) {
+    return dtype == LORT_DTYPE_F32 ? 4 : dtype == LORT_DTYPE_U8 ? 1 : 2;
+}
+LORT__PRIVATE const char *lort__dtype_name(int dtype) {
+    return dtype == LORT_DTYPE_F32 ? "F32" : dtype == LORT_DTYPE_F16 ? "F16"
+         : dtype == LORT_DTYPE_BF16 ? "BF16" : "U8";
+}
+/* Elements of t (validated: ndim, shape >= 0, product and bytes fit). */
+LORT__PRIVATE lort_status lort__wt_count(const lort_st_write_tensor *t, size_t *count) {
+    size_t c = 1;
+    int d;
+    if (t->dtype < LORT_DTYPE_F32 || t->dtype > LORT_DTYPE_U8) return LORT_ERR_INVALID_ARG;
+    if (t->ndim < 0 || t->ndim > LORT_ST_MAX_DIMS) return LORT_ERR_INVALID_ARG;
+    for (d = 0; d < t->ndim; ++d) {
+        if (t->shape[d] < 0) return LORT_ERR_INVALID_ARG;
+        if (t->shape[d] && c > LORT__SIZE_LIMIT / 4 / (uint64_t)t->shape[d]) return LORT_ERR_OVERFLOW;
+        c *= (size_t)t->shape[d];
+    }
+    if (c && !t->data) return LORT_ERR_NULL;
+    *count = c;
+    return LORT_OK;
+}
+/* The header JSON into w (counting when w->p is NULL); *data_bytes = the data section size. */
+LORT__PRIVATE lort_status lort__st_gen_header(const lort__st_src *src, lort__out *w,
+                                              size_t *data_bytes) {
+    size_t ofs = 0, c = 0;
+    int i, d;
+    lort_status st;
+    lort__out_str(w, "{");
+    if (src->n_meta > 0) {
+        lort__out_str(w, "\"__metadata__\":{");
+        for (i = 0; i < src->n_meta; ++i) {
+            lort__out k;
+            if (i) lort__out_str(w, ",");
+            lort__out_str(w, "\"");
+            k = *w;
+            k.esc = 1;
+            src->meta(src->ctx, i, &k, NULL);
+            w->len = k.len;
+            lort__out_str(w, "\":\"");
+            k = *w;
+            k.esc = 1;
+            src->meta(src->ctx, i, NULL, &k);
+            w->len = k.len;
+            lort__out_str(w, "\"");
+        }
+        lort__out_str(w, "}");
+    }
+    for (i = 0; i < src->n_tensors; ++i) {
+        lort_st_write_tensor t;
+        lort__out nm;
+        memset(&t, 0, sizeof t);
+        if (i || src->n_meta > 0) lort__out_str(w, ",");
+        lort__out_str(w, "\"");
+        nm = *w;
+        nm.esc = 1;
+        src->tensor(src->ctx, i, &nm, &t);
+        w->len = nm.len;
+        if ((st = lort__wt_count(&t, &c))) return st;
+        lort__out_str(w, "\":{\"dtype\":\"");
+        lort__out_str(w, lort__dtype_name(t.dtype));
+        lort__out_str(w, "\",\"shape\":[");
+        for (d = 0; d < t.ndim; ++d) {
+            if (d) lort__out_str(w, ",");
+            lort__out_int(w, (long long)t.shape[d]);
+        }
+        lort__out_str(w, "],\"data_offsets\":[");
+        lort__out_uint(w, ofs);
+        lort__out_str(w, ",");
+        if (c * lort__dtype_size(t.dtype) > LORT__SIZE_LIMIT - ofs) return LORT_ERR_OVERFLOW;
+        ofs += c * lort__dtype_size(t.dtype);
+        lort__out_uint(w, ofs);
+        lort__out_str(w, "]}");
+    }
+    lort__out_str(w, "}");
+    *data_bytes = ofs;
+    return LORT_OK;
+}
+/* Writes the file (out->p NULL: only sizes it into out->len). */
+LORT__PRIVATE lort_status lort__st_emit(const lort__st_src *src, lort__out *out) {
+    lort__out w;
+    size_t hlen, pad, data = 0, total, c = 0, e;
+    int i;
+    unsigned char *dst;
+    lort_status st;
+    memset(&w, 0, sizeof w);
+    if ((st = lort__st_gen_header(src, &w, &data))) return st;
+    hlen = w.len;
+    pad = (8u - (8u + hlen) % 8u) % 8u;
+    if (hlen + pad > LORT_ST_MAX_HEADER) return LORT_ERR_OVERFLOW;
+    if (data > LORT__SIZE_LIMIT - 8 - hlen - pad) return LORT_ERR_OVERFLOW;
+    total = 8 + hlen + pad + data;
+    if (!out->p) {
+        out->len = total;
+        return LORT_OK;
+    }
+    if (out->cap < total) return LORT_ERR_WORKSPACE;
+    for (i = 0; i < 8; ++i) out->p[i] = (unsigned char)(((uint64_t)(hlen + pad) >> (8 * i)) & 255u);
+    memset(&w, 0, sizeof w);
+    w.p = out->p + 8;
+    w.cap = hlen;
+    (void)lort__st_gen_header(src, &w, &data);
+    LORT_ASSERT(w.len == hlen);
+    memset(out->p + 8 + hlen, ' ', pad);
+    dst = out->p + 8 + hlen + pad;
+    for (i = 0; i < src->n_tensors; ++i) {
+        lort_st_write_tensor t;
+        lort__out nm;
+        memset(&t, 0, sizeof t);
+        memset(&nm, 0, sizeof nm);
+        src->tensor(src->ctx, i, &nm, &t);
+        (void)lort__wt_count(&t, &c);
+        if (t.dtype == LORT_DTYPE_U8 || (t.dtype == LORT_DTYPE_F32 && lort__little_endian())) {
+            if (c) memcpy(dst, t.data, c * lort__dtype_size(t.dtype));
+            dst += c * lort__dtype_size(t.dtype);
+            continue;
+        }
+        for (e = 0; e < c; ++e) {
+            float v = ((const float *)t.data)[e];
+            if (t.dtype == LORT_DTYPE_F32) {
+                uint32_t u = lort__f32_bits(v);
+                dst[0] = (unsigned char)u;
+                dst[1] = (unsigned char)(u >> 8);
+                dst[2] = (unsigned char)(u >> 16);
+                dst[3] = (unsigned char)(u >> 24);
+                dst += 4;
+            } else {
+                unsigned hb = t.dtype == LORT_DTYPE_F16 ? lort__f32_to_f16(v) : lort__f32_to_bf16(v);
+                dst[0] = (unsigned char)hb;
+                dst[1] = (unsigned char)(hb >> 8);
+                dst += 2;
+            }
+        }
+    }
+    out->len = total;
+    return LORT_OK;
+}
+
+typedef struct lort__st_arrays {
+    const lort_st_write_tensor *t;
+    const lort_st_meta *m;
+} lort__st_arrays;
+LORT__PRIVATE void lort__st_arr_tensor(void *ctx, int i, lort__out *name,
+                                       lort_st_write_tensor *t) {
+    const lort__st_arrays *a = (const lort__st_arrays *)ctx;
+    *t = a->t[i];
+    lort__out_str(name, a->t[i].name);
+}
+LORT__PRIVATE void lort__st_arr_meta(void *ctx, int i, lort__out *key, lort__out *value) {
+    const lort__st_arrays *a = (const lort__st_arrays *)ctx;
+    if (key) lort__out_str(key, a->m[i].key);
+    if (value) lort__out_str(value, a->m[i].value);
+}
+LORT__PRIVATE lort_status lort__st_write_check(const lort_st_write_tensor *tensors, int n_tensors,
+                                               const lort_st_meta *meta, int n_meta,
+                                               lort__msg *m) {
+    int i, q;
+    size_t c;
+    lort_status st;
+    if (n_tensors < 0 || n_meta < 0) return LORT_ERR_INVALID_ARG;
+    if ((n_tensors && !tensors) || (n_meta && !meta)) return LORT_ERR_NULL;
+    for (i = 0; i < n_tensors; ++i) {
+        if (!tensors[i].name) return LORT_ERR_NULL;
+        if (!tensors[i].name[0] || strcmp(tensors[i].name, "__metadata__") == 0) {
+            lort__msg_str(m, "tensor ");
+            lort__msg_int(m, i);
+            lort__msg_str(m, ": empty or reserved name");
+            return LORT_ERR_INVALID_ARG;
+        }
+        if ((st = lort__wt_count(&tensors[i], &c))) {
+            lort__msg_str(m, tensors[i].name);
+            lort__msg_str(m, ": bad dtype, ndim or shape");
+            return st;
+        }
+        for (q = 0; q < i; ++q)
+            if (strcmp(tensors[q].name, tensors[i].name) == 0) {
+                lort__msg_str(m, tensors[i].name);
+                lort__msg_str(m, ": name appears twice");
+                return LORT_ERR_INVALID_ARG;
+            }
+    }
+    for (i = 0; i < n_meta; ++i) {
+        if (!meta[i].key || !meta[i].value) return LORT_ERR_NULL;
+        for (q = 0; q < i; ++q)
+            if (strcmp(meta[q].key, meta[i].key) == 0) {
+                lort__msg_str(m, meta[i].key);
+                lort__msg_str(m, ": metadata key appears twice");
+                return LORT_ERR_INVALID_ARG;
+            }
+    }
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_st_write_size(const lort_st_write_tensor *tensors, int n_tensors,
+                                        const lort_st_meta *meta, int n_meta, size_t *bytes,
+                                        char *msg, size_t msg_size) {
+    lort__msg m;
+    lort__st_arrays a;
+    lort__st_src src;
+    lort__out o;
+    lort_status st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__st_write_check(tensors, n_tensors, meta, n_meta, &m))) return st;
+    a.t = tensors;
+    a.m = meta;
+    src.ctx = &a;
+    src.n_tensors = n_tensors;
+    src.n_meta = n_meta;
+    src.tensor = lort__st_arr_tensor;
+    src.meta = lort__st_arr_meta;
+    memset(&o, 0, sizeof o);
+    if ((st = lort__st_emit(&src, &o))) return st;
+    *bytes = o.len;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_st_write(void *buf, size_t buf_size,
+                                   const lort_st_write_tensor *tensors, int n_tensors,
+                                   const lort_st_meta *meta, int n_meta, size_t *written,
+                                   char *msg, size_t msg_size) {
+    size_t need;
+    lort__st_arrays a;
+    lort__st_src src;
+    lort__out o;
+    lort_status st;
+    if ((st = lort_st_write_size(tensors, n_tensors, meta, n_meta, &need, msg, msg_size)))
+        return st;
+    if (!buf) return LORT_ERR_NULL;
+    if (buf_size < need) return LORT_ERR_WORKSPACE;
+    a.t = tensors;
+    a.m = meta;
+    src.ctx = &a;
+    src.n_tensors = n_tensors;
+    src.n_meta = n_meta;
+    src.tensor = lort__st_arr_tensor;
+    src.meta = lort__st_arr_meta;
+    memset(&o, 0, sizeof o);
+    o.p = (unsigned char *)buf;
+    o.cap = buf_size;
+    if ((st = lort__st_emit(&src, &o))) return st;
+    if (written) *written = o.len;
+    return LORT_OK;
+}
+
+#ifndef LORT_NO_STDIO
+#include <stdio.h>
+LORT_DEF lort_status lort_file_read(const char *path, const lort_allocator *allocator,
+                                    void **data, size_t *size) {
+    FILE *f;
+    long len;
+    void *p = NULL;
+    lort_status st;
+    if (!path || !data || !size) return LORT_ERR_NULL;
+    f = fopen(path, "rb");
+    if (!f) return LORT_ERR_NOT_FOUND;
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return LORT_ERR_FORMAT;
+    }
+    if ((st = lort_alloc(allocator, len ? (size_t)len : 1, &p))) {
+        fclose(f);
+        return st;
+    }
+    if (len && fread(p, 1, (size_t)len, f) != (size_t)len) {
+        fclose(f);
+        lort_free(allocator, p);
+        return LORT_ERR_FORMAT;
+    }
+    fclose(f);
+    *data = p;
+    *size = (size_t)len;
+    return LORT_OK;
+}
+LORT_DEF lort_status lort_file_write(const char *path, const void *data, size_t size) {
+    FILE *f;
+    int ok;
+    if (!path || (!data && size)) return LORT_ERR_NULL;
+    f = fopen(path, "wb");
+    if (!f) return LORT_ERR_NOT_FOUND;
+    ok = (size == 0 || fwrite(data, 1, size, f) == size);
+    ok = (fclose(f) == 0) && ok;
+    return ok ? LORT_OK : LORT_ERR_OUT_OF_MEMORY;
+}
+#endif
+// >>files ================================================================================ impl
+
+/* ---- descs as text: every field of every family's desc, by name ---------------------------- */
+typedef struct lort__field {
+    const char *key;
+    char type;       /* 'i' int, 'f' float (IEEE bits in hex), 'u' uint64_t, 'x' unsigned */
+    size_t offset;   /* in lort_adapter */
+    int count;       /* array length (1 for a scalar) */
+} lort__field;
+#define LORT__FO(m) offsetof(lort_adapter, desc.m)
+#define LORT__SVD(k, p)                                                                    \
+    {"svd.exact", 'i', LORT__FO(k.svd.exact), 1}, {"svd.oversample", 'i', LORT__FO(k.svd.oversample), 1}, \
+    {"svd.power_iters", 'i', LORT__FO(k.svd.power_iters), 1}, {"svd.no_shift", 'i', LORT__FO(k.svd.no_shift), 1}, \
+    {"svd.max_sweeps", 'i', LORT__FO(k.svd.max_sweeps), 1}, {"svd.seed", 'u', LORT__FO(k.svd.seed), 1}
+#define LORT__TT(k, t, p)                                                                  \
+    {p ".rows", 'i', LORT__FO(k.t.rows), 1}, {p ".cols", 'i', LORT__FO(k.t.cols), 1},    \
+    {p ".n_cores", 'i', LORT__FO(k.t.n_cores), 1}, {p ".modes", 'i', LORT__FO(k.t.modes), LORT_TT_MAX_CORES}, \
+    {p ".ranks", 'i', LORT__FO(k.t.ranks), LORT_TT_MAX_CORES + 1}, {p ".rank", 'i', LORT__FO(k.t.rank), 1}
+static const lort__field lort__fields_lora[] = {
+    {"d_in", 'i', LORT__FO(lora.d_in), 1}, {"d_out", 'i', LORT__FO(lora.d_out), 1},
+    {"r", 'i', LORT__FO(lora.r), 1}, {"alpha", 'f', LORT__FO(lora.alpha), 1},
+    {"rslora", 'i', LORT__FO(lora.rslora), 1}, {"dropout", 'f', LORT__FO(lora.dropout), 1},
+    {"dropout_seed", 'u', LORT__FO(lora.dropout_seed), 1}, {"init", 'i', LORT__FO(lora.init), 1},
+    {NULL, 0, 0, 0}};
+static const lort__field lort__fields_loraxs[] = {
+    {"d_in", 'i', LORT__FO(loraxs.d_in), 1}, {"d_out", 'i', LORT__FO(loraxs.d_out), 1},
+    {"r", 'i', LORT__FO(loraxs.r), 1}, {"alpha", 'f', LORT__FO(loraxs.alpha), 1},
+    {"rslora", 'i', LORT__FO(loraxs.rslora), 1}, {"dropout", 'f', LORT__FO(loraxs.dropout), 1},
+    {"dropout_seed", 'u', LORT__FO(loraxs.dropout_seed), 1},
+    {"init_std", 'f', LORT__FO(loraxs.init_std), 1}, LORT__SVD(loraxs, 0), {NULL, 0, 0, 0}};
+static const lort__field lort__fields_tt_rep[] = {
+    {"d_in", 'i', LORT__FO(tt_rep.d_in), 1}, {"d_out", 'i', LORT__FO(tt_rep.d_out), 1},
+    {"r", 'i', LORT__FO(tt_rep.r), 1}, {"alpha", 'f', LORT__FO(tt_rep.alpha), 1},
+    {"dropout", 'f', LORT__FO(tt_rep.dropout), 1},
+    {"dropout_seed", 'u', LORT__FO(tt_rep.dropout_seed), 1},
+    LORT__TT(tt_rep, A, "A"), LORT__TT(tt_rep, B, "B"), {NULL, 0, 0, 0}};
+static const lort__field lort__fields_tt_adp[] = {
+    {"hidden", 'i', LORT__FO(tt_adp.hidden), 1}, {"bottleneck", 'i', LORT__FO(tt_adp.bottleneck), 1},
+    {"scale", 'f', LORT__FO(tt_adp.scale), 1}, {"act", 'i', LORT__FO(tt_adp.act), 1},
+    {"placement", 'i', LORT__FO(tt_adp.placement), 1}, {"dropout", 'f', LORT__FO(tt_adp.dropout), 1},
+    {"dropout_seed", 'u', LORT__FO(tt_adp.dropout_seed), 1},
+    LORT__TT(tt_adp, down, "down"), LORT__TT(tt_adp, up, "up"), {NULL, 0, 0, 0}};
+static const lort__field lort__fields_cp[] = {
+    {"d", 'i', LORT__FO(cp.d), 1}, {"heads", 'i', LORT__FO(cp.heads), 1},
+    {"layers", 'i', LORT__FO(cp.layers), 1}, {"matrices", 'i', LORT__FO(cp.matrices), 1},
+    {"r", 'i', LORT__FO(cp.r), 1}, {"alpha", 'f', LORT__FO(cp.alpha), 1},
+    {"rslora", 'i', LORT__FO(cp.rslora), 1}, {"dropout", 'f', LORT__FO(cp.dropout), 1},
+    {"dropout_seed", 'u', LORT__FO(cp.dropout_seed), 1}, {"head_side", 'i', LORT__FO(cp.head_side), 1},
+    {"kv_heads", 'i', LORT__FO(cp.kv_heads), 1}, {"kv_matrices", 'x', LORT__FO(cp.kv_matrices), 1},
+    {"init_scale", 'f', LORT__FO(cp.init_scale), 1}, {NULL, 0, 0, 0}};
+static const lort__field lort__fields_tucker[] = {
+    {"d", 'i', LORT__FO(tucker.d), 1}, {"heads", 'i', LORT__FO(tucker.heads), 1},
+    {"layers", 'i', LORT__FO(tucker.layers), 1}, {"matrices", 'i', LORT__FO(tucker.matrices), 1},
+    {"r1", 'i', LORT__FO(tucker.r1), 1}, {"r2", 'i', LORT__FO(tucker.r2), 1},
+    {"rh", 'i', LORT__FO(tucker.rh), 1}, {"rl", 'i', LORT__FO(tucker.rl), 1},
+    {"rm", 'i', LORT__FO(tucker.rm), 1}, {"alpha", 'f', LORT__FO(tucker.alpha), 1},
+    {"rslora", 'i', LORT__FO(tucker.rslora), 1}, {"dropout", 'f', LORT__FO(tucker.dropout), 1},
+    {"dropout_seed", 'u', LORT__FO(tucker.dropout_seed), 1},
+    {"head_side", 'i', LORT__FO(tucker.head_side), 1}, {"kv_heads", 'i', LORT__FO(tucker.kv_heads), 1},
+    {"kv_matrices", 'x', LORT__FO(tucker.kv_matrices), 1}, {"init", 'i', LORT__FO(tucker.init), 1},
+    {NULL, 0, 0, 0}};
+static const lort__field lort__fields_mpo[] = {
+    {"d_in", 'i', LORT__FO(mpo.d_in), 1}, {"d_out", 'i', LORT__FO(mpo.d_out), 1},
+    {"n_cores", 'i', LORT__FO(mpo.n_cores), 1},
+    {"row_factors", 'i', LORT__FO(mpo.row_factors), LORT_MPO_MAX_CORES},
+    {"col_factors", 'i', LORT__FO(mpo.col_factors), LORT_MPO_MAX_CORES},
+    {"bonds", 'i', LORT__FO(mpo.bonds), LORT_MPO_MAX_CORES + 1}, {"bond", 'i', LORT__FO(mpo.bond), 1},
+    {"path", 'i', LORT__FO(mpo.path), 1}, {"residual", 'i', LORT__FO(mpo.residual), 1},
+    LORT__SVD(mpo, 0), {NULL, 0, 0, 0}};
+static const char *const lort__kind_names[8] = {NULL, "lora", "loraxs", "tt_rep", "mpo", "cp",
+                                                "tucker", "tt_adp"};
+LORT__PRIVATE const lort__field *lort__kind_fields(int kind) {
+    switch (kind) {
+    case LORT_KIND_LORA: return lort__fields_lora;
+    case LORT_KIND_LORAXS: return lort__fields_loraxs;
+    case LORT_KIND_TT_REP: return lort__fields_tt_rep;
+    case LORT_KIND_TT_ADP: return lort__fields_tt_adp;
+    case LORT_KIND_CP: return lort__fields_cp;
+    case LORT_KIND_TUCKER: return lort__fields_tucker;
+    case LORT_KIND_MPO: return lort__fields_mpo;
+    default: return NULL;
+    }
+}
+LORT__PRIVATE void lort__out_hex32(lort__out *o, uint32_t u) {
+    char t[11];
+    int i;
+    t[0] = '0';
+    t[1] = 'x';
+    for (i = 0; i < 8; ++i) t[2 + i] = "0123456789abcdef"[(u >> (28 - 4 * i)) & 15u];
+    t[10] = '\0';
+    lort__out_str(o, t);
+}
+/* "kind=cp d=16 heads=2 ..." */
+LORT__PRIVATE void lort__desc_text(const lort_adapter *a, lort__out *o) {
+    const lort__field *f = lort__kind_fields((int)a->kind);
+    const unsigned char *base = (const unsigned char *)a;
+    int k;
+    lort__out_str(o, "kind=");
+    lort__out_str(o, lort__kind_names[(unsigned)a->kind & 7u]);
+    for (; f && f->key; ++f) {
+        lort__out_str(o, " ");
+        lort__out_str(o, f->key);
+        lort__out_str(o, "=");
+        for (k = 0; k < f->count; ++k) {
+            const unsigned char *p = base + f->offset;
+            if (k) lort__out_str(o, ",");
+            if (f->type == 'i') {
+                int v;
+                memcpy(&v, p + (size_t)k * sizeof(int), sizeof v);
+                lort__out_int(o, v);
+            } else if (f->type == 'x') {
+                unsigned v;
+                memcpy(&v, p, sizeof v);
+                lort__out_uint(o, v);
+            } else if (f->type == 'u') {
+                uint64_t v;
+                memcpy(&v, p, sizeof v);
+                lort__out_uint(o, v);
+            } else {
+                float v;
+                memcpy(&v, p, sizeof v);
+                lort__out_hex32(o, lort__f32_bits(v));
+            }
+        }
+    }
+}
+/* Parses an unsigned decimal (or 0x hex when hex) from [*p, end) up to a delimiter. */
+LORT__PRIVATE int lort__parse_u64(const char **p, const char *end, int hex, uint64_t *v) {
+    const char *s = *p;
+    uint64_t x = 0;
+    int n = 0;
+    if (hex) {
+        if (end - s < 3 || s[0] != '0' || s[1] != 'x') return 0;
+        s += 2;
+        for (; s < end && n < 9; ++s, ++n) {
+            unsigned c = (unsigned char)*s, h;
+            if (c >= '0' && c <= '9') h = c - '0';
+            else if (c >= 'a' && c <= 'f') h = c - 'a' + 10u;
+            else break;
+            x = x * 16u + h;
+        }
+        if (n == 0 || n > 8) return 0;
+    } else {
+        for (; s < end && *s >= '0' && *s <= '9'; ++s, ++n) {
+            unsigned dg = (unsigned)(*s - '0');
+            if (x > (UINT64_MAX - dg) / 10u) return 0;
+            x = x * 10u + dg;
+        }
+        if (n == 0) return 0;
+    }
+    *p = s;
+    *v = x;
+    return 1;
+}
+/* a (zeroed by the caller) from "kind=... key=value ..." */
+LORT__PRIVATE lort_status lort__desc_parse(const char *s, lort_adapter *a, lort__msg *m) {
+    const char *p = s, *end = s + strlen(s);
+    const lort__field *fields = NULL;
+    int kind;
+    if (strncmp(p, "kind=", 5) != 0) {
+        lort__msg_str(m, "desc does not start with kind=");
+        return LORT_ERR_FORMAT;
+    }
+    p += 5;
+    for (kind = 1; kind < 8; ++kind) {
+        size_t n = strlen(lort__kind_names[kind]);
+        if ((size_t)(end - p) >= n && memcmp(p, lort__kind_names[kind], n) == 0 &&
+            (p + n == end || p[n] == ' ')) {
+            fields = lort__kind_fields(kind);
+            p += n;
+            break;
+        }
+    }
+    if (!fields) {
+        lort__msg_str(m, "unknown kind");
+        return LORT_ERR_UNSUPPORTED;
+    }
+    a->kind = (lort_kind)kind;
+    while (p < end) {
+        const char *k, *eq;
+        const lort__field *f;
+        int i;
+        if (*p++ != ' ') break;
+        k = p;
+        while (p < end && *p != '=' && *p != ' ') ++p;
+        eq = p;
+        if (p >= end || *p != '=') break;
+        ++p;
+        for (f = fields; f->key; ++f)
+            if ((size_t)(eq - k) == strlen(f->key) && memcmp(k, f->key, (size_t)(eq - k)) == 0)
+                break;
+        if (!f->key) {
+            lort__msg_str(m, "unknown desc field");
+            return LORT_ERR_FORMAT;
+        }
+        for (i = 0; i < f->count; ++i) {
+            unsigned char *dst = (unsigned char *)a + f->offset;
+            uint64_t u;
+            int neg = 0;
+            if (i) {
+                if (p >= end || *p != ',') break;
+                ++p;
+            }
+            if (f->type == 'i' && p < end && *p == '-') {
+                neg = 1;
+                ++p;
+            }
+            if (!lort__parse_u64(&p, end, f->type == 'f', &u)) goto bad;
+            if (f->type == 'i') {
+                int v;
+                if (u > (uint64_t)INT_MAX + (uint64_t)neg) goto bad;
+                v = neg ? (int)(0 - (long long)u) : (int)u;
+                memcpy(dst + (size_t)i * sizeof(int), &v, sizeof v);
+            } else if (f->type == 'x') {
+                unsigned v;
+                if (u > UINT_MAX) goto bad;
+                v = (unsigned)u;
+                memcpy(dst, &v, sizeof v);
+            } else if (f->type == 'u') {
+                memcpy(dst, &u, sizeof u);
+            } else {
+                float v = lort__bits_f32((uint32_t)u);
+                memcpy(dst, &v, sizeof v);
+            }
+        }
+        if (p < end && *p != ' ') goto bad;
+        continue;
+    bad:
+        lort__msg_str(m, "bad value of desc field ");
+        lort__msg_str(m, f->key);
+        return LORT_ERR_FORMAT;
+    }
+    if (p < end) {
+        lort__msg_str(m, "malformed desc text");
+        return LORT_ERR_FORMAT;
+    }
+    return LORT_OK;
+}
+
+/* ---- lort_set_save ----------------------------------------------------------------------- */
+typedef struct lort__set_ctx {
+    const lort_adapter_set *set;
+    int entry, first, nblocks;   /* cursor: tensors of `entry` start at index `first` */
+    lort_block blocks[2 * LORT_TT_MAX_CORES + 2];
+} lort__set_ctx;
+LORT__PRIVATE void lort__set_seek(lort__set_ctx *c, int i) {
+    if (i < c->first) {
+        c->entry = -1;
+        c->first = 0;
+        c->nblocks = 0;
+    }
+    while (i >= c->first + c->nblocks) {
+        c->first += c->nblocks;
+        ++c->entry;
+        (void)lort_adapter_blocks(&c->set->entries[c->entry], c->blocks,
+                                  2 * LORT_TT_MAX_CORES + 2, &c->nblocks);
+    }
+}
+LORT__PRIVATE void lort__set_tensor(void *ctx, int i, lort__out *name, lort_st_write_tensor *t) {
+    lort__set_ctx *c = (lort__set_ctx *)ctx;
+    const lort_block *b;
+    const lort_adapter *e;
+    int d;
+    lort__set_seek(c, i);
+    b = &c->blocks[i - c->first];
+    e = &c->set->entries[c->entry];
+    lort__out_uint(name, (uint64_t)c->entry);
+    lort__out_str(name, ".");
+    lort__out_str(name, b->name);
+    t->dtype = b->bytes_only ? LORT_DTYPE_U8 : LORT_DTYPE_F32;
+    t->ndim = b->ndim;
+    for (d = 0; d < b->ndim; ++d) t->shape[d] = b->shape[d];
+    if (b->bytes_only) t->data = e->frozen;
+    else t->data = (b->vector == LORT_BLOCK_FROZEN ? (const float *)e->frozen : e->params) + b->offset;
+}
+LORT__PRIVATE void lort__set_meta(void *ctx, int i, lort__out *key, lort__out *value) {
+    const lort__set_ctx *c = (const lort__set_ctx *)ctx;
+    const lort_adapter_set *s = c->set;
+    int q;
+    if (i == 0) {
+        if (key) lort__out_str(key, "lortensor.format");
+        if (value) lort__out_str(value, "1");
+    } else if (i == 1) {
+        if (key) lort__out_str(key, "lortensor.entries");
+        if (value) lort__out_uint(value, (uint64_t)s->n_entries);
+    } else if (i == 2) {
+        if (key) lort__out_str(key, "lortensor.sites");
+        for (q = 0; value && q < s->n_sites; ++q) {
+            const lort_set_site *st = &s->sites[q];
+            lort__out_int(value, st->entry);
+            lort__out_str(value, " ");
+            lort__out_int(value, st->layer);
+            lort__out_str(value, " ");
+            lort__out_int(value, st->matrix);
+            if (st->name) {
+                lort__out_str(value, " ");
+                lort__out_str(value, st->name);
+            }
+            lort__out_str(value, "\n");
+        }
+    } else {
+        if (key) {
+            lort__out_str(key, "lortensor.entry.");
+            lort__out_uint(key, (uint64_t)(i - 3));
+        }
+        if (value) lort__desc_text(&s->entries[i - 3], value);
+    }
+}
+/* Validates the set for saving and counts its tensors. */
+LORT__PRIVATE lort_status lort__set_save_check(const lort_adapter_set *set, lort__set_ctx *c,
+                                               lort__st_src *src, lort__msg *m, char *msg,
+                                               size_t msg_size) {
+    int i, nb, total = 0;
+    lort_status st;
+    if ((st = lort_set_validate(set, msg, msg_size))) return st;
+    for (i = 0; i < set->n_entries; ++i) {
+        const lort_adapter *e = &set->entries[i];
+        lort_adapter_sizes sz;
+        if ((st = lort_adapter_blocks(e, NULL, 0, &nb)) ||
+            (st = lort_adapter_sizes_query(e, 1, &sz))) {
+            lort__msg_str(m, "entry ");
+            lort__msg_int(m, i);
+            lort__msg_str(m, ": ");
+            lort__msg_str(m, lort_status_string(st));
+            return st;
+        }
+        if (!e->params || (sz.frozen_bytes && !e->frozen)) {
+            lort__msg_str(m, "entry ");
+            lort__msg_int(m, i);
+            lort__msg_str(m, ": params or frozen is NULL");
+            return LORT_ERR_NULL;
+        }
+        if (total > INT_MAX - nb) return LORT_ERR_OVERFLOW;
+        total += nb;
+    }
+    for (i = 0; i < set->n_sites; ++i) {
+        const char *n = set->sites[i].name;
+        for (; n && *n; ++n)
+            if (*n == '\n') {
+                lort__msg_str(m, "site ");
+                lort__msg_int(m, i);
+                lort__msg_str(m, ": a newline in the name");
+                return LORT_ERR_INVALID_ARG;
+            }
+    }
+    memset(c, 0, sizeof *c);
+    c->set = set;
+    c->entry = -1;
+    src->ctx = c;
+    src->n_tensors = total;
+    src->n_meta = 3 + set->n_entries;
+    src->tensor = lort__set_tensor;
+    src->meta = lort__set_meta;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_set_save_size(const lort_adapter_set *set, size_t *bytes, char *msg,
+                                        size_t msg_size) {
+    lort__set_ctx c;
+    lort__st_src src;
+    lort__out o;
+    lort__msg m;
+    lort_status st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!bytes) return LORT_ERR_NULL;
+    if ((st = lort__set_save_check(set, &c, &src, &m, msg, msg_size))) return st;
+    memset(&o, 0, sizeof o);
+    if ((st = lort__st_emit(&src, &o))) return st;
+    *bytes = o.len;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_set_save(const lort_adapter_set *set, void *buf, size_t buf_size,
+                                   size_t *written, char *msg, size_t msg_size) {
+    lort__set_ctx c;
+    lort__st_src src;
+    lort__out o;
+    lort__msg m;
+    size_t need;
+    lort_status st;
+    if ((st = lort_set_save_size(set, &need, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!buf) return LORT_ERR_NULL;
+    if (buf_size < need) {
+        lort__msg_str(&m, "buffer smaller than lort_set_save_size");
+        return LORT_ERR_WORKSPACE;
+    }
+    (void)lort__set_save_check(set, &c, &src, &m, NULL, 0);
+    memset(&o, 0, sizeof o);
+    o.p = (unsigned char *)buf;
+    o.cap = buf_size;
+    if ((st = lort__st_emit(&src, &o))) return st;
+    if (written) *written = o.len;
+    return LORT_OK;
+}
+
+/* ---- lort_set_load ----------------------------------------------------------------------- */
+/* Counts of a safetensors header without an arena. */
+LORT__PRIVATE lort_status lort__st_counts(const void *buf, size_t size, lort__st_parse *ps,
+                                          lort__msg *m) {
+    memset(ps, 0, sizeof *ps);
+    ps->m = m;
+    return lort__st_header(ps, buf, size);
+}
+LORT__PRIVATE const char *lort__st_meta_get(const lort_st_file *f, const char *key) {
+    int i;
+    for (i = 0; i < f->n_meta; ++i)
+        if (strcmp(f->meta[i].key, key) == 0) return f->meta[i].value;
+    return NULL;
+}
+/* Bump allocation from an aligned arena; NULL when it does not fit. */
+typedef struct lort__arena {
+    unsigned char *p;
+    size_t cap, used;
+} lort__arena;
+LORT__PRIVATE void *lort__arena_take(lort__arena *a, size_t bytes) {
+    size_t at = lort__align_up(a->used);
+    void *r;
+    if (at > a->cap || bytes > a->cap - at) return NULL;
+    r = a->p + at;
+    a->used = at + bytes;
+    return r;
+}
+LORT__PRIVATE void lort__arena_init(lort__arena *a, void *mem, size_t size) {
+    size_t pad = (LORT__ALIGN - (uintptr_t)mem % LORT__ALIGN) % LORT__ALIGN;
+    a->p = (unsigned char *)mem + (pad < size ? pad : size);
+    a->cap = pad < size ? size - pad : 0;
+    a->used = 0;
+}
+
+LORT_DEF lort_status lort_set_load_size(const void *buf, size_t size, size_t *arena_bytes,
+                                        char *msg, size_t msg_size) {
+    lort__st_parse ps;
+    lort__msg m;
+    lort_status st;
+    size_t nt, sites, bound;
+    lort__msg_init(&m, msg, msg_size);
+    if (!arena_bytes) return LORT_ERR_NULL;
+    if ((st = lort__st_counts(buf, size, &ps, &m))) return st;
+    nt = ps.n_tensors;
+    sites = ps.str_bytes + 1;
+    bound = lort__st_arena(nt, ps.n_meta, ps.str_bytes);
+    /* entries (<= tensors), sites (<= one per byte of text), the data as floats, alignment */
+    if (nt > LORT__SIZE_LIMIT / 1024 || sites > LORT__SIZE_LIMIT / 1024 ||
+        ps.data_size > LORT__SIZE_LIMIT / 2)
+        return LORT_ERR_OVERFLOW;
+    bound += nt * (sizeof(lort_adapter) + 3 * LORT__ALIGN) + sites * sizeof(lort_set_site) +
+             ps.data_size + 4 * LORT__ALIGN;
+    *arena_bytes = bound;
+    return LORT_OK;
+}
+
+LORT__PRIVATE lort_status lort__parse_int_word(const char **p, const char *end, int *v) {
+    uint64_t u;
+    int neg = 0;
+    if (*p < end && **p == '-') {
+        neg = 1;
+        ++*p;
+    }
+    if (!lort__parse_u64(p, end, 0, &u) || u > (uint64_t)INT_MAX) return LORT_ERR_FORMAT;
+    *v = neg ? -(int)u : (int)u;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_set_load(const void *buf, size_t size, void *arena, size_t arena_size,
+                                   lort_adapter_set *set, char *msg, size_t msg_size) {
+    lort__msg m;
+    lort_status st;
+    size_t need, stbytes;
+    lort__arena ar;
+    lort_st_file f;
+    const char *v;
+    char *sites_txt, *p;
+    uint64_t ne = 0;
+    int E, S = 0, i, used = 0, cursor = 0;
+    lort_adapter *entries;
+    lort_set_site *sites;
+    lort_adapter_set out;
+    void *stmem;
+    if ((st = lort_set_load_size(buf, size, &need, msg, msg_size))) return st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!arena || !set) return LORT_ERR_NULL;
+    if (arena_size < need) {
+        lort__msg_str(&m, "arena smaller than lort_set_load_size");
+        return LORT_ERR_WORKSPACE;
+    }
+    lort__arena_init(&ar, arena, arena_size);
+    if ((st = lort_st_read_size(buf, size, &stbytes, msg, msg_size))) return st;
+    stmem = lort__arena_take(&ar, stbytes);
+    if ((st = lort_st_read(buf, size, stmem, stbytes, &f, msg, msg_size))) return st;
+    v = lort__st_meta_get(&f, "lortensor.format");
+    if (!v) {
+        lort__msg_str(&m, "not a lortensor set file: no lortensor.format in __metadata__");
+        return LORT_ERR_FORMAT;
+    }
+    if (strcmp(v, "1") != 0) {
+        lort__msg_str(&m, "lortensor.format ");
+        lort__msg_str(&m, v);
+        lort__msg_str(&m, " is newer than this reader (1)");
+        return LORT_ERR_UNSUPPORTED;
+    }
+    v = lort__st_meta_get(&f, "lortensor.entries");
+    {
+        const char *q = v;
+        if (!v || !lort__parse_u64(&q, v + strlen(v), 0, &ne) || *q || ne > (uint64_t)f.n_tensors) {
+            lort__msg_str(&m, "lortensor.entries missing or above the number of tensors");
+            return LORT_ERR_FORMAT;
+        }
+    }
+    E = (int)ne;
+    v = lort__st_meta_get(&f, "lortensor.sites");
+    if (!v) {
+        lort__msg_str(&m, "no lortensor.sites in __metadata__");
+        return LORT_ERR_FORMAT;
+    }
+    sites_txt = (char *)(uintptr_t)v; /* the decoded copy lives in our arena: split it in place */
+    for (p = sites_txt; *p; ++p) S += *p == '\n';
+    entries = (lort_adapter *)lort__arena_take(&ar, (size_t)E * sizeof(lort_adapter) + 1);
+    sites = (lort_set_site *)lort__arena_take(&ar, (size_t)S * sizeof(lort_set_site) + 1);
+    if (!entries || !sites) {
+        lort__msg_str(&m, "too many sites for the arena");
+        return LORT_ERR_FORMAT;
+    }
+    for (i = 0; i < E; ++i) {
+        char key[40];
+        lort__out ko;
+        lort_block blocks[2 * LORT_TT_MAX_CORES + 2];
+        lort_adapter_sizes sz;
+        lort_adapter *e = &entries[i];
+        int nb, b;
+        memset(&ko, 0, sizeof ko);
+        ko.p = (unsigned char *)key;
+        ko.cap = sizeof key - 1;
+        lort__out_str(&ko, "lortensor.entry.");
+        lort__out_uint(&ko, (uint64_t)i);
+        key[ko.len] = '\0';
+        memset(e, 0, sizeof *e);
+        lort__msg_str(&m, key);
+        lort__msg_str(&m, ": ");
+        v = lort__st_meta_get(&f, key);
+        if (!v) {
+            lort__msg_str(&m, "missing");
+            return LORT_ERR_FORMAT;
+        }
+        if ((st = lort__desc_parse(v, e, &m))) return st;
+        if ((st = lort_adapter_blocks(e, blocks, 2 * LORT_TT_MAX_CORES + 2, &nb)) ||
+            (st = lort_adapter_sizes_query(e, 1, &sz))) {
+            lort__msg_str(&m, "invalid desc: ");
+            lort__msg_str(&m, lort_status_string(st));
+            return st == LORT_ERR_UNSUPPORTED ? st : LORT_ERR_FORMAT;
+        }
+        if (sz.params > (ar.cap - ar.used) / 4 || sz.frozen_bytes > ar.cap - ar.used ||
+            !(e->params = (float *)lort__arena_take(&ar, sz.params * 4 + 4)) ||
+            (sz.frozen_bytes && !(e->frozen = lort__arena_take(&ar, sz.frozen_bytes + 4)))) {
+            lort__msg_str(&m, "params larger than the file holds");
+            return LORT_ERR_FORMAT;
+        }
+
+        for (b = 0; b < nb; ++b) {
+            const lort_block *bl = &blocks[b];
+            const lort_st_tensor *t = NULL;
+            char tn[40];
+            lort__out to;
+            int d, ok;
+            memset(&to, 0, sizeof to);
+            to.p = (unsigned char *)tn;
+            to.cap = sizeof tn - 1;
+            lort__out_uint(&to, (uint64_t)i);
+            lort__out_str(&to, ".");
+            lort__out_str(&to, bl->name);
+            tn[to.len] = '\0';
+            if (cursor < f.n_tensors && strcmp(f.tensors[cursor].name, tn) == 0)
+                t = &f.tensors[cursor++];
+            else if (lort_st_find(&f, tn, &t) != LORT_OK) t = NULL;
+            if (!t) {
+                lort__msg_str(&m, "no tensor ");
+                lort__msg_str(&m, tn);
+                return LORT_ERR_FORMAT;
+            }
+            ok = t->dtype == (bl->bytes_only ? LORT_DTYPE_U8 : LORT_DTYPE_F32) && t->ndim == bl->ndim;
+            for (d = 0; ok && d < bl->ndim; ++d) ok = t->shape[d] == bl->shape[d];
+            if (!ok) {
+                lort__msg_str(&m, "tensor ");
+                lort__msg_str(&m, tn);
+                lort__msg_str(&m, " has the wrong dtype or shape for its desc");
+                return LORT_ERR_FORMAT;
+            }
+            if (bl->bytes_only)
+                memcpy(e->frozen, t->data, t->nbytes);
+            else
+                (void)lort_st_get_f32(t, (bl->vector == LORT_BLOCK_FROZEN ? (float *)e->frozen : e->params) +
+                                             bl->offset, bl->count);
+            ++used;
+        }
+        lort__msg_init(&m, msg, msg_size);
+    }
+    if (used != f.n_tensors) {
+        lort__msg_str(&m, "tensors that belong to no entry's block");
+        return LORT_ERR_FORMAT;
+    }
+    p = sites_txt;
+    for (i = 0; i < S; ++i) {
+        lort_set_site *s = &sites[i];
+        char *nl = p;
+        const char *q = p;
+        while (*nl != '\n') ++nl;
+        *nl = '\0';
+        if (lort__parse_int_word(&q, nl, &s->entry) || q >= nl || *q++ != ' ' ||
+            lort__parse_int_word(&q, nl, &s->layer) || q >= nl || *q++ != ' ' ||
+            lort__parse_int_word(&q, nl, &s->matrix) || (q < nl && *q != ' ')) {
+            lort__msg_str(&m, "lortensor.sites line ");
+            lort__msg_int(&m, i);
+            lort__msg_str(&m, " is not \"entry layer matrix [name]\"");
+            return LORT_ERR_FORMAT;
+        }
+        s->name = q < nl ? p + (q - p) + 1 : NULL;
+        p = nl + 1;
+    }
+    if (*p) {
+        lort__msg_str(&m, "lortensor.sites does not end with a newline");
+        return LORT_ERR_FORMAT;
+    }
+    out.entries = entries;
+    out.n_entries = E;
+    out.sites = sites;
+    out.n_sites = S;
+    if ((st = lort_set_validate(&out, msg, msg_size))) return st == LORT_ERR_NULL ? st : LORT_ERR_FORMAT;
+    *set = out;
+    return LORT_OK;
+}
+/* ---- a small regex (PEFT's rank_pattern / alpha_pattern / target_modules) -------------------
+   Python re subset compiled to a Pike VM (Thompson NFA simulation, linear in pattern x text, no
+   backtracking): literals, ., [] classes with ranges and negation, \d \w \s \D \W \S and
+   escaped punctuation, * + ? {m} {m,} {m,n} (a lazy ? after them is accepted: it cannot change
+   whether a whole-string match exists), ( ) (?: ) groups, |, ^ and $. */
+#define LORT__RE_MAX 384
+#define LORT__RE_CLASSES 24
+enum { LORT__RE_CHAR, LORT__RE_ANY, LORT__RE_CLASS, LORT__RE_SPLIT, LORT__RE_JMP,
+       LORT__RE_MATCH, LORT__RE_BOL, LORT__RE_EOL };
+typedef struct lort__re_inst {
+    unsigned char op, c;
+    short x, y;
+} lort__re_inst;
+typedef struct lort__re {
+    lort__re_inst prog[LORT__RE_MAX];
+    int n;
+    unsigned char cls[LORT__RE_CLASSES][32];
+    int ncls;
+    const unsigned char *p, *end;
+    lort_status err;
+    int depth;
+} lort__re;
+
+LORT__PRIVATE int lort__re_emit(lort__re *re, int op, int c, int x, int y) {
+    if (re->n >= LORT__RE_MAX) {
+        if (!re->err) re->err = LORT_ERR_UNSUPPORTED;
+        return re->n;
+    }
+    re->prog[re->n].op = (unsigned char)op;
+    re->prog[re->n].c = (unsigned char)c;
+    re->prog[re->n].x = (short)x;
+    re->prog[re->n].y = (short)y;
+    return re->n++;
+}
+/* Opens a slot at `at`: code at >= at moves up one; jumps inside the moved code that target
+   >= at follow it; jumps before `at` (to the construct's start) keep their target. */
+LORT__PRIVATE void lort__re_insert(lort__re *re, int at) {
+    int i;
+    if (re->n >= LORT__RE_MAX) {
+        if (!re->err) re->err = LORT_ERR_UNSUPPORTED;
+        return;
+    }
+    for (i = re->n; i > at; --i) re->prog[i] = re->prog[i - 1];
+    ++re->n;
+    for (i = at + 1; i < re->n; ++i)
+        if (re->prog[i].op == LORT__RE_SPLIT || re->prog[i].op == LORT__RE_JMP) {
+            if (re->prog[i].x >= at) ++re->prog[i].x;
+            if (re->prog[i].op == LORT__RE_SPLIT && re->prog[i].y >= at) ++re->prog[i].y;
+        }
+}
+LORT__PRIVATE void lort__re_class_set(unsigned char *c, int lo, int hi) {
+    int i;
+    for (i = lo; i <= hi; ++i) c[i >> 3] = (unsigned char)(c[i >> 3] | (1u << (i & 7)));
+}
+/* \d \w \s (and negations) into class c; 0 if e is not one of them. */
+LORT__PRIVATE int lort__re_shorthand(unsigned char *c, int e) {
+    unsigned char t[32];
+    int i, neg = e == 'D' || e == 'W' || e == 'S';
+    memset(t, 0, sizeof t);
+    switch (e) {
+    case 'd': case 'D': lort__re_class_set(t, '0', '9'); break;
+    case 'w': case 'W':
+        lort__re_class_set(t, '0', '9'); lort__re_class_set(t, 'a', 'z');
+        lort__re_class_set(t, 'A', 'Z'); lort__re_class_set(t, '_', '_'); break;
+    case 's': case 'S':
+        lort__re_class_set(t, 9, 13); lort__re_class_set(t, ' ', ' '); break;
+    default: return 0;
+    }
+    for (i = 0; i < 32; ++i) c[i] = (unsigned char)(c[i] | (neg ? (unsigned char)~t[i] : t[i]));
+    return 1;
+}
+LORT__PRIVATE int lort__re_newclass(lort__re *re) {
+    if (re->ncls >= LORT__RE_CLASSES) {
+        if (!re->err) re->err = LORT_ERR_UNSUPPORTED;
+        return 0;
+    }
+    memset(re->cls[re->ncls], 0, 32);
+    return re->ncls++;
+}
+/* An escaped literal: punctuation, \n, \t; letters and digits other than shorthands are
+   unsupported (\b, \A, backreferences ...). */
+LORT__PRIVATE int lort__re_escape_literal(lort__re *re, int e) {
+    if (e == 'n') return '\n';
+    if (e == 't') return '\t';
+    if ((e >= '0' && e <= '9') || (e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z')) {
+        if (!re->err) re->err = LORT_ERR_UNSUPPORTED;
+        return -1;
+    }
+    return e;
+}
+LORT__PRIVATE void lort__re_alt(lort__re *re);
+LORT__PRIVATE void lort__re_atom(lort__re *re) {
+    int c;
+    if (re->p >= re->end) { re->err = LORT_ERR_FORMAT; return; }
+    c = *re->p++;
+    switch (c) {
+    case '(':
+        if (re->p < re->end && *re->p == '?') {
+            if (re->end - re->p >= 2 && re->p[1] == ':') re->p += 2;
+            else { if (!re->err) re->err = LORT_ERR_UNSUPPORTED; return; }
+        }
+        if (++re->depth > 32) { if (!re->err) re->err = LORT_ERR_UNSUPPORTED; return; }
+        lort__re_alt(re);
+        --re->depth;
+        if (re->p >= re->end || *re->p != ')') { if (!re->err) re->err = LORT_ERR_FORMAT; return; }
+        ++re->p;
+        return;
+    case '[': {
+        int k = lort__re_newclass(re), neg = 0, first = 1, i;
+        unsigned char *cl = re->cls[k];
+        if (re->err) return;
+        if (re->p < re->end && *re->p == '^') { neg = 1; ++re->p; }
+        for (;;) {
+            int lo, hi;
+            if (re->p >= re->end) { re->err = LORT_ERR_FORMAT; return; }
+            lo = *re->p++;
+            if (lo == ']' && !first) break;
+            first = 0;
+            if (lo == '\\') {
+                if (re->p >= re->end) { re->err = LORT_ERR_FORMAT; return; }
+                lo = *re->p++;
+                if (lort__re_shorthand(cl, lo)) continue;
+                if ((lo = lort__re_escape_literal(re, lo)) < 0) return;
+            }
+            hi = lo;
+            if (re->end - re->p >= 2 && re->p[0] == '-' && re->p[1] != ']') {
+                hi = re->p[1];
+                re->p += 2;
+                if (hi == '\\') {
+                    if (re->p >= re->end) { re->err = LORT_ERR_FORMAT; return; }
+                    if ((hi = lort__re_escape_literal(re, *re->p++)) < 0) return;
+                }
+                if (hi < lo) { re->err = LORT_ERR_FORMAT; return; }
+            }
+            lort__re_class_set(cl, lo, hi);
+        }
+        if (neg)
+            for (i = 0; i < 32; ++i) cl[i] = (unsigned char)~cl[i];
+        lort__re_emit(re, LORT__RE_CLASS, k, 0, 0);
+        return;
+    }
+    case '.': lort__re_emit(re, LORT__RE_ANY, 0, 0, 0); return;
+    case '^': lort__re_emit(re, LORT__RE_BOL, 0, 0, 0); return;
+    case '$': lort__re_emit(re, LORT__RE_EOL, 0, 0, 0); return;
+    case '\\': {
+        int e, k;
+        if (re->p >= re->end) { re->err = LORT_ERR_FORMAT; return; }
+        e = *re->p++;
+        if (e == 'd' || e == 'D' || e == 'w' || e == 'W' || e == 's' || e == 'S') {
+            k = lort__re_newclass(re);
+            if (re->err) return;
+            lort__re_shorthand(re->cls[k], e);
+            lort__re_emit(re, LORT__RE_CLASS, k, 0, 0);
+            return;
+        }
+        if ((e = lort__re_escape_literal(re, e)) < 0) return;
+        lort__re_emit(re, LORT__RE_CHAR, e, 0, 0);
+        return;
+    }
+    case '*': case '+': case '?': case '{': case ')': case '|':
+        re->err = LORT_ERR_FORMAT; /* nothing to repeat / unbalanced */
+        return;
+    default: lort__re_emit(re, LORT__RE_CHAR, c, 0, 0); return;
+    }
+}
+/* {m}, {m,}, {m,n}: m, n <= 64; returns 0 if the text at p is not a counted repeat. */
+LORT__PRIVATE int lort__re_counts(lort__re *re, int *lo, int *hi) {
+    const unsigned char *p = re->p + 1;
+    int a = 0, b, digits = 0;
+    while (p < re->end && *p >= '0' && *p <= '9' && digits < 3) { a = a * 10 + (*p++ - '0'); ++digits; }
+    if (!digits) return 0;
+    b = a;
+    if (p < re->end && *p == ',') {
+        ++p;
+        digits = 0;
+        b = 0;
+        while (p < re->end && *p >= '0' && *p <= '9' && digits < 3) { b = b * 10 + (*p++ - '0'); ++digits; }
+        if (!digits) b = -1;
+    }
+    if (p >= re->end || *p != '}') return 0;
+    re->p = p + 1;
+    *lo = a;
+    *hi = b;
+    return 1;
+}
+LORT__PRIVATE void lort__re_copy(lort__re *re, const lort__re_inst *code, int len, int from) {
+    int i, base = re->n;
+    for (i = 0; i < len; ++i) {
+        lort__re_inst in = code[i];
+        if (in.op == LORT__RE_SPLIT || in.op == LORT__RE_JMP) {
+            in.x = (short)(in.x - from + base);
+            if (in.op == LORT__RE_SPLIT) in.y = (short)(in.y - from + base);
+        }
+        if (re->n >= LORT__RE_MAX) { if (!re->err) re->err = LORT_ERR_UNSUPPORTED; return; }
+        re->prog[re->n++] = in;
+    }
+}
+LORT__PRIVATE void lort__re_repeat(lort__re *re) {
+    int start = re->n;
+    lort__re_atom(re);
+    while (!re->err && re->p < re->end) {
+        int c = *re->p, lo, hi;
+        if (c == '*' || c == '?') {
+            ++re->p;
+            lort__re_insert(re, start);
+            if (c == '*') lort__re_emit(re, LORT__RE_JMP, 0, start, 0);
+            re->prog[start].op = LORT__RE_SPLIT;
+            re->prog[start].x = (short)(start + 1);
+            re->prog[start].y = (short)re->n;
+        } else if (c == '+') {
+            ++re->p;
+            lort__re_emit(re, LORT__RE_SPLIT, 0, start, re->n + 1);
+        } else if (c == '{' && lort__re_counts(re, &lo, &hi)) {
+            lort__re_inst code[LORT__RE_MAX];
+            int len = re->n - start, k;
+            if (hi >= 0 && hi < lo) { re->err = LORT_ERR_FORMAT; return; }
+            if (lo > 64 || hi > 64) { re->err = LORT_ERR_UNSUPPORTED; return; }
+            memcpy(code, re->prog + start, (size_t)len * sizeof code[0]);
+            re->n = start;
+            for (k = 0; k < lo; ++k) lort__re_copy(re, code, len, start);
+            if (hi < 0) { /* {m,}: a star of one more copy */
+                int s = lort__re_emit(re, LORT__RE_SPLIT, 0, 0, 0);
+                lort__re_copy(re, code, len, start);
+                lort__re_emit(re, LORT__RE_JMP, 0, s, 0);
+                re->prog[s].x = (short)(s + 1);
+                re->prog[s].y = (short)re->n;
+            } else {
+                for (k = lo; k < hi && !re->err; ++k) {
+                    int s = lort__re_emit(re, LORT__RE_SPLIT, 0, 0, 0);
+                    lort__re_copy(re, code, len, start);
+                    re->prog[s].x = (short)(s + 1);
+                    re->prog[s].y = (short)re->n;
+                }
+            }
+        } else {
+            break;
+        }
+        if (re->p < re->end && *re->p == '?') ++re->p; /* lazy: same language */
+        if (re->p < re->end && (*re->p == '*' || *re->p == '+')) { re->err = LORT_ERR_FORMAT; return; }
+    }
+}
+LORT__PRIVATE void lort__re_alt(lort__re *re) {
+    int start = re->n, jmp;
+    while (!re->err && re->p < re->end && *re->p != '|' && *re->p != ')') lort__re_repeat(re);
+    if (re->err || re->p >= re->end || *re->p != '|') return;
+    ++re->p;
+    lort__re_insert(re, start);
+    jmp = lort__re_emit(re, LORT__RE_JMP, 0, 0, 0);
+    re->prog[start].op = LORT__RE_SPLIT;
+    re->prog[start].x = (short)(start + 1);
+    re->prog[start].y = (short)re->n;
+    lort__re_alt(re);
+    if (!re->err) re->prog[jmp].x = (short)re->n;
+}
+/* Compiles pattern (len bytes); status LORT_ERR_FORMAT (not a valid regex) or UNSUPPORTED. */
+LORT__PRIVATE lort_status lort__re_compile(lort__re *re, const char *pat, size_t len) {
+    re->n = 0;
+    re->ncls = 0;
+    re->err = LORT_OK;
+    re->depth = 0;
+    re->p = (const unsigned char *)pat;
+    re->end = re->p + len;
+    lort__re_alt(re);
+    if (!re->err && re->p != re->end) re->err = LORT_ERR_FORMAT; /* a stray ')' */
+    lort__re_emit(re, LORT__RE_MATCH, 0, 0, 0);
+    return re->err;
+}
+/* Python re.match semantics: anchored at 0, MATCH anywhere. */
+LORT__PRIVATE int lort__re_match(const lort__re *re, const char *s, size_t len) {
+    short clist[LORT__RE_MAX], nlist[LORT__RE_MAX], stack[2 * LORT__RE_MAX];
+    unsigned mark[LORT__RE_MAX];
+    int nc = 0, nn, i, sp;
+    size_t pos;
+    unsigned gen = 1;
+    memset(mark, 0, sizeof mark);
+    /* add pc with its epsilon closure at position pos into list */
+#define LORT__RE_ADD(list, cnt, pc0)                                                          \
+    do {                                                                                      \
+        sp = 0;                                                                               \
+        stack[sp++] = (short)(pc0);                                                           \
+        while (sp > 0) {                                                                      \
+            int pc = stack[--sp];                                                             \
+            const lort__re_inst *ii = &re->prog[pc];                                          \
+            if (mark[pc] == gen) continue;                                                    \
+            mark[pc] = gen;                                                                   \
+            if (ii->op == LORT__RE_JMP) stack[sp++] = ii->x;                                  \
+            else if (ii->op == LORT__RE_SPLIT) { stack[sp++] = ii->y; stack[sp++] = ii->x; }  \
+            else if (ii->op == LORT__RE_BOL) { if (pos == 0) stack[sp++] = (short)(pc + 1); } \
+            else if (ii->op == LORT__RE_EOL) { if (pos == len) stack[sp++] = (short)(pc + 1); } \
+            else list[cnt++] = (short)pc;                                                     \
+        }                                                                                     \
+    } while (0)
+    pos = 0;
+    LORT__RE_ADD(clist, nc, 0);
+    for (;; ++pos) {
+        int c;
+        for (i = 0; i < nc; ++i)
+            if (re->prog[clist[i]].op == LORT__RE_MATCH) return 1;
+        if (pos >= len || nc == 0) return 0;
+        c = (unsigned char)s[pos];
+        ++gen;
+        nn = 0;
+        {
+            size_t save = pos;
+            pos = save + 1;
+            for (i = 0; i < nc; ++i) {
+                const lort__re_inst *in = &re->prog[clist[i]];
+                int ok = (in->op == LORT__RE_CHAR && in->c == c) ||
+                         (in->op == LORT__RE_ANY && c != '\n') ||
+                         (in->op == LORT__RE_CLASS && (re->cls[in->c][c >> 3] >> (c & 7)) & 1);
+                if (ok) LORT__RE_ADD(nlist, nn, clist[i] + 1);
+            }
+            pos = save;
+        }
+        memcpy(clist, nlist, (size_t)nn * sizeof clist[0]);
+        nc = nn;
+    }
+#undef LORT__RE_ADD
+}
+/* name matches key as PEFT's get_pattern_key does: re.match(r"(.*\.)?(key)$", name); or, with
+   whole != 0, re.fullmatch(key, name) (target_modules as a string). key is a JSON span. */
+LORT__PRIVATE lort_status lort__re_peft(const lort__span *key, const char *name, int whole,
+                                        int *match) {
+    char pat[300];
+    lort__re re;
+    size_t n = 0;
+    lort_status st;
+    if (key->len > 256) return LORT_ERR_UNSUPPORTED;
+    memcpy(pat, whole ? "(" : "(.*\\.)?(", whole ? 1 : 8);
+    n = whole ? 1 : 8;
+    lort__js_decode(key, pat + n);
+    n += key->len;
+    memcpy(pat + n, ")$", 2);
+    n += 2;
+    if ((st = lort__re_compile(&re, pat, n))) return st;
+    *match = lort__re_match(&re, name, strlen(name));
+    return LORT_OK;
+}
+
+/* ---- PEFT --------------------------------------------------------------------------------- */
+typedef struct lort__peft_cfg {
+    int r, use_rslora, use_dora, lora_bias, fan_in_fan_out, has_r, has_alpha;
+    float alpha, dropout;
+    const unsigned char *rank_pattern, *alpha_pattern, *targets; /* value starts, or NULL */
+    int targets_kind;   /* 0 none/null, 1 string, 2 list, 3 "all-linear" */
+    const unsigned char *end;
+} lort__peft_cfg;
+
+LORT__PRIVATE lort_status lort__peft_config(const char *text, size_t len, lort__peft_cfg *c,
+                                            lort__msg *m) {
+    lort__json j;
+    lort__span k, s;
+    int r;
+    lort_status st;
+    memset(c, 0, sizeof *c);
+    c->r = 8; /* PEFT's defaults */
+    c->alpha = 8.0f;
+    j.p = (const unsigned char *)text;
+    j.end = j.p + len;
+    j.m = m;
+    j.depth = 0;
+    c->end = j.end;
+    if (!text) return LORT_ERR_NULL;
+    lort__msg_str(m, "adapter_config.json: ");
+    if ((st = lort__js_obj_begin(&j))) return st;
+    for (r = lort__js_obj_next(&j, 1, &k); r == 1; r = lort__js_obj_next(&j, 0, &k)) {
+        double v;
+        int iu, lit;
+        uint64_t u;
+        if (lort__js_is(&k, "r") || lort__js_is(&k, "lora_alpha") ||
+            lort__js_is(&k, "lora_dropout")) {
+            if ((st = lort__js_number(&j, &v, &iu, &u))) return st;
+            if (lort__js_is(&k, "r")) {
+                if (!iu || u < 1 || u > (uint64_t)INT_MAX) return lort__js_fail(&j, "r is not a positive integer");
+                c->r = (int)u;
+            } else if (lort__js_is(&k, "lora_alpha")) {
+                if (!(v > -1e30 && v < 1e30)) return lort__js_fail(&j, "lora_alpha out of range");
+                c->alpha = (float)v;
+            } else {
+                if (!(v >= 0.0 && v < 1.0)) return lort__js_fail(&j, "lora_dropout not in [0, 1)");
+                c->dropout = (float)v;
+            }
+        } else if (lort__js_is(&k, "use_rslora") || lort__js_is(&k, "use_dora") ||
+                   lort__js_is(&k, "lora_bias") || lort__js_is(&k, "fan_in_fan_out")) {
+            lit = lort__js_literal(&j);
+            if (lit < 0 || lit == 2) return lort__js_fail(&j, "expected true or false");
+            if (lort__js_is(&k, "use_rslora")) c->use_rslora = lit;
+            else if (lort__js_is(&k, "use_dora")) c->use_dora = lit;
+            else if (lort__js_is(&k, "lora_bias")) c->lora_bias = lit;
+            else c->fan_in_fan_out = lit;
+        } else if (lort__js_is(&k, "bias") || lort__js_is(&k, "peft_type")) {
+            int bias = lort__js_is(&k, "bias");
+            if ((st = lort__js_string(&j, &s))) return st;
+            if (bias && !lort__js_is(&s, "none")) {
+                lort__msg_str(m, "bias is not \"none\": bias vectors are not supported");
+                return LORT_ERR_UNSUPPORTED;
+            }
+            if (!bias && !lort__js_is(&s, "LORA")) {
+                lort__msg_str(m, "peft_type is not \"LORA\"");
+                return LORT_ERR_UNSUPPORTED;
+            }
+        } else if (lort__js_is(&k, "rank_pattern") || lort__js_is(&k, "alpha_pattern")) {
+            const unsigned char *at;
+            int rank = lort__js_is(&k, "rank_pattern");
+            lort__span pk;
+            int rr;
+            lort__js_ws(&j);
+            at = j.p;
+            if (lort__js_literal(&j) == 2) continue;
+            if ((st = lort__js_obj_begin(&j))) return st;
+            for (rr = lort__js_obj_next(&j, 1, &pk); rr == 1; rr = lort__js_obj_next(&j, 0, &pk)) {
+                if ((st = lort__js_number(&j, &v, &iu, &u))) return st;
+                if (rank && (!iu || u < 1 || u > (uint64_t)INT_MAX))
+                    return lort__js_fail(&j, "a rank_pattern value is not a positive integer");
+                if (!rank && !(v > -1e30 && v < 1e30))
+                    return lort__js_fail(&j, "an alpha_pattern value out of range");
+            }
+            if (rr < 0) return (lort_status)rr;
+            if (rank) c->rank_pattern = at;
+            else c->alpha_pattern = at;
+        } else if (lort__js_is(&k, "target_modules")) {
+            lort__js_ws(&j);
+            c->targets = j.p;
+            if (lort__js_literal(&j) == 2) {
+                c->targets_kind = 0;
+            } else if (j.p < j.end && *j.p == '"') {
+                if ((st = lort__js_string(&j, &s))) return st;
+                c->targets_kind = lort__js_is(&s, "all-linear") ? 3 : 1;
+            } else {
+                if (!lort__js_eat(&j, '[')) return lort__js_fail(&j, "target_modules is not a list or a string");
+                if (!lort__js_eat(&j, ']')) {
+                    do {
+                        if ((st = lort__js_string(&j, &s))) return st;
+                    } while (lort__js_eat(&j, ','));
+                    if (!lort__js_eat(&j, ']')) return lort__js_fail(&j, "bad target_modules list");
+                }
+                c->targets_kind = 2;
+            }
+        } else if (lort__js_is(&k, "modules_to_save")) {
+            lort__js_ws(&j);
+            if (lort__js_literal(&j) != 2) {
+                if (!lort__js_eat(&j, '[') || !lort__js_eat(&j, ']')) {
+                    lort__msg_str(m, "modules_to_save (full module weights) is not supported");
+                    return LORT_ERR_UNSUPPORTED;
+                }
+            }
+        } else if ((st = lort__js_skip(&j))) {
+            return st;
+        }
+    }
+    if (r < 0) return (lort_status)r;
+    lort__js_ws(&j);
+    if (j.p != j.end) return lort__js_fail(&j, "trailing characters after the JSON object");
+    if (c->use_dora) {
+        lort__msg_str(m, "use_dora: DoRA magnitude vectors are not supported");
+        return LORT_ERR_UNSUPPORTED;
+    }
+    if (c->lora_bias) {
+        lort__msg_str(m, "lora_bias: a bias on lora_B is not supported");
+        return LORT_ERR_UNSUPPORTED;
+    }
+    lort__msg_init(m, m->buf, m->cap);
+    return LORT_OK;
+}
+/* The first key of the pattern object at `at` matching name (PEFT order): *found, and its
+   value. */
+LORT__PRIVATE lort_status lort__peft_pattern(const lort__peft_cfg *c, const unsigned char *at,
+                                             const char *name, int *found, double *value,
+                                             lort__msg *m) {
+    lort__json j;
+    lort__span k;
+    int r, match;
+    lort__msg none;
+    lort_status st;
+    *found = 0;
+    if (!at) return LORT_OK;
+    lort__msg_init(&none, NULL, 0);
+    j.p = at;
+    j.end = c->end;
+    j.m = &none;
+    j.depth = 0;
+    if (lort__js_obj_begin(&j)) return LORT_OK; /* null */
+    for (r = lort__js_obj_next(&j, 1, &k); r == 1; r = lort__js_obj_next(&j, 0, &k)) {
+        double v;
+        int iu;
+        uint64_t u;
+        (void)lort__js_number(&j, &v, &iu, &u);
+        if ((st = lort__re_peft(&k, name, 0, &match))) {
+            char kb[64];
+            lort__msg_str(m, "adapter_config.json: pattern key ");
+            if (k.len < sizeof kb) {
+                lort__js_decode(&k, kb);
+                lort__msg_str(m, kb);
+            }
+            lort__msg_str(m, st == LORT_ERR_FORMAT ? ": not a valid regex" : ": regex feature not supported");
+            return st;
+        }
+        if (match) {
+            *found = 1;
+            *value = v;
+            return LORT_OK;
+        }
+    }
+    return LORT_OK;
+}
+/* PEFT's check_target_module_exists for a list or a string of target_modules. */
+LORT__PRIVATE lort_status lort__peft_targeted(const lort__peft_cfg *c, const char *name,
+                                              int *ok) {
+    lort__json j;
+    lort__span s;
+    lort__msg none;
+    size_t nl = strlen(name);
+    *ok = 1;
+    if (c->targets_kind == 0 || c->targets_kind == 3) return LORT_OK;
+    lort__msg_init(&none, NULL, 0);
+    j.p = c->targets;
+    j.end = c->end;
+    j.m = &none;
+    j.depth = 0;
+    if (c->targets_kind == 1) {
+        (void)lort__js_string(&j, &s);
+        return lort__re_peft(&s, name, 1, ok);
+    }
+    *ok = 0;
+    (void)lort__js_eat(&j, '[');
+    if (lort__js_eat(&j, ']')) return LORT_OK;
+    do {
+        char t[256];
+        (void)lort__js_string(&j, &s);
+        if (s.len >= sizeof t) continue;
+        lort__js_decode(&s, t);
+        if (strcmp(t, name) == 0 ||
+            (nl > s.len && name[nl - s.len - 1] == '.' && strcmp(name + nl - s.len, t) == 0)) {
+            *ok = 1;
+            return LORT_OK;
+        }
+    } while (lort__js_eat(&j, ','));
+    return LORT_OK;
+}
+
+#define LORT__PEFT_PREFIX "base_model.model."
+/* Splits a key: *mlen = length of the module path (prefix removed from *mod), *which = 0 for
+   lora_A.weight, 1 for lora_B.weight; else an error message names the key. */
+LORT__PRIVATE lort_status lort__peft_key(const char *key, const char **mod, size_t *mlen,
+                                         int *which, lort__msg *m) {
+    static const char *const refused[][2] = {
+        {".lora_magnitude_vector", "a DoRA magnitude vector (use_dora) is not supported"},
+        {".lora_B.bias", "a bias on lora_B (lora_bias) is not supported"},
+        {".lora_embedding_A", "embedding LoRA is not supported"},
+        {".lora_embedding_B", "embedding LoRA is not supported"}};
+    size_t n = strlen(key), pl = strlen(LORT__PEFT_PREFIX), i;
+    const char *k = key;
+    if (n > pl && strncmp(key, LORT__PEFT_PREFIX, pl) == 0) {
+        k += pl;
+        n -= pl;
+    }
+    *mod = k;
+    if (n > 14 && strcmp(k + n - 14, ".lora_A.weight") == 0) { *which = 0; *mlen = n - 14; return LORT_OK; }
+    if (n > 14 && strcmp(k + n - 14, ".lora_B.weight") == 0) { *which = 1; *mlen = n - 14; return LORT_OK; }
+    lort__msg_str(m, key);
+    lort__msg_str(m, ": ");
+    for (i = 0; i < sizeof refused / sizeof refused[0]; ++i) {
+        size_t rl = strlen(refused[i][0]);
+        if (n >= rl && strncmp(k + n - rl, refused[i][0], rl) == 0) {
+            lort__msg_str(m, refused[i][1]);
+            return LORT_ERR_UNSUPPORTED;
+        }
+    }
+    lort__msg_str(m, "not a LoRA tensor (a bias or a modules_to_save weight?): not supported");
+    return LORT_ERR_UNSUPPORTED;
+}
+
+LORT_DEF lort_status lort_peft_load_size(const void *st, size_t st_size, const char *config,
+                                         size_t config_size, size_t *arena_bytes, char *msg,
+                                         size_t msg_size) {
+    lort__st_parse ps;
+    lort__peft_cfg cfg;
+    lort__msg m;
+    lort_status s;
+    size_t nt;
+    lort__msg_init(&m, msg, msg_size);
+    if (!arena_bytes) return LORT_ERR_NULL;
+    if ((s = lort__peft_config(config, config_size, &cfg, &m))) return s;
+    if ((s = lort__st_counts(st, st_size, &ps, &m))) return s;
+    nt = ps.n_tensors;
+    if (nt > LORT__SIZE_LIMIT / 1024 || ps.data_size > LORT__SIZE_LIMIT / 4) return LORT_ERR_OVERFLOW;
+    *arena_bytes = lort__st_arena(nt, ps.n_meta, ps.str_bytes) +
+                   nt * (sizeof(lort_adapter) + sizeof(lort_set_site) + 2 * LORT__ALIGN) +
+                   ps.str_bytes + 2 * ps.data_size + 4 * LORT__ALIGN;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_peft_load(const void *st, size_t st_size, const char *config,
+                                    size_t config_size, void *arena, size_t arena_size,
+                                    lort_adapter_set *set, lort_peft_info *info, char *msg,
+                                    size_t msg_size) {
+    lort__peft_cfg cfg;
+    lort__msg m;
+    lort_status s;
+    size_t need, stbytes;
+    lort__arena ar;
+    lort_st_file f;
+    lort_adapter *entries;
+    lort_set_site *sites;
+    int i, q, S = 0, nB = 0;
+    if ((s = lort_peft_load_size(st, st_size, config, config_size, &need, msg, msg_size))) return s;
+    lort__msg_init(&m, msg, msg_size);
+    if (!arena || !set) return LORT_ERR_NULL;
+    if (arena_size < need) {
+        lort__msg_str(&m, "arena smaller than lort_peft_load_size");
+        return LORT_ERR_WORKSPACE;
+    }
+    (void)lort__peft_config(config, config_size, &cfg, &m);
+    lort__arena_init(&ar, arena, arena_size);
+    if ((s = lort_st_read_size(st, st_size, &stbytes, msg, msg_size)) ||
+        (s = lort_st_read(st, st_size, lort__arena_take(&ar, stbytes), stbytes, &f, msg, msg_size)))
+        return s;
+    for (i = 0; i < f.n_tensors; ++i) { /* every key is a lora_A or lora_B weight */
+        const char *mod;
+        size_t ml;
+        int which;
+        if ((s = lort__peft_key(f.tensors[i].name, &mod, &ml, &which, &m))) return s;
+        S += which == 0;
+        nB += which == 1;
+    }
+    entries = (lort_adapter *)lort__arena_take(&ar, (size_t)S * sizeof(lort_adapter) + 1);
+    sites = (lort_set_site *)lort__arena_take(&ar, (size_t)S * sizeof(lort_set_site) + 1);
+    if (!entries || !sites) return LORT_ERR_WORKSPACE;
+    for (i = 0, q = 0; i < f.n_tensors; ++i) {
+        const lort_st_tensor *A = &f.tensors[i], *B = NULL;
+        const char *mod, *mb;
+        size_t ml, mbl;
+        int which, found, r, j, tok;
+        double pv;
+        char *name;
+        lort_adapter *e;
+        float *params;
+        (void)lort__peft_key(A->name, &mod, &ml, &which, &m);
+        if (which != 0) continue;
+        for (j = 0; j < f.n_tensors && !B; ++j) { /* the B next to it first (sorted files) */
+            int t = (i + 1 + j) % f.n_tensors;
+            (void)lort__peft_key(f.tensors[t].name, &mb, &mbl, &which, &m);
+            if (which == 1 && mbl == ml && memcmp(mb, mod, ml) == 0) B = &f.tensors[t];
+        }
+        if (!B) {
+            lort__msg_str(&m, A->name);
+            lort__msg_str(&m, ": no matching lora_B.weight");
+            return LORT_ERR_FORMAT;
+        }
+        if (!(name = (char *)lort__arena_take(&ar, ml + 1))) return LORT_ERR_WORKSPACE;
+        memcpy(name, mod, ml);
+        name[ml] = '\0';
+        if (A->ndim != 2 || B->ndim != 2 || A->shape[0] != B->shape[1] || A->shape[0] < 1 ||
+            A->shape[1] < 1 || B->shape[0] < 1 || A->shape[0] > INT_MAX || A->shape[1] > INT_MAX ||
+            B->shape[0] > INT_MAX || A->dtype > LORT_DTYPE_BF16 || B->dtype > LORT_DTYPE_BF16) {
+            lort__msg_str(&m, name);
+            lort__msg_str(&m, ": lora_A must be [r, in] and lora_B [out, r] in F32, F16 or BF16; got [");
+            for (j = 0; j < A->ndim; ++j) { if (j) lort__msg_str(&m, ", "); lort__msg_int(&m, A->shape[j]); }
+            lort__msg_str(&m, "] and [");
+            for (j = 0; j < B->ndim; ++j) { if (j) lort__msg_str(&m, ", "); lort__msg_int(&m, B->shape[j]); }
+            lort__msg_str(&m, "]");
+            return LORT_ERR_SHAPE;
+        }
+        r = cfg.r;
+        if ((s = lort__peft_pattern(&cfg, cfg.rank_pattern, name, &found, &pv, &m))) return s;
+        if (found) r = (int)pv;
+        if (A->shape[0] != r) {
+            lort__msg_str(&m, name);
+            lort__msg_str(&m, ".lora_A.weight: shape [");
+            lort__msg_int(&m, A->shape[0]);
+            lort__msg_str(&m, ", ");
+            lort__msg_int(&m, A->shape[1]);
+            lort__msg_str(&m, "] but r = ");
+            lort__msg_int(&m, r);
+            lort__msg_str(&m, found ? " (rank_pattern)" : " (config r)");
+            return LORT_ERR_SHAPE;
+        }
+        if ((s = lort__peft_targeted(&cfg, name, &tok))) return s;
+        if (!tok) {
+            lort__msg_str(&m, name);
+            lort__msg_str(&m, ": not in target_modules");
+            return LORT_ERR_FORMAT;
+        }
+        e = &entries[q];
+        memset(e, 0, sizeof *e);
+        e->kind = LORT_KIND_LORA;
+        e->desc.lora.r = r;
+        e->desc.lora.d_in = (int)A->shape[1];
+        e->desc.lora.d_out = (int)B->shape[0];
+        e->desc.lora.alpha = cfg.alpha;
+        if ((s = lort__peft_pattern(&cfg, cfg.alpha_pattern, name, &found, &pv, &m))) return s;
+        if (found) e->desc.lora.alpha = (float)pv;
+        e->desc.lora.rslora = cfg.use_rslora;
+        if ((lort__f32_bits(e->desc.lora.alpha) & 0x7FFFFFFFu) == 0) { /* PEFT: scale 0; lortensor: alpha 0 means r */
+            lort__msg_str(&m, name);
+            lort__msg_str(&m, ": lora_alpha = 0 (a zero scale) is not supported");
+            return LORT_ERR_UNSUPPORTED;
+        }
+        params = (float *)lort__arena_take(&ar, (A->count + B->count) * sizeof(float));
+        if (!params) return LORT_ERR_WORKSPACE;
+        (void)lort_st_get_f32(A, params, A->count);
+        (void)lort_st_get_f32(B, params + A->count, B->count);
+        e->params = params;
+        sites[q].name = name;
+        sites[q].entry = q;
+        sites[q].layer = sites[q].matrix = 0;
+        ++q;
+    }
+    if (nB != S) {
+        lort__msg_str(&m, "a lora_B.weight without its lora_A.weight");
+        return LORT_ERR_FORMAT;
+    }
+    {
+        lort_adapter_set out;
+        out.entries = entries;
+        out.n_entries = S;
+        out.sites = sites;
+        out.n_sites = S;
+        if ((s = lort_set_validate(&out, msg, msg_size))) return LORT_ERR_FORMAT;
+        *set = out;
+    }
+    if (info) {
+        info->r = cfg.r;
+        info->lora_alpha = cfg.alpha;
+        info->use_rslora = cfg.use_rslora;
+        info->fan_in_fan_out = cfg.fan_in_fan_out;
+        info->lora_dropout = cfg.dropout;
+        info->dtype = f.n_tensors ? f.tensors[0].dtype : LORT_DTYPE_F32;
+    }
+    return LORT_OK;
+}
+/* A float as JSON text with 9 significant digits (enough to read back the same float). */
+LORT__PRIVATE void lort__out_float(lort__out *o, float f) {
+    double x = (double)f, p10 = 1.0;
+    uint64_t dg;
+    int e = 0, i;
+    char t[12];
+    if ((lort__f32_bits(f) & 0x7FFFFFFFu) == 0 || (lort__f32_bits(f) & 0x7F800000u) == 0x7F800000u) {
+        lort__out_str(o, "0.0"); /* zero, or NaN / Inf (not JSON) */
+        return;
+    }
+    if (x < 0) {
+        lort__out_str(o, "-");
+        x = -x;
+    }
+    if (x < 1e15 && !(x > (double)(int64_t)x)) { /* integers as "16.0" */
+        lort__out_uint(o, (uint64_t)x);
+        lort__out_str(o, ".0");
+        return;
+    }
+    while (x >= 1e9) { x /= 10.0; ++e; }
+    while (x < 1e8) { x *= 10.0; --e; }
+    (void)p10;
+    dg = (uint64_t)(x + 0.5);
+    if (dg >= 1000000000u) { dg /= 10u; ++e; }
+    for (i = 8; i >= 0; --i) { t[i] = (char)('0' + (int)(dg % 10u)); dg /= 10u; }
+    /* d.dddddddd e(E+8) */
+    lort__out_bytes(o, t, 1);
+    lort__out_str(o, ".");
+    lort__out_bytes(o, t + 1, 8);
+    lort__out_str(o, "e");
+    lort__out_int(o, e + 8);
+}
+
+/* ---- lort_peft_save ------------------------------------------------------------------------ */
+typedef struct lort__peft_ctx {
+    const lort_adapter_set *set;
+    int dtype;
+} lort__peft_ctx;
+LORT__PRIVATE void lort__peft_tensor(void *ctx, int i, lort__out *name, lort_st_write_tensor *t) {
+    const lort__peft_ctx *c = (const lort__peft_ctx *)ctx;
+    const lort_set_site *s = &c->set->sites[i / 2];
+    const lort_adapter *e = &c->set->entries[s->entry];
+    const lort_lora_desc *d = &e->desc.lora;
+    lort__out_str(name, LORT__PEFT_PREFIX);
+    lort__out_str(name, s->name);
+    lort__out_str(name, i % 2 ? ".lora_B.weight" : ".lora_A.weight");
+    t->dtype = c->dtype;
+    t->ndim = 2;
+    t->shape[0] = i % 2 ? d->d_out : d->r;
+    t->shape[1] = i % 2 ? d->r : d->d_in;
+    t->data = e->params + (i % 2 ? (size_t)d->r * (size_t)d->d_in : 0);
+}
+LORT__PRIVATE void lort__peft_no_meta(void *ctx, int i, lort__out *key, lort__out *value) {
+    (void)ctx;
+    (void)i;
+    if (key) lort__out_str(key, "format");
+    if (value) lort__out_str(value, "pt");
+}
+/* The site's last name component: [*b, *e). */
+LORT__PRIVATE void lort__last_component(const char *name, const char **b) {
+    const char *p = name;
+    *b = name;
+    for (; *p; ++p)
+        if (*p == '.') *b = p + 1;
+}
+LORT__PRIVATE void lort__out_regex_escaped(lort__out *o, const char *s) {
+    for (; *s; ++s) {
+        char c[2];
+        c[0] = *s;
+        c[1] = '\0';
+        if (strchr(".^$*+?{}[]\\|()", *s)) lort__out_str(o, "\\");
+        lort__out_str(o, c);
+    }
+}
+LORT__PRIVATE void lort__peft_config_text(const lort_adapter_set *set, int fan_in_fan_out,
+                                          lort__out *o) {
+    const lort_lora_desc *d0 = &set->entries[set->sites[0].entry].desc.lora;
+    float a0 = (lort__f32_bits(d0->alpha) & 0x7FFFFFFFu) ? d0->alpha : (float)d0->r;
+    int i, q, first;
+    lort__out_str(o, "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": null,\n"
+                     "  \"base_model_name_or_path\": null,\n  \"r\": ");
+    lort__out_int(o, d0->r);
+    lort__out_str(o, ",\n  \"lora_alpha\": ");
+    lort__out_float(o, a0);
+    lort__out_str(o, ",\n  \"use_rslora\": ");
+    lort__out_str(o, d0->rslora ? "true" : "false");
+    lort__out_str(o, ",\n  \"lora_dropout\": 0.0,\n  \"fan_in_fan_out\": ");
+    lort__out_str(o, fan_in_fan_out ? "true" : "false");
+    lort__out_str(o, ",\n  \"bias\": \"none\",\n  \"use_dora\": false,\n  \"lora_bias\": false,\n"
+                     "  \"modules_to_save\": null,\n  \"init_lora_weights\": true,\n"
+                     "  \"inference_mode\": true,\n  \"target_modules\": [");
+    for (i = 0, first = 1; i < set->n_sites; ++i) {
+        const char *b, *bq;
+        int dup = 0;
+        lort__last_component(set->sites[i].name, &b);
+        for (q = 0; q < i && !dup; ++q) {
+            lort__last_component(set->sites[q].name, &bq);
+            dup = strcmp(b, bq) == 0;
+        }
+        if (dup) continue;
+        lort__out_str(o, first ? "\"" : ", \"");
+        o->esc = 1;
+        lort__out_str(o, b);
+        o->esc = 0;
+        lort__out_str(o, "\"");
+        first = 0;
+    }
+    lort__out_str(o, "]");
+    for (q = 0; q < 2; ++q) {
+        lort__out_str(o, q ? ",\n  \"alpha_pattern\": {" : ",\n  \"rank_pattern\": {");
+        for (i = 0, first = 1; i < set->n_sites; ++i) {
+            const lort_lora_desc *d = &set->entries[set->sites[i].entry].desc.lora;
+            float a = (lort__f32_bits(d->alpha) & 0x7FFFFFFFu) ? d->alpha : (float)d->r;
+            if (q == 0 ? d->r == d0->r : lort__f32_bits(a) == lort__f32_bits(a0)) continue;
+            lort__out_str(o, first ? "\n    \"" : ",\n    \"");
+            o->esc = 1;
+            lort__out_regex_escaped(o, set->sites[i].name);
+            o->esc = 0;
+            lort__out_str(o, "\": ");
+            if (q == 0) lort__out_int(o, d->r);
+            else lort__out_float(o, a);
+            first = 0;
+        }
+        lort__out_str(o, first ? "}" : "\n  }");
+    }
+    lort__out_str(o, "\n}\n");
+}
+LORT__PRIVATE lort_status lort__peft_save_check(const lort_adapter_set *set, int dtype,
+                                                lort__msg *m, char *msg, size_t msg_size) {
+    int i;
+    lort_status st;
+    if ((st = lort_set_validate(set, msg, msg_size))) return st;
+    if (dtype < LORT_DTYPE_F32 || dtype > LORT_DTYPE_BF16) return LORT_ERR_INVALID_ARG;
+    if (set->n_sites < 1) {
+        lort__msg_str(m, "PEFT files need at least one site");
+        return LORT_ERR_INVALID_ARG;
+    }
+    for (i = 0; i < set->n_sites; ++i) {
+        const lort_set_site *s = &set->sites[i];
+        const lort_adapter *e = &set->entries[s->entry];
+        lort__msg_str(m, "site ");
+        lort__msg_int(m, i);
+        lort__msg_str(m, ": ");
+        if (!s->name || !s->name[0]) {
+            lort__msg_str(m, "PEFT needs a module name");
+            return LORT_ERR_INVALID_ARG;
+        }
+        if (e->kind != LORT_KIND_LORA) {
+            lort__msg_str(m, "not a lora entry (export it to LoRA first)");
+            return LORT_ERR_UNSUPPORTED;
+        }
+        if (!e->params) return LORT_ERR_NULL;
+        if (!e->desc.lora.rslora != !set->entries[set->sites[0].entry].desc.lora.rslora) {
+            lort__msg_str(m, "rslora differs from site 0 (PEFT has one use_rslora)");
+            return LORT_ERR_INVALID_ARG;
+        }
+        lort__msg_init(m, msg, msg_size);
+    }
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_peft_save_size(const lort_adapter_set *set, int dtype,
+                                         int fan_in_fan_out, size_t *st_bytes,
+                                         size_t *config_bytes, char *msg, size_t msg_size) {
+    lort__msg m;
+    lort__peft_ctx c;
+    lort__st_src src;
+    lort__out o;
+    lort_status st;
+    lort__msg_init(&m, msg, msg_size);
+    if (!st_bytes || !config_bytes) return LORT_ERR_NULL;
+    if ((st = lort__peft_save_check(set, dtype, &m, msg, msg_size))) return st;
+    if (set->n_sites > INT_MAX / 2) return LORT_ERR_OVERFLOW;
+    c.set = set;
+    c.dtype = dtype;
+    src.ctx = &c;
+    src.n_tensors = 2 * set->n_sites;
+    src.n_meta = 1;
+    src.tensor = lort__peft_tensor;
+    src.meta = lort__peft_no_meta;
+    memset(&o, 0, sizeof o);
+    if ((st = lort__st_emit(&src, &o))) return st;
+    *st_bytes = o.len;
+    memset(&o, 0, sizeof o);
+    lort__peft_config_text(set, fan_in_fan_out, &o);
+    *config_bytes = o.len;
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_peft_save(const lort_adapter_set *set, int dtype, int fan_in_fan_out,
+                                    void *st, size_t st_size, char *config, size_t config_size,
+                                    char *msg, size_t msg_size) {
+    size_t sb, cb;
+    lort__peft_ctx c;
+    lort__st_src src;
+    lort__out o;
+    lort_status s;
+    if ((s = lort_peft_save_size(set, dtype, fan_in_fan_out, &sb, &cb, msg, msg_size))) return s;
+    if (!st || !config) return LORT_ERR_NULL;
+    if (st_size < sb || config_size < cb) return LORT_ERR_WORKSPACE;
+    c.set = set;
+    c.dtype = dtype;
+    src.ctx = &c;
+    src.n_tensors = 2 * set->n_sites;
+    src.n_meta = 1;
+    src.tensor = lort__peft_tensor;
+    src.meta = lort__peft_no_meta;
+    memset(&o, 0, sizeof o);
+    o.p = (unsigned char *)st;
+    o.cap = st_size;
+    if ((s = lort__st_emit(&src, &o))) return s;
+    memset(&o, 0, sizeof o);
+    o.p = (unsigned char *)config;
+    o.cap = config_size;
+    lort__peft_config_text(set, fan_in_fan_out, &o);
+    return LORT_OK;
+}
+
+LORT_DEF lort_status lort_rope_permute_rows(float *B, int heads, int head_dim, int cols,
+                                            int inverse, float *work, size_t work_count) {
+    size_t hs, half, i, s, h;
+    if (!B || !work) return LORT_ERR_NULL;
+    if (heads <= 0 || head_dim <= 0 || cols <= 0) return LORT_ERR_INVALID_ARG;
+    if (head_dim % 2) return LORT_ERR_SHAPE;
+    if ((size_t)head_dim > LORT__SIZE_LIMIT / 4 / (size_t)cols ||
+        (size_t)heads > LORT__SIZE_LIMIT / 4 / ((size_t)head_dim * (size_t)cols))
+        return LORT_ERR_OVERFLOW;
+    hs = (size_t)head_dim * (size_t)cols;
+    if (work_count < hs) return LORT_ERR_WORKSPACE;
+    half = (size_t)head_dim / 2;
+    for (h = 0; h < (size_t)heads; ++h) {
+        float *blk = B + h * hs;
+        memcpy(work, blk, hs * sizeof(float));
+        for (s = 0; s < 2; ++s)
+            for (i = 0; i < half; ++i) {
+                size_t hf = s * half + i, gg = 2 * i + s; /* HF row hf <-> GGUF row gg */
+                memcpy(blk + (inverse ? hf : gg) * (size_t)cols,
+                       work + (inverse ? gg : hf) * (size_t)cols, (size_t)cols * sizeof(float));
+            }
+    }
+    return LORT_OK;
 }
 
 // >>adamw ================================================================================ impl

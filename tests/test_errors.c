@@ -725,12 +725,18 @@ static void test_not_found(void **state) {
     assert_int_equal(idx, 0);
 }
 
-/* A malformed file: LORT_ERR_FORMAT (the GGUF reader on bytes that are not GGUF). */
+/* Malformed files and configs: LORT_ERR_FORMAT with a message (a safetensors header, and bytes
+   that are not GGUF). */
 static void test_format(void **state) {
     (void)state;
+    static const unsigned char bad[12] = {4, 0, 0, 0, 0, 0, 0, 0, '{', '"', 'a', '}'};
     static const unsigned char not_gguf[32] = {'G', 'G', 'U', 'F', 9};
     lort_gguf_info info;
+    size_t need = 77;
     char msg[80];
+    EXPECT(LORT_ERR_FORMAT, lort_st_read_size(bad, sizeof bad, &need, msg, sizeof msg));
+    assert_int_equal(need, 77);
+    assert_string_equal(msg, "unterminated JSON string");
     EXPECT(LORT_ERR_FORMAT, lort_gguf_read(&info, NULL, 0, NULL, 0, not_gguf, sizeof not_gguf,
                                            msg, sizeof msg));
 }
