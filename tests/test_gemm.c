@@ -444,7 +444,7 @@ static void test_status_strings(void **state) {
         {LORT_ERR_NONFINITE, -10, "input contains NaN or Inf"},
         {LORT_ERR_NOT_MERGEABLE, -11, "the adapter is not linear: it has no weight delta to merge"},
         {LORT_ERR_NOT_FOUND, -12, "no entry of that name"},
-        {LORT_ERR_FORMAT, -13, "malformed file or buffer"},
+        {LORT_ERR_FORMAT, -13, "malformed file or config: see the message buffer"},
     };
     size_t n = sizeof codes / sizeof codes[0];
     assert_int_equal((int)n, 1 - (int)LORT__STATUS_MIN);
