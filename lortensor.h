@@ -1957,6 +1957,55 @@ LORT__PRIVATE int lort__all_finite(const float *x, size_t count) {
 #define LORT__DEBUG_FINITE(ptr, count) ((void)0)
 #endif
 
+/* ---- float bits and half floats (IEEE binary16 and bfloat16), shared by the file formats ---- */
+LORT__PRIVATE uint32_t lort__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+LORT__PRIVATE float lort__bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+LORT__PRIVATE float lort__f16_to_f32(unsigned h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 31u, mant = h & 0x3FFu;
+    if (e == 31) return lort__bits_f32(sign | 0x7F800000u | (mant << 13));
+    if (e == 0) { /* zero or subnormal: mant * 2^-24, exact in float */
+        float v = (float)mant * lort__bits_f32(0x33800000u);
+        return sign ? -v : v;
+    }
+    return lort__bits_f32(sign | ((e + 112u) << 23) | (mant << 13));
+}
+LORT__PRIVATE unsigned lort__f32_to_f16(float f) { /* round to nearest even, as a cast */
+    uint32_t u = lort__f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7FFFFFFFu;
+    if (a >= 0x7F800000u) return sign | 0x7C00u | (a > 0x7F800000u ? 0x200u : 0u);
+    if (a >= 0x477FF000u) return sign | 0x7C00u;          /* rounds to >= 65520: Inf */
+    if (a < 0x38800000u) {                                /* below 2^-14: subnormal half */
+        uint32_t mant = (a & 0x7FFFFFu) | 0x800000u, shift, q, rem, half;
+        int e = (int)(a >> 23);
+        if (e < 102) return sign;                         /* below half the smallest: 0 */
+        shift = (uint32_t)(126 - e);                      /* 14..24: value = mant >> shift */
+        q = mant >> shift;
+        rem = mant & ((1u << shift) - 1u);
+        half = 1u << (shift - 1u);
+        if (rem > half || (rem == half && (q & 1u))) ++q;
+        return sign | q;
+    }
+    {
+        uint32_t q = ((a - 0x38000000u) >> 13), rem = a & 0x1FFFu;
+        if (rem > 0x1000u || (rem == 0x1000u && (q & 1u))) ++q;
+        return sign | q;
+    }
+}
+LORT__PRIVATE float lort__bf16_to_f32(unsigned h) { return lort__bits_f32((uint32_t)h << 16); }
+LORT__PRIVATE unsigned lort__f32_to_bf16(float f) {
+    uint32_t u = lort__f32_bits(f);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (u >> 16) | 0x40u; /* quiet NaN */
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return u >> 16;
+}
+
 // >>rng ================================================================================== impl
 
 /* splitmix64 (Steele, Lea, Flood 2014): a counter passed through a strong 64-bit mix. */
@@ -7632,55 +7681,6 @@ LORT_DEF lort_status lort_set_validate(const lort_adapter_set *set, char *msg, s
         lort__msg_init(&m, msg, msg_size);
     }
     return LORT_OK;
-}
-
-/* ---- float bits and half floats (IEEE binary16 and bfloat16), shared by the file formats ---- */
-LORT__PRIVATE uint32_t lort__f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-LORT__PRIVATE float lort__bits_f32(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-LORT__PRIVATE float lort__f16_to_f32(unsigned h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 31u, mant = h & 0x3FFu;
-    if (e == 31) return lort__bits_f32(sign | 0x7F800000u | (mant << 13));
-    if (e == 0) { /* zero or subnormal: mant * 2^-24, exact in float */
-        float v = (float)mant * lort__bits_f32(0x33800000u);
-        return sign ? -v : v;
-    }
-    return lort__bits_f32(sign | ((e + 112u) << 23) | (mant << 13));
-}
-LORT__PRIVATE unsigned lort__f32_to_f16(float f) { /* round to nearest even, as a cast */
-    uint32_t u = lort__f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7FFFFFFFu;
-    if (a >= 0x7F800000u) return sign | 0x7C00u | (a > 0x7F800000u ? 0x200u : 0u);
-    if (a >= 0x477FF000u) return sign | 0x7C00u;          /* rounds to >= 65520: Inf */
-    if (a < 0x38800000u) {                                /* below 2^-14: subnormal half */
-        uint32_t mant = (a & 0x7FFFFFu) | 0x800000u, shift, q, rem, half;
-        int e = (int)(a >> 23);
-        if (e < 102) return sign;                         /* below half the smallest: 0 */
-        shift = (uint32_t)(126 - e);                      /* 14..24: value = mant >> shift */
-        q = mant >> shift;
-        rem = mant & ((1u << shift) - 1u);
-        half = 1u << (shift - 1u);
-        if (rem > half || (rem == half && (q & 1u))) ++q;
-        return sign | q;
-    }
-    {
-        uint32_t q = ((a - 0x38000000u) >> 13), rem = a & 0x1FFFu;
-        if (rem > 0x1000u || (rem == 0x1000u && (q & 1u))) ++q;
-        return sign | q;
-    }
-}
-LORT__PRIVATE float lort__bf16_to_f32(unsigned h) { return lort__bits_f32((uint32_t)h << 16); }
-LORT__PRIVATE unsigned lort__f32_to_bf16(float f) {
-    uint32_t u = lort__f32_bits(f);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (u >> 16) | 0x40u; /* quiet NaN */
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return u >> 16;
 }
 
 // >>serve ================================================================================ impl

@@ -7,7 +7,7 @@
 
    Per shape: the median time of each (bench/bench_util.h protocol) and the median over
    back-to-back pairs of (OpenBLAS sample / built-in sample) = the built-in's share of OpenBLAS
-   speed; target >= 50% (issue 13), both built -O3 -march=native. Set OPENBLAS_NUM_THREADS=1
+   speed; target >= 50% of OpenBLAS, both built -O3 -march=native. Set OPENBLAS_NUM_THREADS=1
    (make bench does). Timed with the process CPU clock (--cpu-time, this program's default;
    --wall-time for wall clock): on a shared machine it leaves out the time a neighbour held
    the core, which wall time cannot.

@@ -1,4 +1,4 @@
-/* bench/bench_serve.c - serving figures (issue 11): decode at n = 1, mixed-adapter batches,
+/* bench/bench_serve.c - serving figures: decode at n = 1, mixed-adapter batches,
    one call for the sites that share an input.
 
    Sections:

@@ -754,7 +754,7 @@ static void test_every_status_reached(void **state) {
 }
 
 
-/* ---- an OK never hides a NaN (issue 9 section 3) --------------------------------------------- */
+/* ---- an OK never hides a NaN ---------------------------------------------------------------- */
 /* SVD of a matrix whose blocks overflow float: positive entries ~1.3e36 in (16, 1000)
    (||W||_F ~ 1.7e38 < FLT_MAX, but a normalised block times W^T reaches ~n 1.3e36 ~ 1e39;
    16 > r + 10 probes: the randomized path): OK with finite U, S, Vt, and
@@ -858,7 +858,7 @@ static void test_adamw_overflow(void **state) {
     for (int i = 0; i < 4; ++i) assert_true(isfinite(p[i]) && fabs((double)p[i] - (double)p0[i]) > 0.0);
 }
 
-/* Contract gaps (issue 9 section 4): the generic verbs validate the desc before forming factor
+/* Contract gaps: the generic verbs validate the desc before forming factor
    pointers (r = d_in = INT_MAX would make params + r d_in overflow: UBSan in the asan build);
    iteration counts are bounded. */
 static void test_contract_gaps(void **state) {
@@ -908,7 +908,7 @@ static void test_contract_gaps(void **state) {
 }
 
 /* ---- sizes that wrap a 32-bit size_t ---------------------------------------------------------
-   Each case of issue 9 section 1 (found under gcc -m32): a size query either refuses with
+   Each size case found under gcc -m32: a size query either refuses with
    LORT_ERR_OVERFLOW, or returns at least the bytes computed here in 64-bit arithmetic from the
    documented buffers. In the m32 build the first three must overflow; in the 64-bit builds
    they fit (except the mpo and layout-wrap cases, which overflow everywhere). */
@@ -967,7 +967,7 @@ static void test_sizes_wrap_32bit(void **state) {
     t.rows = 4; t.cols = 1; t.n_cores = 4;
     t.modes[0] = 65536; t.modes[1] = 65536; t.modes[2] = 1; t.modes[3] = 4;
     assert_int_equal(lort_tt_param_count(&t, &cnt), LORT_ERR_OVERFLOW);
-    /* the layout guard (issue 9 section 4): a slot ending just below PTRDIFF_MAX must not let
+    /* the layout guard: a slot ending just below PTRDIFF_MAX must not let
        later slots through. tt_adp, hidden 1780567235 (prime modes: d = 1), bottleneck 1,
        dropout 0.5, n 1295004738: three (n, hidden) slots of ~9.2e18 bytes each */
     lort_tt_adp_desc a;

@@ -751,7 +751,7 @@ static void test_mpo_errors(void **state) {
     ST(LORT_ERR_NULL, lort_tt_round(&t, &t, cores, NULL, NULL, buf, sizeof buf));
 }
 
-/* No partial writes (issue 9 section 2): every error path of lort_tt_svd, lort_mpo_from_dense,
+/* No partial writes: every error path of lort_tt_svd, lort_mpo_from_dense,
    lort_tt_round, lort_mpo_round and lort_mpo_init leaves cores, err and residual byte for byte
    as they were (canary-filled). Paths: no convergence (max_sweeps = 1 on a matrix Jacobi needs
    more sweeps for), a NaN in the input, a matrix with ||W||_F > FLT_MAX (entries 1e38), a train
