@@ -173,6 +173,14 @@ TR_FN int near_dd(const char *label, const double *got, const double *want, size
     double m = max_abs_d(want, count);
     return cmp_dd(label, got, want, count, tol * (m > 0.0 ? m : 1.0), tol);
 }
+TR_FN int near_ff(const char *label, const float *got, const float *want, size_t count,
+                  double tol) {
+    double *w = td_alloc(count);
+    for (size_t i = 0; i < count; ++i) w[i] = (double)want[i];
+    int ok = near_fd(label, got, w, count, tol);
+    free(w);
+    return ok;
+}
 TR_FN double *to_double(const float *x, size_t count) {
     double *d = td_alloc(count);
     for (size_t i = 0; i < count; ++i) d[i] = (double)x[i];
