@@ -712,6 +712,221 @@ static void check_no_frozen_start(const ccase *c0, uint64_t seed) {
     row_free(&R);
 }
 
+/* ---- init distributions: one table, every family ------------------------------------------ */
+/* What the header documents for block b of a's default init (MATH init lines, the init kind
+   comments): exactly zero, exactly one, exactly the identity, uniform U(-p, p), normal
+   N(0, p^2), or the wrapped-diagonal ones of tucker's default core. */
+enum { D_ZERO, D_ONE, D_EYE, D_UNIFORM, D_NORMAL, D_DIAG_ONES };
+static int init_expect(const lort_adapter *a, const lort_block *b, double *p) {
+    const char *nm = b->name;
+    *p = 0.0;
+    switch (a->kind) {
+    case LORT_KIND_LORA: {
+        const lort_lora_desc *d = &a->desc.lora;
+        if (!strcmp(nm, "B")) return D_ZERO;
+        if (d->init == LORT_LORA_INIT_GAUSSIAN) { *p = 1.0 / (double)d->r; return D_NORMAL; }
+        *p = 1.0 / sqrt((double)d->d_in); /* kaiming_uniform(a = sqrt 5) on fan_in d_in */
+        return D_UNIFORM;
+    }
+    case LORT_KIND_LORAXS: /* R ~ N(0, init_std^2), init_std 0 = 1e-5 */
+        *p = is_zero_f(a->desc.loraxs.init_std) ? 1e-5 : (double)a->desc.loraxs.init_std;
+        return D_NORMAL;
+    case LORT_KIND_TT_REP:
+    case LORT_KIND_TT_ADP: {
+        /* a train core k (t_{k-1}, n_k, t_k) ~ N(0, sigma^(2/d) / t_k), sigma^2 = 1 / (rows +
+           cols) of its train; tt_adp's biases U(+-1/sqrt(b)), U(+-1/sqrt(hidden)) */
+        int rows, cols, dcores;
+        if (a->kind == LORT_KIND_TT_ADP) {
+            const lort_tt_adp_desc *d = &a->desc.tt_adp;
+            if (!strcmp(nm, "beta_d")) { *p = 1.0 / sqrt((double)d->bottleneck); return D_UNIFORM; }
+            if (!strcmp(nm, "beta_u")) { *p = 1.0 / sqrt((double)d->hidden); return D_UNIFORM; }
+            rows = d->hidden; cols = d->bottleneck;
+            dcores = !strncmp(nm, "up.", 3) && d->up.n_cores ? d->up.n_cores : d->down.n_cores;
+        } else {
+            const lort_tt_rep_desc *d = &a->desc.tt_rep;
+            int isA = nm[0] == 'A';
+            rows = isA ? d->d_in : d->r; cols = isA ? d->r : d->d_out;
+            dcores = isA ? d->A.n_cores : d->B.n_cores;
+        }
+        assert_int_equal(b->ndim, 3);
+        *p = sqrt(pow(1.0 / (double)(rows + cols), 1.0 / (double)dcores) / (double)b->shape[2]);
+        return D_NORMAL;
+    }
+    case LORT_KIND_CP: { /* A ~ U(+-1/sqrt r), B = 0, C_* ~ U(+-sqrt(6 / ((1 + 5 s^2) r))) */
+        const lort_cp_desc *d = &a->desc.cp;
+        double s = (double)d->init_scale;
+        if (!strcmp(nm, "B")) return D_ZERO;
+        *p = !strcmp(nm, "A") ? 1.0 / sqrt((double)d->r)
+                              : sqrt(6.0 / ((1.0 + 5.0 * s * s) * (double)d->r));
+        return D_UNIFORM;
+    }
+    case LORT_KIND_TUCKER: {
+        lort_tucker_desc r;
+        OK(lort_tucker_desc_resolve(&a->desc.tucker, &r));
+        int is_core = !strcmp(nm, "core"), isA = !strcmp(nm, "A"), isB = !strcmp(nm, "B");
+        int isH = !strcmp(nm, "C_H"), isL = !strcmp(nm, "C_L");
+        switch (r.init) {
+        case LORT_TUCKER_INIT_LOTR: /* A, B ~ N(0, 1), core 0, C_L = I, C_H = C_M = 1 */
+            if (is_core) return D_ZERO;
+            if (isA || isB) { *p = 1.0; return D_NORMAL; }
+            return isL ? D_EYE : D_ONE;
+        case LORT_TUCKER_INIT_FACT_TK: /* A ~ U(+-1/sqrt d), B = 0, core Xavier, C_M Xavier */
+            if (is_core) { *p = sqrt(6.0 / ((double)(r.r1 + r.r2) * (double)r.rm)); return D_UNIFORM; }
+            if (isA) { *p = 1.0 / sqrt((double)r.d); return D_UNIFORM; }
+            if (isB) return D_ZERO;
+            if (isH || isL) return D_ONE;
+            *p = sqrt(6.0 / (double)(r.matrices + r.rm));
+            return D_UNIFORM;
+        default: /* as cp: A ~ U(+-1/sqrt r1), B = 0, C_X ~ U(+-sqrt(6 / r_X)); core ones */
+            if (is_core) return D_DIAG_ONES;
+            if (isA) { *p = 1.0 / sqrt((double)r.r1); return D_UNIFORM; }
+            if (isB) return D_ZERO;
+            *p = sqrt(6.0 / (double)(isH ? r.rh : isL ? r.rl : r.rm));
+            return D_UNIFORM;
+        }
+    }
+    default: fail_msg("init_expect: kind %d", (int)a->kind);
+    }
+    return D_ZERO;
+}
+
+/* Samples of one block over several inits (one rng stream), so that every random block has
+   at least MIN_SAMPLES entries: the KS test at level 0.001 then fails a bound halved or
+   doubled (uniform: D = 0.25; normal sd halved: D = 0.16) with certainty at a fixed seed. */
+enum { MIN_SAMPLES = 2000, MAX_BLOCKS = 2 * LORT_TT_MAX_CORES + 2 };
+static int check_init(const lort_adapter *a0, const char *name) {
+    lort_adapter a = *a0;
+    lort_adapter_sizes sz;
+    assert_int_equal(lort_adapter_sizes_query(&a, 1, &sz), LORT_OK);
+    lort_block bl[MAX_BLOCKS];
+    int nb = 0, ok = 1;
+    assert_int_equal(lort_adapter_blocks(&a, bl, MAX_BLOCKS, &nb), LORT_OK);
+    size_t smallest = sz.params;
+    for (int i = 0; i < nb; ++i) { /* the smallest random block */
+        double p;
+        int dist = bl[i].vector == LORT_BLOCK_PARAMS ? init_expect(&a, &bl[i], &p) : D_ZERO;
+        if ((dist == D_UNIFORM || dist == D_NORMAL) && bl[i].count < smallest) smallest = bl[i].count;
+    }
+    int reps = (int)((MIN_SAMPLES + smallest - 1) / smallest);
+    float *P = tr_alloc(sz.params * zu(reps)), *W0 = tr_rand(zu(sz.d_out) * zu(sz.d_in));
+    void *frozen = sz.frozen_bytes ? xalloc(sz.frozen_bytes) : NULL, *work = xalloc(sz.init_work);
+    lort_rng rng;
+    lort_rng_seed(&rng, 4242u);
+    a.frozen = frozen;
+    for (int t = 0; t < reps; ++t) {
+        a.params = P + zu(t) * sz.params;
+        assert_int_equal(lort_adapter_init(&a, W0, &rng, work, sz.init_work), LORT_OK);
+    }
+    for (int i = 0; i < nb; ++i) {
+        if (bl[i].vector != LORT_BLOCK_PARAMS) continue;
+        double p;
+        int dist = init_expect(&a, &bl[i], &p);
+        size_t cnt = bl[i].count, ns = cnt * zu(reps);
+        float *v = tr_alloc(ns);
+        for (int t = 0; t < reps; ++t)
+            memcpy(v + zu(t) * cnt, P + zu(t) * sz.params + bl[i].offset, cnt * sizeof(float));
+        char label[96];
+        snprintf(label, sizeof label, "%s %s", name, bl[i].name);
+        if (dist == D_UNIFORM || dist == D_NORMAL) {
+            int good = ks_ok(label, v, ns, dist == D_UNIFORM ? cdf_uniform_sym : cdf_normal, p);
+            if (dist == D_UNIFORM) /* and inside the bound */
+                for (size_t k = 0; k < ns; ++k) good &= fabs((double)v[k]) <= p * (1.0 + 1e-6);
+            ok &= good;
+        } else {
+            /* exact values: zero, one, the identity (C_L of LoTR, square), or ones on the
+               wrapped diagonal (k mod r1, .., k mod rM), k < the largest rank, zero elsewhere */
+            size_t bad = 0;
+            for (size_t k = 0; k < cnt; ++k) {
+                double want = dist == D_ONE ? 1.0 : 0.0;
+                if (dist == D_EYE) want = k / zu(bl[i].shape[1]) == k % zu(bl[i].shape[1]) ? 1.0 : 0.0;
+                if (dist == D_DIAG_ONES) {
+                    const int *r = bl[i].shape;
+                    int kmax = 0;
+                    for (int m = 0; m < 5; ++m) kmax = r[m] > kmax ? r[m] : kmax;
+                    for (int q = 0; q < kmax; ++q) {
+                        size_t at = ((((zu(q % r[0]) * zu(r[1]) + zu(q % r[1])) * zu(r[2]) +
+                                       zu(q % r[2])) * zu(r[3]) + zu(q % r[3])) * zu(r[4])) + zu(q % r[4]);
+                        if (at == k) want = 1.0;
+                    }
+                }
+                for (int t = 0; t < reps; ++t)
+                    bad += fabs((double)P[zu(t) * sz.params + bl[i].offset + k] - want) > 0.0;
+            }
+            printf("  %-40s exact (%s): %zu of %zu wrong%s\n", label,
+                   dist == D_ZERO ? "zero" : dist == D_ONE ? "one" : dist == D_EYE ? "identity"
+                                                                            : "diagonal ones",
+                   bad, cnt * zu(reps), bad ? "  FAILED" : "");
+            ok &= bad == 0;
+        }
+        free(v);
+    }
+    free(P); free(W0); free(frozen); free(work);
+    return ok;
+}
+
+static void test_init_distributions(void **state) {
+    (void)state;
+    int ok = 1;
+    lort_adapter a;
+    memset(&a, 0, sizeof a); /* lora, default: A ~ U(+-1/sqrt(d_in)), B = 0 */
+    a.kind = LORT_KIND_LORA;
+    a.desc.lora.d_in = 64; a.desc.lora.d_out = 40; a.desc.lora.r = 8;
+    ok &= check_init(&a, "lora");
+    a.desc.lora.init = LORT_LORA_INIT_GAUSSIAN;
+    ok &= check_init(&a, "lora gaussian");
+    memset(&a, 0, sizeof a); /* loraxs: R ~ N(0, 1e-10) by default, or init_std^2 */
+    a.kind = LORT_KIND_LORAXS;
+    a.desc.loraxs.d_in = 48; a.desc.loraxs.d_out = 40; a.desc.loraxs.r = 16;
+    ok &= check_init(&a, "loraxs");
+    a.desc.loraxs.init_std = 0.1f;
+    ok &= check_init(&a, "loraxs std 0.1");
+    memset(&a, 0, sizeof a); /* tt_rep: both trains as tt */
+    a.kind = LORT_KIND_TT_REP;
+    {
+        lort_tt_rep_desc *t = &a.desc.tt_rep;
+        static const int ma[3] = {8, 8, 8}, mb[3] = {8, 6, 8}, ranks[4] = {1, 4, 3, 1};
+        t->d_in = 64; t->d_out = 48; t->r = 8;
+        t->A = ttd(3, ma, ranks, 0);
+        t->B = ttd(3, mb, NULL, 5);
+    }
+    ok &= check_init(&a, "tt_rep");
+    memset(&a, 0, sizeof a); /* tt_adp: cores as tt, biases uniform */
+    a.kind = LORT_KIND_TT_ADP;
+    {
+        lort_tt_adp_desc *t = &a.desc.tt_adp;
+        static const int md[3] = {16, 8, 16}, mu[2] = {32, 64};
+        t->hidden = 256; t->bottleneck = 8;
+        t->down = ttd(3, md, NULL, 4);
+        t->up = ttd(2, mu, NULL, 3);
+    }
+    ok &= check_init(&a, "tt_adp");
+    memset(&a, 0, sizeof a); /* cp: init_scale 0 and 0.5 */
+    a.kind = LORT_KIND_CP;
+    a.desc.cp.d = 64; a.desc.cp.heads = 4; a.desc.cp.layers = 12; a.desc.cp.r = 8;
+    a.desc.cp.matrices = 6;
+    ok &= check_init(&a, "cp");
+    a.desc.cp.init_scale = 0.5f;
+    ok &= check_init(&a, "cp init_scale 0.5");
+    memset(&a, 0, sizeof a); /* tucker: default (unequal ranks), LoTR, FacT-TK */
+    a.kind = LORT_KIND_TUCKER;
+    {
+        lort_tucker_desc *t = &a.desc.tucker;
+        t->d = 32; t->heads = 2; t->layers = 6; t->matrices = 4;
+        t->r1 = 4; t->r2 = 3; t->rh = 2; t->rl = 3; t->rm = 4;
+        ok &= check_init(&a, "tucker");
+        t->heads = 1; t->layers = 4; t->matrices = 1; t->r1 = t->r2 = 8; t->rh = 1; t->rl = 4;
+        t->rm = 1; t->init = LORT_TUCKER_INIT_LOTR;
+        ok &= check_init(&a, "tucker LoTR");
+        t->layers = 1; t->matrices = 12; t->r1 = t->r2 = 6; t->rh = t->rl = 1; t->rm = 6;
+        t->init = LORT_TUCKER_INIT_FACT_TK;
+        ok &= check_init(&a, "tucker FacT-TK");
+        t->r2 = 4; t->rm = 3; /* unequal ranks: the Xavier bound sqrt(6 / ((r1 + r2) rM)) */
+        ok &= check_init(&a, "tucker FacT-TK r (6,4,1,1,3)");
+    }
+    /* mpo's init is the deterministic TT-SVD of W0 (no distribution): test_mpo.c checks it */
+    assert_true(ok);
+}
+
 static void test_conformance(void **state) {
     (void)state;
     make_cases();
@@ -727,6 +942,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conformance),
         cmocka_unit_test(test_no_frozen_start),
+        cmocka_unit_test(test_init_distributions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
