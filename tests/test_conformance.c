@@ -7,7 +7,7 @@
    double from the header's MATH section, sharing no code with the library. For every row and
    every site of it (all (layer, matrix) sites of a joint family: cp, tucker), with buffers
    sized by lort_adapter_sizes_query at the row's n and malloc'ed at exactly that size (ASan
-   sees any byte beyond):
+   sees any byte beyond; cache and workspace start at odd addresses):
      1. forward == y0 + the reference forward (drop(x) dW^T; tt_adp: f(u))     norm 2e-5,
         with the cache and without
      2. linear families: lort_adapter_delta == the reference dW                norm 1e-5;
@@ -349,7 +349,8 @@ static void row_free(row *R) {
 typedef struct {
     float *W0, *x, *y0, *G;
     double *xd, *Gd;
-    void *cache, *work;
+    void *cache, *work;           /* at odd addresses: size queries include the slack */
+    unsigned char *cache_raw, *work_raw;
 } sbuf;
 
 static void site_make(row *R, sbuf *B, int layer, int matrix, uint64_t seed) {
@@ -372,12 +373,17 @@ static void site_make(row *R, sbuf *B, int layer, int matrix, uint64_t seed) {
     B->G = tr_rand(zu(R->n) * zu(R->dout));
     B->xd = to_double(B->x, zu(R->n) * zu(R->di));
     B->Gd = to_double(B->G, zu(R->n) * zu(R->dout));
-    B->cache = xalloc(R->sz.cache);
-    B->work = xalloc(R->sz.work);
+    /* exactly the queried bytes, ending where the allocation ends, starting 1..7 bytes past
+       an aligned address */
+    size_t off = 1u + (size_t)(seed % 7u);
+    B->cache_raw = (unsigned char *)xalloc(R->sz.cache + off);
+    B->work_raw = (unsigned char *)xalloc(R->sz.work + off);
+    B->cache = B->cache_raw + off;
+    B->work = B->work_raw + off;
 }
 static void site_free(const row *R, sbuf *B) {
     if (B->y0 != B->x) free(B->y0);
-    free(B->W0); free(B->x); free(B->G); free(B->xd); free(B->Gd); free(B->cache); free(B->work);
+    free(B->W0); free(B->x); free(B->G); free(B->xd); free(B->Gd); free(B->cache_raw); free(B->work_raw);
     (void)R;
 }
 
