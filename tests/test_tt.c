@@ -1,9 +1,12 @@
 /* The tt family (the TT layer of LoRETTA, the MATH section of lortensor.h) against independent references.
 
-   References (double, written for this file, sharing nothing with lortensor.h):
-     - W_tt entry by entry: the flat row-major offset f = p*cols + q is split into the mode
-       indices (i_1..i_d) and the product G_1[0,i_1,:] ... G_d[:,i_d,0] is formed as a vector
-       chain (the naive per-entry contraction the library must not use, here as the oracle);
+   The raw tt layer is not an adapter of the generic interface, so its kernels are checked here
+   (tt_rep and tt_adp, built on them, run through tests/test_conformance.c).
+   References (double, sharing nothing with lortensor.h):
+     - W_tt entry by entry (ref_tt_dense of tests/lort_ref.h, the one tt reference): the flat
+       row-major offset f = p*cols + q is split into the mode indices (i_1..i_d) and the
+       product G_1[0,i_1,:] ... G_d[:,i_d,0] is formed as a vector chain (the naive per-entry
+       contraction the library must not use, here as the oracle);
      - the loss L = sum(G .* (y0 + x W_tt + bias)) and its central finite differences with
        respect to every core entry, every bias entry and every x entry. L is affine in each
        single entry, so a central difference is exact up to rounding (~1e-12 relative).
@@ -15,7 +18,7 @@
      cache vs no cache, grad_dense vs backward              bit-exact / norm 1e-6
    The mode lists are awkward on purpose: ranks 1, modes of size 1 and 2, a single core, the
    maximum of 16 cores, non-uniform and oversized ranks, and row/column splits inside a mode. */
-#include "lort_test.h"
+#include "lort_ref.h"
 
 #include <limits.h>
 
@@ -89,29 +92,9 @@ static void teardown(tsetup *S) {
     free(S->cd); free(S->xd); free(S->bd); free(S->Gd); free(S->W);
 }
 
-/* W (rows, cols) entry by entry from the cores cd. */
+/* W (rows, cols) entry by entry from the cores cd: the tt reference of tests/lort_ref.h. */
 static void ref_dense(const tsetup *S, const double *cd, double *W) {
-    double v[64], w[64];
-    int idx[16];
-    for (size_t f = 0; f < S->N; ++f) {
-        size_t rest = f;
-        for (int k = S->d - 1; k >= 0; --k) {
-            idx[k] = (int)(rest % zu(S->nm[k]));
-            rest /= zu(S->nm[k]);
-        }
-        v[0] = 1.0; /* row vector of length t[k] */
-        for (int k = 0; k < S->d; ++k) {
-            int tl = S->t[k], tr = S->t[k + 1], nk = S->nm[k];
-            const double *G = cd + S->coff[k];
-            for (int b = 0; b < tr; ++b) {
-                double acc = 0.0;
-                for (int a = 0; a < tl; ++a) acc += v[a] * G[((size_t)a * zu(nk) + zu(idx[k])) * zu(tr) + zu(b)];
-                w[b] = acc;
-            }
-            memcpy(v, w, zu(tr) * sizeof(double));
-        }
-        W[f] = v[0];
-    }
+    ref_tt_dense(S->d, S->nm, S->t, cd, W);
 }
 /* L = sum(G .* (x W + bias)) (y0 is a constant and left out); Y optional. */
 static double ref_loss(const tsetup *S, const double *cd, const double *xd, const double *bd,
