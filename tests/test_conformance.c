@@ -37,6 +37,7 @@
    The per-family test files keep what is specific to the family: its identities, special
    modes, error messages, the raw kernels the generic interface does not reach. */
 #include "lort_ref.h"
+#include "lort_cases.h"
 
 typedef struct {
     char name[72];
@@ -98,16 +99,8 @@ static void loraxs_row(int n, int di, int dout, int r, float alpha, int rslora, 
     add(&a, n, 0, 0.5, "loraxs n%d %d->%d r%d a%g%s p%g", n, di, dout, r, (double)alpha,
         rslora ? " rs" : "", (double)p);
 }
-/* joint rows: the cases of the cp / tucker family tests, every site checked */
-typedef struct {
-    int tucker, n, d, H, L, M, kv;
-    unsigned kvmask;
-    int heads_in, r1, r2, rh, rl, rm;
-    float alpha;
-    int rslora;
-    float p;
-} jrow;
-static void joint_row(const jrow *j) {
+/* joint rows: the cases of tests/lort_cases.h, every site checked */
+static void joint_row(const jcase *j) {
     lort_adapter a;
     memset(&a, 0, sizeof a);
     if (j->tucker) {
@@ -233,33 +226,19 @@ static void make_cases(void) {
                 (double)T[i].scale, (double)T[i].p);
         }
     }
-    /* cp and tucker: tucker n d H L M kv mask in r1 r2 rh rl rm alpha rs p */
+    /* cp and tucker, every site: both head sides, GQA, both evaluation paths */
     {
-        static const jrow J[] = {
-            {0, 3, 8, 2, 2, 4, 0, 0, 0, 3, 3, 3, 3, 3, 2.5f, 0, 0.0f},  /* heads out, MHA */
-            {0, 3, 8, 2, 2, 4, 0, 0, 1, 3, 3, 3, 3, 3, 2.0f, 1, 0.3f},  /* heads in, rslora */
-            {0, 2, 12, 4, 2, 4, 2, 0, 0, 2, 2, 2, 2, 2, 0.0f, 0, 0.25f}, /* GQA 4 -> 2 on K, V */
-            {0, 1, 6, 3, 1, 5, 1, 0, 0, 1, 1, 1, 1, 1, 3.0f, 0, 0.0f},  /* MQA, M 5, r 1, n 1 */
-            {0, 4, 5, 1, 3, 2, 0, 0, 1, 4, 4, 4, 4, 4, 1.0f, 0, 0.0f},  /* one head, heads in */
-            {0, 2, 6, 3, 1, 1, 0, 0, 0, 9, 9, 9, 9, 9, 4.0f, 0, 0.0f},  /* r > d */
-            {0, 3, 8, 4, 2, 3, 2, 5u, 0, 2, 2, 2, 2, 2, 1.5f, 0, 0.2f}, /* GQA on types 0, 2 */
-            /* heads out with n (r + d_h) < r d_h: the stacked-heads path */
-            {0, 2, 16, 2, 2, 4, 0, 0, 0, 12, 12, 12, 12, 12, 2.0f, 0, 0.0f},
-            {0, 1, 12, 4, 2, 4, 2, 0, 0, 6, 6, 6, 6, 6, 0.0f, 0, 0.3f},   /* + GQA, dropout */
-            {0, 3, 16, 2, 1, 3, 0, 0, 0, 16, 16, 16, 16, 16, 4.0f, 1, 0.2f},
-            {0, 2, 16, 2, 2, 4, 0, 0, 1, 12, 12, 12, 12, 12, 2.0f, 0, 0.0f}, /* same, heads in */
-            {1, 3, 8, 2, 2, 4, 0, 0, 0, 3, 2, 2, 2, 2, 2.5f, 0, 0.0f},
-            {1, 3, 8, 2, 2, 3, 0, 0, 1, 2, 3, 1, 2, 3, 2.0f, 1, 0.3f},
-            {1, 2, 12, 4, 2, 4, 2, 0, 0, 2, 3, 2, 1, 2, 0.0f, 0, 0.25f},
-            {1, 2, 6, 3, 3, 2, 1, 0, 0, 1, 2, 3, 2, 1, 3.0f, 0, 0.0f},
-            {1, 4, 5, 1, 2, 2, 0, 0, 1, 4, 1, 1, 2, 2, 1.0f, 0, 0.0f},
-            /* heads out with n (r2 + d_h) < r1 d_h and n < d_h: the stacked-heads path */
-            {1, 2, 16, 2, 2, 2, 0, 0, 0, 8, 3, 2, 2, 2, 2.0f, 0, 0.0f},
-            {1, 1, 12, 4, 2, 4, 2, 0, 0, 6, 2, 2, 1, 2, 0.0f, 0, 0.3f},
-            {1, 3, 16, 2, 1, 3, 0, 0, 0, 10, 4, 1, 1, 3, 4.0f, 1, 0.2f},
-            {1, 3, 8, 2, 2, 3, 0, 0, 0, 4, 3, 2, 2, 1, 0.0f, 0, 0.0f},   /* min rank < r2 */
-        };
-        for (size_t i = 0; i < sizeof J / sizeof J[0]; ++i) joint_row(&J[i]);
+        int stacked[2][2] = {{0, 0}, {0, 0}};
+        for (size_t i = 0; i < sizeof CP_CASES / sizeof CP_CASES[0]; ++i) {
+            joint_row(&CP_CASES[i]);
+            ++stacked[0][case_stacked(&CP_CASES[i])];
+        }
+        for (size_t i = 0; i < sizeof TK_CASES / sizeof TK_CASES[0]; ++i) {
+            joint_row(&TK_CASES[i]);
+            ++stacked[1][case_stacked(&TK_CASES[i])];
+        }
+        assert_true(stacked[0][0] >= 5 && stacked[0][1] >= 3 && stacked[1][0] >= 5 &&
+                    stacked[1][1] >= 3);
     }
     /* mpo: the cases of test_mpo.c on both paths, residual none / f32 / nf4 */
     {
