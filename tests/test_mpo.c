@@ -1,20 +1,21 @@
 /* MPO (family mpo, DoTA), TT-SVD and TT rounding against independent double references.
 
-   References written here: the MPO matrix entry by entry (a product of core slices over the
-   digits of the row and column indices: no reshapes, no permutations, nothing shared with the
-   header), the tt tensor entry by entry, the layer loss L = sum(G .* y) and its central finite
-   differences in double (L is linear in every core entry and in x, so these are exact up to
-   rounding).
+   The generic checks (forward, delta, merge against the double reference, backward against
+   central differences, cache, accumulation, fewer rows, exact buffers, untouched outputs) run
+   on this family's cases, on every path and with no / fp32 / NF4 residual, in
+   tests/test_conformance.c. Here: counts, the two paths against each other, AUTO's choice and
+   its sizes at fewer rows, DoTA init, TT-SVD, rounding, errors, no partial writes.
+   References (tests/lort_ref.h, nothing shared with the header): the MPO matrix entry by entry
+   (a product of core slices over the digits of the row and column indices: no reshapes, no
+   permutations) and the tt tensor entry by entry.
 
    Tolerances ("norm tol t": |got - want| <= t * (max|want| + |want|) per element):
-     forward vs double reference                 norm 2e-5
-     backward (dx, every core) vs finite diffs   norm 1e-4
      factored vs dense, cache vs no cache        norm 2e-5
      DoTA: ||W_res + MPO - W0|| <= 1e-5 ||W0||
      TT-SVD of an exactly low-rank train         relative Frobenius 1e-5
      rounding: actual error <= bound (1 + 1e-3) + 2e-6 ||A||
 */
-#include "lort_test.h"
+#include "lort_ref.h"
 #include <limits.h>
 
 #define MAXC LORT_MPO_MAX_CORES
@@ -65,50 +66,9 @@ static void shape_of(const lort_mpo_desc *d, mshape *s) {
     assert_int_equal(np, s->off[s->N]);
 }
 
-/* M (I, J) entry by entry: M[r, c] = prod_k T_k[:, a_k, b_k, :], a = digits of r over ii,
-   b = digits of c over jj (row-major). */
+/* M (I, J) entry by entry: the mpo reference of tests/lort_ref.h (the one mpo reference). */
 static void ref_mpo(const mshape *s, const double *cores, double *M) {
-    double v[4096], w[4096];
-    for (int r = 0; r < s->nr; ++r)
-        for (int c = 0; c < s->nc; ++c) {
-            int a[MAXC], b[MAXC], rr = r, cc = c;
-            for (int k = s->N - 1; k >= 0; --k) {
-                a[k] = rr % s->ii[k]; rr /= s->ii[k];
-                b[k] = cc % s->jj[k]; cc /= s->jj[k];
-            }
-            v[0] = 1.0;
-            for (int k = 0; k < s->N; ++k) {
-                const double *T = cores + s->off[k];
-                int Dl = s->D[k], Dr = s->D[k + 1];
-                for (int q = 0; q < Dr; ++q) {
-                    double acc = 0.0;
-                    for (int p = 0; p < Dl; ++p)
-                        acc += v[p] * T[(((size_t)p * (size_t)s->ii[k] + (size_t)a[k]) * (size_t)s->jj[k] + (size_t)b[k]) * (size_t)Dr + (size_t)q];
-                    w[q] = acc;
-                }
-                memcpy(v, w, (size_t)Dr * sizeof(double));
-            }
-            M[(size_t)r * (size_t)s->nc + (size_t)c] = v[0];
-        }
-}
-
-/* L = sum G .* (x (Wres + M)^T); y = that product (optional) */
-static double ref_loss(const mshape *s, int n, const double *cores, const double *Wres,
-                       const double *x, const double *G, double *y) {
-    size_t IJ = (size_t)s->nr * (size_t)s->nc;
-    double *M = td_alloc(IJ), L = 0.0;
-    ref_mpo(s, cores, M);
-    if (Wres)
-        for (size_t t = 0; t < IJ; ++t) M[t] += Wres[t];
-    for (int i = 0; i < n; ++i)
-        for (int o = 0; o < s->nr; ++o) {
-            double acc = 0.0;
-            for (int c = 0; c < s->nc; ++c) acc += x[(size_t)i * (size_t)s->nc + (size_t)c] * M[(size_t)o * (size_t)s->nc + (size_t)c];
-            if (y) y[(size_t)i * (size_t)s->nr + (size_t)o] = acc;
-            if (G) L += G[(size_t)i * (size_t)s->nr + (size_t)o] * acc;
-        }
-    free(M);
-    return L;
+    ref_mpo_dense(s->N, s->ii, s->jj, s->D, cores, M);
 }
 
 /* ---- cases ---------------------------------------------------------------------------------- */
@@ -162,7 +122,6 @@ static void teardown(msetup *S) {
     free(S->cores); free(S->x); free(S->G); free(S->Wres); free(S->y0);
     free(S->cd); free(S->xd); free(S->Gd); free(S->Wd);
 }
-static const double *res_d(const msetup *S) { return S->d.residual ? S->Wd : NULL; }
 
 /* ---- tests ---------------------------------------------------------------------------------- */
 
@@ -200,98 +159,6 @@ static void test_mpo_counts_resolve(void **state) {
     assert_int_equal(fz, 4096u * 4096u / 64u * 4u + 4096u * 4096u / 2u);
 }
 
-static void run_forward(const mcase *c, int path, uint64_t seed) {
-    msetup S;
-    setup(&S, c, path, seed);
-    size_t ws = 0, cs = 0;
-    OK(lort_mpo_workspace_size(&S.d, S.n, &ws));
-    OK(lort_mpo_cache_size(&S.d, S.n, &cs));
-    void *work = tr_buf(ws), *cache = tr_buf(cs);
-    int used;
-    OK(lort_mpo_path_used(&S.d, S.n, &used));
-    if (path) assert_int_equal(used, path);
-    double *want = td_alloc(S.ny);
-    ref_loss(&S.s, S.n, S.cd, res_d(&S), S.xd, NULL, want);
-    for (size_t t = 0; t < S.ny; ++t) want[t] += (double)S.y0[t];
-    float *y = tr_alloc(S.ny);
-    memcpy(y, S.y0, S.ny * sizeof(float));
-    OK(lort_mpo_forward(&S.d, y, S.x, S.cores, S.Wres, S.n, cache, cs, work, ws));
-    assert_true(near_fd("mpo forward", y, want, S.ny, 2e-5));
-    memcpy(y, S.y0, S.ny * sizeof(float));
-    OK(lort_mpo_forward(&S.d, y, S.x, S.cores, S.Wres, S.n, NULL, 0, work, ws));
-    assert_true(near_fd("mpo forward (no cache)", y, want, S.ny, 2e-5));
-    free(y); free(want); free(work); free(cache);
-    teardown(&S);
-}
-static void test_mpo_forward(void **state) {
-    (void)state;
-    for (size_t i = 0; i < NCASES; ++i) {
-        run_forward(&CASES[i], LORT_MPO_FACTORED, 100 + i);
-        run_forward(&CASES[i], LORT_MPO_DENSE, 200 + i);
-        run_forward(&CASES[i], LORT_MPO_AUTO, 300 + i);
-    }
-}
-
-static void run_backward(const mcase *c, int path, uint64_t seed) {
-    msetup S;
-    setup(&S, c, path, seed);
-    size_t ws = 0, cs = 0;
-    OK(lort_mpo_workspace_size(&S.d, S.n, &ws));
-    OK(lort_mpo_cache_size(&S.d, S.n, &cs));
-    void *work = tr_buf(ws), *cache = tr_buf(cs);
-    float *y = tr_alloc(S.ny);
-    OK(lort_mpo_forward(&S.d, y, S.x, S.cores, S.Wres, S.n, cache, cs, work, ws));
-    /* finite differences of the double loss, every core entry and every x entry */
-    const double h = 1e-3;
-    double *fdc = td_alloc(S.np), *fdx = td_alloc(S.nx);
-    for (size_t t = 0; t < S.np; ++t) {
-        double keep = S.cd[t];
-        S.cd[t] = keep + h;
-        double lp = ref_loss(&S.s, S.n, S.cd, res_d(&S), S.xd, S.Gd, NULL);
-        S.cd[t] = keep - h;
-        double lm = ref_loss(&S.s, S.n, S.cd, res_d(&S), S.xd, S.Gd, NULL);
-        S.cd[t] = keep;
-        fdc[t] = (lp - lm) / (2.0 * h) + 0.5; /* + the accumulated initial value */
-    }
-    for (size_t t = 0; t < S.nx; ++t) {
-        double keep = S.xd[t];
-        S.xd[t] = keep + h;
-        double lp = ref_loss(&S.s, S.n, S.cd, res_d(&S), S.xd, S.Gd, NULL);
-        S.xd[t] = keep - h;
-        double lm = ref_loss(&S.s, S.n, S.cd, res_d(&S), S.xd, S.Gd, NULL);
-        S.xd[t] = keep;
-        fdx[t] = (lp - lm) / (2.0 * h) - 0.25;
-    }
-    for (int pass = 0; pass < 2; ++pass) { /* with the cache, then recomputing it */
-        float *dc = tr_alloc(S.np), *dx = tr_alloc(S.nx);
-        for (size_t t = 0; t < S.np; ++t) dc[t] = 0.5f;
-        for (size_t t = 0; t < S.nx; ++t) dx[t] = -0.25f;
-        OK(lort_mpo_backward(&S.d, dx, dc, S.G, S.x, S.cores, S.Wres, S.n, pass ? NULL : cache,
-                             pass ? 0 : cs, work, ws));
-        assert_true(near_fd("mpo dcores vs fd", dc, fdc, S.np, 1e-4));
-        assert_true(near_fd("mpo dx vs fd", dx, fdx, S.nx, 1e-4));
-        /* NULL gradients skip: dx only, then cores only */
-        float *dx2 = tr_alloc(S.nx), *dc2 = tr_alloc(S.np);
-        for (size_t t = 0; t < S.nx; ++t) dx2[t] = -0.25f;
-        for (size_t t = 0; t < S.np; ++t) dc2[t] = 0.5f;
-        OK(lort_mpo_backward(&S.d, dx2, NULL, S.G, S.x, S.cores, S.Wres, S.n, NULL, 0, work, ws));
-        OK(lort_mpo_backward(&S.d, NULL, dc2, S.G, S.x, S.cores, S.Wres, S.n, NULL, 0, work, ws));
-        assert_true(cmp_ff("dx alone", dx2, dx, S.nx, 1e-6, 1e-5));
-        assert_true(cmp_ff("dcores alone", dc2, dc, S.np, 1e-6, 1e-5));
-        free(dc); free(dx); free(dx2); free(dc2);
-    }
-    free(fdc); free(fdx); free(y); free(work); free(cache);
-    teardown(&S);
-}
-static void test_mpo_backward(void **state) {
-    (void)state;
-    for (size_t i = 0; i < NCASES; ++i) {
-        run_backward(&CASES[i], LORT_MPO_FACTORED, 400 + i);
-        run_backward(&CASES[i], LORT_MPO_DENSE, 500 + i);
-    }
-}
-
-/* factored == dense on a larger case, forward and backward, float against float */
 static void test_mpo_paths_agree(void **state) {
     (void)state;
     static const mcase big[] = {
@@ -384,32 +251,6 @@ static void test_mpo_sizes_serve_fewer_rows(void **state) {
     assert_true(found);
 }
 
-static void test_mpo_merge_delta(void **state) {
-    (void)state;
-    for (size_t i = 0; i < NCASES; ++i) {
-        msetup S;
-        setup(&S, &CASES[i], 0, 900 + i);
-        size_t ws = 0;
-        OK(lort_mpo_workspace_size(&S.d, 1, &ws));
-        void *work = tr_buf(ws);
-        double *M = td_alloc(S.IJ);
-        ref_mpo(&S.s, S.cd, M);
-        if (S.d.residual)
-            for (size_t t = 0; t < S.IJ; ++t) M[t] += S.Wd[t];
-        float *W = tr_rand(S.IJ), *W0 = tr_alloc(S.IJ), *dW = tr_alloc(S.IJ);
-        memcpy(W0, W, S.IJ * sizeof(float));
-        double *want = td_alloc(S.IJ);
-        for (size_t t = 0; t < S.IJ; ++t) want[t] = (double)W0[t] + 0.75 * M[t];
-        OK(lort_mpo_merge(&S.d, W, S.cores, S.Wres, 0.75f, work, ws));
-        assert_true(near_fd("merge", W, want, S.IJ, 2e-5));
-        OK(lort_mpo_delta(&S.d, dW, S.cores, S.Wres, work, ws));
-        assert_true(near_fd("delta", dW, M, S.IJ, 2e-5));
-        free(W); free(W0); free(dW); free(want); free(M); free(work);
-        teardown(&S);
-    }
-}
-
-/* DoTA init: the layer is exact at init and the reported error is ||W0 - MPO||. */
 static void test_dota_init(void **state) {
     (void)state;
     int ii[3] = {2, 3, 4}, jj[3] = {3, 2, 5};
@@ -453,28 +294,13 @@ static void test_dota_init(void **state) {
 }
 
 /* random train with ranks (1, r1, ..., 1) over modes; double contraction entry by entry */
+/* the tt tensor entry by entry: the tt reference of tests/lort_ref.h (size = prod modes) */
 static void ref_tt(int N, const int *modes, const int *ranks, const double *cores, double *out,
                    size_t size) {
-    size_t off[MAXC + 1];
-    off[0] = 0;
-    for (int k = 0; k < N; ++k) off[k + 1] = off[k] + (size_t)ranks[k] * (size_t)modes[k] * (size_t)ranks[k + 1];
-    for (size_t t = 0; t < size; ++t) {
-        int dig[MAXC];
-        size_t u = t;
-        for (int k = N - 1; k >= 0; --k) { dig[k] = (int)(u % (size_t)modes[k]); u /= (size_t)modes[k]; }
-        double v[256], w[256];
-        v[0] = 1.0;
-        for (int k = 0; k < N; ++k) {
-            for (int q = 0; q < ranks[k + 1]; ++q) {
-                double acc = 0.0;
-                for (int p = 0; p < ranks[k]; ++p)
-                    acc += v[p] * cores[off[k] + ((size_t)p * (size_t)modes[k] + (size_t)dig[k]) * (size_t)ranks[k + 1] + (size_t)q];
-                w[q] = acc;
-            }
-            memcpy(v, w, (size_t)ranks[k + 1] * sizeof(double));
-        }
-        out[t] = v[0];
-    }
+    size_t prod = 1;
+    for (int k = 0; k < N; ++k) prod *= (size_t)modes[k];
+    assert_int_equal(prod, size);
+    ref_tt_dense(N, modes, ranks, cores, out);
 }
 static size_t tt_params(int N, const int *modes, const int *ranks) {
     size_t p = 0;
@@ -866,12 +692,9 @@ static void test_no_partial_writes(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mpo_counts_resolve),
-        cmocka_unit_test(test_mpo_forward),
-        cmocka_unit_test(test_mpo_backward),
         cmocka_unit_test(test_mpo_paths_agree),
         cmocka_unit_test(test_mpo_auto_path),
         cmocka_unit_test(test_mpo_sizes_serve_fewer_rows),
-        cmocka_unit_test(test_mpo_merge_delta),
         cmocka_unit_test(test_dota_init),
         cmocka_unit_test(test_tt_svd_lowrank),
         cmocka_unit_test(test_mpo_from_dense_lowrank),
