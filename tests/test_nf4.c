@@ -1,43 +1,24 @@
 /* NF4 (QLoRA / bitsandbytes 4-bit NormalFloat), the NF4 GEMM and QDoTA (mpo with an NF4
    residual), against references written here.
 
-   References: the 16 levels typed in from the MATH section of lortensor.h; an independent quantiser (nearest
-   level in double, ties down, as bitsandbytes' tree); a blob decoder of our own (absmax fp32
-   per block of 64, then bytes with element 2i in the high nibble); the expected squared error
-   of NF4 on N(0, 1) blocks of 64, integrated numerically from the codebook and the distribution
-   of the block absmax; the MPO matrix entry by entry.
+   References: the 16 levels and a blob decoder of tests/lort_ref.h (absmax fp32 per block of
+   64, then bytes with element 2i in the high nibble); an independent quantiser (nearest level
+   in double, ties down, as bitsandbytes' tree); the expected squared error of NF4 on N(0, 1)
+   blocks of 64, integrated numerically from the codebook and the distribution of the block
+   absmax; the MPO matrix of tests/lort_ref.h. QDoTA's forward, backward and delta (both paths)
+   run in tests/test_conformance.c; its init is checked here.
 
    Tolerances: dequantisation is exact (level * absmax in float); NF4 GEMM vs double reference
-   on the decoded weight: norm 2e-5; QDoTA backward vs finite differences: norm 1e-4; Gaussian
-   MSE within 3% of the expectation (262144 samples: the standard error is ~0.5%). */
+   on the decoded weight: norm 2e-5; Gaussian MSE within 3% of the expectation (262144
+   samples: the standard error is ~0.5%). */
 #define LORT_NF4_TILE_FLOATS 100 /* tiny tiles: many tiles, rows starting mid-block, mid-byte */
 #define LORTENSOR_IMPLEMENTATION
-#include "lort_test.h"
+#include "lort_ref.h"
 #include <limits.h>
 
 
-static const double LV[16] = {
-    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-    -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-    0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-    0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0};
-
-
-/* our decoder of the blob */
-static int code_of(const unsigned char *q, size_t count, size_t e) {
-    size_t nb = (count + 63) / 64;
-    unsigned char b = q[nb * 4 + e / 2];
-    return (e % 2 == 0) ? (b >> 4) & 15 : b & 15;
-}
-static float absmax_of(const unsigned char *q, size_t e) {
-    float a;
-    memcpy(&a, q + (e / 64) * 4, 4);
-    return a;
-}
-static void decode(const unsigned char *q, size_t count, double *W) {
-    for (size_t e = 0; e < count; ++e)
-        W[e] = (double)((float)LV[code_of(q, count, e)] * absmax_of(q, e));
-}
+/* the levels, the blob decoder: the NF4 reference of tests/lort_ref.h */
+#define LV REF_NF4_LEVELS
 /* nearest level, ties to the lower code; -1 when x is within 1e-6 of a midpoint (float ties) */
 static int ref_code(double x) {
     int best = 0;
@@ -95,22 +76,22 @@ static void test_nf4_vs_reference(void **state) {
             size_t b0 = e / 64 * 64, b1 = b0 + 64 < count ? b0 + 64 : count;
             double a = 0.0;
             for (size_t t = b0; t < b1; ++t) a = fmax(a, fabs((double)W[t]));
-            assert_true(fabs((double)absmax_of(q, e) - a) <= 0.0 + 1e-300);
+            assert_true(fabs((double)ref_nf4_absmax(q, e) - a) <= 0.0 + 1e-300);
             if (a > 0.0) {
                 int want = ref_code((double)W[e] / a);
                 if (want >= 0) {
-                    assert_int_equal(code_of(q, count, e), want);
+                    assert_int_equal(ref_nf4_code(q, count, e), want);
                     ++checked;
                 }
             } else {
-                assert_int_equal(code_of(q, count, e), 0); /* bitsandbytes: NaN -> code 0 */
+                assert_int_equal(ref_nf4_code(q, count, e), 0); /* bitsandbytes: NaN -> code 0 */
                 ++checked;
             }
         }
         assert_true(checked > (int)count * 9 / 10);
         double *want = td_alloc(count);
         float *D = tr_alloc(count);
-        decode(q, count, want);
+        ref_nf4_decode(q, count, want);
         OK(lort_nf4_dequantize(D, q, cols, rows));
         for (size_t e = 0; e < count; ++e) assert_true(!(fabs((double)D[e] - want[e]) > 0.0));
         free(W); free(q); free(want); free(D);
@@ -163,7 +144,7 @@ static void test_nf4_gaussian_error(void **state) {
     for (int c = 0; c < 15; ++c) halfgap = fmax(halfgap, 0.5 * (LV[c + 1] - LV[c]));
     for (size_t e = 0; e < count; ++e) {
         double err = (double)W[e] - (double)D[e];
-        assert_true(fabs(err) <= (double)absmax_of(q, e) * halfgap * (1.0 + 1e-6));
+        assert_true(fabs(err) <= (double)ref_nf4_absmax(q, e) * halfgap * (1.0 + 1e-6));
         mse += err * err;
     }
     mse /= (double)count;
@@ -188,7 +169,7 @@ static void test_nf4_linear(void **state) {
         unsigned char *q = (unsigned char *)tr_buf(bytes);
         OK(lort_nf4_quantize(q, W, din, dout));
         double *Wd = td_alloc(cw);
-        decode(q, cw, Wd);
+        ref_nf4_decode(q, cw, Wd);
         double *wy = td_alloc((size_t)n * (size_t)dout), *wdx = td_alloc((size_t)n * (size_t)din);
         ref_linear(n, din, dout, x, Wd, wy);
         for (size_t t = 0; t < (size_t)n * (size_t)dout; ++t) wy[t] += (double)y[t];
@@ -226,46 +207,9 @@ static void qshape_of(const lort_mpo_desc *d, qshape *s) {
         s->off[k + 1] = s->off[k] + (size_t)s->D[k] * (size_t)s->ii[k] * (size_t)s->jj[k] * (size_t)s->D[k + 1];
     }
 }
-static void ref_mpo(const qshape *s, const double *cores, double *M) {
-    double v[256], w[256];
-    for (int r = 0; r < s->nr; ++r)
-        for (int c = 0; c < s->nc; ++c) {
-            int a[8], b[8], rr = r, cc = c;
-            for (int k = s->N - 1; k >= 0; --k) {
-                a[k] = rr % s->ii[k]; rr /= s->ii[k];
-                b[k] = cc % s->jj[k]; cc /= s->jj[k];
-            }
-            v[0] = 1.0;
-            for (int k = 0; k < s->N; ++k) {
-                const double *T = cores + s->off[k];
-                for (int q = 0; q < s->D[k + 1]; ++q) {
-                    double acc = 0.0;
-                    for (int p = 0; p < s->D[k]; ++p)
-                        acc += v[p] * T[(((size_t)p * (size_t)s->ii[k] + (size_t)a[k]) * (size_t)s->jj[k] + (size_t)b[k]) * (size_t)s->D[k + 1] + (size_t)q];
-                    w[q] = acc;
-                }
-                memcpy(v, w, (size_t)s->D[k + 1] * sizeof(double));
-            }
-            M[(size_t)r * (size_t)s->nc + (size_t)c] = v[0];
-        }
-}
-static double q_loss(const qshape *s, int n, const double *cores, const double *Wres,
-                     const double *x, const double *G, double *y) {
-    size_t IJ = (size_t)s->nr * (size_t)s->nc;
-    double *M = td_alloc(IJ), L = 0.0;
-    ref_mpo(s, cores, M);
-    for (size_t t = 0; t < IJ; ++t) M[t] += Wres[t];
-    for (int i = 0; i < n; ++i)
-        for (int o = 0; o < s->nr; ++o) {
-            double acc = 0.0;
-            for (int c = 0; c < s->nc; ++c) acc += x[(size_t)i * (size_t)s->nc + (size_t)c] * M[(size_t)o * (size_t)s->nc + (size_t)c];
-            if (y) y[(size_t)i * (size_t)s->nr + (size_t)o] = acc;
-            if (G) L += G[(size_t)i * (size_t)s->nr + (size_t)o] * acc;
-        }
-    free(M);
-    return L;
-}
 
+/* QDoTA init: the layer at init is W0 up to the NF4 error of W_res, and err = ||W0 - MPO||.
+   (Forward, backward and delta with an NF4 residual, on both paths: test_conformance.c.) */
 static void test_qdota(void **state) {
     (void)state;
     int ii[3] = {2, 3, 4}, jj[3] = {4, 4, 4};
@@ -279,8 +223,7 @@ static void test_qdota(void **state) {
         d.residual = LORT_MPO_RESIDUAL_NF4;
         qshape s;
         qshape_of(&d, &s);
-        const int n = 3;
-        size_t IJ = (size_t)s.nr * (size_t)s.nc, np = s.off[3], fz = 0, iw = 0, ws = 0, cs = 0, bytes = 0;
+        size_t IJ = (size_t)s.nr * (size_t)s.nc, np = s.off[3], fz = 0, iw = 0, bytes = 0;
         assert_int_equal(s.nr, 24);
         assert_int_equal(s.nc, 64);
         OK(lort_mpo_residual_size(&d, &fz));
@@ -293,8 +236,8 @@ static void test_qdota(void **state) {
         void *iwork = tr_buf(iw);
         OK(lort_mpo_init(&d, cores, res, &err, W0, iwork, iw));
         double *cd = to_double(cores, np), *Wq = td_alloc(IJ), *M = td_alloc(IJ);
-        decode((const unsigned char *)res, IJ, Wq);
-        ref_mpo(&s, cd, M);
+        ref_nf4_decode((const unsigned char *)res, IJ, Wq);
+        ref_mpo_dense(s.N, s.ii, s.jj, s.D, cd, M);
         /* the layer at init is W0 up to the NF4 error of W_res: |W_res - deq| <= 0.152 absmax */
         double rmax = 0.0, e2 = 0.0, worst = 0.0;
         for (size_t t = 0; t < IJ; ++t) {
@@ -305,44 +248,7 @@ static void test_qdota(void **state) {
         }
         assert_true(worst <= 0.1520 * rmax);
         assert_true(fabs((double)err - sqrt(e2)) <= 1e-4 * sqrt(e2));
-        /* forward and backward of the layer */
-        float *x = tr_rand((size_t)n * 64), *G = tr_rand((size_t)n * 24), *y = tr_alloc((size_t)n * 24);
-        float *dx = tr_alloc((size_t)n * 64), *dc = tr_alloc(np);
-        double *xd = to_double(x, (size_t)n * 64), *Gd = to_double(G, (size_t)n * 24), *wy = td_alloc((size_t)n * 24);
-        OK(lort_mpo_workspace_size(&d, n, &ws));
-        OK(lort_mpo_cache_size(&d, n, &cs));
-        void *work = tr_buf(ws), *cache = tr_buf(cs);
-        OK(lort_mpo_forward(&d, y, x, cores, res, n, cache, cs, work, ws));
-        q_loss(&s, n, cd, Wq, xd, NULL, wy);
-        assert_true(near_fd("qdota forward", y, wy, (size_t)n * 24, 2e-5));
-        OK(lort_mpo_backward(&d, dx, dc, G, x, cores, res, n, cache, cs, work, ws));
-        const double h = 1e-3;
-        double *fdc = td_alloc(np), *fdx = td_alloc((size_t)n * 64);
-        for (size_t t = 0; t < np; ++t) {
-            double keep = cd[t];
-            cd[t] = keep + h; double lp = q_loss(&s, n, cd, Wq, xd, Gd, NULL);
-            cd[t] = keep - h; double lm = q_loss(&s, n, cd, Wq, xd, Gd, NULL);
-            cd[t] = keep;
-            fdc[t] = (lp - lm) / (2.0 * h);
-        }
-        for (size_t t = 0; t < (size_t)n * 64; ++t) {
-            double keep = xd[t];
-            xd[t] = keep + h; double lp = q_loss(&s, n, cd, Wq, xd, Gd, NULL);
-            xd[t] = keep - h; double lm = q_loss(&s, n, cd, Wq, xd, Gd, NULL);
-            xd[t] = keep;
-            fdx[t] = (lp - lm) / (2.0 * h);
-        }
-        assert_true(near_fd("qdota dcores", dc, fdc, np, 1e-4));
-        assert_true(near_fd("qdota dx", dx, fdx, (size_t)n * 64, 1e-4));
-        /* delta = deq(W_res) + M */
-        float *dW = tr_alloc(IJ);
-        double *wdw = td_alloc(IJ);
-        for (size_t t = 0; t < IJ; ++t) wdw[t] = Wq[t] + M[t];
-        OK(lort_mpo_delta(&d, dW, cores, res, work, ws));
-        assert_true(near_fd("qdota delta", dW, wdw, IJ, 2e-5));
-        free(W0); free(cores); free(res); free(iwork); free(cd); free(Wq); free(M); free(x);
-        free(G); free(y); free(dx); free(dc); free(xd); free(Gd); free(wy); free(work);
-        free(cache); free(fdc); free(fdx); free(dW); free(wdw);
+        free(W0); free(cores); free(res); free(iwork); free(cd); free(Wq); free(M);
     }
 }
 
