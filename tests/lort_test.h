@@ -195,6 +195,37 @@ TR_FN double ref_scale(int r, float alpha, int rslora) {
 TR_FN size_t zu(int v) { return (size_t)v; }
 #define IX(i, ld, j) ((size_t)(i) * (size_t)(ld) + (size_t)(j)) /* row-major offset */
 
+/* Q (rows, cols), cols <= rows, filled by the caller: its columns made orthonormal by modified
+   Gram-Schmidt, applied twice (a known-spectrum weight is Q1 diag(sigma) Q2^T). */
+TR_FN void tr_orthonormalize(double *Q, int rows, int cols) {
+    for (int j = 0; j < cols; ++j) {
+        for (int pass = 0; pass < 2; ++pass)
+            for (int p = 0; p < j; ++p) {
+                double dot = 0.0;
+                for (int i = 0; i < rows; ++i) dot += Q[IX(i, cols, p)] * Q[IX(i, cols, j)];
+                for (int i = 0; i < rows; ++i) Q[IX(i, cols, j)] -= dot * Q[IX(i, cols, p)];
+            }
+        double nrm = 0.0;
+        for (int i = 0; i < rows; ++i) nrm += Q[IX(i, cols, j)] * Q[IX(i, cols, j)];
+        nrm = sqrt(nrm);
+        assert_true(nrm > 1e-3);
+        for (int i = 0; i < rows; ++i) Q[IX(i, cols, j)] /= nrm;
+    }
+}
+
+/* An mpo desc: N cores, row factors ii, column factors jj, inner bonds `bond`. */
+TR_FN lort_mpo_desc tr_mpo_desc(int N, const int *ii, const int *jj, int bond) {
+    lort_mpo_desc d;
+    memset(&d, 0, sizeof d);
+    d.n_cores = N;
+    for (int k = 0; k < N; ++k) {
+        d.row_factors[k] = ii[k];
+        d.col_factors[k] = jj[k];
+    }
+    d.bond = bond;
+    return d;
+}
+
 /* want (n, d_out) = y0 + (xd .* M) D^T, D (d_out, d_in): the dense form of an adapter with
    materialised delta D and dropout mask M (n, d_in). */
 TR_FN void ref_dense_adapter(int n, int d_in, int d_out, const double *xd, const double *M,

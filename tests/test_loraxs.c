@@ -16,21 +16,10 @@
 #include "lort_ref.h"
 
 
-/* Q (rows, k), k <= rows: orthonormal columns by modified Gram-Schmidt, applied twice. */
+/* Q (rows, k), k <= rows: orthonormal columns from normal draws. */
 static void orthonormal(int rows, int k, double *Q) {
     for (size_t i = 0; i < zu(rows) * zu(k); ++i) Q[i] = tg_normal();
-    for (int pass = 0; pass < 2; ++pass)
-        for (int j = 0; j < k; ++j) {
-            for (int p = 0; p < j; ++p) {
-                double dot = 0.0;
-                for (int i = 0; i < rows; ++i) dot += Q[IX(i, k, p)] * Q[IX(i, k, j)];
-                for (int i = 0; i < rows; ++i) Q[IX(i, k, j)] -= dot * Q[IX(i, k, p)];
-            }
-            double nrm = 0.0;
-            for (int i = 0; i < rows; ++i) nrm += Q[IX(i, k, j)] * Q[IX(i, k, j)];
-            nrm = sqrt(nrm);
-            for (int i = 0; i < rows; ++i) Q[IX(i, k, j)] /= nrm;
-        }
+    tr_orthonormalize(Q, rows, k);
 }
 
 /* A known-spectrum weight: W0 (d_out, d_in) = Q1 diag(sig) Q2^T, k = min(d_in, d_out). */

@@ -37,17 +37,7 @@ typedef struct {
     size_t off[MAXC + 1];
 } mshape;
 
-static lort_mpo_desc mk_desc(int N, const int *ii, const int *jj, int bond) {
-    lort_mpo_desc d;
-    memset(&d, 0, sizeof d);
-    d.n_cores = N;
-    for (int k = 0; k < N; ++k) {
-        d.row_factors[k] = ii[k];
-        d.col_factors[k] = jj[k];
-    }
-    d.bond = bond;
-    return d;
-}
+#define mk_desc tr_mpo_desc
 static void shape_of(const lort_mpo_desc *d, mshape *s) {
     lort_mpo_desc r;
     OK(lort_mpo_desc_resolve(d, &r));

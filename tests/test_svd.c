@@ -25,19 +25,7 @@ void sgesdd_(const char *jobz, const int *m, const int *n, float *a, const int *
 static void gs_orthonormal(double *Q, int rows, int cols) {
     for (int i = 0; i < rows; ++i)
         for (int j = 0; j < cols; ++j) Q[IDX(i, j, cols)] = 2.0 * tr_uniform() - 1.0;
-    for (int j = 0; j < cols; ++j) {
-        for (int pass = 0; pass < 2; ++pass)
-            for (int p = 0; p < j; ++p) {
-                double d = 0.0;
-                for (int i = 0; i < rows; ++i) d += Q[IDX(i, p, cols)] * Q[IDX(i, j, cols)];
-                for (int i = 0; i < rows; ++i) Q[IDX(i, j, cols)] -= d * Q[IDX(i, p, cols)];
-            }
-        double nrm = 0.0;
-        for (int i = 0; i < rows; ++i) nrm += Q[IDX(i, j, cols)] * Q[IDX(i, j, cols)];
-        nrm = sqrt(nrm);
-        assert_true(nrm > 1e-3);
-        for (int i = 0; i < rows; ++i) Q[IDX(i, j, cols)] /= nrm;
-    }
+    tr_orthonormalize(Q, rows, cols);
 }
 
 typedef struct known {
