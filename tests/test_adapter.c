@@ -230,21 +230,20 @@ static void check_generic(lort_kind kind, int n, int di, int dout, int r) {
     gsetup_free(&G);
 }
 
+/* n, d_in, d_out, r */
+static const int GSHAPES[4][4] = {{3, 5, 4, 2}, {1, 7, 13, 1}, {9, 33, 17, 17}, {40, 65, 20, 8}};
+static void check_generic_shapes(lort_kind kind, uint64_t seed) {
+    tr_seed(seed);
+    for (int i = 0; i < 4; ++i)
+        check_generic(kind, GSHAPES[i][0], GSHAPES[i][1], GSHAPES[i][2], GSHAPES[i][3]);
+}
 static void test_adapter_lora_generic(void **state) {
     (void)state;
-    tr_seed(1u);
-    check_generic(LORT_KIND_LORA, 3, 5, 4, 2);
-    check_generic(LORT_KIND_LORA, 1, 7, 13, 1);
-    check_generic(LORT_KIND_LORA, 9, 33, 17, 17);
-    check_generic(LORT_KIND_LORA, 40, 65, 20, 8);
+    check_generic_shapes(LORT_KIND_LORA, 1u);
 }
 static void test_adapter_loraxs_generic(void **state) {
     (void)state;
-    tr_seed(2u);
-    check_generic(LORT_KIND_LORAXS, 3, 5, 4, 2);
-    check_generic(LORT_KIND_LORAXS, 1, 7, 13, 1);
-    check_generic(LORT_KIND_LORAXS, 9, 33, 17, 17);
-    check_generic(LORT_KIND_LORAXS, 40, 65, 20, 8);
+    check_generic_shapes(LORT_KIND_LORAXS, 2u);
 }
 
 /* ---- AdamW ------------------------------------------------------------------------------ */

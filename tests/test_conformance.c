@@ -79,25 +79,23 @@ static lort_tt_desc ttd(int d, const int *modes, const int *ranks, int rank) {
 }
 
 /* ---- the table ----------------------------------------------------------------------------- */
-static void lora_row(int n, int di, int dout, int r, float alpha, int rslora, float p) {
+/* lora or loraxs (the same desc fields) */
+static void lowrank_row(lort_kind kind, int n, int di, int dout, int r, float alpha, int rslora,
+                        float p) {
     lort_adapter a;
     memset(&a, 0, sizeof a);
-    a.kind = LORT_KIND_LORA;
-    a.desc.lora.d_in = di; a.desc.lora.d_out = dout; a.desc.lora.r = r;
-    a.desc.lora.alpha = alpha; a.desc.lora.rslora = rslora;
-    a.desc.lora.dropout = p; a.desc.lora.dropout_seed = 0xD0D0u + (uint64_t)ncases;
-    add(&a, n, 0, 0.5, "lora n%d %d->%d r%d a%g%s p%g", n, di, dout, r, (double)alpha,
-        rslora ? " rs" : "", (double)p);
-}
-static void loraxs_row(int n, int di, int dout, int r, float alpha, int rslora, float p) {
-    lort_adapter a;
-    memset(&a, 0, sizeof a);
-    a.kind = LORT_KIND_LORAXS;
-    a.desc.loraxs.d_in = di; a.desc.loraxs.d_out = dout; a.desc.loraxs.r = r;
-    a.desc.loraxs.alpha = alpha; a.desc.loraxs.rslora = rslora;
-    a.desc.loraxs.dropout = p; a.desc.loraxs.dropout_seed = 0xA5A5u + (uint64_t)ncases;
-    add(&a, n, 0, 0.5, "loraxs n%d %d->%d r%d a%g%s p%g", n, di, dout, r, (double)alpha,
-        rslora ? " rs" : "", (double)p);
+    a.kind = kind;
+    if (kind == LORT_KIND_LORA) {
+        lort_lora_desc *d = &a.desc.lora;
+        d->d_in = di; d->d_out = dout; d->r = r; d->alpha = alpha; d->rslora = rslora;
+        d->dropout = p; d->dropout_seed = 0xD0D0u + (uint64_t)ncases;
+    } else {
+        lort_loraxs_desc *d = &a.desc.loraxs;
+        d->d_in = di; d->d_out = dout; d->r = r; d->alpha = alpha; d->rslora = rslora;
+        d->dropout = p; d->dropout_seed = 0xA5A5u + (uint64_t)ncases;
+    }
+    add(&a, n, 0, 0.5, "%s n%d %d->%d r%d a%g%s p%g", kind == LORT_KIND_LORA ? "lora" : "loraxs",
+        n, di, dout, r, (double)alpha, rslora ? " rs" : "", (double)p);
 }
 /* joint rows: the cases of tests/lort_cases.h, every site checked */
 static void joint_row(const jcase *j) {
@@ -146,26 +144,31 @@ static void mpo_row(int n, int N, const int *ii, const int *jj, int bond, const 
 
 static void make_cases(void) {
     ncases = 0;
-    /* lora: n, d_in, d_out, r, alpha, rslora, dropout */
-    lora_row(3, 5, 4, 2, 3.4f, 0, 0.5f);     /* the reference gradient check shapes, s = 1.7 */
-    lora_row(1, 7, 13, 1, 0.0f, 0, 0.0f);    /* n = 1, r = 1, alpha default */
-    lora_row(1, 7, 13, 1, 2.0f, 1, 0.3f);    /* n = 1, rslora, dropout */
-    lora_row(5, 13, 7, 7, 16.0f, 0, 0.3f);   /* r = min(d_in, d_out) */
-    lora_row(5, 13, 7, 7, 0.0f, 1, 0.0f);    /* rslora with default alpha: s = sqrt(r) */
-    lora_row(9, 33, 17, 4, 8.0f, 1, 0.3f);
-    lora_row(4, 65, 33, 33, 0.0f, 0, 0.3f);  /* r = min = d_out, odd sizes */
-    lora_row(6, 16, 16, 16, 32.0f, 0, 0.0f); /* square, r = d */
-    lora_row(17, 20, 65, 3, 0.5f, 0, 0.3f);  /* d_out > d_in */
-    lora_row(2, 64, 8, 8, 3.5f, 1, 0.3f);
-    lora_row(70, 65, 33, 8, 12.0f, 0, 0.3f); /* larger n */
-    /* loraxs */
-    loraxs_row(3, 5, 4, 2, 3.4f, 0, 0.0f);
-    loraxs_row(1, 7, 13, 1, 0.0f, 0, 0.3f);
-    loraxs_row(5, 13, 7, 7, 16.0f, 0, 0.3f);
-    loraxs_row(4, 65, 33, 33, 0.0f, 1, 0.3f);
-    loraxs_row(9, 33, 17, 4, 8.0f, 1, 0.0f);
-    loraxs_row(6, 16, 16, 16, 32.0f, 0, 0.3f);
-    loraxs_row(17, 20, 65, 3, 0.5f, 0, 0.3f);
+    /* lora and loraxs: n, d_in, d_out, r, alpha, rslora, dropout */
+    static const struct {
+        int n, di, dout, r;
+        float alpha;
+        int rslora;
+        float p;
+        int loraxs;
+    } L[] = {
+        {3, 5, 4, 2, 3.4f, 0, 0.5f, 1},     /* the reference gradient check shapes, s = 1.7 */
+        {1, 7, 13, 1, 0.0f, 0, 0.0f, 1},    /* n = 1, r = 1, alpha default */
+        {1, 7, 13, 1, 2.0f, 1, 0.3f, 1},    /* n = 1, rslora, dropout */
+        {5, 13, 7, 7, 16.0f, 0, 0.3f, 1},   /* r = min(d_in, d_out) */
+        {5, 13, 7, 7, 0.0f, 1, 0.0f, 0},    /* rslora with default alpha: s = sqrt(r) */
+        {9, 33, 17, 4, 8.0f, 1, 0.3f, 1},
+        {4, 65, 33, 33, 0.0f, 0, 0.3f, 1},  /* r = min = d_out, odd sizes */
+        {4, 65, 33, 33, 0.0f, 1, 0.3f, 1},
+        {6, 16, 16, 16, 32.0f, 0, 0.0f, 1}, /* square, r = d */
+        {17, 20, 65, 3, 0.5f, 0, 0.3f, 1},  /* d_out > d_in */
+        {2, 64, 8, 8, 3.5f, 1, 0.3f, 0},
+        {70, 65, 33, 8, 12.0f, 0, 0.3f, 1}, /* larger n */
+    };
+    for (size_t i = 0; i < sizeof L / sizeof L[0]; ++i)
+        for (int x = 0; x <= L[i].loraxs; ++x)
+            lowrank_row(x ? LORT_KIND_LORAXS : LORT_KIND_LORA, L[i].n, L[i].di, L[i].dout, L[i].r,
+                        L[i].alpha, L[i].rslora, L[i].p);
     /* tt_rep: the cases of test_loretta.c */
     {
         static const struct {

@@ -14,6 +14,21 @@
 void sgesdd_(const char *jobz, const int *m, const int *n, float *a, const int *lda, float *s,
              float *u, const int *ldu, float *vt, const int *ldvt, float *work, const int *lwork,
              int *iwork, int *info);
+/* sv (min(m, n)) = the singular values of the row-major W (m, n) by LAPACK sgesdd_: row-major
+   W is column-major W^T (n, m), which has the same singular values. */
+static void lapack_singular_values(const float *W, int m, int n, float *sv) {
+    int k = m < n ? m : n, mm = n, nn = m, lda = n, one = 1, lwork = -1, info = 0;
+    float *a = tr_alloc((size_t)m * (size_t)n), wq = 0.0f, du = 0.0f;
+    int *iwork = (int *)calloc(8u * (size_t)k, sizeof(int));
+    memcpy(a, W, (size_t)m * (size_t)n * sizeof(float));
+    sgesdd_("N", &mm, &nn, a, &lda, sv, &du, &one, &du, &one, &wq, &lwork, iwork, &info);
+    assert_int_equal(info, 0);
+    lwork = (int)wq + 1;
+    float *wk = tr_alloc((size_t)lwork);
+    sgesdd_("N", &mm, &nn, a, &lda, sv, &du, &one, &du, &one, wk, &lwork, iwork, &info);
+    assert_int_equal(info, 0);
+    free(a); free(iwork); free(wk);
+}
 #endif
 
 #define IDX(i, j, ld) ((size_t)(i) * (size_t)(ld) + (size_t)(j))
@@ -530,27 +545,15 @@ static void test_randomized_slow_decay(void **state) {
 #ifndef LORT_NO_BLAS
     {
         /* LAPACK on the same matrix */
-        float *a = tr_alloc((size_t)m * (size_t)n), *sv = tr_alloc((size_t)n);
-        memcpy(a, K.W, (size_t)m * (size_t)n * sizeof(float));
-        int mm = n, nn = m, lda = n, one = 1, lwork = -1, info = 0;
-        int *iwork = (int *)calloc(8u * (size_t)n, sizeof(int));
-        float wq = 0.0f, du = 0.0f;
-        sgesdd_("N", &mm, &nn, a, &lda, sv, &du, &one, &du, &one, &wq, &lwork, iwork, &info);
-        assert_int_equal(info, 0);
-        lwork = (int)wq + 1;
-        float *wk = tr_alloc((size_t)lwork);
-        sgesdd_("N", &mm, &nn, a, &lda, sv, &du, &one, &du, &one, wk, &lwork, iwork, &info);
-        assert_int_equal(info, 0);
+        float *sv = tr_alloc((size_t)(m < n ? m : n));
+        lapack_singular_values(K.W, m, n, sv);
         for (int i = 0; i < r; ++i)
             if (!(fabs((double)o.S[i] - (double)sv[i]) <= 1e-3 * (double)sv[i])) {
                 printf("  randomized vs LAPACK S[%d]: %.7g vs %.7g\n", i, (double)o.S[i],
                        (double)sv[i]);
                 ok = 0;
             }
-        free(a);
         free(sv);
-        free(iwork);
-        free(wk);
     }
 #endif
     out_free(&o);
@@ -652,18 +655,8 @@ static void test_vs_lapack(void **state) {
         /* grade the columns to spread the spectrum */
         for (int i = 0; i < m; ++i)
             for (int j = 0; j < n; ++j) W[IDX(i, j, n)] *= (float)pow(0.9, (double)j);
-        float *a = tr_alloc((size_t)m * (size_t)n), *sv = tr_alloc((size_t)k);
-        memcpy(a, W, (size_t)m * (size_t)n * sizeof(float));
-        /* row-major W (m, n) is column-major W^T (n, m): same singular values */
-        int mm = n, nn = m, lda = n, one = 1, lwork = -1, info = 0;
-        int *iwork = (int *)calloc(8u * (size_t)k, sizeof(int));
-        float wq = 0.0f, du = 0.0f;
-        sgesdd_("N", &mm, &nn, a, &lda, sv, &du, &one, &du, &one, &wq, &lwork, iwork, &info);
-        assert_int_equal(info, 0);
-        lwork = (int)wq + 1;
-        float *wk = tr_alloc((size_t)lwork);
-        sgesdd_("N", &mm, &nn, a, &lda, sv, &du, &one, &du, &one, wk, &lwork, iwork, &info);
-        assert_int_equal(info, 0);
+        float *sv = tr_alloc((size_t)k);
+        lapack_singular_values(W, m, n, sv);
 
         svd_out o = out_alloc(m, n, k);
         size_t ws = 0;
@@ -692,10 +685,7 @@ static void test_vs_lapack(void **state) {
         free(w);
         out_free(&o);
         free(W);
-        free(a);
         free(sv);
-        free(iwork);
-        free(wk);
     }
     assert_true(ok);
 #endif
