@@ -947,12 +947,8 @@ static void test_sizes_wrap_32bit(void **state) {
     expect_size("cp cache, d 1, r 32768, n 131072", st, b, 131072ull * 32768ull * 4u);
     /* mpo, a 16384^2 matrix as (1,16384)(1,1)(16384,1) at n = 16: the factored step over the
        middle core has R = i_3 n j_1 = 2^32 rows (beyond int everywhere) */
-    lort_mpo_desc m;
-    memset(&m, 0, sizeof m);
-    m.n_cores = 3;
-    m.row_factors[0] = 1; m.row_factors[1] = 1; m.row_factors[2] = 16384;
-    m.col_factors[0] = 16384; m.col_factors[1] = 1; m.col_factors[2] = 1;
-    m.bond = 2;
+    static const int mi[3] = {1, 1, 16384}, mj[3] = {16384, 1, 1};
+    lort_mpo_desc m = tr_mpo_desc(3, mi, mj, 2);
     m.path = LORT_MPO_FACTORED;
     assert_int_equal(lort_mpo_workspace_size(&m, 16, &b), LORT_ERR_OVERFLOW);
     assert_int_equal(lort_mpo_cache_size(&m, 16, &b), LORT_ERR_OVERFLOW);

@@ -157,6 +157,27 @@ static void test_no_alloc_gemm_svd(void **state) {
     free(Vt);
 }
 
+/* The layer buffers of the lora and loraxs runs (d_in 24, d_out 20, n rows). */
+typedef struct {
+    float *x, *y, *dy, *dx, *W;
+    void *work, *cache;
+} tm_io;
+static tm_io tm_io_make(int n, size_t ws, size_t cs) {
+    tm_io io;
+    io.x = tr_rand((size_t)n * 24u);
+    io.y = tr_rand((size_t)n * 20u);
+    io.dy = tr_rand((size_t)n * 20u);
+    io.dx = tr_alloc((size_t)n * 24u);
+    io.W = tr_rand(20u * 24u);
+    io.work = tr_buf(ws);
+    io.cache = tr_buf(cs);
+    return io;
+}
+static void tm_io_free(tm_io *io) {
+    free(io->x); free(io->y); free(io->dy); free(io->dx); free(io->W); free(io->work);
+    free(io->cache);
+}
+
 static void test_no_alloc_lora(void **state) {
     (void)state;
     const int n = 7;
@@ -172,10 +193,9 @@ static void test_no_alloc_lora(void **state) {
         COUNTED("lort_lora_cache_size", lort_lora_cache_size(&d, n, &cs));
         float *P = tr_alloc(np), *G = tr_alloc(np);
         float *A = P, *B = P + d.r * d.d_in, *dA = G, *dB = G + d.r * d.d_in;
-        float *x = tr_rand((size_t)n * 24u), *y = tr_rand((size_t)n * 20u),
-              *dy = tr_rand((size_t)n * 20u);
-        float *dx = tr_alloc((size_t)n * 24u), *W = tr_rand(20u * 24u);
-        void *work = tr_buf(ws), *cache = tr_buf(cs);
+        tm_io io = tm_io_make(n, ws, cs);
+        float *x = io.x, *y = io.y, *dy = io.dy, *dx = io.dx, *W = io.W;
+        void *work = io.work, *cache = io.cache;
         lort_rng rng;
         lort_rng_seed(&rng, 1);
         COUNTED("lort_lora_init", lort_lora_init(&d, A, B, &rng));
@@ -196,13 +216,7 @@ static void test_no_alloc_lora(void **state) {
         COUNTED("lort_lora_delta", lort_lora_delta(&d, W, A, B, NULL, 0));
         free(P);
         free(G);
-        free(x);
-        free(y);
-        free(dy);
-        free(dx);
-        free(W);
-        free(work);
-        free(cache);
+        tm_io_free(&io);
     }
 }
 
@@ -223,11 +237,10 @@ static void test_no_alloc_loraxs(void **state) {
         COUNTED("lort_loraxs_init_workspace_size", lort_loraxs_init_workspace_size(&d, &iws));
         float *R = tr_alloc(np), *dR = tr_alloc(np), *F = tr_alloc(nf);
         float *A = F, *B = F + d.r * d.d_in;
-        float *W0 = tr_rand(20u * 24u), *W = tr_rand(20u * 24u);
-        float *x = tr_rand((size_t)n * 24u), *y = tr_rand((size_t)n * 20u),
-              *dy = tr_rand((size_t)n * 20u);
-        float *dx = tr_alloc((size_t)n * 24u);
-        void *work = tr_buf(ws), *cache = tr_buf(cs), *iw = tr_buf(iws);
+        float *W0 = tr_rand(20u * 24u);
+        tm_io io = tm_io_make(n, ws, cs);
+        float *x = io.x, *y = io.y, *dy = io.dy, *dx = io.dx, *W = io.W;
+        void *work = io.work, *cache = io.cache, *iw = tr_buf(iws);
         lort_rng rng;
         lort_rng_seed(&rng, 2);
         COUNTED("lort_loraxs_init", lort_loraxs_init(&d, R, A, B, W0, &rng, iw, iws));
@@ -245,14 +258,8 @@ static void test_no_alloc_loraxs(void **state) {
         free(dR);
         free(F);
         free(W0);
-        free(W);
-        free(x);
-        free(y);
-        free(dy);
-        free(dx);
-        free(work);
-        free(cache);
         free(iw);
+        tm_io_free(&io);
     }
 }
 
@@ -336,12 +343,8 @@ static void test_no_alloc_mpo(void **state) {
     const int n = 5;
     for (int res = 0; res < 3; ++res)
         for (int path = 1; path <= 2; ++path) {
-            lort_mpo_desc d;
-            memset(&d, 0, sizeof d);
-            d.n_cores = 3;
-            d.row_factors[0] = 2; d.row_factors[1] = 3; d.row_factors[2] = 2;
-            d.col_factors[0] = 4; d.col_factors[1] = 1; d.col_factors[2] = 5;
-            d.bond = 3;
+            static const int mi[3] = {2, 3, 2}, mj[3] = {4, 1, 5};
+            lort_mpo_desc d = tr_mpo_desc(3, mi, mj, 3);
             d.path = path;
             d.residual = res;
             size_t np = 0, fz = 0, ws = 0, cs = 0, iw = 0;
