@@ -315,6 +315,14 @@ static void test_param_counts_papers(void **state) {
 }
 
 /* ============================================================== generic interface ===== */
+/* lort_adapter_sizes_query == the family's sizes (no frozen data) */
+static void check_generic_sizes(const lort_adapter *a, int n, size_t np, int di, int dout,
+                                size_t cs, size_t ws) {
+    lort_adapter_sizes sz;
+    OK(lort_adapter_sizes_query(a, n, &sz));
+    assert_int_equal(sz.cache, cs); assert_int_equal(sz.work, ws); assert_int_equal(sz.params, np);
+    assert_int_equal(sz.frozen_bytes, 0u); assert_int_equal(sz.d_in, di); assert_int_equal(sz.d_out, dout);
+}
 static void test_generic_matches_family(void **state) {
     (void)state;
     /* rep: 12 -> 6, r 2, five cores for W_A, dropout */
@@ -331,17 +339,14 @@ static void test_generic_matches_family(void **state) {
         tr_seed(600u);
         S.params = tr_rand(S.np); S.x = tr_rand(S.nx); S.G = tr_rand(S.ny);
         lort_adapter a;
-        lort_adapter_sizes sz;
         memset(&a, 0, sizeof a);
         a.kind = LORT_KIND_TT_REP;
         a.desc.tt_rep = S.desc;
         float *g1 = tr_alloc(S.np), *g2 = tr_alloc(S.np), *p2 = tr_alloc(S.np);
         a.params = S.params; a.grads = g1;
-        OK(lort_adapter_sizes_query(&a, S.n, &sz));
         size_t cs, ws;
         OK(lort_tt_rep_cache_size(&S.desc, S.n, &cs)); OK(lort_tt_rep_workspace_size(&S.desc, S.n, &ws));
-        assert_int_equal(sz.cache, cs); assert_int_equal(sz.work, ws); assert_int_equal(sz.params, S.np);
-        assert_int_equal(sz.frozen_bytes, 0u); assert_int_equal(sz.d_in, S.di); assert_int_equal(sz.d_out, S.dout);
+        check_generic_sizes(&a, S.n, S.np, S.di, S.dout, cs, ws);
         void *c1 = tr_buf(cs), *c2 = tr_buf(cs), *work = tr_buf(ws);
         float *y1 = tr_alloc(S.ny), *y2 = tr_alloc(S.ny), *dx1 = tr_alloc(S.nx), *dx2 = tr_alloc(S.nx);
         OK(lort_adapter_forward(&a, y1, S.x, S.n, c1, cs, work, ws));
@@ -374,17 +379,14 @@ static void test_generic_matches_family(void **state) {
         asetup S;
         asetup_make(&S, &ACASES[ci], 700u + ci);
         lort_adapter a;
-        lort_adapter_sizes sz;
         memset(&a, 0, sizeof a);
         a.kind = LORT_KIND_TT_ADP;
         a.desc.tt_adp = S.desc;
         float *g1 = tr_alloc(S.np), *g2 = tr_alloc(S.np), *p2 = tr_alloc(S.np);
         a.params = S.params; a.grads = g1;
-        OK(lort_adapter_sizes_query(&a, S.n, &sz));
         size_t cs, ws;
         OK(lort_tt_adp_cache_size(&S.desc, S.n, &cs)); OK(lort_tt_adp_workspace_size(&S.desc, S.n, &ws));
-        assert_int_equal(sz.cache, cs); assert_int_equal(sz.work, ws); assert_int_equal(sz.params, S.np);
-        assert_int_equal(sz.d_in, S.h); assert_int_equal(sz.d_out, S.h);
+        check_generic_sizes(&a, S.n, S.np, S.h, S.h, cs, ws);
         void *c1 = tr_buf(cs), *c2 = tr_buf(cs), *work = tr_buf(ws);
         float *y1 = tr_alloc(S.nu), *y2 = tr_alloc(S.nu), *dx1 = tr_alloc(S.nu), *dx2 = tr_alloc(S.nu);
         memcpy(y1, S.u, S.nu * sizeof(float));
