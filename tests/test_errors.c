@@ -309,24 +309,16 @@ static void test_invalid_dims(void **state) {
     (void)state;
     static const int bad[] = {0, -1, INT_MIN};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
-        lort_lora_desc d = good_lora();
-        d.d_in = bad[i];
-        lora_all(&d, NR, LORT_ERR_INVALID_ARG);
-        d = good_lora();
-        d.d_out = bad[i];
-        lora_all(&d, NR, LORT_ERR_INVALID_ARG);
-        d = good_lora();
-        d.r = bad[i];
-        lora_all(&d, NR, LORT_ERR_INVALID_ARG);
-        lort_loraxs_desc x = good_loraxs();
-        x.d_in = bad[i];
-        loraxs_all(&x, NR, LORT_ERR_INVALID_ARG);
-        x = good_loraxs();
-        x.d_out = bad[i];
-        loraxs_all(&x, NR, LORT_ERR_INVALID_ARG);
-        x = good_loraxs();
-        x.r = bad[i];
-        loraxs_all(&x, NR, LORT_ERR_INVALID_ARG);
+        lort_lora_desc d;
+        lort_loraxs_desc x;
+        for (int f = 0; f < 3; ++f) { /* d_in, d_out, r in turn */
+            d = good_lora();
+            x = good_loraxs();
+            *(f == 0 ? &d.d_in : f == 1 ? &d.d_out : &d.r) = bad[i];
+            *(f == 0 ? &x.d_in : f == 1 ? &x.d_out : &x.r) = bad[i];
+            lora_all(&d, NR, LORT_ERR_INVALID_ARG);
+            loraxs_all(&x, NR, LORT_ERR_INVALID_ARG);
+        }
         /* n <= 0 */
         size_t b = 0;
         d = good_lora();
