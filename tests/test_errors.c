@@ -416,34 +416,17 @@ static void test_invalid_options(void **state) {
     }
     memcpy(&O_snap, &O, sizeof O);
     EXPECT(LORT_OK, lort_adamw_step(&o, O.p, O.m, O.v, G64, 64, 1)); /* baseline valid */
-    lort_adamw_desc b;
-    b = o;
-    b.lr = -1e-3f;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&b, O.p, O.m, O.v, G64, 64, 1));
-    b = o;
-    b.lr = (float)NAN;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&b, O.p, O.m, O.v, G64, 64, 1));
-    b = o;
-    b.beta1 = 1.0f;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&b, O.p, O.m, O.v, G64, 64, 1));
-    b = o;
-    b.beta1 = 1.5f;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&b, O.p, O.m, O.v, G64, 64, 1));
-    b = o;
-    b.beta1 = -0.1f;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&b, O.p, O.m, O.v, G64, 64, 1));
-    b = o;
-    b.beta2 = 1.0f;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&b, O.p, O.m, O.v, G64, 64, 1));
-    b = o;
-    b.eps = 0.0f;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&b, O.p, O.m, O.v, G64, 64, 1));
-    b = o;
-    b.eps = -1e-8f;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&b, O.p, O.m, O.v, G64, 64, 1));
-    b = o;
-    b.weight_decay = -0.01f;
-    EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&b, O.p, O.m, O.v, G64, 64, 1));
+    /* each bad hyper-parameter alone: lr < 0 or NaN, beta1 = 1, > 1, < 0, beta2 = 1, eps <= 0,
+       weight_decay < 0 */
+    static const struct { int field; float v; } badh[] = {
+        {0, -1e-3f}, {0, (float)NAN}, {1, 1.0f}, {1, 1.5f}, {1, -0.1f}, {2, 1.0f}, {3, 0.0f},
+        {3, -1e-8f}, {4, -0.01f}};
+    for (size_t i = 0; i < sizeof badh / sizeof badh[0]; ++i) {
+        lort_adamw_desc b = o;
+        float *f[5] = {&b.lr, &b.beta1, &b.beta2, &b.eps, &b.weight_decay};
+        *f[badh[i].field] = badh[i].v;
+        EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&b, O.p, O.m, O.v, G64, 64, 1));
+    }
     EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&o, O.p, O.m, O.v, G64, 64, 0));
     EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&o, O.p, O.m, O.v, G64, 64, -1));
     EXPECT(LORT_ERR_INVALID_ARG, lort_adamw_step(&o, O.p, O.m, O.v, G64, 0, 1));
