@@ -11,9 +11,9 @@
      1. forward == y0 + the reference forward (drop(x) dW^T; tt_adp: f(u))     norm 2e-5,
         with the cache and without
      2. linear families: lort_adapter_delta == the reference dW                norm 1e-5;
-        merge with weight 1 and 0.5 == W0 + weight dW (norm 1e-5); merge with weight -1 after
-        +1 restores W0 to 4 ulp of max(|W0| + |dW|); tt_adp: merge and delta refuse
-        (LORT_ERR_NOT_MERGEABLE)
+        merge with weight 1 and 0.5 == W0 + weight dW (norm 1e-5); without dropout the merged
+        layer x W^T == x W0^T + forward (norm 2e-5); merge with weight -1 after +1 restores W0
+        to 4 ulp of max(|W0| + |dW|); tt_adp: merge and delta refuse (LORT_ERR_NOT_MERGEABLE)
      3. backward: every entry of every parameter block and of x against central differences
         in double of L = sum(G .* reference forward). The linear families are linear in each
         single entry, so the differences are exact; tt_adp uses a step of 1e-5.   norm 1e-4
@@ -468,6 +468,15 @@ static void check_site(row *R, int layer, int matrix, uint64_t seed) {
             assert_int_equal(lort_adapter_merge(&R->a, W, weights[t], B.work, R->sz.work), LORT_OK);
             for (size_t i = 0; i < nw; ++i) want[i] = (double)B.W0[i] + (double)weights[t] * D[i];
             assert_true(near_fd("merge vs W0 + weight dW", W, want, nw, 1e-5));
+        }
+        if (!(R->S.p > 0.0f)) { /* merged layer == base + forward (dropout: eval mode only) */
+            double *ym = td_alloc(ny), *Wd = to_double(W, nw), *W0d = to_double(B.W0, nw);
+            double *yb = td_alloc(ny);
+            ref_linear(n, R->di, R->dout, B.x, Wd, ym);
+            ref_linear(n, R->di, R->dout, B.x, W0d, yb);
+            for (size_t i = 0; i < ny; ++i) y2[i] = (float)(yb[i] + (double)y[i] - (double)B.y0[i]);
+            assert_true(near_fd("merged layer vs base + forward", y2, ym, ny, 2e-5));
+            free(ym); free(Wd); free(W0d); free(yb);
         }
         assert_int_equal(lort_adapter_merge(&R->a, W, -1.0f, B.work, R->sz.work), LORT_OK);
         double big = 0.0;
