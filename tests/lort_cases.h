@@ -39,6 +39,8 @@ static const jcase __attribute__((unused)) TK_CASES[] = {
     {1, 1, 12, 4, 2, 4, 2, 0, 0, 6, 2, 2, 1, 2, 0.0f, 0, 0.3f},   /* + GQA, dropout */
     {1, 3, 16, 2, 1, 3, 0, 0, 0, 10, 4, 1, 1, 3, 4.0f, 1, 0.2f},  /* + rslora, dropout */
     {1, 3, 8, 2, 2, 3, 0, 0, 0, 4, 3, 2, 2, 1, 0.0f, 0, 0.0f},    /* min(rh, rl, rm) < r2 */
+    {1, 3, 8, 1, 3, 1, 0, 0, 0, 4, 4, 1, 3, 1, 2.0f, 0, 0.0f},    /* LoTR's shape: rl = L */
+    {1, 2, 8, 1, 1, 3, 0, 0, 0, 4, 4, 1, 1, 3, 0.0f, 0, 0.1f},    /* FacT-TK's: layers 1 */
 };
 /* which path a case takes (lortensor's rule, restated so that the harness can check that its
    rows cover both): heads out with n (r2 + d_h) < r1 d_h (tucker also n < d_h and 2 n r2 <=
