@@ -164,6 +164,15 @@ static void make_cases(void) {
         {17, 20, 65, 3, 0.5f, 0, 0.3f, 1},  /* d_out > d_in */
         {2, 64, 8, 8, 3.5f, 1, 0.3f, 0},
         {70, 65, 33, 8, 12.0f, 0, 0.3f, 1}, /* larger n */
+        /* lora's few-row path (n <= 8) on both sides of its threshold: r a multiple of 8, a
+           tail of d_out % 8, d_in not a multiple of 16, many rows of B (d_out r > 4096), r 6 */
+        {1, 200, 37, 8, 8.0f, 0, 0.0f, 0},
+        {3, 77, 40, 16, 16.0f, 0, 0.0f, 0},
+        {8, 129, 65, 24, 4.0f, 0, 0.3f, 0},
+        {9, 129, 65, 24, 4.0f, 0, 0.0f, 0},
+        {2, 96, 600, 16, 0.0f, 1, 0.0f, 0},
+        {1, 48, 300, 32, 2.0f, 0, 0.0f, 0},
+        {4, 50, 30, 6, 3.0f, 0, 0.0f, 0},
     };
     for (size_t i = 0; i < sizeof L / sizeof L[0]; ++i)
         for (int x = 0; x <= L[i].loraxs; ++x)
@@ -386,6 +395,29 @@ static lort_status bwd(const row *R, const sbuf *B, float *dx, float *grads, con
     return lort_adapter_backward(&a, dx, B->G, B->x, R->n, cache, cs, B->work, R->sz.work);
 }
 
+/* The parameter entries differentiated: all of them, unless a row is so large that the
+   differences (one dense dW per entry) would cost more than ~1e8 multiply-adds; then one entry
+   in every `stride`, at an offset that moves from window to window (every block is sampled).
+   Joint rows are always complete (their sum over sites is compared as a whole). */
+static size_t fd_stride(const row *R) {
+    size_t nw = zu(R->dout) * zu(R->di), budget = (size_t)1e8 / (16u * nw) + 1u;
+    if (R->c->all_sites || !R->S.linear || R->np <= budget || budget >= R->np) return 1;
+    return R->np / (budget > 100u ? budget : 100u) + 1u;
+}
+static int fd_checked(size_t e, size_t stride) { return e % stride == (e / stride) % stride; }
+/* got and want restricted to the differentiated entries (want NaN: skipped) */
+static int near_fd_sampled(const char *label, const float *got, const double *want, size_t count,
+                           double tol) {
+    float *g = tr_alloc(count);
+    double *w = td_alloc(count);
+    size_t m = 0;
+    for (size_t i = 0; i < count; ++i)
+        if (!isnan(want[i])) { g[m] = got[i]; w[m] = want[i]; ++m; }
+    int ok = m > 0 && near_fd(label, g, w, m, tol);
+    free(g); free(w);
+    return ok;
+}
+
 /* Central differences of L = sum(G .* reference forward) for every parameter and every entry
    of x. Linear families: L = <G^T drop(x), dW(P)>, so a parameter step costs one dW; every
    forward is row-separable, so an x step costs one row. */
@@ -402,7 +434,12 @@ static void ref_grads(const row *R, const sbuf *B, double *gP, double *gx) {
             for (int i = 0; i < n; ++i) acc += B->Gd[IX(i, dout, o)] * B->xd[IX(i, di, k)] * ref_mask(S, i, k);
             GX[IX(o, di, k)] = acc;
         }
+    const size_t stride = fd_stride(R);
     for (size_t e = 0; e < R->np; ++e) {
+        if (!fd_checked(e, stride)) {
+            gP[e] = NAN; /* not differentiated (see fd_stride) */
+            continue;
+        }
         double keep = P[e], L[2];
         for (int t = 0; t < 2; ++t) {
             P[e] = keep + (t ? -h : h);
@@ -496,7 +533,7 @@ static void check_site(row *R, int layer, int matrix, uint64_t seed) {
     fwd(R, &B, y, n, B.cache, R->sz.cache);
     assert_int_equal(bwd(R, &B, dx, R->grads, B.cache, R->sz.cache), LORT_OK);
     ref_grads(R, &B, gP, gx);
-    assert_true(near_fd("dparams vs central differences", R->grads, gP, np, 1e-4));
+    assert_true(near_fd_sampled("dparams vs central differences", R->grads, gP, np, 1e-4));
     assert_true(near_fd("dx vs central differences", dx, gx, nx, 1e-4));
     for (size_t i = 0; i < np; ++i) R->fd_sum[i] += gP[i];
     /* 9 (per site): every site into one block */
@@ -630,7 +667,7 @@ static void check_row(const ccase *c, uint64_t seed) {
                        seed * 1000u + (uint64_t)(l * nm + m));
     /* 9: the block accumulated over every site == the sum of the differences */
     for (size_t i = 0; i < R.np; ++i) R.acc[i] -= 0.5f;
-    assert_true(near_fd("gradient summed over sites", R.acc, R.fd_sum, R.np, 1e-4));
+    assert_true(near_fd_sampled("gradient summed over sites", R.acc, R.fd_sum, R.np, 1e-4));
     printf("  %-58s %2d site%s, %5zu params\n", c->name, nl * nm, nl * nm > 1 ? "s" : "", R.np);
     row_free(&R);
 }
@@ -638,7 +675,7 @@ static void check_row(const ccase *c, uint64_t seed) {
 /* 10: no parameter starts frozen. Default init, the gradient summed over every site, one AdamW
    step, then the summed gradient again: every entry non-zero. */
 static void grad_sum(row *R, int nl, int nm, void *work, size_t ws, float *gsum) {
-    enum { MAXD = 128 }; /* the sites of a joint family differ in d_out (GQA) */
+    enum { MAXD = 1024 }; /* the sites of a joint family differ in d_out (GQA) */
     float *dx = tr_alloc(zu(R->n) * MAXD), *x = tr_alloc(zu(R->n) * MAXD), *dy = tr_alloc(zu(R->n) * MAXD);
     tr_seed(5u);
     tr_fill(x, zu(R->n) * MAXD);
