@@ -69,7 +69,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
 	$(MAKE) --no-print-directory -j$(JOBS) check
 
-TEST_HDRS := tests/lort_test.h tests/lort_ref.h tests/lort_cases.h tests/alloc_spy.h tests/lort_hooks.h lortensor.h
+TEST_HDRS := tests/lort_test.h tests/alloc_spy.h tests/lort_hooks.h lortensor.h
 SELF_IMPL := $(basename $(notdir $(shell grep -l '^\#define LORTENSOR_IMPLEMENTATION' tests/test_*.c)))
 ASAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # The 32-bit build uses SSE arithmetic (-mfpmath=sse: IEEE single precision as on ARM, not
@@ -77,6 +77,8 @@ ASAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 # Debian amd64); elsewhere test-m32 says it is skipped.
 HAVE_M32  := $(shell printf '\043include <stdarg.h>\n\043include <stddef.h>\n\043include <setjmp.h>\n\043include <cmocka.h>\nint main(void){return 0;}\n' | \
                $(CC) -m32 -x c - -o /dev/null -lcmocka 2>/dev/null && echo yes)
+# the shared double references and test cases (tests/lort_ref.h, tests/lort_cases.h)
+TEST_HDRS += tests/lort_ref.h tests/lort_cases.h
 
 # $(call test_build,name,cflags,libs,env): the implementation object, the test programs and
 # their runs (build/<name>/<test>.ok holds the number of tests that passed) for one build.
