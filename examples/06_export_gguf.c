@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
         CHECK(lort_set_to_lora_size(&set, rank, NULL, &pf, &wb, msg, sizeof msg));
         params = (float *)malloc(pf * sizeof(float));
         work = malloc(wb);
-        CHECK(lort_set_to_lora(&set, &out, lora, lsites, params, pf, err, rank, NULL, work, wb,
+        CHECK(lort_set_to_lora(&set, &out, lora, lsites, params, pf, err, NULL, rank, NULL, work, wb,
                                msg, sizeof msg));
         printf("cp -> LoRA r %d: %zu floats (cp: %zu); relative error per site:", rank, pf, np);
         for (s = 0; s < SITES; ++s) printf(" %.1e", (double)err[s]);
