@@ -8,7 +8,8 @@
    LoRA adapter (names blk.N.attn_q.weight.lora_a ...), read back with lort_gguf_read, and the
    GGUF's alpha / r * B A checked against the cp site's own delta.
    Run: make examples (writes build/examples/06_export_gguf.gguf; llama.cpp loads it with
-   --lora on a LLaMA base of these sizes). */
+   --lora on a LLaMA base of these sizes). The whole flow (PEFT in, a cp set saved and
+   reloaded, GGUF out) is examples/03_files.c. */
 #define LORTENSOR_IMPLEMENTATION
 #include "lortensor.h"
 #include <math.h>
