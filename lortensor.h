@@ -1335,12 +1335,12 @@ LORT_API lort_status lort_multi_backward(const lort_adapter *adapters, int count
    is what is exported: an engine running y = x W0^T + x dW_r^T with the exported LoRA gets
    the DoTA layer back up to the truncation. dW is summed in double from the fp32 M, W_res
    (an NF4 residual dequantised exactly as forward does) and W0, rounded once to fp32. With
-   an NF4 residual dW includes the quantisation error deq(NF4(W_res)) - W_res, which is
-   full-rank: the export is then not exact at any rank below min(d_in, d_out) (rel_err says
-   by how much; at init, where M + W_res = W0 up to NF4, dW is that error alone). With an
-   F32 residual dW at init is fp32 rounding noise, of the order of 1e-7 ||W0||. W0 must be the
-   weight the residual was made from (lort_mpo_init's W0); a NULL W0 for such an adapter is
-   LORT_ERR_NULL (the size query does not need it).
+   an NF4 residual dW includes its quantisation error deq(NF4(R)) - R (R the fp32 residual it
+   was made from), which is full-rank: the export is then not exact at any rank below
+   min(d_in, d_out) (rel_err says by how much; at init dW is that error alone). With an
+   F32 residual dW at init is fp32 rounding noise (|dW| of the order of 1e-7 max |W0|). W0
+   must be the weight the residual was made from (lort_mpo_init's W0); a NULL W0 for such an
+   adapter is LORT_ERR_NULL (the size query does not need it).
 
    The result: desc {d_in, d_out, r, alpha = r, rslora 0}, so s = 1 and s B A = dW_r; params
    = A (r, d_in) then B (d_out, r), with B = U sqrt(S) and A = sqrt(S) V^T (balanced, which
@@ -1363,12 +1363,12 @@ LORT_API lort_status lort_adapter_to_lora(const lort_adapter *a, lort_lora_desc 
    over the sites, work_bytes = the largest site's workspace. lort_set_to_lora fills entries
    (n_sites), sites (n_sites; names point to set's), params (consecutive per site) and
    rel_err (n_sites, optional), then out = {entries, n_sites, sites, n_sites}. W0: NULL when
-   no site is an mpo with a residual; else n_sites pointers, W0[i] the base weight (d_out,
-   d_in) of site i (read for those sites only; the others' may be NULL), e.g. the base model's
-   weights by site, dequantised to fp32 one site at a time if need be (W0 is read during the
-   call only). The set is validated first; errors name the site in msg (e.g. "site 2
-   (h.0.adp): tt_adp: not linear, no weight delta to export"). On an error out is untouched;
-   one found while exporting site i (a non-finite dW) may leave sites < i written. */
+   no site is an mpo with a residual; else an array of n_sites const float * (C does not
+   convert a float ** to it): W0[i] is the base weight (d_out, d_in) of site i, read for
+   those sites only (the others' may be NULL) and only during the call. The set is
+   validated first; errors name the site in msg (e.g. "site 2 (h.0.adp): tt_adp: not
+   linear, no weight delta to export"). On an error out is untouched; one found while
+   exporting site i (a non-finite dW) may leave sites < i written. */
 LORT_API lort_status lort_set_to_lora_size(const lort_adapter_set *set, int r,
                                            const lort_svd_opts *opts, size_t *param_floats,
                                            size_t *work_bytes, char *msg, size_t msg_size);
