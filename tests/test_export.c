@@ -295,6 +295,17 @@ static void test_mpo(void **state) {
     check_export("mpo full r 20", &a, NULL, dW, 24, 20, 20, 1);
     check_export("mpo r 4", &a, NULL, dW, 24, 20, 4, 0);
     free(dW);
+    /* without a residual W0 is ignored: the same bits with and without it */
+    lort_lora_desc ld;
+    size_t wb = 0, np = 4 * (20 + 24);
+    OK(lort_adapter_to_lora_size(&a, 4, NULL, &ld, &wb));
+    float *p0 = tr_alloc(np), *p1 = tr_alloc(np), *W0 = tr_rand(24 * 20), e0, e1;
+    void *work = tr_buf(wb);
+    OK(lort_adapter_to_lora(&a, &ld, p0, &e0, NULL, 4, NULL, work, wb));
+    OK(lort_adapter_to_lora(&a, &ld, p1, &e1, W0, 4, NULL, work, wb));
+    assert_memory_equal(p0, p1, np * sizeof(float));
+    assert_memory_equal(&e0, &e1, sizeof e0);
+    free(p0); free(p1); free(W0); free(work);
     free(a.params);
 }
 
@@ -513,9 +524,10 @@ static void test_set(void **state) {
         OK(lort_adapter_to_lora(&a, &ld, p, &e1, w0s[i], 3, NULL, w, w1));
         assert_memory_equal(p, out.entries[i].params, (size_t)3 * (size_t)(ld.d_in + ld.d_out) * sizeof(float));
         assert_memory_equal(&e1, &err[i], sizeof e1);
+        printf("  site %d: rel_err %.3e\n", i, (double)err[i]);
         /* tucker (site 4) has r1 = 3: exact at 3; the others are truncated */
         if (i == 4) assert_true(err[i] >= 0.0f && err[i] < 2e-6f);
-        else assert_true(err[i] > 1e-3f && err[i] < 1.0f);
+        else assert_true(err[i] > 1e-5f && err[i] < 1.0f); /* well above fp32 rounding */
         free(p);
         free(w);
     }
