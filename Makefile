@@ -72,6 +72,7 @@ test: deps
 TEST_HDRS := tests/lort_test.h tests/alloc_spy.h tests/lort_hooks.h lortensor.h
 SELF_IMPL := $(basename $(notdir $(shell grep -l '^\#define LORTENSOR_IMPLEMENTATION' tests/test_*.c)))
 ASAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+TEST_HDRS += tests/lort_test_adapters.h
 # The 32-bit build uses SSE arithmetic (-mfpmath=sse: IEEE single precision as on ARM, not
 # x87's extended precision) and runs where gcc -m32 and an i386 libcmocka exist (make deps installs them on
 # Debian amd64); elsewhere test-m32 says it is skipped.

@@ -1320,15 +1320,28 @@ LORT_API lort_status lort_multi_backward(const lort_adapter *adapters, int count
 // >>export ================================================================================ api
 
 /* Export to LoRA, for engines that only read LoRA: any linear adapter (lora re-ranked,
-   loraxs, tt_rep, cp and tucker per site, mpo with residual NONE) becomes a lora adapter of
-   rank min(r, d_in, d_out) by a truncated SVD of its dW, the Eckart-Young optimum at that
-   rank. The families that are already a product dW = s P Q with k = rank(P) <= min(d_in,
+   loraxs, tt_rep, cp and tucker per site, mpo) becomes a lora adapter of rank
+   min(r, d_in, d_out) by a truncated SVD of its dW, the Eckart-Young optimum at that rank.
+   The families that are already a product dW = s P Q with k = rank(P) <= min(d_in,
    d_out) columns (lora, loraxs, tt_rep, cp, tucker) are factored without forming dW: thin QR
    of P and Q^T, exact SVD of the k x k core (O((d_in + d_out) k^2)); mpo (and a lora with
    r > min(d_in, d_out)) materialises dW and takes lort_svd_truncated (opts; NULL = default).
    Exact (to fp32 rounding) when r >= k: loraxs at r, tt_rep at r, cp at r, tucker at r1.
-   tt_adp is not linear (LORT_ERR_NOT_MERGEABLE); mpo with a residual replaces the base layer
-   and is refused (LORT_ERR_UNSUPPORTED).
+   tt_adp is not linear (LORT_ERR_NOT_MERGEABLE).
+
+   W0, the base weight (d_out, d_in), is read only for mpo WITH a residual (DoTA, QDoTA; NULL
+   is accepted and ignored for every other adapter). Such an adapter replaces the base layer
+   (y = x (M + W_res)^T), so its update relative to the base is dW = M + W_res - W0, and that
+   is what is exported: an engine running y = x W0^T + x dW_r^T with the exported LoRA gets
+   the DoTA layer back up to the truncation. dW is summed in double from the fp32 M, W_res
+   (an NF4 residual dequantised exactly as forward does) and W0, rounded once to fp32. With
+   an NF4 residual dW includes its quantisation error deq(NF4(R)) - R (R the fp32 residual it
+   was made from), which is full-rank: the export is then not exact at any rank below
+   min(d_in, d_out) (rel_err says by how much; at init dW is that error alone). With an
+   F32 residual dW at init is fp32 rounding noise (|dW| of the order of 1e-7 max |W0|). W0
+   must be the weight the residual was made from (lort_mpo_init's W0); a NULL W0 for such an
+   adapter is LORT_ERR_NULL (the size query does not need it).
+
    The result: desc {d_in, d_out, r, alpha = r, rslora 0}, so s = 1 and s B A = dW_r; params
    = A (r, d_in) then B (d_out, r), with B = U sqrt(S) and A = sqrt(S) V^T (balanced, which
    keeps both in fp16 range). For an rsLoRA desc with the same numbers set rslora = 1 and
@@ -1342,24 +1355,28 @@ LORT_API lort_status lort_adapter_to_lora_size(const lort_adapter *a, int r,
                                                const lort_svd_opts *opts, lort_lora_desc *lora,
                                                size_t *work_bytes);
 LORT_API lort_status lort_adapter_to_lora(const lort_adapter *a, lort_lora_desc *lora,
-                                          float *params, float *rel_err, int r,
+                                          float *params, float *rel_err, const float *W0, int r,
                                           const lort_svd_opts *opts, void *work,
                                           size_t work_size);
 /* A whole set: every site of any family becomes its own lora entry (site i -> entry i, same
    names; cp / tucker blocks split into their sites). param_floats = sum of r_i (d_in + d_out)
    over the sites, work_bytes = the largest site's workspace. lort_set_to_lora fills entries
    (n_sites), sites (n_sites; names point to set's), params (consecutive per site) and
-   rel_err (n_sites, optional), then out = {entries, n_sites, sites, n_sites}. The set is
-   validated first; errors name the site in msg (e.g. "site 2 (h.0.adp): tt_adp: not linear,
-   no weight delta to export"). */
+   rel_err (n_sites, optional), then out = {entries, n_sites, sites, n_sites}. W0: NULL when
+   no site is an mpo with a residual; else an array of n_sites const float * (C does not
+   convert a float ** to it): W0[i] is the base weight (d_out, d_in) of site i, read for
+   those sites only (the others' may be NULL) and only during the call. The set is
+   validated first; errors name the site in msg (e.g. "site 2 (h.0.adp): tt_adp: not
+   linear, no weight delta to export"). On an error out is untouched; one found while
+   exporting site i (a non-finite dW) may leave sites < i written. */
 LORT_API lort_status lort_set_to_lora_size(const lort_adapter_set *set, int r,
                                            const lort_svd_opts *opts, size_t *param_floats,
                                            size_t *work_bytes, char *msg, size_t msg_size);
 LORT_API lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_set *out,
                                       lort_adapter *entries, lort_set_site *sites,
-                                      float *params, size_t param_floats, float *rel_err, int r,
-                                      const lort_svd_opts *opts, void *work, size_t work_size,
-                                      char *msg, size_t msg_size);
+                                      float *params, size_t param_floats, float *rel_err,
+                                      const float *const *W0, int r, const lort_svd_opts *opts,
+                                      void *work, size_t work_size, char *msg, size_t msg_size);
 #endif /* LORT__HAS_SVD */
 
 // >>gguf ================================================================================== api
@@ -8289,7 +8306,9 @@ LORT__PRIVATE void lort__msg_site(lort__msg *m, const lort_adapter_set *set, int
    dW = s sum_i S_i (Q1^T u_i)(Q2^T p_i)^T is an exact SVD of dW: truncating it at r is the
    Eckart-Young optimum and the relative error is sqrt(sum_{i >= r} S_i^2 / sum_i S_i^2).
    Dense route (mpo; k > min(d_in, d_out)): dW by the family's delta, lort_svd_truncated, and
-   the error measured on the residual dW - B A. The LoRA: B = U sqrt(|s| S) (sign of s in B),
+   the error measured on the residual dW - B A. mpo with a residual: dW = M + W_res - W0, M by
+   the delta of the cores alone, then row by row (an NF4 row dequantised into slot ROW) the sum
+   in double, rounded once. The LoRA: B = U sqrt(|s| S) (sign of s in B),
    A = sqrt(|s| S) V^T, alpha = r, rslora 0 (so its scale is 1). */
 /* sum of squares in double */
 LORT__PRIVATE double lort__export_sumsq(const float *x, size_t count) {
@@ -8300,10 +8319,12 @@ LORT__PRIVATE double lort__export_sumsq(const float *x, size_t count) {
 }
 enum { LORT__EX_FAM, LORT__EX_X1, LORT__EX_Q1, LORT__EX_R1, LORT__EX_X2, LORT__EX_Q2,
        LORT__EX_R2, LORT__EX_TAU, LORT__EX_T, LORT__EX_P, LORT__EX_U, LORT__EX_S, LORT__EX_ORD };
-enum { LORT__EXD_FAM, LORT__EXD_DW, LORT__EXD_U, LORT__EXD_S, LORT__EXD_VT, LORT__EXD_SVD };
+enum { LORT__EXD_FAM, LORT__EXD_DW, LORT__EXD_U, LORT__EXD_S, LORT__EXD_VT, LORT__EXD_ROW,
+       LORT__EXD_SVD };
 
 typedef struct lort__export_plan {
     int dense, d_in, d_out, k, r; /* r: the output rank, min(r, d_in, d_out) */
+    int res;                      /* mpo: its lort_mpo_residual (dW relative to W0 if not NONE) */
     float s;
     lort_svd_opts svd;
     lort__layout L;
@@ -8379,10 +8400,20 @@ LORT__PRIVATE lort_status lort__export_plan_make(const lort_adapter *a, int r,
         break;
     }
 #endif
+#if LORT__HAS_MPO
     case LORT_KIND_MPO:
-        if (a->desc.mpo.residual != LORT_MPO_RESIDUAL_NONE) return LORT_ERR_UNSUPPORTED;
         E->dense = 1;
+        E->res = a->desc.mpo.residual;
+        if (E->res != LORT_MPO_RESIDUAL_NONE) { /* the workspace of the cores' delta alone */
+            lort_adapter m = *a;
+            lort_adapter_sizes mz;
+            m.desc.mpo.residual = LORT_MPO_RESIDUAL_NONE;
+            m.frozen = NULL;
+            if ((st = lort_adapter_sizes_query(&m, 1, &mz))) return st;
+            if (mz.work > fam) fam = mz.work;
+        }
         break;
+#endif
     case LORT_KIND_TT_ADP: return LORT_ERR_NOT_MERGEABLE;
     default: return LORT_ERR_UNSUPPORTED;
     }
@@ -8402,6 +8433,7 @@ LORT__PRIVATE lort_status lort__export_plan_make(const lort_adapter *a, int r,
         lort__lay_add(&E->L, u);
         lort__lay_add(&E->L, (size_t)E->r);
         lort__lay_add(&E->L, v);
+        lort__lay_add(&E->L, E->res == LORT_MPO_RESIDUAL_NF4 ? (size_t)E->d_in : 0);
         lort__lay_add(&E->L, (sv + sizeof(float) - 1) / sizeof(float));
     } else {
         size_t ko = (size_t)E->k * (size_t)E->d_out, ki = (size_t)E->k * (size_t)E->d_in;
@@ -8462,8 +8494,35 @@ LORT__PRIVATE void lort__export_scale(const lort__export_plan *E, float *A, floa
     }
 }
 
+#if LORT__HAS_MPO
+/* dW (d_out, d_in) = M + W_res - W0 for an mpo with a residual (slot ROW: an NF4 row). */
+LORT__PRIVATE lort_status lort__export_mpo_res(const lort_adapter *a, const lort__export_plan *E,
+                                               float *dW, const float *W0, float *row,
+                                               float *fam, size_t fam_bytes) {
+    lort_adapter m = *a;
+    size_t di = (size_t)E->d_in, nb = ((size_t)E->d_out * di + LORT_NF4_BLOCK - 1) / LORT_NF4_BLOCK;
+    size_t o, j;
+    lort_status st;
+    m.desc.mpo.residual = LORT_MPO_RESIDUAL_NONE;
+    m.frozen = NULL;
+    if ((st = lort_adapter_delta(&m, dW, fam, fam_bytes))) return st; /* M */
+    for (o = 0; o < (size_t)E->d_out; ++o) {
+        const float *res = (const float *)a->frozen + o * di;
+        float *d = dW + o * di;
+        const float *w = W0 + o * di;
+        if (E->res == LORT_MPO_RESIDUAL_NF4) {
+            lort__nf4_deq(row, (const unsigned char *)a->frozen, nb, o * di, di);
+            res = row;
+        }
+        for (j = 0; j < di; ++j) d[j] = (float)((double)d[j] + (double)res[j] - (double)w[j]);
+    }
+    return LORT_OK;
+}
+#endif
+
 LORT__PRIVATE lort_status lort__export_dense(const lort_adapter *a, const lort__export_plan *E,
-                                             float *A, float *B, float *rel_err, float *base) {
+                                             float *A, float *B, float *rel_err,
+                                             const float *W0, float *base) {
     const lort__layout *L = &E->L;
     float *fam = lort__lay_slot(base, L, LORT__EXD_FAM), *dW = lort__lay_slot(base, L, LORT__EXD_DW);
     float *U = lort__lay_slot(base, L, LORT__EXD_U), *S = lort__lay_slot(base, L, LORT__EXD_S);
@@ -8472,7 +8531,14 @@ LORT__PRIVATE lort_status lort__export_dense(const lort_adapter *a, const lort__
     double total, resid;
     lort_status st;
     int i, j;
-    if ((st = lort_adapter_delta(a, dW, fam, fb))) return st;
+#if LORT__HAS_MPO
+    if (E->res != LORT_MPO_RESIDUAL_NONE)
+        st = lort__export_mpo_res(a, E, dW, W0, lort__lay_slot(base, L, LORT__EXD_ROW), fam, fb);
+    else
+#endif
+        st = lort_adapter_delta(a, dW, fam, fb);
+    (void)W0;
+    if (st) return st;
     total = lort__export_sumsq(dW, n);
     if (!(total < HUGE_VAL)) return LORT_ERR_NONFINITE;
     sb = E->L.end - L->off[LORT__EXD_SVD];
@@ -8596,7 +8662,7 @@ LORT__PRIVATE lort_status lort__export_thin(const lort_adapter *a, const lort__e
 }
 
 LORT_DEF lort_status lort_adapter_to_lora(const lort_adapter *a, lort_lora_desc *lora,
-                                          float *params, float *rel_err, int r,
+                                          float *params, float *rel_err, const float *W0, int r,
                                           const lort_svd_opts *opts, void *work,
                                           size_t work_size) {
     lort__export_plan E;
@@ -8605,12 +8671,13 @@ LORT_DEF lort_status lort_adapter_to_lora(const lort_adapter *a, lort_lora_desc 
     float *base, *A, *B;
     if ((st = lort__export_plan_make(a, r, opts, &E))) return st;
     if (!lora || !params) return LORT_ERR_NULL;
+    if (E.res != LORT_MPO_RESIDUAL_NONE && (!W0 || !a->frozen)) return LORT_ERR_NULL;
     if ((st = lort__adapter_views(a, &v))) return st;
     if ((st = lort__lay_check(&E.L, work, work_size, LORT_ERR_WORKSPACE))) return st;
     base = lort__lay_base(work);
     A = params;
     B = params + (size_t)E.r * (size_t)E.d_in;
-    st = E.dense ? lort__export_dense(a, &E, A, B, rel_err, base)
+    st = E.dense ? lort__export_dense(a, &E, A, B, rel_err, W0, base)
                  : lort__export_thin(a, &E, A, B, rel_err, base);
     if (st) return st;
     lort__export_desc(&E, lora);
@@ -8628,9 +8695,6 @@ LORT__PRIVATE lort_status lort__export_site_plan(lort__msg *m, const lort_adapte
     lort__msg_str(m, lort__kind_name(a->kind));
     if (st == LORT_ERR_NOT_MERGEABLE)
         lort__msg_str(m, ": not linear, no weight delta to export");
-    else if (st == LORT_ERR_UNSUPPORTED && a->kind == LORT_KIND_MPO)
-        lort__msg_str(m, ": with a residual the adapter replaces the base layer; export the "
-                         "plain (residual NONE) cores");
     else if (r <= 0) {
         lort__msg_str(m, ": export ");
         (void)lort__msg_field(m, "r", r, "> 0");
@@ -8668,9 +8732,9 @@ LORT_DEF lort_status lort_set_to_lora_size(const lort_adapter_set *set, int r,
 
 LORT_DEF lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_set *out,
                                       lort_adapter *entries, lort_set_site *sites,
-                                      float *params, size_t param_floats, float *rel_err, int r,
-                                      const lort_svd_opts *opts, void *work, size_t work_size,
-                                      char *msg, size_t msg_size) {
+                                      float *params, size_t param_floats, float *rel_err,
+                                      const float *const *W0, int r, const lort_svd_opts *opts,
+                                      void *work, size_t work_size, char *msg, size_t msg_size) {
     lort__msg m;
     lort_status st;
     size_t need = 0, wneed = 0, off = 0;
@@ -8695,15 +8759,29 @@ LORT_DEF lort_status lort_set_to_lora(const lort_adapter_set *set, lort_adapter_
         lort__msg_int(&m, (long long)wneed);
         return work ? LORT_ERR_WORKSPACE : LORT_ERR_NULL;
     }
+    for (i = 0; i < set->n_sites; ++i) { /* every base weight needed is there (nothing written) */
+        lort_adapter a;
+        lort__export_plan E;
+        if ((st = lort__export_site_plan(&m, set, i, r, opts, &a, &E))) return st;
+        if (E.res != LORT_MPO_RESIDUAL_NONE && (!W0 || !W0[i])) {
+            lort__msg_site(&m, set, i);
+            lort__msg_str(&m, "mpo: with a residual the adapter replaces the base layer; its "
+                              "export is M + W_res - W0 and needs W0[");
+            lort__msg_int(&m, i);
+            lort__msg_str(&m, "], the base weight");
+            return LORT_ERR_NULL;
+        }
+    }
     for (i = 0; i < set->n_sites; ++i) {
         lort_adapter a, *e = &entries[i];
         lort__export_plan E;
         float err = 0.0f;
+        const float *w0 = W0 ? W0[i] : NULL;
         if ((st = lort__export_site_plan(&m, set, i, r, opts, &a, &E))) return st;
         memset(e, 0, sizeof(*e));
         e->kind = LORT_KIND_LORA;
         e->params = params + off;
-        if ((st = lort_adapter_to_lora(&a, &e->desc.lora, e->params, &err, r, opts, work,
+        if ((st = lort_adapter_to_lora(&a, &e->desc.lora, e->params, &err, w0, r, opts, work,
                                        work_size))) {
             lort__msg_site(&m, set, i);
             lort__msg_str(&m, lort_status_string(st));

@@ -73,7 +73,7 @@ int main(void) {
     lort_set_site *os = (lort_set_site *)balloc(SITES * sizeof(lort_set_site));
     for (rep = 0; rep < REPS; ++rep) {
         double t0 = now_s();
-        check(lort_set_to_lora(&set, &out, oe, os, params, pf, err, R, NULL, work, wb, msg, sizeof msg),
+        check(lort_set_to_lora(&set, &out, oe, os, params, pf, err, NULL, R, NULL, work, wb, msg, sizeof msg),
               "set_to_lora", msg);
         t[rep] = now_s() - t0;
     }

@@ -8,7 +8,8 @@
    LoRA adapter (names blk.N.attn_q.weight.lora_a ...), read back with lort_gguf_read, and the
    GGUF's alpha / r * B A checked against the cp site's own delta.
    Run: make examples (writes build/examples/06_export_gguf.gguf; llama.cpp loads it with
-   --lora on a LLaMA base of these sizes). */
+   --lora on a LLaMA base of these sizes). The whole flow (PEFT in, a cp set saved and
+   reloaded, GGUF out) is examples/03_files.c. */
 #define LORTENSOR_IMPLEMENTATION
 #include "lortensor.h"
 #include <math.h>
@@ -69,7 +70,7 @@ int main(int argc, char **argv) {
         CHECK(lort_set_to_lora_size(&set, rank, NULL, &pf, &wb, msg, sizeof msg));
         params = (float *)malloc(pf * sizeof(float));
         work = malloc(wb);
-        CHECK(lort_set_to_lora(&set, &out, lora, lsites, params, pf, err, rank, NULL, work, wb,
+        CHECK(lort_set_to_lora(&set, &out, lora, lsites, params, pf, err, NULL, rank, NULL, work, wb,
                                msg, sizeof msg));
         printf("cp -> LoRA r %d: %zu floats (cp: %zu); relative error per site:", rank, pf, np);
         for (s = 0; s < SITES; ++s) printf(" %.1e", (double)err[s]);

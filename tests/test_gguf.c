@@ -14,7 +14,7 @@
      file is checked by tests/gguf/gguf_check.py (keys, shapes, values, llama.cpp's pairing
      rules, alpha / r B A == dW); otherwise the check is skipped with a message. LORT_GGUF_
      REQUIRE=1 (make test-gguf) makes a missing package a failure. */
-#include "lort_test.h"
+#include "lort_test_adapters.h"
 
 static const char *g_prog = "test_gguf";
 
@@ -241,16 +241,8 @@ static void test_write_read(void **state) {
 /* cp set -> lora set -> GGUF: alpha = r, tensors are the exported factors bit for bit */
 static void test_export_to_gguf(void **state) {
     (void)state;
-    lort_adapter cp;
-    memset(&cp, 0, sizeof cp);
-    cp.kind = LORT_KIND_CP;
-    cp.desc.cp.d = 32;
-    cp.desc.cp.heads = 4;
-    cp.desc.cp.layers = 2;
-    cp.desc.cp.r = 4;
-    size_t np = 0;
-    OK(lort_cp_param_count(&cp.desc.cp, &np));
-    cp.params = tr_rand(np);
+    lort_adapter cp = ta_cp(32, 4, 2, 4);
+    ta_params(&cp);
     lort_set_site s[4] = {{"model.layers.0.self_attn.q_proj", 0, 0, 0},
                           {"model.layers.0.self_attn.k_proj", 0, 0, 1},
                           {"model.layers.1.self_attn.v_proj", 0, 1, 2},
@@ -263,7 +255,7 @@ static void test_export_to_gguf(void **state) {
     void *w = tr_buf(wb);
     lort_adapter oe[4];
     lort_set_site os[4];
-    OK(lort_set_to_lora(&set, &out, oe, os, p, pf, NULL, 4, NULL, w, wb, msg, sizeof msg));
+    OK(lort_set_to_lora(&set, &out, oe, os, p, pf, NULL, NULL, 4, NULL, w, wb, msg, sizeof msg));
     size_t n;
     unsigned char *buf = write_set(&out, NULL, &n);
     lort_gguf_info info;

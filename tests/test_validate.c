@@ -6,7 +6,7 @@
    on the same adapter (a site out of range: LORT_ERR_INVALID_ARG as the joint kernels).
    Valid descs give LORT_OK and "". A short buffer is truncated and NUL-terminated; the byte
    after it is untouched. Floats print as plain decimals ("dropout = 1.5"). */
-#include "lort_test.h"
+#include "lort_test_adapters.h"
 
 /* validate == the size query's status, and the exact words */
 static void expect(const lort_adapter *a, lort_status want, const char *words) {
@@ -23,19 +23,9 @@ static void expect(const lort_adapter *a, lort_status want, const char *words) {
     if (strstr(words, "site layer") == NULL) assert_int_equal(sq, want);
 }
 
-static lort_adapter lora(void) {
-    lort_adapter a;
-    memset(&a, 0, sizeof a);
-    a.kind = LORT_KIND_LORA;
-    a.desc.lora.d_in = 8;
-    a.desc.lora.d_out = 6;
-    a.desc.lora.r = 2;
-    return a;
-}
-
 static void test_lora_loraxs(void **state) {
     (void)state;
-    lort_adapter a = lora();
+    lort_adapter a = ta_lora(8, 6, 2);
     expect(&a, LORT_OK, "");
     a.desc.lora.r = 0;
     expect(&a, LORT_ERR_INVALID_ARG, "lora: r = 0, must be > 0");
@@ -57,11 +47,7 @@ static void test_lora_loraxs(void **state) {
     a.desc.lora.d_out = INT32_MAX;
     expect(&a, LORT_ERR_OVERFLOW, "lora: r (d_in + d_out) or d_in d_out floats overflow size_t");
 
-    memset(&a, 0, sizeof a);
-    a.kind = LORT_KIND_LORAXS;
-    a.desc.loraxs.d_in = 8;
-    a.desc.loraxs.d_out = 6;
-    a.desc.loraxs.r = 7;
+    a = ta_loraxs(8, 6, 7);
     expect(&a, LORT_ERR_SHAPE, "loraxs: r = 7 > min(d_in, d_out) = 6");
     a.desc.loraxs.r = 3;
     a.desc.loraxs.init_std = -0.25f;
@@ -76,24 +62,9 @@ static void test_lora_loraxs(void **state) {
     expect(&a, LORT_OK, "");
 }
 
-static void tt_modes(lort_tt_desc *t, int d, const int *modes, int rank) {
-    memset(t, 0, sizeof *t);
-    t->n_cores = d;
-    for (int k = 0; k < d; ++k) t->modes[k] = modes[k];
-    t->rank = rank;
-}
-
 static void test_tt_families(void **state) {
     (void)state;
-    static const int ma[3] = {4, 4, 4}, mb[2] = {4, 12};
-    lort_adapter a;
-    memset(&a, 0, sizeof a);
-    a.kind = LORT_KIND_TT_REP;
-    a.desc.tt_rep.d_in = 16;
-    a.desc.tt_rep.d_out = 12;
-    a.desc.tt_rep.r = 4;
-    tt_modes(&a.desc.tt_rep.A, 3, ma, 2); /* W_A (16, 4) = 64 = 4 4 4 */
-    tt_modes(&a.desc.tt_rep.B, 2, mb, 2); /* W_B (4, 12) = 48 = 4 12 */
+    lort_adapter a = ta_tt_rep(2, 2); /* W_A (16, 4) = 64 = 4 4 4, W_B (4, 12) = 48 = 4 12 */
     expect(&a, LORT_OK, "");
     a.desc.tt_rep.A.modes[1] = 0;
     expect(&a, LORT_ERR_INVALID_ARG, "tt_rep: A: modes[1] = 0, must be > 0");
@@ -113,11 +84,10 @@ static void test_tt_families(void **state) {
     expect(&a, LORT_ERR_INVALID_ARG, "tt_rep: A: n_cores = 17 out of range [1, 17)");
 
     static const int md[2] = {8, 8};
-    memset(&a, 0, sizeof a);
-    a.kind = LORT_KIND_TT_ADP;
+    a = ta_kind(LORT_KIND_TT_ADP);
     a.desc.tt_adp.hidden = 16;
     a.desc.tt_adp.bottleneck = 4;
-    tt_modes(&a.desc.tt_adp.down, 2, md, 3);
+    ta_tt_modes(&a.desc.tt_adp.down, 2, md, 3);
     expect(&a, LORT_OK, "");
     a.desc.tt_adp.act = 9;
     expect(&a, LORT_ERR_INVALID_ARG, "tt_adp: act = 9, must be a lort_act");
@@ -129,20 +99,9 @@ static void test_tt_families(void **state) {
     expect(&a, LORT_ERR_SHAPE, "tt_adp: up: (rows, cols) = (0, 15), must be (4, 16) or 0");
 }
 
-static lort_adapter cp(void) {
-    lort_adapter a;
-    memset(&a, 0, sizeof a);
-    a.kind = LORT_KIND_CP;
-    a.desc.cp.d = 64;
-    a.desc.cp.heads = 4;
-    a.desc.cp.layers = 6;
-    a.desc.cp.r = 8;
-    return a;
-}
-
 static void test_joint(void **state) {
     (void)state;
-    lort_adapter a = cp();
+    lort_adapter a = ta_cp(64, 4, 6, 8);
     expect(&a, LORT_OK, "");
     a.layer = 6;
     expect(&a, LORT_ERR_INVALID_ARG, "cp: site layer 6 out of range [0, 6)");
@@ -167,14 +126,8 @@ static void test_joint(void **state) {
     a.desc.cp.init_scale = (float)NAN;
     expect(&a, LORT_ERR_INVALID_ARG, "cp: init_scale = nan, must be finite");
 
-    memset(&a, 0, sizeof a);
-    a.kind = LORT_KIND_TUCKER;
-    a.desc.tucker.d = 64;
-    a.desc.tucker.heads = 4;
-    a.desc.tucker.layers = 2;
+    a = ta_tucker(64, 4, 2, 4, 4);
     a.desc.tucker.matrices = 3;
-    a.desc.tucker.r1 = 4;
-    a.desc.tucker.r2 = 4;
     expect(&a, LORT_OK, "");
     a.desc.tucker.r2 = 0;
     expect(&a, LORT_ERR_INVALID_ARG, "tucker: r2 = 0, must be > 0");
@@ -194,14 +147,9 @@ static void test_joint(void **state) {
 
 static void test_mpo_and_kind(void **state) {
     (void)state;
-    lort_adapter a;
-    memset(&a, 0, sizeof a);
-    a.kind = LORT_KIND_MPO;
-    a.desc.mpo.n_cores = 3;
+    static const int rows[3] = {4, 5, 3}, cols[3] = {2, 4, 2};
+    lort_adapter a = ta_mpo3(rows, cols, 4);
     a.desc.mpo.d_out = 64;
-    a.desc.mpo.row_factors[0] = 4; a.desc.mpo.row_factors[1] = 5; a.desc.mpo.row_factors[2] = 3;
-    a.desc.mpo.col_factors[0] = 2; a.desc.mpo.col_factors[1] = 4; a.desc.mpo.col_factors[2] = 2;
-    a.desc.mpo.bond = 4;
     expect(&a, LORT_ERR_SHAPE, "mpo: prod of out modes 60 != d_out 64");
     a.desc.mpo.row_factors[1] = 4;
     a.desc.mpo.row_factors[2] = 4;
@@ -232,7 +180,7 @@ static void test_mpo_and_kind(void **state) {
 static void test_buffer_and_floats(void **state) {
     (void)state;
     char msg[64];
-    lort_adapter a = lora();
+    lort_adapter a = ta_lora(8, 6, 2);
     a.desc.lora.r = -12345;
     memset(msg, 'x', sizeof msg);
     assert_int_equal(lort_adapter_validate(&a, msg, 12), LORT_ERR_INVALID_ARG);
