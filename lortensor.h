@@ -5774,6 +5774,40 @@ LORT__PRIVATE void lort__cp_coeffs_backward(const lort__joint *J, float *dP, con
         }
 }
 
+/* The mode products of the tucker core with one factor row: a (M, K) matrix times a vector of
+   K <= a few ranks, its transpose, and the outer product. Plain loops: a GEMM call (or
+   sgemv) with a dimension of 1 and another of 4 runs several times slower than reading the
+   core once. */
+LORT__PRIVATE void lort__mv(float *y, const float *A, const float *x, int M, int K) {
+    int i, k;
+    for (i = 0; i < M; ++i) {
+        const float *a = A + (size_t)i * (size_t)K;
+        float acc = 0.0f;
+        for (k = 0; k < K; ++k) acc += a[k] * x[k];
+        y[i] = acc;
+    }
+}
+/* y (K) += v (M)^T A (M, K) */
+LORT__PRIVATE void lort__vm_add(float *y, const float *v, const float *A, int M, int K) {
+    int i, k;
+    for (i = 0; i < M; ++i) {
+        const float *a = A + (size_t)i * (size_t)K;
+        for (k = 0; k < K; ++k) y[k] += v[i] * a[k];
+    }
+}
+/* C (M, K) = beta C + u v^T, beta 0 or 1 */
+LORT__PRIVATE void lort__outer(float *C, const float *u, const float *v, int M, int K,
+                               int add) {
+    int i, k;
+    for (i = 0; i < M; ++i) {
+        float *c = C + (size_t)i * (size_t)K;
+        if (add)
+            for (k = 0; k < K; ++k) c[k] += u[i] * v[k];
+        else
+            for (k = 0; k < K; ++k) c[k] = u[i] * v[k];
+    }
+}
+
 /* Bk (r1, nh d_h) of the site, from the flat params P. */
 /* tucker: Z1 = C x_5 C_M[m], Z2 = Z1 x_4 C_L[l], Ch (pooled C_H) and K (nh, r1 r2), K_g =
    sum_a Z2[:, :, a] Ch[g, a], in their slots. */
@@ -5783,11 +5817,12 @@ LORT__PRIVATE void lort__tucker_cores(const lort__joint *J, const float *P, floa
                 *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
     float *Z1 = lort__lay_slot(base, W, LORT__JT_Z1), *Z2 = lort__lay_slot(base, W, LORT__JT_Z2);
     float *K = lort__lay_slot(base, W, LORT__JT_K), *Ch = lort__lay_slot(base, W, LORT__JT_CH);
-    int r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
+    int g, r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
     lort__joint_pool(J, P + J->oH, Ch);
-    lort__gemm(0, 0, r4, 1, J->rm, 1.0f, P, J->rm, cm, 1, 0.0f, Z1, 1);        /* Z1 = C cm */
-    lort__gemm(0, 0, r3, 1, J->rl, 1.0f, Z1, J->rl, cl, 1, 0.0f, Z2, 1);       /* Z2 = Z1 cl */
-    lort__gemm(0, 1, J->nh, r12, J->rh, 1.0f, Ch, J->rh, Z2, J->rh, 0.0f, K, r12); /* Ch Z2^T */
+    lort__mv(Z1, P, cm, r4, J->rm);                                            /* Z1 = C cm */
+    lort__mv(Z2, Z1, cl, r3, J->rl);                                           /* Z2 = Z1 cl */
+    for (g = 0; g < J->nh; ++g) /* K = Ch Z2^T, K_g = Z2 Ch[g] */
+        lort__mv(K + (size_t)g * (size_t)r12, Z2, Ch + (size_t)g * (size_t)J->rh, r12, J->rh);
 }
 /* tucker: dP += the gradients that flow from dK (nh, r1 r2, in its slot) to the core, C_H,
    C_L[l] and C_M[m] (lort__tucker_cores must have run). */
@@ -5805,10 +5840,10 @@ LORT__PRIVATE void lort__tucker_cores_backward(const lort__joint *J, float *dP, 
     float invq = 1.0f / (float)J->q;
     lort__gemm(0, 0, J->nh, rh, r12, 1.0f, dK, r12, Z2, rh, 0.0f, dCh, rh);   /* dCh = dK Z2 */
     lort__gemm(1, 0, r12, rh, J->nh, 1.0f, dK, r12, Ch, rh, 0.0f, E, rh);     /* dZ2 = dK^T Ch */
-    lort__gemm(0, 0, 1, J->rl, r3, 1.0f, E, r3, Z1, J->rl, 1.0f, dcl, J->rl); /* dcl += dZ2 Z1 */
-    lort__gemm(0, 0, r3, J->rl, 1, 1.0f, E, 1, cl, J->rl, 0.0f, dZ1, J->rl);  /* dZ1 = dZ2 cl^T */
-    lort__gemm(0, 0, 1, J->rm, r4, 1.0f, dZ1, r4, P, J->rm, 1.0f, dcm, J->rm); /* dcm += dZ1 C */
-    lort__gemm(0, 0, r4, J->rm, 1, 1.0f, dZ1, 1, cm, J->rm, 1.0f, dP, J->rm);  /* dC += dZ1 cm^T */
+    lort__vm_add(dcl, E, Z1, r3, J->rl);                                      /* dcl += dZ2 Z1 */
+    lort__outer(dZ1, E, cl, r3, J->rl, 0);                                    /* dZ1 = dZ2 cl^T */
+    lort__vm_add(dcm, dZ1, P, r4, J->rm);                                     /* dcm += dZ1 C */
+    lort__outer(dP, dZ1, cm, r4, J->rm, 1);                                   /* dC += dZ1 cm^T */
     for (g = 0; g < J->nh; ++g)
         for (k = 0; k < rh; ++k) {
             float v = dCh[(size_t)g * (size_t)rh + (size_t)k] * invq;
