@@ -724,7 +724,13 @@ typedef struct lort_tt_desc {
 LORT_API lort_status lort_tt_desc_resolve(const lort_tt_desc *desc, lort_tt_desc *out);
 /* Floats of the cores: sum_k t_{k-1} n_k t_k. */
 LORT_API lort_status lort_tt_param_count(const lort_tt_desc *desc, size_t *count);
-/* cache: the prefix chain G_1..G_k for k = 2..d (the last is W_tt), independent of n. */
+/* Two evaluations, picked per call by a MAC count at n rows (the same pick for forward and
+   backward, with or without a cache): at few rows x is contracted with one core at a time and
+   W_tt is never formed (forward, dx and the core gradients each cost about n times the cores'
+   contraction); at many rows W_tt is materialised (the prefix and suffix chains meeting where
+   it is cheapest) and used by GEMMs. Trains whose rows end inside a mode that they do not
+   divide always take the second. cache: the prefix chain G_1..G_k for k = 2..d (the last is
+   W_tt), and at few rows the partial contractions of x. */
 LORT_API lort_status lort_tt_cache_size(const lort_tt_desc *desc, int n, size_t *bytes);
 /* One size for forward, backward, to_dense and grad_dense (n = 1 for the latter two). */
 LORT_API lort_status lort_tt_workspace_size(const lort_tt_desc *desc, int n, size_t *bytes);
@@ -792,7 +798,8 @@ LORT_API lort_status lort_tt_rep_workspace_size(const lort_tt_rep_desc *desc, in
 /* Both trains as lort_tt_init: W_A entries variance 1/(d_in + r), W_B 1/(r + d_out). */
 LORT_API lort_status lort_tt_rep_init(const lort_tt_rep_desc *desc, float *params,
                                       lort_rng *rng);
-/* y (n, d_out) += s drop(x) W_A W_B. cache (optional): H = drop(x) W_A (n, r). */
+/* y (n, d_out) += s drop(x) W_A W_B, each train evaluated as lort_tt_forward picks at n rows.
+   cache (optional): H = drop(x) W_A (n, r), and the trains' partial contractions at few rows. */
 LORT_API lort_status lort_tt_rep_forward(const lort_tt_rep_desc *desc, float *y, const float *x,
                                          const float *params, int n, void *cache,
                                          size_t cache_size, void *work, size_t work_size);
@@ -839,8 +846,9 @@ LORT_API lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
                                               lort_tt_adp_desc *out);
 /* params: cores of down, cores of up, beta_d (bottleneck), beta_u (hidden). */
 LORT_API lort_status lort_tt_adp_param_count(const lort_tt_adp_desc *desc, size_t *count);
-/* cache: the adapter's input after dropout (n, hidden), Z (n, bottleneck) and the two
-   materialised trains (hidden * bottleneck each). */
+/* cache: the adapter's input after dropout (n, hidden), Z (n, bottleneck), and per train
+   (evaluated as lort_tt_forward picks at n rows) the materialised train (hidden * bottleneck)
+   or, at few rows, its partial contractions. */
 LORT_API lort_status lort_tt_adp_cache_size(const lort_tt_adp_desc *desc, int n, size_t *bytes);
 LORT_API lort_status lort_tt_adp_workspace_size(const lort_tt_adp_desc *desc, int n,
                                                 size_t *bytes);
@@ -4226,7 +4234,7 @@ LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
 LORT__PRIVATE void lort__tt_plan_fact(lort__tt_plan *p) {
     int k, s = 0, d = p->d;
     size_t rows = (size_t)p->rows, in = 0, off = 0, big;
-    float mat, e;
+    float mat, e, thr;
     p->fs = -1;
     p->nf = 0;
     if (d == 1) return; /* W_tt is the core itself: nothing to save */
@@ -4258,9 +4266,13 @@ LORT__PRIVATE void lort__tt_plan_fact(lort__tt_plan *p) {
     e = LORT__TT_THIN * p->fx - (float)p->N;
     big = (size_t)INT_MAX / (off > p->gmax ? off : p->gmax); /* GEMM dims n * per-row sizes */
     if (big > (size_t)INT_MAX - 1) big = (size_t)INT_MAX - 1;
-    p->nf = e <= 0.0f || (mat + p->gcost) / (3.0f * e) >= (float)big
-                ? (int)big + 1
-                : (int)ceilf((mat + p->gcost) / (3.0f * e));
+    thr = e > 0.0f ? (mat + p->gcost) / (3.0f * e) : 0.0f;
+    if (e <= 0.0f || thr >= (float)big) {
+        p->nf = (int)big + 1;
+    } else { /* n < thr  <=>  n < ceil(thr) */
+        p->nf = (int)thr;
+        if ((float)p->nf < thr) p->nf++;
+    }
 }
 /* 1 when a call of n rows takes the factored path */
 LORT__PRIVATE int lort__tt_fact(const lort__tt_plan *p, int n) { return n < p->nf; }
