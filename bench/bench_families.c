@@ -182,7 +182,7 @@ int main(int argc, char **argv) {
             BU_CHECK(lort_adapter_sizes_query(&f.a, f.n, &sz));
             params = bu_frand(sz.params, 4, 0.05f);
             grads = bu_falloc(sz.params);
-            frozen = bu_frand(sz.frozen_bytes / sizeof(float) + 1, 5, 0.05f);
+            frozen = bu_frand(sz.frozen_bytes / sizeof(float), 5, 0.05f);
             f.a.params = params, f.a.grads = grads, f.a.frozen = sz.frozen_bytes ? frozen : NULL;
             f.cs = sz.cache, f.ws = sz.work;
             f.cache = bu_alloc(f.cs), f.work = bu_alloc(f.ws);
