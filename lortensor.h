@@ -724,7 +724,13 @@ typedef struct lort_tt_desc {
 LORT_API lort_status lort_tt_desc_resolve(const lort_tt_desc *desc, lort_tt_desc *out);
 /* Floats of the cores: sum_k t_{k-1} n_k t_k. */
 LORT_API lort_status lort_tt_param_count(const lort_tt_desc *desc, size_t *count);
-/* cache: the prefix chain G_1..G_k for k = 2..d (the last is W_tt), independent of n. */
+/* Two evaluations, picked per call by a MAC count at n rows (the same pick for forward and
+   backward, with or without a cache): at few rows x is contracted with one core at a time and
+   W_tt is never formed (forward, dx and the core gradients each cost about n times the cores'
+   contraction); at many rows W_tt is materialised (the prefix and suffix chains meeting where
+   it is cheapest) and used by GEMMs. Trains whose rows end inside a mode that they do not
+   divide always take the second. cache: the prefix chain G_1..G_k for k = 2..d (the last is
+   W_tt), and at few rows the partial contractions of x. */
 LORT_API lort_status lort_tt_cache_size(const lort_tt_desc *desc, int n, size_t *bytes);
 /* One size for forward, backward, to_dense and grad_dense (n = 1 for the latter two). */
 LORT_API lort_status lort_tt_workspace_size(const lort_tt_desc *desc, int n, size_t *bytes);
@@ -792,7 +798,8 @@ LORT_API lort_status lort_tt_rep_workspace_size(const lort_tt_rep_desc *desc, in
 /* Both trains as lort_tt_init: W_A entries variance 1/(d_in + r), W_B 1/(r + d_out). */
 LORT_API lort_status lort_tt_rep_init(const lort_tt_rep_desc *desc, float *params,
                                       lort_rng *rng);
-/* y (n, d_out) += s drop(x) W_A W_B. cache (optional): H = drop(x) W_A (n, r). */
+/* y (n, d_out) += s drop(x) W_A W_B, each train evaluated as lort_tt_forward picks at n rows.
+   cache (optional): H = drop(x) W_A (n, r), and the trains' partial contractions at few rows. */
 LORT_API lort_status lort_tt_rep_forward(const lort_tt_rep_desc *desc, float *y, const float *x,
                                          const float *params, int n, void *cache,
                                          size_t cache_size, void *work, size_t work_size);
@@ -839,8 +846,9 @@ LORT_API lort_status lort_tt_adp_desc_resolve(const lort_tt_adp_desc *desc,
                                               lort_tt_adp_desc *out);
 /* params: cores of down, cores of up, beta_d (bottleneck), beta_u (hidden). */
 LORT_API lort_status lort_tt_adp_param_count(const lort_tt_adp_desc *desc, size_t *count);
-/* cache: the adapter's input after dropout (n, hidden), Z (n, bottleneck) and the two
-   materialised trains (hidden * bottleneck each). */
+/* cache: the adapter's input after dropout (n, hidden), Z (n, bottleneck), and per train
+   (evaluated as lort_tt_forward picks at n rows) the materialised train (hidden * bottleneck)
+   or, at few rows, its partial contractions. */
 LORT_API lort_status lort_tt_adp_cache_size(const lort_tt_adp_desc *desc, int n, size_t *bytes);
 LORT_API lort_status lort_tt_adp_workspace_size(const lort_tt_adp_desc *desc, int n,
                                                 size_t *bytes);
@@ -4137,20 +4145,64 @@ typedef struct lort__tt_plan {
     size_t N, psz, ssz, tmp;            /* rows*cols; floats of P, S and the temp */
     size_t esz;                         /* floats of each of the two environment buffers */
     int split;                          /* cores >= split take their gradient from the sweep */
+    int mid;                            /* W_tt = P_mid S_{mid+1}: see lort__tt_prefix */
+    float gcost;                        /* MACs of lort__tt_grad (the model of plan_split) */
+    /* the factored path (lort__tt_xfwd): split core fs (-1: the rows do not split inside one
+       mode), p = fp rows and q = fq columns of it; per row: fx MACs, xoff[k] the offset of
+       core k's input X_k in the states (xsz floats), gmax the largest X_k; calls of fewer
+       than nf rows take it */
+    int fs, fp, fq, nf;
+    float fx;
+    size_t xoff[LORT_TT_MAX_CORES], xsz, gmax;
     int overflow;                       /* a slot size overflows size_t */
 } lort__tt_plan;
+
+/* MACs of materialising W_tt as P_m S_{m+1}: the prefix chain up to m (left to right), the
+   suffix chain down to m + 1 (right to left) and one GEMM (lo[m+1], t[m+1]) x (t[m+1], rest).
+   m = d - 2 is the plain prefix chain, m = 0 the plain suffix chain; which is cheaper depends
+   on where the large modes are (the chain that starts from the small modes stays small). */
+LORT__PRIVATE float lort__tt_mat_cost(const lort__tt_plan *p, int m) {
+    float c = (float)p->N * (float)p->t[m + 1];
+    int k;
+    for (k = 1; k <= m; ++k)
+        c += (float)p->lo[k] * (float)p->t[k] * (float)p->n[k] * (float)p->t[k + 1];
+    for (k = m + 1; k <= p->d - 2; ++k)
+        c += (float)p->t[k] * (float)p->n[k] * (float)p->t[k + 1] * (float)p->hi[k];
+    return c;
+}
+/* The cheapest m >= lo_m (0 when d < 2), and its cost in *cost. */
+LORT__PRIVATE int lort__tt_mat_best(const lort__tt_plan *p, int lo_m, float *cost) {
+    int m, best = lo_m > 0 ? lo_m : 0;
+    float c, bc;
+    if (p->d < 2) {
+        *cost = 0.0f;
+        return 0;
+    }
+    if (best > p->d - 2) best = p->d - 2;
+    bc = lort__tt_mat_cost(p, best);
+    for (m = best + 1; m <= p->d - 2; ++m)
+        if ((c = lort__tt_mat_cost(p, m)) < bc) {
+            bc = c;
+            best = m;
+        }
+    *cost = bc;
+    return best;
+}
 
 /* FLOP model of the core gradients (two GEMMs per core, never per entry; in float, which
    is plenty for ranking costs and keeps soft-float code out of embedded builds). Core k < split
    contracts dW directly with its prefix L and suffix R (the cheaper order); from core split on,
    a left environment E_k = L_k^T dW (t_k, N_>=k) is swept, E_{k+1} = G_k^T E_k, and
    dG_k += E_k R_k^T. split = d-1 is the plain per-core method; the sweep wins when the leading
-   modes are large (E shrinks by n_k per step). */
+   modes are large (E shrinks by n_k per step). The per-core method needs the prefixes P_k,
+   k < split: the materialisation of W_tt then takes a prefix chain reaching split - 1
+   (mid >= split - 1). */
 LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
     int s, k, d = p->d;
-    float best = 0.0f, N = (float)p->N;
+    float best = 0.0f, N = (float)p->N, mat0;
     p->split = d - 1;
     p->esz = 0;
+    p->mid = 0;
     if (d == 1) {
         p->split = 0;
         return;
@@ -4172,11 +4224,78 @@ LORT__PRIVATE void lort__tt_plan_split(lort__tt_plan *p) {
             p->split = s;
         }
     }
+    p->mid = lort__tt_mat_best(p, p->split - 1, &mat0);
+    p->gcost = 0.5f * best;
+    for (k = 1; k <= d - 2; ++k) /* the suffix chain that lort__tt_grad builds first */
+        p->gcost += (float)p->t[k] * (float)p->n[k] * (float)p->t[k + 1] * (float)p->hi[k];
     for (k = p->split > 1 ? p->split : 1; k < d; ++k) { /* E_k (t_k, N_>=k), k >= 1 */
         size_t e = 0;
         if (!lort__mul((size_t)p->t[k], p->N / p->lo[k], &e)) p->overflow = 1;
         if (e > p->esz) p->esz = e;
     }
+}
+
+/* The factored path's shape and its thresholds. Per row, X_k holds t[k] rows/lo[k] (k < fs),
+   t[fs] p (k = fs) or lo[k]/rows t[k] (k > fs) floats; the MACs of core k are those times
+   n[k] t[k+1] / (n[k] for k < fs, 1 for fs: p q = n[fs]). By MAC count against the dense
+   path (W_tt materialised by lort__tt_prefix, mat MACs, then GEMMs of n N) over a training
+   step, forward, dx and the core gradients:
+       factored iff 3 n fx LORT__TT_THIN < mat + 3 n N + gcost
+   (the dense path forms dW = x^T dy and pulls it back, gcost). A factored MAC counts
+   LORT__TT_THIN times: its GEMMs have a TT rank as one dimension and run at about half the
+   rate of the dense path's (measured, OpenBLAS and the built-in GEMM alike). Linear in n: "n
+   below nf".
+   One rule for forward and backward, with or without a cache, so that a forward gives the same
+   bits with and without one and a cache always holds what backward reads. */
+#define LORT__TT_THIN 2.0f
+LORT__PRIVATE void lort__tt_plan_fact(lort__tt_plan *p) {
+    int k, s = 0, d = p->d;
+    size_t rows = (size_t)p->rows, in = 0, off = 0, big;
+    float mat, e, thr;
+    p->fs = -1;
+    p->nf = 0;
+    if (d == 1) return; /* W_tt is the core itself: nothing to save */
+    while (s < d - 1 && p->lo[s + 1] < rows) ++s;
+    if (rows % p->lo[s] || (size_t)p->n[s] % (rows / p->lo[s])) return;
+    p->fs = s;
+    p->fp = (int)(rows / p->lo[s]);
+    p->fq = p->n[s] / p->fp;
+    p->fx = 0.0f;
+    p->gmax = rows > (size_t)p->cols ? rows : (size_t)p->cols;
+    for (k = 0; k < d; ++k) {
+        float t2 = (float)p->t[k] * (float)p->t[k + 1];
+        if (k < s) {
+            in = (size_t)p->t[k] * (rows / p->lo[k]);
+            p->fx += t2 * (float)(rows / p->lo[k]);
+        } else if (k == s) {
+            in = (size_t)p->t[k] * (size_t)p->fp;
+            p->fx += t2 * (float)p->n[k];
+        } else {
+            in = p->lo[k] / rows * (size_t)p->t[k];
+            p->fx += t2 * (float)(p->lo[k] / rows) * (float)p->n[k];
+        }
+        p->xoff[k] = off;
+        off += in; /* in <= a core's size or rows: no overflow */
+        if (in > p->gmax) p->gmax = in;
+    }
+    p->xsz = off;
+    (void)lort__tt_mat_best(p, p->mid, &mat);
+    e = LORT__TT_THIN * p->fx - (float)p->N;
+    big = (size_t)INT_MAX / (off > p->gmax ? off : p->gmax); /* GEMM dims n * per-row sizes */
+    if (big > (size_t)INT_MAX - 1) big = (size_t)INT_MAX - 1;
+    thr = e > 0.0f ? (mat + p->gcost) / (3.0f * e) : 0.0f;
+    if (e <= 0.0f || thr >= (float)big) {
+        p->nf = (int)big + 1;
+    } else { /* n < thr  <=>  n < ceil(thr) */
+        p->nf = (int)thr;
+        if ((float)p->nf < thr) p->nf++;
+    }
+}
+/* 1 when a call of n rows takes the factored path */
+LORT__PRIVATE int lort__tt_fact(const lort__tt_plan *p, int n) { return n < p->nf; }
+/* Rows the states must hold for calls of up to n rows (0: never factored). */
+LORT__PRIVATE size_t lort__tt_fact_rows(const lort__tt_plan *p, int n) {
+    return (size_t)(n < p->nf ? n : p->nf - 1 > 0 ? p->nf - 1 : 0);
 }
 
 /* Validates a tt desc in O(d) (d <= 16) and fills the plan. */
@@ -4240,15 +4359,30 @@ LORT__PRIVATE lort_status lort__tt_plan_make(const lort_tt_desc *desc, lort__tt_
         if (t > p->tmp) p->tmp = t;
     }
     lort__tt_plan_split(p);
+    lort__tt_plan_fact(p);
     return LORT_OK;
 }
 
-/* The one layout of the tt family: work = P chain, S chain, dW (rows, cols), the per-core temp,
-   two environment buffers; cache = the P chain. rep and adp embed this work layout as one slot
-   per train. */
-enum { LORT__TT_P, LORT__TT_S, LORT__TT_DW, LORT__TT_T, LORT__TT_E0, LORT__TT_E1 };
-LORT__PRIVATE void lort__tt_layout(const lort__tt_plan *p, lort__layout *work,
+/* The one layout of the tt family at n rows: work = P chain, S chain, dW (rows, cols), the
+   per-core temp, two environment buffers (the dense path), then the factored path's states X
+   and two buffers for their gradients; cache = the P chain, then the states of a training
+   call. rep and adp embed this work layout as one slot per train (and add the states to
+   their caches: lort__tt_cache_states). */
+enum { LORT__TT_P, LORT__TT_S, LORT__TT_DW, LORT__TT_T, LORT__TT_E0, LORT__TT_E1, LORT__TT_X,
+       LORT__TT_D0, LORT__TT_D1 };
+enum { LORT__TTC_P, LORT__TTC_X }; /* the cache of lort_tt_forward */
+LORT__PRIVATE void lort__tt_states(size_t rows, size_t per, lort__layout *L, int slot) {
+    size_t t = 0;
+    if (!lort__mul(rows, per, &t)) L->overflow = 1;
+    lort__lay_put(L, slot, t);
+}
+LORT__PRIVATE void lort__tt_cache_states(const lort__tt_plan *p, int n, lort__layout *cache,
+                                         int slot) {
+    lort__tt_states(lort__tt_fact_rows(p, n), p->xsz, cache, slot);
+}
+LORT__PRIVATE void lort__tt_layout(const lort__tt_plan *p, int n, lort__layout *work,
                                    lort__layout *cache) {
+    size_t m = lort__tt_fact_rows(p, n);
     if (p->overflow) work->overflow = 1;
     lort__lay_put(work, LORT__TT_P, p->psz);
     lort__lay_put(work, LORT__TT_S, p->ssz);
@@ -4256,16 +4390,20 @@ LORT__PRIVATE void lort__tt_layout(const lort__tt_plan *p, lort__layout *work,
     lort__lay_put(work, LORT__TT_T, p->tmp);
     lort__lay_put(work, LORT__TT_E0, p->esz);
     lort__lay_put(work, LORT__TT_E1, p->esz);
+    lort__tt_states(m, p->xsz, work, LORT__TT_X);
+    lort__tt_states(m, p->gmax, work, LORT__TT_D0);
+    lort__tt_states(m, p->gmax, work, LORT__TT_D1);
     if (cache) {
         if (p->overflow) cache->overflow = 1;
-        lort__lay_add(cache, p->psz);
+        lort__lay_put(cache, LORT__TTC_P, p->psz);
+        lort__tt_cache_states(p, n, cache, LORT__TTC_X);
     }
 }
-/* Adds a tt train's work layout as one slot of a parent layout. */
-LORT__PRIVATE void lort__tt_sublayout(const lort__tt_plan *p, lort__layout *parent, int slot,
-                                      lort__layout *sub) {
+/* Adds a tt train's work layout at n rows as one slot of a parent layout. */
+LORT__PRIVATE void lort__tt_sublayout(const lort__tt_plan *p, int n, lort__layout *parent,
+                                      int slot, lort__layout *sub) {
     lort__lay_init(sub);
-    lort__tt_layout(p, sub, NULL);
+    lort__tt_layout(p, n, sub, NULL);
     if (sub->overflow) parent->overflow = 1;
     lort__lay_put(parent, slot, sub->end / sizeof(float));
 }
@@ -4287,15 +4425,120 @@ LORT__PRIVATE const float *lort__tt_pref(const lort__tt_plan *p, const float *co
                                          const float *P, int k) {
     return k == 0 ? cores : P + p->poff[k];
 }
-/* W_tt = P_{d-1}: the chain P_k (lo[k+1], t[k+1]) = P_{k-1} (lo[k], t[k]) G_k, one GEMM each. */
-LORT__PRIVATE const float *lort__tt_prefix(const lort__tt_plan *p, const float *cores, float *P) {
-    int k;
-    for (k = 1; k < p->d; ++k) {
+LORT__PRIVATE const float *lort__tt_suf(const lort__tt_plan *p, const float *cores,
+                                        const float *S, int k) {
+    return k == p->d - 1 ? cores + p->coff[k] : S + p->soff[k];
+}
+/* W_tt = P_{d-1} (stored at its prefix slot), as P_mid S_{mid+1}: the prefixes P_k (lo[k+1],
+   t[k+1]) = P_{k-1} (lo[k], t[k]) G_k for k <= mid, the suffixes S_k (t[k], n[k] hi[k]) =
+   G_k (t[k] n[k], t[k+1]) S_{k+1} for k > mid, one GEMM each, then one GEMM. The prefixes
+   P_k, k <= mid, stay valid (the per-core gradients of cores < split use them). */
+LORT__PRIVATE const float *lort__tt_prefix(const lort__tt_plan *p, const float *cores, float *P,
+                                           float *S) {
+    int k, m = p->mid;
+    if (p->d == 1) return cores;
+    for (k = 1; k <= m; ++k) {
         int nt = p->n[k] * p->t[k + 1];
         lort__gemm(0, 0, (int)p->lo[k], nt, p->t[k], 1.0f, lort__tt_pref(p, cores, P, k - 1),
                    p->t[k], cores + p->coff[k], nt, 0.0f, P + p->poff[k], nt);
     }
+    for (k = p->d - 2; k > m; --k)
+        lort__gemm(0, 0, p->t[k] * p->n[k], (int)p->hi[k], p->t[k + 1], 1.0f,
+                   cores + p->coff[k], p->t[k + 1], lort__tt_suf(p, cores, S, k + 1),
+                   (int)p->hi[k], 0.0f, S + p->soff[k], (int)p->hi[k]);
+    if (m < p->d - 1) {
+        int rest = (int)(p->N / p->lo[m + 1]);
+        lort__gemm(0, 0, (int)p->lo[m + 1], rest, p->t[m + 1], 1.0f,
+                   lort__tt_pref(p, cores, P, m), p->t[m + 1], lort__tt_suf(p, cores, S, m + 1),
+                   rest, 0.0f, P + p->poff[p->d - 1], rest);
+    }
     return lort__tt_pref(p, cores, P, p->d - 1);
+}
+
+/* ---- the factored path: x meets one core at a time, W_tt is never formed ----------------
+   With the row/column split inside core fs (lo[fs] p = rows, p q = n[fs]), core k's input at
+   n rows is X_k (X_0 = x^T) and each core is one GEMM:
+     k < fs  X_k (t[k] n[k], rest n), rest = rows / lo[k+1], n innermost:
+             X_{k+1} (t[k+1], rest n) = G_k^T X_k, G_k viewed (t[k] n[k], t[k+1])
+     k = fs  X_k (t[k] p, n):  X_{k+1} (n, q t[k+1]) = X_k^T G_k, G_k viewed (t[k] p, q t[k+1])
+     k > fs  X_k (n c, t[k]), c = lo[k] / rows columns done:
+             X_{k+1} (n c, n[k] t[k+1]) = X_k G_k, G_k viewed (t[k], n[k] t[k+1])
+   and the last core's output, (n, cols), is y. The states live at n xoff[k] in X. */
+LORT__PRIVATE void lort__tt_xfwd(const lort__tt_plan *p, const float *cores, float *X,
+                                 const float *x, int n, float *y, float alpha, float beta) {
+    int k, d = p->d, s = p->fs;
+    size_t nn = (size_t)n;
+    if (n == 1) memcpy(X, x, (size_t)p->rows * sizeof(float));
+    else lort__transpose(X, x, nn, (size_t)p->rows);
+    for (k = 0; k < d; ++k) {
+        const float *in = X + nn * p->xoff[k], *G = cores + p->coff[k];
+        int last = k == d - 1, tl = p->t[k], tr = p->t[k + 1], nk = p->n[k];
+        float *out = last ? y : X + nn * p->xoff[k + 1];
+        float a = last ? alpha : 1.0f, b = last ? beta : 0.0f;
+        if (!out) break; /* states only */
+        if (k < s) {
+            int rn = (int)((size_t)p->rows / p->lo[k + 1] * nn);
+            lort__gemm(1, 0, tr, rn, tl * nk, a, G, tr, in, rn, b, out, rn);
+        } else if (k == s) {
+            int qt = p->fq * tr;
+            lort__gemm(1, 0, n, qt, tl * p->fp, a, in, n, G, qt, b, out, qt);
+        } else {
+            int nc = (int)(p->lo[k] / (size_t)p->rows * nn);
+            lort__gemm(0, 0, nc, nk * tr, tl, a, in, tl, G, nk * tr, b, out, nk * tr);
+        }
+    }
+}
+/* The adjoint, right to left, from dY = alpha dy (n, cols): dcores += d<dY, x W_tt>/dcores
+   (from the states X of lort__tt_xfwd; dcores NULL skips), dx (n, rows) = beta dx + dY W_tt^T
+   (NULL skips). D0, D1: n gmax floats each. */
+LORT__PRIVATE void lort__tt_xbwd(const lort__tt_plan *p, const float *cores, const float *X,
+                                 const float *dy, float alpha, int n, float *dx, float beta,
+                                 float *dcores, float *D0, float *D1) {
+    int k, d = p->d, s = p->fs;
+    size_t nn = (size_t)n;
+    const float *dout = dy;
+    for (k = d - 1; k >= 0; --k) {
+        const float *G = cores + p->coff[k];
+        int tl = p->t[k], tr = p->t[k + 1], nk = p->n[k];
+        float a = k == d - 1 ? alpha : 1.0f, b = 0.0f, *din;
+        if (dcores) {
+            const float *in = X + nn * p->xoff[k];
+            float *dG = dcores + p->coff[k];
+            if (k < s) {
+                int rn = (int)((size_t)p->rows / p->lo[k + 1] * nn);
+                lort__gemm(0, 1, tl * nk, tr, rn, a, in, rn, dout, rn, 1.0f, dG, tr);
+            } else if (k == s) {
+                int qt = p->fq * tr;
+                lort__gemm(0, 0, tl * p->fp, qt, n, a, in, n, dout, qt, 1.0f, dG, qt);
+            } else {
+                int nc = (int)(p->lo[k] / (size_t)p->rows * nn);
+                lort__gemm(1, 0, tl, nk * tr, nc, a, in, tl, dout, nk * tr, 1.0f, dG, nk * tr);
+            }
+        }
+        if (k == 0 && !dx) break;
+        din = dout == D0 ? D1 : D0;
+        if (k == 0 && n == 1) {
+            din = dx;
+            b = beta;
+        }
+        if (k < s) {
+            int rn = (int)((size_t)p->rows / p->lo[k + 1] * nn);
+            lort__gemm(0, 0, tl * nk, rn, tr, a, G, tr, dout, rn, b, din, rn);
+        } else if (k == s) {
+            int qt = p->fq * tr;
+            lort__gemm(0, 1, tl * p->fp, n, qt, a, G, qt, dout, qt, b, din, n);
+        } else {
+            int nc = (int)(p->lo[k] / (size_t)p->rows * nn);
+            lort__gemm(0, 1, nc, tl, nk * tr, a, dout, nk * tr, G, nk * tr, b, din, tl);
+        }
+        dout = din;
+    }
+    if (dx && n > 1) { /* dout (rows, n) */
+        size_t i, j, r = (size_t)p->rows;
+        if (lort__is_zero(beta)) memset(dx, 0, nn * r * sizeof(float));
+        for (j = 0; j < r; ++j)
+            for (i = 0; i < nn; ++i) dx[i * r + j] += dout[j * nn + i];
+    }
 }
 
 /* dcores += pullback of dW (rows, cols), given the prefixes P. Suffixes S_k (t[k], n[k] hi[k])
@@ -4379,7 +4622,7 @@ LORT__PRIVATE lort_status lort__tt_plan_n(const lort_tt_desc *d, int n, lort__tt
     if ((st = lort__rows_check(n, d->rows, d->cols))) return st;
     lort__lay_init(work);
     lort__lay_init(cache);
-    lort__tt_layout(p, work, cache);
+    lort__tt_layout(p, n, work, cache);
     return LORT_OK;
 }
 
@@ -4435,7 +4678,8 @@ LORT_DEF lort_status lort_tt_to_dense(const lort_tt_desc *desc, float *W, const 
     if (!W || !cores) return LORT_ERR_NULL;
     if ((st = lort__lay_check(&w, work, work_size, LORT_ERR_WORKSPACE))) return st;
     LORT__DEBUG_FINITE(cores, p.coff[p.d]);
-    Wt = lort__tt_prefix(&p, cores, lort__lay_slot(lort__lay_base(work), &w, LORT__TT_P));
+    Wt = lort__tt_prefix(&p, cores, lort__lay_slot(lort__lay_base(work), &w, LORT__TT_P),
+                         lort__lay_slot(lort__lay_base(work), &w, LORT__TT_S));
     memcpy(W, Wt, p.N * sizeof(float));
     return LORT_OK;
 }
@@ -4452,18 +4696,18 @@ LORT_DEF lort_status lort_tt_grad_dense(const lort_tt_desc *desc, float *dcores,
     LORT__DEBUG_FINITE(dW, p.N);
     base = lort__lay_base(work);
     P = lort__lay_slot(base, &w, LORT__TT_P);
-    (void)lort__tt_prefix(&p, cores, P);
+    (void)lort__tt_prefix(&p, cores, P, lort__lay_slot(base, &w, LORT__TT_S));
     lort__tt_grad(&p, dcores, dW, cores, P, lort__lay_slot(base, &w, LORT__TT_S),
                   lort__lay_slot(base, &w, LORT__TT_T), lort__lay_slot(base, &w, LORT__TT_E0),
                   lort__lay_slot(base, &w, LORT__TT_E1));
     return LORT_OK;
 }
 
-/* y += x W_tt + bias */
+/* y += s (x W_tt + bias); W NULL: only the bias */
 LORT__PRIVATE void lort__tt_apply(const lort__tt_plan *p, float *y, const float *x,
                                   const float *W, const float *bias, int n, float s) {
     int i, j;
-    lort__gemm(0, 0, n, p->cols, p->rows, s, x, p->rows, W, p->cols, 1.0f, y, p->cols);
+    if (W) lort__gemm(0, 0, n, p->cols, p->rows, s, x, p->rows, W, p->cols, 1.0f, y, p->cols);
     if (bias)
         for (i = 0; i < n; ++i)
             for (j = 0; j < p->cols; ++j) y[(size_t)i * (size_t)p->cols + (size_t)j] += s * bias[j];
@@ -4488,8 +4732,19 @@ LORT_DEF lort_status lort_tt_forward(const lort_tt_desc *desc, float *y, const f
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)p.rows);
     LORT__DEBUG_FINITE(cores, p.coff[p.d]);
     LORT__DEBUG_FINITE(bias, (size_t)p.cols);
-    P = cache ? lort__lay_base(cache) : lort__lay_slot(lort__lay_base(work), &w, LORT__TT_P);
-    lort__tt_apply(&p, y, x, lort__tt_prefix(&p, cores, P), bias, n, 1.0f);
+    if (lort__tt_fact(&p, n)) {
+        float *X = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TTC_X)
+                         : lort__lay_slot(lort__lay_base(work), &w, LORT__TT_X);
+        lort__tt_xfwd(&p, cores, X, x, n, y, 1.0f, 1.0f);
+        if (bias) lort__tt_apply(&p, y, NULL, NULL, bias, n, 1.0f);
+        return LORT_OK;
+    }
+    P = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TTC_P)
+              : lort__lay_slot(lort__lay_base(work), &w, LORT__TT_P);
+    lort__tt_apply(&p, y, x,
+                   lort__tt_prefix(&p, cores, P,
+                                   lort__lay_slot(lort__lay_base(work), &w, LORT__TT_S)),
+                   bias, n, 1.0f);
     return LORT_OK;
 }
 
@@ -4509,12 +4764,24 @@ LORT_DEF lort_status lort_tt_backward(const lort_tt_desc *desc, float *dx, float
     LORT__DEBUG_FINITE(x, dcores ? (size_t)n * (size_t)p.rows : 0);
     LORT__DEBUG_FINITE(cores, p.coff[p.d]);
     base = lort__lay_base(work);
+    if (lort__tt_fact(&p, n)) {
+        float *X = lort__lay_slot(base, &w, LORT__TT_X);
+        if (cache) X = lort__lay_slot(lort__lay_base((void *)(uintptr_t)cache), &c, LORT__TTC_X);
+        else if (dcores) lort__tt_xfwd(&p, cores, X, x, n, NULL, 1.0f, 0.0f);
+        if (dbias) lort__colsum(dbias, dy, n, p.cols, 1.0f);
+        if (dx || dcores)
+            lort__tt_xbwd(&p, cores, X, dy, 1.0f, n, dx, 1.0f, dcores,
+                          lort__lay_slot(base, &w, LORT__TT_D0),
+                          lort__lay_slot(base, &w, LORT__TT_D1));
+        return LORT_OK;
+    }
     if (cache) {
-        P = lort__lay_base((void *)(uintptr_t)cache);
+        P = lort__lay_slot(lort__lay_base((void *)(uintptr_t)cache), &c, LORT__TTC_P);
         W = lort__tt_pref(&p, cores, P, p.d - 1);
     } else {
         float *Pw = lort__lay_slot(base, &w, LORT__TT_P);
-        W = dx || dcores ? lort__tt_prefix(&p, cores, Pw) : NULL;
+        W = dx || dcores ? lort__tt_prefix(&p, cores, Pw, lort__lay_slot(base, &w, LORT__TT_S))
+                         : NULL;
         P = Pw;
     }
     if (dbias) lort__colsum(dbias, dy, n, p.cols, 1.0f);
@@ -4607,9 +4874,11 @@ LORT__PRIVATE lort_status lort__tt_rep_check(const lort_tt_rep_desc *d, float *s
 
 /* The one layout of tt_rep: lora's slots (so the low-rank pipeline runs on them), then the
    transposed factors A = W_A^T (r, d_in), B = W_B^T (d_out, r), their gradients, and the work
-   of each train. cache: H (n, r). */
+   of each train. cache: H (n, r), then the factored path's states of each train (empty when
+   neither is factored at n rows). */
 enum { LORT__TR_A = LORT__LR_M + 1, LORT__TR_B, LORT__TR_DA, LORT__TR_DB, LORT__TR_TA,
        LORT__TR_TB };
+enum { LORT__TRC_H, LORT__TRC_XA, LORT__TRC_XB };
 LORT__PRIVATE lort_status lort__tt_rep_plan(const lort_tt_rep_desc *d, int n, float *scale,
                                             lort__tt_plan *pa, lort__tt_plan *pb,
                                             lort__layout *work, lort__layout *cache,
@@ -4625,8 +4894,10 @@ LORT__PRIVATE lort_status lort__tt_rep_plan(const lort_tt_rep_desc *d, int n, fl
     lort__lay_put(work, LORT__TR_B, rb);
     lort__lay_put(work, LORT__TR_DA, ra);
     lort__lay_put(work, LORT__TR_DB, rb);
-    lort__tt_sublayout(pa, work, LORT__TR_TA, sa);
-    lort__tt_sublayout(pb, work, LORT__TR_TB, sb);
+    lort__tt_sublayout(pa, n, work, LORT__TR_TA, sa);
+    lort__tt_sublayout(pb, n, work, LORT__TR_TB, sb);
+    lort__tt_cache_states(pa, n, cache, LORT__TRC_XA);
+    lort__tt_cache_states(pb, n, cache, LORT__TRC_XB);
     return LORT_OK;
 }
 
@@ -4643,8 +4914,10 @@ LORT__PRIVATE void lort__tt_rep_factors(const lort_tt_rep_desc *d, const lort__t
     R->base = lort__lay_base(work);
     R->sbA = lort__lay_slot(R->base, w, LORT__TR_TA);
     R->sbB = lort__lay_slot(R->base, w, LORT__TR_TB);
-    R->WA = lort__tt_prefix(pa, params, lort__lay_slot(R->sbA, sa, LORT__TT_P));
-    R->WB = lort__tt_prefix(pb, params + pa->coff[pa->d], lort__lay_slot(R->sbB, sb, LORT__TT_P));
+    R->WA = lort__tt_prefix(pa, params, lort__lay_slot(R->sbA, sa, LORT__TT_P),
+                            lort__lay_slot(R->sbA, sa, LORT__TT_S));
+    R->WB = lort__tt_prefix(pb, params + pa->coff[pa->d], lort__lay_slot(R->sbB, sb, LORT__TT_P),
+                            lort__lay_slot(R->sbB, sb, LORT__TT_S));
     R->A = lort__lay_slot(R->base, w, LORT__TR_A);
     R->B = lort__lay_slot(R->base, w, LORT__TR_B);
     if (transpose) {
@@ -4710,8 +4983,115 @@ LORT_DEF lort_status lort_tt_rep_init(const lort_tt_rep_desc *desc, float *param
     return LORT_OK;
 }
 
+/* A call where a train takes the factored path (lort__tt_xfwd), train by train; a dense train
+   is materialised and applied by one GEMM. H = drop(x) W_A (cache), y += s H W_B. */
+LORT__PRIVATE void lort__tt_rep_fwd(const lort_tt_rep_desc *d, const lort__tt_plan *pa,
+                                    const lort__tt_plan *pb, const lort__layout *w,
+                                    const lort__layout *c, const lort__layout *sa,
+                                    const lort__layout *sb, float s, float *y, const float *x,
+                                    const float *params, int n, void *cache, void *work) {
+    float *base = lort__lay_base(work), *cb = cache ? lort__lay_base(cache) : NULL;
+    float *sbA = lort__lay_slot(base, w, LORT__TR_TA), *sbB = lort__lay_slot(base, w, LORT__TR_TB);
+    float *H = cb ? lort__lay_slot(cb, c, LORT__TRC_H) : lort__lay_slot(base, w, LORT__LR_H);
+    const float *U = x, *GB = params + pa->coff[pa->d];
+    int r = d->r;
+    if (d->dropout > 0.0f) {
+        float *xd = lort__lay_slot(base, w, LORT__LR_XD);
+        lort__dropout(d->dropout_seed, d->dropout, n, d->d_in, xd, x);
+        U = xd;
+    }
+    if (lort__tt_fact(pa, n)) {
+        lort__tt_xfwd(pa, params, cb ? lort__lay_slot(cb, c, LORT__TRC_XA)
+                                     : lort__lay_slot(sbA, sa, LORT__TT_X),
+                      U, n, H, 1.0f, 0.0f);
+    } else {
+        const float *WA = lort__tt_prefix(pa, params, lort__lay_slot(sbA, sa, LORT__TT_P),
+                                          lort__lay_slot(sbA, sa, LORT__TT_S));
+        lort__gemm(0, 0, n, r, d->d_in, 1.0f, U, d->d_in, WA, r, 0.0f, H, r);
+    }
+    if (lort__tt_fact(pb, n)) {
+        lort__tt_xfwd(pb, GB, cb ? lort__lay_slot(cb, c, LORT__TRC_XB)
+                                 : lort__lay_slot(sbB, sb, LORT__TT_X),
+                      H, n, y, s, 1.0f);
+    } else {
+        const float *WB = lort__tt_prefix(pb, GB, lort__lay_slot(sbB, sb, LORT__TT_P),
+                                          lort__lay_slot(sbB, sb, LORT__TT_S));
+        lort__gemm(0, 0, n, d->d_out, r, s, H, r, WB, d->d_out, 1.0f, y, d->d_out);
+    }
+}
+/* The backward of lort__tt_rep_fwd: dH = s dy W_B^T (G slot) and dW_B, then dx += drop'(dH
+   W_A^T) and dW_A. The states come from the cache, or are recomputed (with H) when missing. */
+LORT__PRIVATE void lort__tt_rep_bwd(const lort_tt_rep_desc *d, const lort__tt_plan *pa,
+                                    const lort__tt_plan *pb, const lort__layout *w,
+                                    const lort__layout *c, const lort__layout *sa,
+                                    const lort__layout *sb, float s, float *dx, float *dparams,
+                                    const float *dy, const float *x, const float *params, int n,
+                                    const void *cache, void *work) {
+    float *base = lort__lay_base(work), *cb = NULL, *H, *XA, *XB, *U = NULL;
+    float *sbA = lort__lay_slot(base, w, LORT__TR_TA), *sbB = lort__lay_slot(base, w, LORT__TR_TB);
+    float *dH = lort__lay_slot(base, w, LORT__LR_G), *xd = lort__lay_slot(base, w, LORT__LR_XD);
+    const float *GB = params + pa->coff[pa->d], *WA = NULL, *WB = NULL;
+    float *dGA = dparams, *dGB = dparams ? dparams + pa->coff[pa->d] : NULL;
+    int r = d->r, fa = lort__tt_fact(pa, n), fb = lort__tt_fact(pb, n);
+    XA = lort__lay_slot(sbA, sa, LORT__TT_X);
+    XB = lort__lay_slot(sbB, sb, LORT__TT_X);
+    H = lort__lay_slot(base, w, LORT__LR_H);
+    if (!fa || dparams) { /* U = drop(x): dW_A (dense) or the states of A (recomputed) */
+        U = (float *)(uintptr_t)x;
+        if (d->dropout > 0.0f) {
+            lort__dropout(d->dropout_seed, d->dropout, n, d->d_in, xd, x);
+            U = xd;
+        }
+    }
+    if (!fa) WA = lort__tt_prefix(pa, params, lort__lay_slot(sbA, sa, LORT__TT_P),
+                                  lort__lay_slot(sbA, sa, LORT__TT_S));
+    if (!fb) WB = lort__tt_prefix(pb, GB, lort__lay_slot(sbB, sb, LORT__TT_P),
+                                  lort__lay_slot(sbB, sb, LORT__TT_S));
+    if (cache) {
+        cb = lort__lay_base((void *)(uintptr_t)cache);
+        H = lort__lay_slot(cb, c, LORT__TRC_H);
+        XA = lort__lay_slot(cb, c, LORT__TRC_XA);
+        XB = lort__lay_slot(cb, c, LORT__TRC_XB);
+    } else if (dparams) { /* H and the states, as forward */
+        if (fa) lort__tt_xfwd(pa, params, XA, U, n, H, 1.0f, 0.0f);
+        else lort__gemm(0, 0, n, r, d->d_in, 1.0f, U, d->d_in, WA, r, 0.0f, H, r);
+        if (fb) lort__tt_xfwd(pb, GB, XB, H, n, NULL, 1.0f, 0.0f);
+    }
+    if (fb) {
+        lort__tt_xbwd(pb, GB, XB, dy, s, n, dH, 0.0f, dGB, lort__lay_slot(sbB, sb, LORT__TT_D0),
+                      lort__lay_slot(sbB, sb, LORT__TT_D1));
+    } else {
+        lort__gemm(0, 1, n, r, d->d_out, s, dy, d->d_out, WB, d->d_out, 0.0f, dH, r);
+        if (dGB) {
+            lort__gemm(1, 0, r, d->d_out, n, s, H, r, dy, d->d_out, 0.0f,
+                       lort__lay_slot(sbB, sb, LORT__TT_DW), d->d_out);
+            lort__tt_grad_sub(pb, dGB, GB, sbB, sb);
+        }
+    }
+    if (!fa && dGA) {
+        lort__gemm(1, 0, d->d_in, r, n, 1.0f, U, d->d_in, dH, r, 0.0f,
+                   lort__lay_slot(sbA, sa, LORT__TT_DW), r);
+        lort__tt_grad_sub(pa, dGA, params, sbA, sa);
+    }
+    /* dx: straight in, or through the dropout mask (xd is free again: U is used) */
+    if (fa) {
+        int masked = dx && d->dropout > 0.0f;
+        lort__tt_xbwd(pa, params, XA, dH, 1.0f, n, masked ? xd : dx, masked ? 0.0f : 1.0f, dGA,
+                      lort__lay_slot(sbA, sa, LORT__TT_D0), lort__lay_slot(sbA, sa, LORT__TT_D1));
+        if (masked) lort__dropout_add(d->dropout_seed, d->dropout, n, d->d_in, dx, xd);
+    } else if (dx) {
+        if (d->dropout > 0.0f) {
+            lort__gemm(0, 1, n, d->d_in, r, 1.0f, dH, r, WA, r, 0.0f, xd, d->d_in);
+            lort__dropout_add(d->dropout_seed, d->dropout, n, d->d_in, dx, xd);
+        } else {
+            lort__gemm(0, 1, n, d->d_in, r, 1.0f, dH, r, WA, r, 1.0f, dx, d->d_in);
+        }
+    }
+}
+
 /* forward: W_A, W_B by their prefix chains, transposed into lora's (A, B), then lora's
-   pipeline: H = drop(x) W_A (cache), y += s H W_B. */
+   pipeline: H = drop(x) W_A (cache), y += s H W_B. At few rows a train is contracted with x
+   core by core instead (lort__tt_rep_fwd). */
 LORT_DEF lort_status lort_tt_rep_forward(const lort_tt_rep_desc *desc, float *y, const float *x,
                                          const float *params, int n, void *cache,
                                          size_t cache_size, void *work, size_t work_size) {
@@ -4726,6 +5106,10 @@ LORT_DEF lort_status lort_tt_rep_forward(const lort_tt_rep_desc *desc, float *y,
     if ((st = lort__bufs_check(&w, &c, cache, cache_size, work, work_size))) return st;
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
     LORT__DEBUG_FINITE(params, pa.coff[pa.d] + pb.coff[pb.d]);
+    if (lort__tt_fact(&pa, n) || lort__tt_fact(&pb, n)) {
+        lort__tt_rep_fwd(desc, &pa, &pb, &w, &c, &sa, &sb, s, y, x, params, n, cache, work);
+        return LORT_OK;
+    }
     lort__tt_rep_factors(desc, &pa, &pb, &w, &sa, &sb, params, work, 1, &R);
     H = cache ? lort__lay_base(cache) : lort__lay_slot(R.base, &w, LORT__LR_H);
     lort__lowrank_init(&P, desc->d_in, desc->d_out, desc->r, s, desc->dropout,
@@ -4756,6 +5140,11 @@ LORT_DEF lort_status lort_tt_rep_backward(const lort_tt_rep_desc *desc, float *d
     LORT__DEBUG_FINITE(x, (size_t)n * (size_t)desc->d_in);
     LORT__DEBUG_FINITE(params, pa.coff[pa.d] + pb.coff[pb.d]);
     if (!dx && !dparams) return LORT_OK;
+    if (lort__tt_fact(&pa, n) || lort__tt_fact(&pb, n)) {
+        lort__tt_rep_bwd(desc, &pa, &pb, &w, &c, &sa, &sb, s, dx, dparams, dy, x, params, n,
+                         cache, work);
+        return LORT_OK;
+    }
     lort__tt_rep_factors(desc, &pa, &pb, &w, &sa, &sb, params, work, 1, &R);
     if (dparams) {
         ra = (size_t)desc->r * (size_t)desc->d_in;
@@ -4874,9 +5263,10 @@ LORT__PRIVATE lort_status lort__tt_adp_check(const lort_tt_adp_desc *d, lort__tt
 /* The one layout of tt_adp: the work of both trains, then U = drop(u) (n, hidden) when there
    is dropout, Z (n, b) when not cached, A = act(Z) (n, b), dZ (n, b), and the masked dx temp
    (n, hidden) when there is dropout. cache: U (n, hidden), Z (n, b), W_down, W_up (so that
-   backward need not materialise them again). */
+   backward need not materialise them again; empty for a train that takes the factored path at
+   n rows), and the factored path's states of each train. */
 enum { LORT__TA_SD, LORT__TA_SU, LORT__TA_U, LORT__TA_Z, LORT__TA_A, LORT__TA_DZ, LORT__TA_T };
-enum { LORT__TAC_U, LORT__TAC_Z, LORT__TAC_WD, LORT__TAC_WU }; /* cache: U, Z, W_down, W_up */
+enum { LORT__TAC_U, LORT__TAC_Z, LORT__TAC_WD, LORT__TAC_WU, LORT__TAC_XD, LORT__TAC_XU };
 LORT__PRIVATE lort_status lort__tt_adp_plan(const lort_tt_adp_desc *d, int n, lort__tt_plan *pd,
                                             lort__tt_plan *pu, lort__layout *work,
                                             lort__layout *cache, lort__layout *sd,
@@ -4889,8 +5279,8 @@ LORT__PRIVATE lort_status lort__tt_adp_plan(const lort_tt_adp_desc *d, int n, lo
     nb = (size_t)n * (size_t)d->bottleneck;
     lort__lay_init(work);
     lort__lay_init(cache);
-    lort__tt_sublayout(pd, work, LORT__TA_SD, sd);
-    lort__tt_sublayout(pu, work, LORT__TA_SU, su);
+    lort__tt_sublayout(pd, n, work, LORT__TA_SD, sd);
+    lort__tt_sublayout(pu, n, work, LORT__TA_SU, su);
     lort__lay_put(work, LORT__TA_U, d->dropout > 0.0f ? nh : 0);
     lort__lay_put(work, LORT__TA_Z, nb);
     lort__lay_put(work, LORT__TA_A, nb);
@@ -4898,8 +5288,10 @@ LORT__PRIVATE lort_status lort__tt_adp_plan(const lort_tt_adp_desc *d, int n, lo
     lort__lay_put(work, LORT__TA_T, d->dropout > 0.0f ? nh : 0);
     lort__lay_put(cache, LORT__TAC_U, nh);
     lort__lay_put(cache, LORT__TAC_Z, nb);
-    lort__lay_put(cache, LORT__TAC_WD, pd->N);
-    lort__lay_put(cache, LORT__TAC_WU, pu->N);
+    lort__lay_put(cache, LORT__TAC_WD, lort__tt_fact(pd, n) ? 0 : pd->N);
+    lort__lay_put(cache, LORT__TAC_WU, lort__tt_fact(pu, n) ? 0 : pu->N);
+    lort__tt_cache_states(pd, n, cache, LORT__TAC_XD);
+    lort__tt_cache_states(pu, n, cache, LORT__TAC_XU);
     return LORT_OK;
 }
 
@@ -4972,35 +5364,44 @@ LORT_DEF lort_status lort_tt_adp_init(const lort_tt_adp_desc *desc, float *param
 typedef struct lort__tt_adp_run {
     float *base, *sbD, *sbU;
     const float *WD, *WU, *bd, *bu;
+    int fd, fu; /* the train takes the factored path (its W is NULL) */
 } lort__tt_adp_run;
-/* cWD, cWU: the trains saved by forward, or NULL; a train is materialised when there is no
-   saved copy, or when its gradient (grads != 0) needs the prefixes (split > 0). */
+/* cWD, cWU: the trains saved by forward, or NULL; a dense train is materialised when there is
+   no saved copy, or when its gradient (grads != 0) needs the prefixes P_1.. (split > 1). */
 LORT__PRIVATE void lort__tt_adp_start(const lort__tt_plan *pd, const lort__tt_plan *pu,
                                       const lort__layout *w, const lort__layout *sd,
                                       const lort__layout *su, const float *params, void *work,
-                                      const float *cWD, const float *cWU, int grads,
+                                      const float *cWD, const float *cWU, int grads, int n,
                                       lort__tt_adp_run *R) {
     R->base = lort__lay_base(work);
     R->sbD = lort__lay_slot(R->base, w, LORT__TA_SD);
     R->sbU = lort__lay_slot(R->base, w, LORT__TA_SU);
     R->WD = cWD;
     R->WU = cWU;
-    if (!cWD || (grads && pd->split > 0))
-        R->WD = lort__tt_prefix(pd, params, lort__lay_slot(R->sbD, sd, LORT__TT_P));
-    if (!cWU || (grads && pu->split > 0))
+    R->fd = lort__tt_fact(pd, n);
+    R->fu = lort__tt_fact(pu, n);
+    if (R->fd) R->WD = NULL;
+    else if (!cWD || (grads && pd->split > 1))
+        R->WD = lort__tt_prefix(pd, params, lort__lay_slot(R->sbD, sd, LORT__TT_P),
+                                lort__lay_slot(R->sbD, sd, LORT__TT_S));
+    if (R->fu) R->WU = NULL;
+    else if (!cWU || (grads && pu->split > 1))
         R->WU = lort__tt_prefix(pu, params + pd->coff[pd->d],
-                                lort__lay_slot(R->sbU, su, LORT__TT_P));
+                                lort__lay_slot(R->sbU, su, LORT__TT_P),
+                                lort__lay_slot(R->sbU, su, LORT__TT_S));
     R->bd = params + pd->coff[pd->d] + pu->coff[pu->d];
     R->bu = R->bd + pd->cols;
 }
-/* Z (n, b) = U W_down + beta_d; Act (n, b) = act(Z) */
+/* Z (n, b) = U W_down + beta_d; Act (n, b) = act(Z); XD: the states of a factored W_down */
 LORT__PRIVATE void lort__tt_adp_pre(const lort_tt_adp_desc *d, const lort__tt_plan *pd,
-                                    const lort__tt_adp_run *R, const float *U, float *Z,
-                                    float *Act, int n) {
+                                    const lort__tt_adp_run *R, const float *params,
+                                    const float *U, float *Z, float *Act, float *XD, int n) {
     size_t i, nb = (size_t)n * (size_t)d->bottleneck;
     for (i = 0; i < (size_t)n; ++i)
         memcpy(Z + i * (size_t)d->bottleneck, R->bd, (size_t)d->bottleneck * sizeof(float));
-    lort__gemm(0, 0, n, pd->cols, pd->rows, 1.0f, U, pd->rows, R->WD, pd->cols, 1.0f, Z, pd->cols);
+    if (R->fd) lort__tt_xfwd(pd, params, XD, U, n, Z, 1.0f, 1.0f);
+    else lort__gemm(0, 0, n, pd->cols, pd->rows, 1.0f, U, pd->rows, R->WD, pd->cols, 1.0f, Z,
+                    pd->cols);
     for (i = 0; i < nb; ++i) Act[i] = lort__act(d->act, Z[i]);
 }
 
@@ -5025,12 +5426,12 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
     LORT__DEBUG_FINITE(u, nh);
     LORT__DEBUG_FINITE(params, pd.coff[pd.d] + pu.coff[pu.d] + (size_t)desc->bottleneck +
                                    (size_t)desc->hidden);
-    lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 0, &R);
+    lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 0, n, &R);
     s = lort__is_zero(desc->scale) ? 1.0f : desc->scale;
     if (cache) { /* keep the materialised trains for backward */
         float *cb = lort__lay_base(cache);
-        memcpy(lort__lay_slot(cb, &c, LORT__TAC_WD), R.WD, pd.N * sizeof(float));
-        memcpy(lort__lay_slot(cb, &c, LORT__TAC_WU), R.WU, pu.N * sizeof(float));
+        if (!R.fd) memcpy(lort__lay_slot(cb, &c, LORT__TAC_WD), R.WD, pd.N * sizeof(float));
+        if (!R.fu) memcpy(lort__lay_slot(cb, &c, LORT__TAC_WU), R.WU, pu.N * sizeof(float));
     }
     U = u;
     if (cache || desc->dropout > 0.0f) { /* U = drop(u), in the cache or the workspace */
@@ -5044,7 +5445,15 @@ LORT_DEF lort_status lort_tt_adp_forward(const lort_tt_adp_desc *desc, float *y,
     Z = cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_Z)
               : lort__lay_slot(R.base, &w, LORT__TA_Z);
     Act = lort__lay_slot(R.base, &w, LORT__TA_A);
-    lort__tt_adp_pre(desc, &pd, &R, U, Z, Act, n);
+    lort__tt_adp_pre(desc, &pd, &R, params, U, Z, Act,
+                     cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_XD)
+                           : lort__lay_slot(R.sbD, &sd, LORT__TT_X),
+                     n);
+    if (R.fu)
+        lort__tt_xfwd(&pu, params + pd.coff[pd.d],
+                      cache ? lort__lay_slot(lort__lay_base(cache), &c, LORT__TAC_XU)
+                            : lort__lay_slot(R.sbU, &su, LORT__TT_X),
+                      Act, n, y, s, 1.0f);
     lort__tt_apply(&pu, y, Act, R.WU, R.bu, n, s);
     return LORT_OK;
 }
@@ -5060,8 +5469,8 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
     lort__layout w, c, sd, su;
     lort__tt_adp_run R;
     lort_status st;
-    const float *U, *Z;
-    float *Act, *dZ, s;
+    const float *U, *Z, *GU;
+    float *Act, *dZ, *XD, *XU, s;
     size_t i, nb;
     int h, b;
     if ((st = lort__tt_adp_plan(desc, n, &pd, &pu, &w, &c, &sd, &su))) return st;
@@ -5079,10 +5488,15 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
         float *cb = lort__lay_base((void *)(uintptr_t)cache);
         lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work,
                            lort__lay_slot(cb, &c, LORT__TAC_WD),
-                           lort__lay_slot(cb, &c, LORT__TAC_WU), dparams != NULL, &R);
+                           lort__lay_slot(cb, &c, LORT__TAC_WU), dparams != NULL, n, &R);
+        XD = lort__lay_slot(cb, &c, LORT__TAC_XD);
+        XU = lort__lay_slot(cb, &c, LORT__TAC_XU);
     } else {
-        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 1, &R);
+        lort__tt_adp_start(&pd, &pu, &w, &sd, &su, params, work, NULL, NULL, 1, n, &R);
+        XD = lort__lay_slot(R.sbD, &sd, LORT__TT_X);
+        XU = lort__lay_slot(R.sbU, &su, LORT__TT_X);
     }
+    GU = params + pd.coff[pd.d];
     s = lort__is_zero(desc->scale) ? 1.0f : desc->scale;
     Act = lort__lay_slot(R.base, &w, LORT__TA_A);
     dZ = lort__lay_slot(R.base, &w, LORT__TA_DZ);
@@ -5099,21 +5513,36 @@ LORT_DEF lort_status lort_tt_adp_backward(const lort_tt_adp_desc *desc, float *d
             lort__dropout(desc->dropout_seed, desc->dropout, n, h, Uw, x);
             U = Uw;
         }
-        lort__tt_adp_pre(desc, &pd, &R, U, Zw, Act, n);
+        lort__tt_adp_pre(desc, &pd, &R, params, U, Zw, Act, XD, n);
+        if (R.fu && dparams) lort__tt_xfwd(&pu, GU, XU, Act, n, NULL, 1.0f, 0.0f);
         Z = Zw;
     }
-    if (dparams) {
-        float *dWU = lort__lay_slot(R.sbU, &su, LORT__TT_DW);
-        float *dbu = dparams + pd.coff[pd.d] + pu.coff[pu.d] + b;
-        lort__colsum(dbu, dy, n, h, s);
-        lort__gemm(1, 0, b, h, n, s, Act, b, dy, h, 0.0f, dWU, h);            /* s A^T G */
-        lort__tt_grad_sub(&pu, dparams + pd.coff[pd.d], params + pd.coff[pd.d], R.sbU, &su);
+    if (dparams) lort__colsum(dparams + pd.coff[pd.d] + pu.coff[pu.d] + b, dy, n, h, s);
+    if (R.fu) { /* dZ = s G W_up^T and dW_up through the cores */
+        lort__tt_xbwd(&pu, GU, XU, dy, s, n, dZ, 0.0f, dparams ? dparams + pd.coff[pd.d] : NULL,
+                      lort__lay_slot(R.sbU, &su, LORT__TT_D0),
+                      lort__lay_slot(R.sbU, &su, LORT__TT_D1));
+    } else {
+        if (dparams) {
+            float *dWU = lort__lay_slot(R.sbU, &su, LORT__TT_DW);
+            lort__gemm(1, 0, b, h, n, s, Act, b, dy, h, 0.0f, dWU, h);        /* s A^T G */
+            lort__tt_grad_sub(&pu, dparams + pd.coff[pd.d], GU, R.sbU, &su);
+        }
+        lort__gemm(0, 1, n, b, h, s, dy, h, R.WU, h, 0.0f, dZ, b);            /* s G W_up^T */
     }
-    lort__gemm(0, 1, n, b, h, s, dy, h, R.WU, h, 0.0f, dZ, b);                /* s G W_up^T */
     for (i = 0; i < nb; ++i) dZ[i] *= lort__act_grad(desc->act, Z[i]);
+    if (dparams) lort__colsum(dparams + pd.coff[pd.d] + pu.coff[pu.d], dZ, n, b, 1.0f);
+    if (R.fd) { /* dx (+)= drop'(dZ W_down^T) and dW_down through the cores */
+        int masked = dx && desc->dropout > 0.0f;
+        float *T = lort__lay_slot(R.base, &w, LORT__TA_T);
+        lort__tt_xbwd(&pd, params, XD, dZ, 1.0f, n, masked ? T : dx, masked ? 0.0f : 1.0f,
+                      dparams, lort__lay_slot(R.sbD, &sd, LORT__TT_D0),
+                      lort__lay_slot(R.sbD, &sd, LORT__TT_D1));
+        if (masked) lort__dropout_add(desc->dropout_seed, desc->dropout, n, h, dx, T);
+        return LORT_OK;
+    }
     if (dparams) {
         float *dWD = lort__lay_slot(R.sbD, &sd, LORT__TT_DW);
-        lort__colsum(dparams + pd.coff[pd.d] + pu.coff[pu.d], dZ, n, b, 1.0f);
         lort__gemm(1, 0, h, b, n, 1.0f, U, h, dZ, b, 0.0f, dWD, b);           /* U^T dZ */
         lort__tt_grad_sub(&pd, dparams, params, R.sbD, &sd);
     }
@@ -5374,6 +5803,40 @@ LORT__PRIVATE void lort__cp_coeffs_backward(const lort__joint *J, float *dP, con
         }
 }
 
+/* The mode products of the tucker core with one factor row: a (M, K) matrix times a vector of
+   K <= a few ranks, its transpose, and the outer product. Plain loops: a GEMM call (or
+   sgemv) with a dimension of 1 and another of 4 runs several times slower than reading the
+   core once. */
+LORT__PRIVATE void lort__mv(float *y, const float *A, const float *x, int M, int K) {
+    int i, k;
+    for (i = 0; i < M; ++i) {
+        const float *a = A + (size_t)i * (size_t)K;
+        float acc = 0.0f;
+        for (k = 0; k < K; ++k) acc += a[k] * x[k];
+        y[i] = acc;
+    }
+}
+/* y (K) += v (M)^T A (M, K) */
+LORT__PRIVATE void lort__vm_add(float *y, const float *v, const float *A, int M, int K) {
+    int i, k;
+    for (i = 0; i < M; ++i) {
+        const float *a = A + (size_t)i * (size_t)K;
+        for (k = 0; k < K; ++k) y[k] += v[i] * a[k];
+    }
+}
+/* C (M, K) = beta C + u v^T, beta 0 or 1 */
+LORT__PRIVATE void lort__outer(float *C, const float *u, const float *v, int M, int K,
+                               int add) {
+    int i, k;
+    for (i = 0; i < M; ++i) {
+        float *c = C + (size_t)i * (size_t)K;
+        if (add)
+            for (k = 0; k < K; ++k) c[k] += u[i] * v[k];
+        else
+            for (k = 0; k < K; ++k) c[k] = u[i] * v[k];
+    }
+}
+
 /* Bk (r1, nh d_h) of the site, from the flat params P. */
 /* tucker: Z1 = C x_5 C_M[m], Z2 = Z1 x_4 C_L[l], Ch (pooled C_H) and K (nh, r1 r2), K_g =
    sum_a Z2[:, :, a] Ch[g, a], in their slots. */
@@ -5383,11 +5846,12 @@ LORT__PRIVATE void lort__tucker_cores(const lort__joint *J, const float *P, floa
                 *cm = P + J->oM + (size_t)J->matrix * (size_t)J->rm;
     float *Z1 = lort__lay_slot(base, W, LORT__JT_Z1), *Z2 = lort__lay_slot(base, W, LORT__JT_Z2);
     float *K = lort__lay_slot(base, W, LORT__JT_K), *Ch = lort__lay_slot(base, W, LORT__JT_CH);
-    int r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
+    int g, r12 = J->r1 * J->r2, r3 = r12 * J->rh, r4 = r3 * J->rl;
     lort__joint_pool(J, P + J->oH, Ch);
-    lort__gemm(0, 0, r4, 1, J->rm, 1.0f, P, J->rm, cm, 1, 0.0f, Z1, 1);        /* Z1 = C cm */
-    lort__gemm(0, 0, r3, 1, J->rl, 1.0f, Z1, J->rl, cl, 1, 0.0f, Z2, 1);       /* Z2 = Z1 cl */
-    lort__gemm(0, 1, J->nh, r12, J->rh, 1.0f, Ch, J->rh, Z2, J->rh, 0.0f, K, r12); /* Ch Z2^T */
+    lort__mv(Z1, P, cm, r4, J->rm);                                            /* Z1 = C cm */
+    lort__mv(Z2, Z1, cl, r3, J->rl);                                           /* Z2 = Z1 cl */
+    for (g = 0; g < J->nh; ++g) /* K = Ch Z2^T, K_g = Z2 Ch[g] */
+        lort__mv(K + (size_t)g * (size_t)r12, Z2, Ch + (size_t)g * (size_t)J->rh, r12, J->rh);
 }
 /* tucker: dP += the gradients that flow from dK (nh, r1 r2, in its slot) to the core, C_H,
    C_L[l] and C_M[m] (lort__tucker_cores must have run). */
@@ -5405,10 +5869,10 @@ LORT__PRIVATE void lort__tucker_cores_backward(const lort__joint *J, float *dP, 
     float invq = 1.0f / (float)J->q;
     lort__gemm(0, 0, J->nh, rh, r12, 1.0f, dK, r12, Z2, rh, 0.0f, dCh, rh);   /* dCh = dK Z2 */
     lort__gemm(1, 0, r12, rh, J->nh, 1.0f, dK, r12, Ch, rh, 0.0f, E, rh);     /* dZ2 = dK^T Ch */
-    lort__gemm(0, 0, 1, J->rl, r3, 1.0f, E, r3, Z1, J->rl, 1.0f, dcl, J->rl); /* dcl += dZ2 Z1 */
-    lort__gemm(0, 0, r3, J->rl, 1, 1.0f, E, 1, cl, J->rl, 0.0f, dZ1, J->rl);  /* dZ1 = dZ2 cl^T */
-    lort__gemm(0, 0, 1, J->rm, r4, 1.0f, dZ1, r4, P, J->rm, 1.0f, dcm, J->rm); /* dcm += dZ1 C */
-    lort__gemm(0, 0, r4, J->rm, 1, 1.0f, dZ1, 1, cm, J->rm, 1.0f, dP, J->rm);  /* dC += dZ1 cm^T */
+    lort__vm_add(dcl, E, Z1, r3, J->rl);                                      /* dcl += dZ2 Z1 */
+    lort__outer(dZ1, E, cl, r3, J->rl, 0);                                    /* dZ1 = dZ2 cl^T */
+    lort__vm_add(dcm, dZ1, P, r4, J->rm);                                     /* dcm += dZ1 C */
+    lort__outer(dP, dZ1, cm, r4, J->rm, 1);                                   /* dC += dZ1 cm^T */
     for (g = 0; g < J->nh; ++g)
         for (k = 0; k < rh; ++k) {
             float v = dCh[(size_t)g * (size_t)rh + (size_t)k] * invq;
