@@ -39,6 +39,16 @@ static const lcase CASES[] = {
     {17, 20, 65, 3, 0.5f, 0, 0.3f, 1},  /* d_out > d_in */
     {2, 64, 8, 8, 3.5f, 1, 0.3f, 1},
     {70, 65, 33, 8, 12.0f, 0, 0.3f, 0}, /* larger n: chain rule only */
+    /* the decode path (n <= 8) on both sides of the threshold: r a multiple of 8 (eight outputs
+       at a time, a tail of d_out % 8), d_in not a multiple of 16, blocks of B rows (d_out r
+       > 4096), four-row blocks of A with a remainder (r 6) */
+    {1, 200, 37, 8, 8.0f, 0, 0.0f, 0},
+    {3, 77, 40, 16, 16.0f, 0, 0.0f, 0},
+    {8, 129, 65, 24, 4.0f, 0, 0.3f, 0},
+    {9, 129, 65, 24, 4.0f, 0, 0.0f, 0},
+    {2, 96, 600, 16, 0.0f, 1, 0.0f, 0},
+    {1, 48, 300, 32, 2.0f, 0, 0.0f, 0},
+    {4, 50, 30, 6, 3.0f, 0, 0.0f, 0},
 };
 #define NCASES (sizeof(CASES) / sizeof(CASES[0]))
 
