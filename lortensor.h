@@ -3226,11 +3226,16 @@ LORT__PRIVATE void lort__lowrank_init(lort__lowrank *P, int d_in, int d_out, int
    compilers' generic 8-float vector type (SSE: two halves; AVX: one register); elsewhere, or
    with LORT_GEMM_PORTABLE, in plain C with partial sums that compilers vectorise. */
 #define LORT__DECODE_ROWS 8
-/* Measured (bench/bench_serve.c, d 1024 and 4096, r 8 and 16): the loops beat the built-in
-   GEMM and OpenBLAS's sgemm at every n <= 8. */
+/* Measured (n 1 to 8, d 1024 and 4096, r 8 to 64, one thread): the loops beat the built-in
+   GEMM at every n <= 8 (but r >= 32 at n <= 2, within 1.3x), and OpenBLAS's sgemm at n <= 2
+   (by 1.1 to 2x); at n = 4 they are even with it, at n = 8 up to 1.3x slower. */
 LORT__PRIVATE int lort__decode_use(int n, int r) {
     (void)r;
+#if defined(LORT_NO_BLAS) && !defined(LORT_SGEMM)
     return n <= LORT__DECODE_ROWS;
+#else
+    return n <= 4;
+#endif
 }
 /* sum_j a[j] b[j], 32 partial sums (enough independent chains to stream at L1/L2 speed) */
 LORT__PRIVATE float lort__dot8(const float *LORT_RESTRICT a, const float *LORT_RESTRICT b,
@@ -8010,6 +8015,17 @@ LORT__PRIVATE int lort__xs_shared(const lort_adapter *a, const lort_adapter *b) 
            !(a->desc.loraxs.dropout > 0.0f) && !(b->desc.loraxs.dropout > 0.0f);
 }
 
+/* The scale s of a lora adapter (0 when lora is compiled out: no lora adapter gets here). */
+LORT__PRIVATE float lort__lora_s(const lort_adapter *a) {
+    float s = 0.0f;
+#if LORT__HAS_LORA
+    (void)lort_lora_scale(&a->desc.lora, &s);
+#else
+    (void)a;
+#endif
+    return s;
+}
+
 /* ---- mixed-adapter batches ---------------------------------------------------------------- */
 
 enum { LORT__MX_INT, LORT__MX_XS, LORT__MX_YS, LORT__MX_H1, LORT__MX_H2, LORT__MX_WORK };
@@ -8028,6 +8044,13 @@ LORT__PRIVATE void lort__mixed_layout(int n_adapters, int n, int d_in, int d_out
     lort__lay_add(L, awork / sizeof(float) + 1u);
 }
 
+/* The rank whose H1, H2 rows the mixed workspace holds: loraxs (shared basis) and lora (small
+   groups run the decode loops on their rows in place, H in the H1 slot). */
+LORT__PRIVATE int lort__mixed_r(const lort_adapter *a) {
+    if (a->kind == LORT_KIND_LORAXS) return a->desc.loraxs.r;
+    if (a->kind == LORT_KIND_LORA) return a->desc.lora.r;
+    return 0;
+}
 LORT_DEF lort_status lort_mixed_workspace_size(const lort_adapter *adapters, int n_adapters,
                                                int n, size_t *bytes) {
     lort__layout L;
@@ -8047,8 +8070,7 @@ LORT_DEF lort_status lort_mixed_workspace_size(const lort_adapter *adapters, int
             return LORT_ERR_SHAPE;
         }
         if (z.work > awork) awork = z.work;
-        if (adapters[i].kind == LORT_KIND_LORAXS && adapters[i].desc.loraxs.r > rmax)
-            rmax = adapters[i].desc.loraxs.r;
+        if (lort__mixed_r(&adapters[i]) > rmax) rmax = lort__mixed_r(&adapters[i]);
     }
     lort__mixed_layout(n_adapters, n, d_in, d_out, rmax, awork, &L);
     return lort__lay_bytes(&L, bytes);
@@ -8114,8 +8136,7 @@ LORT_DEF lort_status lort_mixed_forward(const lort_adapter *adapters, int n_adap
         }
         used = 1;
         if (z.work > awork) awork = z.work;
-        if (adapters[a].kind == LORT_KIND_LORAXS && adapters[a].desc.loraxs.r > rmax)
-            rmax = adapters[a].desc.loraxs.r;
+        if (lort__mixed_r(&adapters[a]) > rmax) rmax = lort__mixed_r(&adapters[a]);
     }
     if (!used) return LORT_OK;
     if ((st = lort__rows_check(n, d_in, d_out))) return st;
@@ -8166,6 +8187,17 @@ LORT_DEF lort_status lort_mixed_forward(const lort_adapter *adapters, int n_adap
             a = b;
             continue;
         }
+#if LORT__HAS_LORA
+        if (A->kind == LORT_KIND_LORA && !(A->desc.lora.dropout > 0.0f) &&
+            lort__decode_use(m, A->desc.lora.r)) {
+            /* a few rows of one lora adapter: the decode loops on those rows where they are */
+            const lort_lora_desc *dl = &A->desc.lora;
+            lort__decode_rows(d_in, d_out, dl->r, lort__lora_s(A), y, x, rows, NULL, A->params,
+                              A->params + (size_t)dl->r * (size_t)d_in, m, H1, NULL, 0, 0);
+            ++a;
+            continue;
+        }
+#endif
         if (rows[m - 1] - rows[0] == m - 1) { /* consecutive rows: in place */
             float *yr = y + (size_t)rows[0] * (size_t)d_out;
             const float *xr = lort__tt_adp_output(A) ? NULL : x + (size_t)rows[0] * (size_t)d_in;
@@ -8201,16 +8233,6 @@ enum { LORT__MU_ACAT, LORT__MU_H, LORT__MU_G, LORT__MU_U, LORT__MU_WORK };
 #ifndef LORT__DECODE_ROWS
 #define LORT__DECODE_ROWS 8
 #endif
-/* The scale s of a lora adapter (0 when lora is compiled out: no lora adapter gets here). */
-LORT__PRIVATE float lort__lora_s(const lort_adapter *a) {
-    float s = 0.0f;
-#if LORT__HAS_LORA
-    (void)lort_lora_scale(&a->desc.lora, &s);
-#else
-    (void)a;
-#endif
-    return s;
-}
 LORT__PRIVATE int lort__multi_stackable(const lort_adapter *a) {
     return a->kind == LORT_KIND_LORA && !(a->desc.lora.dropout > 0.0f);
 }
