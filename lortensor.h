@@ -3226,9 +3226,9 @@ LORT__PRIVATE void lort__lowrank_init(lort__lowrank *P, int d_in, int d_out, int
    compilers' generic 8-float vector type (SSE: two halves; AVX: one register); elsewhere, or
    with LORT_GEMM_PORTABLE, in plain C with partial sums that compilers vectorise. */
 #define LORT__DECODE_ROWS 8
-/* Measured (n 1 to 8, d 1024 and 4096, r 8 to 64, one thread): the loops beat the built-in
-   GEMM at every n <= 8 (but r >= 32 at n <= 2, within 1.3x), and OpenBLAS's sgemm at n <= 2
-   (by 1.1 to 2x); at n = 4 they are even with it, at n = 8 up to 1.3x slower. */
+/* Measured (n 1 to 8, d 1024 and 4096, r 8 to 64, one thread, hot cache): the loops beat the
+   built-in GEMM at every n <= 8 (but r >= 32 at n <= 2, within 1.3x), and OpenBLAS's sgemm at
+   n <= 4 (1.0 to 2.6x faster); at n = 8 they are up to 1.2x slower. */
 LORT__PRIVATE int lort__decode_use(int n, int r) {
     (void)r;
 #if defined(LORT_NO_BLAS) && !defined(LORT_SGEMM)
@@ -3352,6 +3352,45 @@ LORT__PRIVATE void lort__dec_dots(float *out, const float *A, size_t lda, const 
         for (; j < len; ++j) out[k] += p[j] * x[j];
     }
 }
+/* Two rows of x at once (four rows of A loaded once for both): o0[k] = A_k . x0,
+   o1[k] = A_k . x1, 8 partial sums per dot product; kb < 4 falls back to one row at a time. */
+LORT__PRIVATE void lort__dec_dots2(float *o0, float *o1, const float *A, size_t lda,
+                                   const float *x0, const float *x1, int len, int kb,
+                                   size_t lim) {
+    const lort__v8 zero = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    lort__v8 s[8], u0, u1, v;
+    int j = 0, k;
+    if (kb != 4) {
+        lort__dec_dots(o0, A, lda, x0, len, kb, lim);
+        lort__dec_dots(o1, A, lda, x1, len, kb, lim);
+        return;
+    }
+    for (k = 0; k < 8; ++k) s[k] = zero; /* s[k]: row k with x0, s[4 + k]: with x1 */
+    for (; j + 8 <= len; j += 8) {
+        if (j % 16 == 0)
+            for (k = 0; k < 4; ++k) {
+                size_t q = (size_t)k * lda + (size_t)j + LORT__DECODE_PF;
+                if (q < lim) __builtin_prefetch(A + q);
+            }
+        LORT__V8_LD(u0, x0 + j);
+        LORT__V8_LD(u1, x1 + j);
+        for (k = 0; k < 4; ++k) {
+            LORT__V8_LD(v, A + (size_t)k * lda + (size_t)j);
+            s[k] += v * u0;
+            s[4 + k] += v * u1;
+        }
+    }
+    for (k = 0; k < 4; ++k) {
+        const float *p = A + (size_t)k * lda;
+        int i;
+        o0[k] = lort__v8_sum(&s[k]);
+        o1[k] = lort__v8_sum(&s[4 + k]);
+        for (i = j; i < len; ++i) {
+            o0[k] += p[i] * x0[i];
+            o1[k] += p[i] * x1[i];
+        }
+    }
+}
 /* y (d_out) += s B h, B (d_out, r) row-major, r a multiple of 8: eight outputs at a time */
 LORT__PRIVATE void lort__dec_bh8(float *LORT_RESTRICT y, const float *LORT_RESTRICT B,
                                  const float *LORT_RESTRICT h, int d_out, int r, float s) {
@@ -3435,6 +3474,15 @@ LORT__PRIVATE void lort__decode_rows(int d_in, int d_out, int r, float s, float 
         for (k = 0; k < r; k += 4)
             for (i = 0; i < n; ++i) {
 #ifdef LORT__DEC_VEC
+                if (i + 1 < n) { /* two rows of x per pass over the four rows of A */
+                    lort__dec_dots2(H + (size_t)i * (size_t)r + (size_t)k,
+                                    H + (size_t)(i + 1) * (size_t)r + (size_t)k,
+                                    A + (size_t)k * (size_t)d_in, (size_t)d_in, LORT__XR(i),
+                                    LORT__XR(i + 1), d_in, r - k < 4 ? r - k : 4,
+                                    (size_t)(r - k) * (size_t)d_in);
+                    ++i;
+                    continue;
+                }
                 lort__dec_dots(H + (size_t)i * (size_t)r + (size_t)k, A + (size_t)k * (size_t)d_in,
                                (size_t)d_in, LORT__XR(i), d_in, r - k < 4 ? r - k : 4,
                                (size_t)(r - k) * (size_t)d_in);
