@@ -25,7 +25,7 @@
      threshold (against y0 + s B A x in double), and the statuses: index out of range, short workspace, shape
      mismatch (y untouched each time).
    - lort_multi_forward / lort_multi_backward over q, k, v-like sites (three lora, three cp
-     sites of one block, two tucker sites, one loraxs) at n = 1, 8, 9, 33: equal to per-site
+     sites of one block, two tucker sites, one loraxs) at n = 1, 8, 9, 33, 70: equal to per-site
      calls (forward outputs, dx, every gradient), relative 2e-5. */
 #include "lort_test.h"
 
@@ -545,7 +545,7 @@ static void test_multi(void **state) {
     ad[4] = tk.a; ad[5] = lo[2].a;
     ad[6] = cpf.a; ad[6].layer = 1; ad[6].matrix = LORT_CP_O;
     ad[7] = tk.a; ad[7].matrix = LORT_CP_V; ad[8] = xs.a;
-    static const int ns[] = {1, 8, 9, 33};
+    static const int ns[] = {1, 8, 9, 33, 70}; /* lora stacked from n = 64 */
     for (size_t t = 0; t < sizeof ns / sizeof ns[0]; ++t) {
         int n = ns[t];
         size_t ws = 0, maxw = 0;
