@@ -290,7 +290,7 @@ BENCH_THREADS ?= 1
 bench: $(addprefix $(B)/bench/,$(BENCHES))
 	@rm -f $(BENCH_CSV)
 	@set -e; export OPENBLAS_NUM_THREADS=$(BENCH_THREADS); for b in $^; do case $$b in \
-	  */bench_gemm|*/bench_families) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
+	  */bench_gemm|*/bench_families|*/bench_serve) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
 	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) bench/peer_torch.py \
 	  --cpu-time --csv $(BENCH_CSV); \
 	  else echo "(PyTorch peer skipped: no python3 with torch; pip install torch, or make deps-bench)"; fi

@@ -8156,7 +8156,7 @@ LORT_DEF lort_status lort_mixed_forward(const lort_adapter *adapters, int n_adap
     size_t awork = 0, ints;
     float *base, *xs, *ys, *H1, *H2, *aw;
     int *start, *order;
-    int i, a, d_in = 0, d_out = 0, rmax = 0, used = 0;
+    int i, a, d_in = 0, d_out = 0, rmax = 0, used = 0, sized;
     if (n <= 0 || n_adapters < 0 || n_adapters >= INT_MAX - 2) return LORT_ERR_INVALID_ARG;
     if ((n_adapters > 0 && !adapters) || !y || !x || !row_adapter) return LORT_ERR_NULL;
     for (i = 0; i < n; ++i)
@@ -8173,10 +8173,18 @@ LORT_DEF lort_status lort_mixed_forward(const lort_adapter *adapters, int n_adap
     for (a = 1; a < n_adapters + 2; ++a) start[a] += start[a - 1];     /* starts at a + 1 */
     for (i = 0; i < n; ++i) order[start[row_adapter[i] + 1]++] = i;    /* stable */
     /* now start[a + 1] is the end of segment a, start[a] its start (start[0] = 0) */
-    for (a = 0; a < n_adapters; ++a) {
+    for (a = 0, sized = -1; a < n_adapters; ++a) {
         lort_adapter_sizes z;
         if (start[a + 1] == start[a]) continue;
+        if (sized >= 0 && lort__xs_shared(&adapters[sized], &adapters[a])) {
+            /* a user of a basis already sized (same shape, no dropout): the sizes are the
+               same, only its desc and pointers need a check (thousands of users per batch) */
+            lort__views v;
+            if ((st = lort__adapter_views(&adapters[a], &v))) return st;
+            continue;
+        }
         if ((st = lort__serve_sizes(&adapters[a], n, &z))) return st;
+        sized = a;
         if (!used) {
             d_in = z.d_in;
             d_out = z.d_out;

@@ -427,6 +427,21 @@ static void test_mixed_shared_basis(void **state) {
         snprintf(label, sizeof label, "shared all n %d", n);
         mixed_check(ad, NA, ra, n, label);
     }
+    { /* a user of a basis already checked is still checked: NULL params, bad alpha */
+        int n = 8, ra[8] = {0, 3, 0, 3, 1, 1, 3, 0};
+        size_t ws = 0;
+        OK(lort_mixed_workspace_size(ad, NA, n, &ws));
+        void *w = tr_buf(ws);
+        float *x = tr_rand(zu(n) * D), *y = tr_rand(zu(n) * D), *keep = tr_alloc(zu(n) * D);
+        memcpy(keep, y, sizeof(float) * zu(n) * D);
+        ad[3].params = NULL;
+        assert_int_equal(lort_mixed_forward(ad, NA, y, x, ra, n, w, ws), LORT_ERR_NULL);
+        ad[3].params = R[3];
+        ad[3].desc.loraxs.alpha = NAN;
+        assert_int_equal(lort_mixed_forward(ad, NA, y, x, ra, n, w, ws), LORT_ERR_INVALID_ARG);
+        assert_memory_equal(y, keep, sizeof(float) * zu(n) * D);
+        free(w); free(x); free(y); free(keep);
+    }
     for (int a = 0; a < NA; ++a) free(R[a]);
     fam_free(&f[0]); fam_free(&f[1]);
 }
