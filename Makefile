@@ -103,6 +103,11 @@ $(eval $(call test_build,m32,-m32 -msse2 -mfpmath=sse $(CFLAGS) -DLORT_NO_BLAS,,
 # the built-in GEMM's plain-C fallback (no vector extension) with a small-stack blocking
 $(eval $(call test_build,portable,$(CFLAGS) -DLORT_NO_BLAS -DLORT_GEMM_PORTABLE -DLORT_GEMM_KC=16 \
   -DLORT_GEMM_NC=32 -DLORT_GEMM_MR=4 -DLORT_GEMM_NR=8,,))
+# the decode path's vector loops as this machine compiles them (-O3 -march=native: AVX where
+# there is AVX), for the tests that run them; the plain-C form runs in the portable build
+DECODE_TESTS := test_lora test_loraxs test_serve test_cp test_tt
+$(eval $(call test_build,native,$(if $(NATIVE_OPT),$(NATIVE_OPT) -g,$(CFLAGS)) -DLORT_NO_BLAS,,))
+.PRECIOUS: $(addprefix $(B)/native/,$(DECODE_TESTS)) $(B)/portable/test_lora
 .PRECIOUS: $(B)/%/lort_impl.o $(addprefix $(B)/blas/,$(TESTS)) $(addprefix $(B)/noblas/,$(TESTS)) \
            $(addprefix $(B)/asan/,$(TESTS)) $(addprefix $(B)/m32/,$(TESTS)) $(B)/portable/test_gemm
 FORCE:
@@ -113,7 +118,8 @@ define test_summary
 endef
 test-blas: $(addprefix $(B)/blas/,$(addsuffix .ok,$(TESTS)))
 	$(call test_summary,$^,test-blas)
-test-noblas: $(addprefix $(B)/noblas/,$(addsuffix .ok,$(TESTS))) $(B)/portable/test_gemm.ok
+test-noblas: $(addprefix $(B)/noblas/,$(addsuffix .ok,$(TESTS))) $(B)/portable/test_gemm.ok \
+             $(B)/portable/test_lora.ok $(addprefix $(B)/native/,$(addsuffix .ok,$(DECODE_TESTS)))
 	$(call test_summary,$^,test-noblas)
 test-sanitize: $(addprefix $(B)/asan/,$(addsuffix .ok,$(TESTS)))
 	$(call test_summary,$^,test-sanitize)
@@ -287,7 +293,7 @@ BENCH_THREADS ?= 1
 bench: $(addprefix $(B)/bench/,$(BENCHES))
 	@rm -f $(BENCH_CSV)
 	@set -e; export OPENBLAS_NUM_THREADS=$(BENCH_THREADS); for b in $^; do case $$b in \
-	  */bench_gemm|*/bench_families) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
+	  */bench_gemm|*/bench_families|*/bench_serve) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
 	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) bench/peer_torch.py \
 	  --cpu-time --csv $(BENCH_CSV); \
 	  else echo "(PyTorch peer skipped: no python3 with torch; pip install torch, or make deps-bench)"; fi

@@ -5,9 +5,12 @@ One nn.Linear(4096, 4096) with 1, 4 or 16 LoRA adapters (r = 16) loaded through 
 of 64 rows, row i served by adapter i mod k through PEFT's mixed batch (forward(...,
 adapter_names=[...]), which groups rows per adapter in Python). The base layer is replaced by
 nn.Identity (d_in = d_out) so that only the adapter part is timed; throughput over one adapter
-applied to all 64 rows, as bench_serve prints. One thread (torch.set_num_threads(1)); the fastest of 7
-samples of thread CPU time, each sample >= 2 ms of back-to-back calls.
+applied to all 64 rows, as bench_serve prints. One thread (torch.set_num_threads(1)); the protocol
+of bench/bench_util.h: a cold call, a calibration call, one warmup sample, then the median of 11
+samples of process CPU time, each sample >= 2 ms of back-to-back calls. --csv FILE (or
+BENCH_CSV) appends the rows in bench_util.h's columns (bench serve, impl torch_peft).
 Skips with a message when torch or peft is missing."""
+import os
 import sys
 import time
 
@@ -33,21 +36,38 @@ class One(torch.nn.Module):
 
 
 def best(fn):
+    """Median seconds per call (bench/bench_util.h's protocol, process CPU clock)."""
+    fn()  # cold
+    t0 = time.process_time()
     fn()
-    t0 = time.thread_time()
-    fn()
-    one = max(time.thread_time() - t0, 1e-9)
-    k = 1 if one > 2e-3 else int(2e-3 / one) + 1
+    one = max(time.process_time() - t0, 1e-8)
+    k = 1 if one >= 2e-3 else min(100000, int(-(-2e-3 // one)))
+    for _ in range(k):  # one warmup sample
+        fn()
     samples = []
-    for _ in range(7):
-        t0 = time.thread_time()
+    for _ in range(11):
+        t0 = time.process_time()
         for _ in range(k):
             fn()
-        samples.append((time.thread_time() - t0) / k)
-    return min(samples)
+        samples.append((time.process_time() - t0) / k)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def csv_row(path, k, seconds):
+    if not path:
+        return
+    fresh = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a") as f:
+        if fresh:
+            f.write("bench,family,op,n,r,d,impl,seconds,note\n")
+        f.write(f"serve,lora,mixed,{N},{R},{D},torch_peft,{seconds:.9g},{k} adapters\n")
 
 
 def main():
+    csv = os.environ.get("BENCH_CSV", "")
+    if "--csv" in sys.argv[1:-1]:
+        csv = sys.argv[sys.argv.index("--csv") + 1]
     x = torch.randn(N, D)
     print(f"peer_serve: torch {torch.__version__}, 1 thread; mixed LoRA batch, {N} rows, d {D}, r {R}")
     print(f"   {'adapters':>8} {'adapter us':>11} {'thr':>6}   (base layer = identity: the adapter part)")
@@ -66,6 +86,7 @@ def main():
                 t_one = best(lambda: model(x))
             part = best(lambda: model(x, adapter_names=names))
         print(f"   {k:>8} {part * 1e6:>11.0f} {t_one / part:>6.2f}")
+        csv_row(csv, k, part)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,42 @@ def svd_md(rows, out):
     out.append("")
 
 
+def serve_md(rows, out):
+    """bench_serve's rows: decode at n = 1 (DRAM and hot), mixed batches, q/k/v in one call."""
+    t = defaultdict(dict)  # (family, op, n, r, d, note) -> impl -> seconds
+    for r in rows:
+        if r["bench"] == "serve":
+            t[r["family"], r["op"], r["n"], r["r"], r["d"], r["note"] if r["op"].startswith("mixed")
+              else ""][r["impl"]] = r["seconds"]
+    if not t:
+        return
+    out.append("## Serving (bench_serve)\n")
+    out.append("Decode, n = 1 LoRA forward. dram: each call the next of K adapters (K (A + B) >= 64 "
+               "MiB); limit = streaming the same bytes at the measured read bandwidth; hot: one "
+               "adapter in L2 (informative). Target (dram): <= 1.2x limit and <= 1.2x hand.\n")
+    out.append("| row | d | r | limit us | lortensor us | hand us | / limit | / hand | target |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for (fam, op, n, rk, d, _), m in sorted(t.items()):
+        if op not in ("dram", "hot") or not {"limit", "lortensor", "hand"} <= m.keys():
+            continue
+        a, b = m["lortensor"] / m["limit"], m["lortensor"] / m["hand"]
+        tgt = "(informative)" if op == "hot" else ("PASS" if a <= 1.2 and b <= 1.2 else "MISS")
+        out.append(f"| {op} | {d} | {rk} | {m['limit'] * 1e6:.2f} | {m['lortensor'] * 1e6:.2f} | "
+                   f"{m['hand'] * 1e6:.2f} | {a:.2f}x | {b:.2f}x | {tgt} |")
+    out.append("\nMixed batches and one call per layer: throughput of lortensor over the "
+               "reference (one adapter for all rows; the per-site calls).\n")
+    out.append("| family | op | n | setting | lortensor ms | reference ms | ratio |")
+    out.append("|---|---|---:|---|---:|---:|---:|")
+    for (fam, op, n, rk, d, note), m in sorted(t.items(), key=lambda kv: (kv[0][1], kv[0][0],
+                                                                        kv[0][2], kv[0][5])):
+        ref = m.get("one_adapter") or m.get("per_site")
+        if op in ("dram", "hot", "decode_family") or "lortensor" not in m or not ref:
+            continue
+        out.append(f"| {fam} | {op} | {n} | {note} | {fmt_ms(m['lortensor'])} | {fmt_ms(ref)} | "
+                   f"{ref / m['lortensor']:.2f} |")
+    out.append("")
+
+
 def svg_plot(overhead, path):
     """Overhead (% of base fwd+bwd) against n, log-log, one polyline per family."""
     pts = overhead.get("fwd+bwd", {})
@@ -230,6 +266,7 @@ def main():
     overhead = families_md(rows, out)
     svd_md(rows, out)
     gemm_md(rows, out)
+    serve_md(rows, out)
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     if a.md:

@@ -21,10 +21,11 @@
      reference y0 + x dW^T (dW from the family's delta; tt_adp: the family's own forward on
      that row alone), relative 2e-5 of the largest entry; rows with -1 are bit-untouched. Also
      the in-place paths (every row one adapter; sorted, contiguous rows), shared-basis LoRA-XS
-     over two bases interleaved, and the statuses: index out of range, short workspace, shape
+     over two bases interleaved, LoRA at ranks 8 and 16 with groups on both sides of the decode
+     threshold (against y0 + s B A x in double), and the statuses: index out of range, short workspace, shape
      mismatch (y untouched each time).
    - lort_multi_forward / lort_multi_backward over q, k, v-like sites (three lora, three cp
-     sites of one block, two tucker sites, one loraxs) at n = 1, 8, 9, 33: equal to per-site
+     sites of one block, two tucker sites, one loraxs) at n = 1, 8, 9, 33, 70: equal to per-site
      calls (forward outputs, dx, every gradient), relative 2e-5. */
 #include "lort_test.h"
 
@@ -426,8 +427,76 @@ static void test_mixed_shared_basis(void **state) {
         snprintf(label, sizeof label, "shared all n %d", n);
         mixed_check(ad, NA, ra, n, label);
     }
+    { /* a user of a basis already checked is still checked: NULL params, bad alpha */
+        int n = 8, ra[8] = {0, 3, 0, 3, 1, 1, 3, 0};
+        size_t ws = 0;
+        OK(lort_mixed_workspace_size(ad, NA, n, &ws));
+        void *w = tr_buf(ws);
+        float *x = tr_rand(zu(n) * D), *y = tr_rand(zu(n) * D), *keep = tr_alloc(zu(n) * D);
+        memcpy(keep, y, sizeof(float) * zu(n) * D);
+        ad[3].params = NULL;
+        assert_int_equal(lort_mixed_forward(ad, NA, y, x, ra, n, w, ws), LORT_ERR_NULL);
+        ad[3].params = R[3];
+        ad[3].desc.loraxs.alpha = NAN;
+        assert_int_equal(lort_mixed_forward(ad, NA, y, x, ra, n, w, ws), LORT_ERR_INVALID_ARG);
+        assert_memory_equal(y, keep, sizeof(float) * zu(n) * D);
+        free(w); free(x); free(y); free(keep);
+    }
     for (int a = 0; a < NA; ++a) free(R[a]);
     fam_free(&f[0]); fam_free(&f[1]);
+}
+
+/* Mixed LoRA at the decode loops' sizes: ranks 8 and 16 (eight outputs at a time and a tail:
+   d_out 37), d_in 40 (not a multiple of 16), 6 adapters, random rows at n = 3, 12, 40, 64 (groups
+   of a few rows run the decode loops on scattered rows in place, larger groups gather and run
+   GEMMs); y against y0 + s B (A x) in double, per row. */
+static void test_mixed_lora_decode(void **state) {
+    (void)state;
+    tr_seed(18);
+    enum { NA = 6, DI = 40, DO = 37 };
+    lort_adapter ad[NA];
+    float *P[NA];
+    for (int a = 0; a < NA; ++a) {
+        memset(&ad[a], 0, sizeof ad[a]);
+        ad[a].kind = LORT_KIND_LORA;
+        ad[a].desc.lora.d_in = DI; ad[a].desc.lora.d_out = DO;
+        ad[a].desc.lora.r = a % 2 ? 16 : 8;
+        ad[a].desc.lora.alpha = 3.0f + (float)a;
+        P[a] = tr_rand(zu(ad[a].desc.lora.r) * (DI + DO));
+        ad[a].params = P[a];
+    }
+    static const int ns[] = {3, 12, 40, 64};
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; ++t) {
+        int n = ns[t], ra[64];
+        size_t ws = 0;
+        for (int i = 0; i < n; ++i) ra[i] = (int)(tr_uniform() * (NA + 1)) - 1;
+        OK(lort_mixed_workspace_size(ad, NA, n, &ws));
+        void *w = tr_buf(ws);
+        float *x = tr_rand(zu(n) * DI), *y0 = tr_rand(zu(n) * DO), *y = tr_alloc(zu(n) * DO);
+        double *want = td_alloc(zu(n) * DO);
+        memcpy(y, y0, sizeof(float) * zu(n) * DO);
+        OK(lort_mixed_forward(ad, NA, y, x, ra, n, w, ws));
+        for (int i = 0; i < n; ++i) {
+            for (int o = 0; o < DO; ++o) want[IX(i, DO, o)] = (double)y0[IX(i, DO, o)];
+            if (ra[i] < 0) continue;
+            int r = ad[ra[i]].desc.lora.r;
+            const float *A = P[ra[i]], *B = P[ra[i]] + r * DI;
+            double s = (double)ad[ra[i]].desc.lora.alpha / (double)r, h[16];
+            for (int k = 0; k < r; ++k) {
+                h[k] = 0.0;
+                for (int j = 0; j < DI; ++j) h[k] += (double)A[IX(k, DI, j)] * (double)x[IX(i, DI, j)];
+            }
+            for (int o = 0; o < DO; ++o)
+                for (int k = 0; k < r; ++k) want[IX(i, DO, o)] += s * (double)B[IX(o, r, k)] * h[k];
+        }
+        char label[48];
+        snprintf(label, sizeof label, "mixed lora decode n %d", n);
+        assert_true(near_fd(label, y, want, zu(n) * DO, 2e-5));
+        for (int i = 0; i < n; ++i)
+            if (ra[i] < 0) assert_memory_equal(y + IX(i, DO, 0), y0 + IX(i, DO, 0), sizeof(float) * DO);
+        free(w); free(x); free(y0); free(y); free(want);
+    }
+    for (int a = 0; a < NA; ++a) free(P[a]);
 }
 
 static void test_mixed_errors(void **state) {
@@ -491,7 +560,7 @@ static void test_multi(void **state) {
     ad[4] = tk.a; ad[5] = lo[2].a;
     ad[6] = cpf.a; ad[6].layer = 1; ad[6].matrix = LORT_CP_O;
     ad[7] = tk.a; ad[7].matrix = LORT_CP_V; ad[8] = xs.a;
-    static const int ns[] = {1, 8, 9, 33};
+    static const int ns[] = {1, 8, 9, 33, 70}; /* lora stacked from n = 64 */
     for (size_t t = 0; t < sizeof ns / sizeof ns[0]; ++t) {
         int n = ns[t];
         size_t ws = 0, maxw = 0;
@@ -578,6 +647,7 @@ int main(void) {
         cmocka_unit_test(test_mixed_families),
         cmocka_unit_test(test_mixed_mix),
         cmocka_unit_test(test_mixed_shared_basis),
+        cmocka_unit_test(test_mixed_lora_decode),
         cmocka_unit_test(test_mixed_errors),
         cmocka_unit_test(test_multi),
     };
