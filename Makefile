@@ -276,7 +276,8 @@ fuzz-gguf: $(B)/fuzz/fuzz_gguf $(B)/fuzz/gguf_seeds
 # bench/report.py joins them into $(B)/bench/results.md and the plot $(B)/bench/overhead.svg.
 # make bench-quick: a subset (the GEMM shapes marked quick, every family at n = 16, fewer
 # samples) in about a minute. One thread (BENCH_THREADS), and the process CPU clock for the
-# GEMM and every-family rows, so that neighbours on a shared machine do not skew one side.
+# GEMM, every-family and SVD rows (bench.c), so that neighbours on a shared machine do not skew
+# one side.
 BENCHES := $(basename $(notdir $(wildcard bench/bench*.c)))
 PYTHON  ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import torch' 2>/dev/null && { command -v $$p; break; }; done)
 BENCH_CSV := $(B)/bench/results.csv
@@ -284,7 +285,7 @@ BENCH_THREADS ?= 1
 bench: $(addprefix $(B)/bench/,$(BENCHES))
 	@rm -f $(BENCH_CSV)
 	@set -e; export OPENBLAS_NUM_THREADS=$(BENCH_THREADS); for b in $^; do case $$b in \
-	  */bench_gemm|*/bench_families) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
+	  */bench_gemm|*/bench_families|*/bench) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
 	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) bench/peer_torch.py \
 	  --cpu-time --csv $(BENCH_CSV); \
 	  else echo "(PyTorch peer skipped: no python3 with torch; pip install torch, or make deps-bench)"; fi

@@ -49,7 +49,7 @@ typedef struct base_job {
 static lort_tt_desc modes(int d, const int *m, int t) {
     lort_tt_desc q;
     memset(&q, 0, sizeof q);
-    q.d = d;
+    q.n_cores = d;
     memcpy(q.modes, m, (size_t)d * sizeof(int));
     q.rank = t;
     return q;
@@ -83,7 +83,7 @@ static int family_desc(const char *name, lort_adapter *a, int *rank) {
         *rank = 64;
     } else if (!strcmp(name, "mpo")) {
         a->kind = LORT_KIND_MPO;
-        a->desc.mpo.ncores = 6, a->desc.mpo.bond = 8;
+        a->desc.mpo.n_cores = 6, a->desc.mpo.bond = 8;
         for (k = 0; k < 6; ++k) a->desc.mpo.row_factors[k] = a->desc.mpo.col_factors[k] = 4;
         a->desc.mpo.residual = LORT_MPO_RESIDUAL_NONE;
         *rank = 8;
@@ -182,8 +182,8 @@ int main(int argc, char **argv) {
             BU_CHECK(lort_adapter_sizes_query(&f.a, f.n, &sz));
             params = bu_frand(sz.params, 4, 0.05f);
             grads = bu_falloc(sz.params);
-            frozen = bu_frand(sz.frozen, 5, 0.05f);
-            f.a.params = params, f.a.grads = grads, f.a.frozen = sz.frozen ? frozen : NULL;
+            frozen = bu_frand(sz.frozen_bytes / sizeof(float), 5, 0.05f);
+            f.a.params = params, f.a.grads = grads, f.a.frozen = sz.frozen_bytes ? frozen : NULL;
             f.cs = sz.cache, f.ws = sz.work;
             f.cache = bu_alloc(f.cs), f.work = bu_alloc(f.ws);
             f.x = x, f.y = y, f.dy = dy, f.dx = dx;
