@@ -2,9 +2,9 @@
 """Joins the CSV rows of one `make bench` run (bench/bench_util.h columns:
 bench,family,op,n,r,d,impl,seconds,note) into markdown tables and an SVG plot.
 
-  - every family, fwd+bwd and fwd, lortensor against the PyTorch peer's two forms (torch_ref:
+  - every family, fwd+bwd, fwd and bwd (the backward alone), lortensor against the PyTorch peer's two forms (torch_ref:
     the paper's reference code; torch_best: the factored form), with speed-ups (peer time / our
-    time) and the issue-13 targets: at n <= 16 >= 3x the reference form and >= 1.5x the best
+    time) and the targets: at n <= 16 >= 3x the reference form and >= 1.5x the best
     form; at n = 512 not slower than either (>= 1x). fwd+bwd rows carry the verdict.
   - the built-in GEMM's share of OpenBLAS speed per shape (target >= 50%).
   - overhead.svg: adapter fwd+bwd time as % of the base layer's fwd+bwd GEMMs against n, one
@@ -39,7 +39,7 @@ def fmt_ms(t):
 
 
 def verdict(n, ref, best):
-    """PASS/MISS of the issue-13 targets from the two speed-ups (None: not measured)."""
+    """PASS/MISS of the performance targets from the two speed-ups (None: not measured)."""
     need_ref, need_best = (3.0, 1.5) if n <= 16 else (1.0, 1.0)
     parts = []
     for name, v, need in (("ref", ref, need_ref), ("best", best, need_best)):
@@ -75,7 +75,7 @@ def families_md(rows, out):
     else:
         out.append("(PyTorch peer not run: no python3 with torch.)\n")
     overhead = defaultdict(dict)
-    for op in ("fwd+bwd", "fwd"):
+    for op in ("fwd+bwd", "fwd", "bwd"):
         out.append(f"### {op}\n")
         out.append("| family | rank | n | lortensor ms | overhead | torch_ref ms | torch_best ms "
                    "| vs ref | vs best | target |")
