@@ -277,7 +277,8 @@ fuzz-gguf: $(B)/fuzz/fuzz_gguf $(B)/fuzz/gguf_seeds
 # make bench-quick: a subset (the GEMM shapes marked quick, every family at n = 16, fewer
 # samples) in about a minute. One thread (BENCH_THREADS), and the process CPU clock for the
 # GEMM, every-family and SVD rows (bench.c), so that neighbours on a shared machine do not skew
-# one side.
+# one side. The peer's dense torch.linalg.svd (no target; minutes at one thread) is left out:
+# bench/peer_torch.py alone runs it.
 BENCHES := $(basename $(notdir $(wildcard bench/bench*.c)))
 PYTHON  ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import torch' 2>/dev/null && { command -v $$p; break; }; done)
 BENCH_CSV := $(B)/bench/results.csv
@@ -287,7 +288,7 @@ bench: $(addprefix $(B)/bench/,$(BENCHES))
 	@set -e; export OPENBLAS_NUM_THREADS=$(BENCH_THREADS); for b in $^; do case $$b in \
 	  */bench_gemm|*/bench_families|*/bench) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
 	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) bench/peer_torch.py \
-	  --cpu-time --csv $(BENCH_CSV); \
+	  --cpu-time --no-dense-svd --csv $(BENCH_CSV); \
 	  else echo "(PyTorch peer skipped: no python3 with torch; pip install torch, or make deps-bench)"; fi
 	@python3 bench/report.py $(BENCH_CSV) --md $(B)/bench/results.md --svg $(B)/bench/overhead.svg
 bench-quick: $(B)/bench/bench_gemm $(B)/bench/bench_families
