@@ -284,13 +284,16 @@ PYTHON  ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import torch' 2
 BENCH_CSV := $(B)/bench/results.csv
 BENCH_THREADS ?= 1
 bench: $(addprefix $(B)/bench/,$(BENCHES))
-	@rm -f $(BENCH_CSV)
-	@set -e; export OPENBLAS_NUM_THREADS=$(BENCH_THREADS); for b in $^; do case $$b in \
-	  */bench_gemm|*/bench_families|*/bench) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac; done
+	@rm -f $(BENCH_CSV) $(B)/bench/failed
+	@export OPENBLAS_NUM_THREADS=$(BENCH_THREADS); for b in $^; do case $$b in \
+	  */bench_gemm|*/bench_families|*/bench) ./$$b --cpu-time --csv $(BENCH_CSV);; *) ./$$b;; esac \
+	  || echo "$$b" >> $(B)/bench/failed; done
 	@if [ -n "$(PYTHON)" ]; then OPENBLAS_NUM_THREADS=$(BENCH_THREADS) $(PYTHON) bench/peer_torch.py \
-	  --cpu-time --no-dense-svd --csv $(BENCH_CSV); \
+	  --cpu-time --no-dense-svd --csv $(BENCH_CSV) || echo bench/peer_torch.py >> $(B)/bench/failed; \
 	  else echo "(PyTorch peer skipped: no python3 with torch; pip install torch, or make deps-bench)"; fi
 	@python3 bench/report.py $(BENCH_CSV) --md $(B)/bench/results.md --svg $(B)/bench/overhead.svg
+	@if [ -s $(B)/bench/failed ]; then echo "make bench: these failed (the rest ran):"; \
+	  cat $(B)/bench/failed; exit 1; fi
 bench-quick: $(B)/bench/bench_gemm $(B)/bench/bench_families
 	@rm -f $(BENCH_CSV)
 	OPENBLAS_NUM_THREADS=1 ./$(B)/bench/bench_gemm --quick --csv $(BENCH_CSV)
