@@ -65,7 +65,8 @@ def families_md(rows, out):
     if not t:
         return {}
     ns = sorted({k[2] for k in t})
-    torch_note = sorted({r["note"] for r in rows if r["impl"].startswith("torch")})
+    torch_note = sorted({r["note"] for r in rows
+                         if r["bench"] == "families" and r["impl"].startswith("torch")})
     out.append("## Every family at d = 4096: lortensor vs the PyTorch peer, same run\n")
     if torch_note:
         out.append(f"Peer: {', '.join(torch_note)}, eager, CPU. Speed-up = peer time / lortensor "
