@@ -14,7 +14,8 @@
      tucker  LoTR form: heads 1, r1 = r2 = 16, rl = L = 32, rh = rm = 1
 
    Rows: fwd = inference forward (no cache); fwd+bwd = training step of the adapter (forward
-   with cache, backward with dx and parameter gradients); base = x W0^T (fwd) and x W0^T plus
+   with cache, backward with dx and parameter gradients); bwd = that backward alone (from the
+   cache of one forward); base = x W0^T (fwd) and x W0^T plus
    dy W0 (fwd+bwd), the frozen layer's own GEMMs, over the same GEMM (lort_gemm_backend()).
 
    make bench runs it and the peer with one thread and --cpu-time (process CPU clock), so that
@@ -113,6 +114,11 @@ static void fam_step(void *p) {
     BU_CHECK(lort_adapter_backward(&f->a, f->dx, f->dy, f->x, f->n, f->cache, f->cs, f->work,
                                    f->ws));
 }
+static void fam_bwd(void *p) { /* the backward alone, from the cache of one fam_step */
+    fam *f = (fam *)p;
+    BU_CHECK(lort_adapter_backward(&f->a, f->dx, f->dy, f->x, f->n, f->cache, f->cs, f->work,
+                                   f->ws));
+}
 static void base_fwd(void *p) {
     base_job *b = (base_job *)p;
     BU_CHECK(lort_linear_forward(b->y, b->x, b->W0, NULL, b->n, D, D));
@@ -158,8 +164,9 @@ int main(int argc, char **argv) {
     printf("Median of %d samples (bench/bench_util.h protocol). overhead = adapter time / base "
            "time of the same n (base fwd: x W0^T; base fwd+bwd: x W0^T and dy W0).\n\n",
            BU.samples);
-    printf("| family | rank | n | fwd ms | fwd overhead | fwd+bwd ms | fwd+bwd overhead |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    printf("| family | rank | n | fwd ms | fwd overhead | fwd+bwd ms | fwd+bwd overhead | bwd ms "
+           "|\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     fflush(stdout);
     for (i = 0; i < nn; ++i) {
         base_job b;
@@ -173,7 +180,7 @@ int main(int argc, char **argv) {
             fam f;
             lort_adapter_sizes sz;
             float *params, *grads, *frozen;
-            bu_timing tf, ts;
+            bu_timing tf, ts, tb;
             if (only && strcmp(only, all[fi])) continue;
             memset(&f, 0, sizeof f);
             if (!family_desc(all[fi], &f.a, &f.rank)) bu_die("unknown family");
@@ -189,13 +196,15 @@ int main(int argc, char **argv) {
             f.x = x, f.y = y, f.dy = dy, f.dx = dx;
             fprintf(stderr, "  %s n=%d ...\n", f.name, f.n);
             tf = bu_time(fam_fwd, &f);
-            ts = bu_time(fam_step, &f);
-            printf("| %s | %d | %d | %.4f | %.2f%% | %.4f | %.2f%% |\n", f.name, f.rank, f.n,
-                   tf.median * 1e3, 100.0 * tf.median / tbf.median, ts.median * 1e3,
-                   100.0 * ts.median / tbs.median);
+            ts = bu_time(fam_step, &f); /* leaves the cache of a forward for fam_bwd */
+            tb = bu_time(fam_bwd, &f);
+            printf("| %s | %d | %d | %.4f | %.2f%% | %.4f | %.2f%% | %.4f |\n", f.name, f.rank,
+                   f.n, tf.median * 1e3, 100.0 * tf.median / tbf.median, ts.median * 1e3,
+                   100.0 * ts.median / tbs.median, tb.median * 1e3);
             fflush(stdout);
             bu_csv_row(f.name, "fwd", f.n, f.rank, D, "lortensor", tf.median, "");
             bu_csv_row(f.name, "fwd+bwd", f.n, f.rank, D, "lortensor", ts.median, "");
+            bu_csv_row(f.name, "bwd", f.n, f.rank, D, "lortensor", tb.median, "");
             free(params), free(grads), free(frozen), free(f.cache), free(f.work);
         }
     }

@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
         gemm_job gb, gl;
         bu_timing tb, tl;
         double flops = 2.0 * S[i].M * (double)S[i].N * (double)S[i].K, share;
-        char note[64];
+        char note[64], note2[64];
         if (BU.quick && !S[i].quick) continue;
         gb.builtin = 0, gb.tA = S[i].tA, gb.tB = S[i].tB, gb.M = S[i].M, gb.N = S[i].N,
         gb.K = S[i].K, gb.A = A, gb.B = B, gb.C = C;
@@ -89,7 +89,8 @@ int main(int argc, char **argv) {
         snprintf(note, sizeof note, "%s%s %dx%dx%d", S[i].tA ? "T" : "N", S[i].tB ? "T" : "N",
                  S[i].M, S[i].N, S[i].K);
         bu_csv_row("gemm", note, S[i].M, S[i].N, S[i].K, "openblas", tb.median, "");
-        bu_csv_row("gemm", note, S[i].M, S[i].N, S[i].K, "builtin", tl.median, "");
+        snprintf(note2, sizeof note2, "paired share %.4f", share);
+        bu_csv_row("gemm", note, S[i].M, S[i].N, S[i].K, "builtin", tl.median, note2);
         logsum += log(share);
         rows++;
         pass += share >= 0.5;

@@ -57,7 +57,14 @@ static void job_run(job *j) {
                   "base bwd");
         return;
     }
-    check(lort_adapter_forward(&j->a, j->y, j->x, j->n, j->cache, j->cs, j->work, j->ws), "fwd");
+    /* tt_adp on a layer's output maps y0 = y in place: its forward takes x = NULL */
+    check(lort_adapter_forward(&j->a, j->y,
+                               j->a.kind == LORT_KIND_TT_ADP &&
+                                       j->a.desc.tt_adp.placement == LORT_TT_ADP_OUTPUT
+                                   ? NULL
+                                   : j->x,
+                               j->n, j->cache, j->cs, j->work, j->ws),
+          "fwd");
     check(lort_adapter_backward(&j->a, j->dx, j->dy, j->x, j->n, j->cache, j->cs, j->work, j->ws),
           "bwd");
 }

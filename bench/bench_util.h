@@ -3,7 +3,7 @@
    Protocol (bu_time): one cold call (first touch, BLAS thread start-up), one timed call that
    calibrates k = the calls per sample so that a sample lasts >= BU.sample_s (k = 1 for anything
    slower), BU.warmup untimed samples, then BU.samples timed samples (--quick: 5, and 1 for a
-   call slower than 50 ms); the time of an operation is
+   call slower than 50 ms; at most 3 for a call slower than 0.5 s); the time of an operation is
    the MEDIAN over samples of (sample time / k), wall clock (CLOCK_MONOTONIC). bu_paired gives the
    median over back-to-back pairs of (sample of a) / (sample of b), so that a change of machine
    load hits both sides of each ratio. --cpu-time times with the process CPU clock instead
@@ -147,6 +147,7 @@ static inline bu_timing bu_time(bu_fn fn, void *ctx) {
     bu_timing res;
     int s, inner = bu_calibrate(fn, ctx), samples = BU.samples;
     if (BU.quick && BU.last_call > 0.05) samples = 1; /* --quick: one sample of a slow call */
+    if (BU.last_call > 0.5 && samples > 3) samples = 3; /* seconds-long calls: 3 samples */
     for (s = 0; s < samples; s++) t[s] = bu_sample(fn, ctx, inner);
     res.median = bu_median(t, samples);
     res.min = t[0];
@@ -167,6 +168,7 @@ static inline void bu_time_many(bu_fn fn, void **ctx, int count, double *med) {
         if (BU.last_call > slowest) slowest = BU.last_call;
     }
     if (BU.quick && slowest > 0.05) samples = 1;
+    if (slowest > 0.5 && samples > 3) samples = 3;
     for (s = 0; s < samples; ++s)
         for (i = 0; i < count; ++i) t[i][s] = bu_sample(fn, ctx[i], inner[i]);
     for (i = 0; i < count; ++i) med[i] = bu_median(t[i], samples);
